@@ -1,0 +1,47 @@
+package io.epserve.cli;
+
+import io.epserve.cli.commands.EnvCommand;
+import java.util.List;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+@Command(
+        name = "epserve",
+        mixinStandardHelpOptions = true,
+        versionProvider = Main.Version.class,
+        description = {
+            "epserve serves DeepSeek-V4-architecture Mixture-of-Experts models on a cluster of CPU machines."
+                    + " It is expert-parallel: the routed experts are partitioned across the nodes, so a model larger"
+                    + " than one machine's memory can be served, and each token is sent to the nodes that hold its"
+                    + " chosen experts. The same engine also runs as a single process.",
+            ""
+        })
+public final class Main {
+
+    /** The one list of subcommands; add new commands here. */
+    public static List<Object> subcommands() {
+        return List.of(new EnvCommand());
+    }
+
+    /** Built fresh each call so tests can redirect output and run commands in-process. */
+    public static CommandLine commandLine() {
+        CommandLine cl = new CommandLine(new Main());
+        for (Object command : subcommands()) {
+            cl.addSubcommand(command);
+        }
+        return cl;
+    }
+
+    public static void main(String[] args) {
+        System.exit(commandLine().execute(args));
+    }
+
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            // Set from the jar manifest; absent when running from target/classes (tests, IDE).
+            String v = Main.class.getPackage().getImplementationVersion();
+            return new String[] {"epserve " + (v != null ? v : "(development build)")};
+        }
+    }
+}

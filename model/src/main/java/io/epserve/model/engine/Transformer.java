@@ -1,0 +1,892 @@
+package io.epserve.model.engine;
+
+import io.epserve.model.config.ModelConfig;
+import io.epserve.model.format.Bf16;
+import io.epserve.model.kernel.Kernels;
+import io.epserve.model.weights.ModelWeights;
+import io.epserve.model.weights.ModelWeights.Compressor;
+import io.epserve.model.weights.ModelWeights.HcWeights;
+import io.epserve.model.weights.ModelWeights.Layer;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The DeepSeek-V4 forward pass (spec §3–§5) over a batch of token rows from several sequences at different positions.
+ * Matrix work goes through {@link Kernels}; everything else follows the reference's rounding points in float64.
+ * Each component is a public method over row-major batches so that it can be checked alone against golden inputs.
+ *
+ * <p>Not thread-safe: one forward pass at a time per instance (its scratch buffers are reused between calls).
+ */
+public final class Transformer {
+    private final ModelConfig c;
+    private final ModelWeights w;
+    private final Kernels k;
+    private final Rope plainRope;
+    private final Rope compressedRope;
+    private final KvRowCodec codec;
+    private final int hc;
+    private final int d;
+    private final float attnScale;
+    private Tap tap;
+
+    // Per-call scratch, grown on demand and reused.
+    private final float[] cs;
+    private final double[] pooled;
+    private final float[] entry;
+    private final float[] hadamardScratch;
+    private float[] listRows = new float[0];
+    private float[] keyRows = new float[0];
+    private float[] scoreBuf = new float[0];
+    private Integer[] order = new Integer[0];
+
+    public Transformer(ModelWeights weights, Kernels kernels) {
+        this.w = weights;
+        this.c = weights.config;
+        this.k = kernels;
+        this.plainRope = Rope.plain(c);
+        this.compressedRope = Rope.compressed(c);
+        this.codec = new KvRowCodec(c.headDim(), c.ropeDim(), c.indexHeadDim());
+        this.hc = c.hcMult();
+        this.d = c.dim();
+        this.attnScale = (float) (1.0 / Math.sqrt(c.headDim()));
+        this.cs = new float[c.ropeDim()];
+        this.pooled = new double[Math.max(c.headDim(), c.indexHeadDim())];
+        this.entry = new float[Math.max(c.headDim(), c.indexHeadDim())];
+        this.hadamardScratch = new float[c.indexHeadDim()];
+    }
+
+    public ModelConfig config() {
+        return c;
+    }
+
+    public ModelWeights weights() {
+        return w;
+    }
+
+    public Kernels kernels() {
+        return k;
+    }
+
+    public void setTap(Tap tap) {
+        this.tap = tap;
+    }
+
+    public SequenceCache newSequence(int maxLength) {
+        if (maxLength <= 0 || maxLength > c.maxPositionEmbeddings() && maxLength > 1 << 20) {
+            throw new IllegalArgumentException("max sequence length " + maxLength + " out of range");
+        }
+        return new SequenceCache(c, codec, maxLength);
+    }
+
+    public Rope ropeFor(int ratio) {
+        return ratio > 0 ? compressedRope : plainRope;
+    }
+
+    /** A run of tokens appended to one sequence. */
+    public record Chunk(SequenceCache cache, int[] tokens) {}
+
+    /** The result of a forward pass: logits rows and the final residual streams of every token row. */
+    public record Output(float[] logits, int logitRows, float[] finalStreams, int tokens) {}
+
+    /**
+     * Appends each chunk's tokens to its sequence and returns the logits of every token (allLogits) or of the last
+     * token of each chunk. Chunks must belong to distinct sequences.
+     */
+    public Output forward(List<Chunk> chunks, boolean allLogits) {
+        int total = 0;
+        for (int i = 0; i < chunks.size(); i++) {
+            Chunk ch = chunks.get(i);
+            for (int j = 0; j < i; j++) {
+                if (chunks.get(j).cache() == ch.cache()) {
+                    throw new IllegalArgumentException("two chunks of one batch belong to the same sequence");
+                }
+            }
+            if (ch.tokens().length == 0) {
+                throw new IllegalArgumentException("empty chunk");
+            }
+            if (ch.cache().length + ch.tokens().length > ch.cache().maxLength) {
+                throw new IllegalArgumentException("sequence of " + (ch.cache().length + ch.tokens().length)
+                        + " tokens exceeds the context limit of " + ch.cache().maxLength);
+            }
+            for (int t : ch.tokens()) {
+                if (t < 0 || t >= c.vocabSize()) {
+                    throw new IllegalArgumentException("token id " + t + " outside the vocabulary [0, " + c.vocabSize() + ")");
+                }
+            }
+            total += ch.tokens().length;
+        }
+        int T = total;
+        int[] tokens = new int[T];
+        long[] pos = new long[T];
+        SequenceCache[] seqOf = new SequenceCache[T];
+        int r = 0;
+        for (Chunk ch : chunks) {
+            for (int j = 0; j < ch.tokens().length; j++) {
+                tokens[r] = ch.tokens()[j];
+                pos[r] = ch.cache().length + j;
+                seqOf[r] = ch.cache();
+                r++;
+            }
+        }
+        float[] X = new float[T * hc * d];
+        embed(tokens, X);
+        for (int l = 0; l < c.nLayers(); l++) {
+            X = block(w.layers[l], l, X, T, tokens, pos, seqOf, false);
+        }
+        for (Chunk ch : chunks) {
+            ch.cache().length += ch.tokens().length;
+        }
+        int[] rows;
+        if (allLogits) {
+            rows = new int[T];
+            for (int i = 0; i < T; i++) {
+                rows[i] = i;
+            }
+        } else {
+            rows = new int[chunks.size()];
+            int acc = 0;
+            for (int i = 0; i < chunks.size(); i++) {
+                acc += chunks.get(i).tokens().length;
+                rows[i] = acc - 1;
+            }
+        }
+        float[] logits = logits(X, rows, w.hcHead, w.norm);
+        return new Output(logits, rows.length, X, T);
+    }
+
+    /**
+     * The MTP block (spec §4.11): streams [T, hc, D] of the main model (before hc_head) with the NEXT token of each
+     * row, appended to the sequence's MTP cache; returns the MTP logits of every row.
+     */
+    public float[] mtpForward(SequenceCache cache, float[] streams, int[] nextTokens) {
+        ModelWeights.Mtp m = w.mtp;
+        if (m == null) {
+            throw new IllegalStateException("this checkpoint has no MTP block");
+        }
+        int T = nextTokens.length;
+        long[] pos = new long[T];
+        SequenceCache[] seqOf = new SequenceCache[T];
+        for (int i = 0; i < T; i++) {
+            pos[i] = cache.mtpLength + i;
+            seqOf[i] = cache;
+        }
+        float[] e = new float[T * d];
+        embed1(nextTokens, e);
+        rmsNorm(e, 0, T, d, m.enorm(), e, 0);
+        float[] ep = new float[T * d];
+        k.fp8Linear(m.eProj(), 0, d, e, 0, d, T, ep, 0, d);
+        float[] xn = new float[T * hc * d];
+        rmsNorm(streams, 0, T * hc, d, m.hnorm(), xn, 0);
+        float[] hp = new float[T * hc * d];
+        k.fp8Linear(m.hProj(), 0, d, xn, 0, d, T * hc, hp, 0, d);
+        float[] X = new float[T * hc * d];
+        for (int t = 0; t < T; t++) {
+            for (int j = 0; j < hc; j++) {
+                int o = (t * hc + j) * d;
+                for (int i = 0; i < d; i++) {
+                    X[o + i] = Bf16.round((double) ep[t * d + i] + hp[o + i]);
+                }
+            }
+        }
+        X = block(m.block(), c.nLayers(), X, T, nextTokens, pos, seqOf, true);
+        cache.mtpLength += T;
+        int[] rows = new int[T];
+        for (int i = 0; i < T; i++) {
+            rows[i] = i;
+        }
+        return logits(X, rows, m.hcHead(), m.norm());
+    }
+
+    private void embed(int[] tokens, float[] X) {
+        float[] row = new float[d];
+        for (int t = 0; t < tokens.length; t++) {
+            w.embed.row(tokens[t], row, 0);
+            for (int j = 0; j < hc; j++) {
+                System.arraycopy(row, 0, X, (t * hc + j) * d, d);
+            }
+        }
+    }
+
+    private void embed1(int[] tokens, float[] x) {
+        for (int t = 0; t < tokens.length; t++) {
+            w.embed.row(tokens[t], x, t * d);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ block
+
+    private float[] block(Layer L, int li, float[] X, int T, int[] tokens, long[] pos, SequenceCache[] seqOf, boolean mtp) {
+        int mix = c.hcMixDim();
+        float[] x = new float[T * d];
+        double[] post = new double[T * hc];
+        double[] comb = new double[T * hc * hc];
+        hcPre(L.hcAttn(), X, T, x, post, comb);
+        rmsNorm(x, 0, T, d, L.attnNorm(), x, 0);
+        tapRows(li, "attn_in", pos, x, d);
+        float[] a = attention(L, li, x, T, pos, seqOf, mtp);
+        tapRows(li, "attn_out", pos, a, d);
+        float[] X2 = new float[T * hc * d];
+        hcPost(a, X, post, comb, T, X2);
+        tapRows(li, "mid_streams", pos, X2, hc * d);
+        hcPre(L.hcFfn(), X2, T, x, post, comb);
+        rmsNorm(x, 0, T, d, L.ffnNorm(), x, 0);
+        tapRows(li, "ffn_in", pos, x, d);
+        float[] f = moe(L, li, x, T, tokens, pos);
+        tapRows(li, "ffn_out", pos, f, d);
+        float[] X3 = new float[T * hc * d];
+        hcPost(f, X2, post, comb, T, X3);
+        tapRows(li, "streams", pos, X3, hc * d);
+        return X3;
+    }
+
+    private void tapRows(int layer, String name, long[] pos, float[] data, int width) {
+        if (tap == null) {
+            return;
+        }
+        for (int t = 0; t < pos.length; t++) {
+            tap.row(layer, name, pos[t], data, t * width, width);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ mHC
+
+    /**
+     * hc_pre (spec §4.3): from the streams X [T, hc, D] computes the sublayer input x [T, D] (bf16) and the post and
+     * comb (Sinkhorn) mixing weights of every row.
+     */
+    public void hcPre(HcWeights hw, float[] X, int T, float[] x, double[] post, double[] comb) {
+        int mix = hw.fn().rows();
+        double[] m = new double[T * mix];
+        k.f32LinearWide(hw.fn(), X, 0, hc * d, T, m, 0, mix);
+        double eps = c.hcEps();
+        double[] pre = new double[hc];
+        double[] C = new double[hc * hc];
+        for (int t = 0; t < T; t++) {
+            double rs = rsqrtMeanSquare(X, t * hc * d, hc * d);
+            int mo = t * mix;
+            for (int j = 0; j < hc; j++) {
+                pre[j] = sigmoid(m[mo + j] * rs * hw.scale()[0] + hw.base()[j]) + eps;
+                post[t * hc + j] = 2 * sigmoid(m[mo + hc + j] * rs * hw.scale()[1] + hw.base()[hc + j]);
+            }
+            for (int j = 0; j < hc; j++) {
+                double mx = Double.NEGATIVE_INFINITY;
+                for (int q = 0; q < hc; q++) {
+                    int i = 2 * hc + j * hc + q;
+                    C[j * hc + q] = m[mo + i] * rs * hw.scale()[2] + hw.base()[i];
+                    mx = Math.max(mx, C[j * hc + q]);
+                }
+                double sum = 0;
+                for (int q = 0; q < hc; q++) {
+                    C[j * hc + q] = Math.exp(C[j * hc + q] - mx);
+                    sum += C[j * hc + q];
+                }
+                for (int q = 0; q < hc; q++) {
+                    C[j * hc + q] = C[j * hc + q] / sum + eps;
+                }
+            }
+            normalizeColumns(C, eps);
+            for (int it = 1; it < c.hcSinkhornIters(); it++) {
+                normalizeRows(C, eps);
+                normalizeColumns(C, eps);
+            }
+            System.arraycopy(C, 0, comb, t * hc * hc, hc * hc);
+            for (int i = 0; i < d; i++) {
+                double s = 0;
+                for (int j = 0; j < hc; j++) {
+                    s += pre[j] * X[(t * hc + j) * d + i];
+                }
+                x[t * d + i] = Bf16.round(s);
+            }
+        }
+    }
+
+    private void normalizeRows(double[] C, double eps) {
+        for (int j = 0; j < hc; j++) {
+            double s = 0;
+            for (int q = 0; q < hc; q++) {
+                s += C[j * hc + q];
+            }
+            for (int q = 0; q < hc; q++) {
+                C[j * hc + q] /= s + eps;
+            }
+        }
+    }
+
+    private void normalizeColumns(double[] C, double eps) {
+        for (int q = 0; q < hc; q++) {
+            double s = 0;
+            for (int j = 0; j < hc; j++) {
+                s += C[j * hc + q];
+            }
+            for (int j = 0; j < hc; j++) {
+                C[j * hc + q] /= s + eps;
+            }
+        }
+    }
+
+    /** hc_post: X'[k] = bf16(post_k * a + sum_j comb[j][k] * X[j]). */
+    public void hcPost(float[] a, float[] X, double[] post, double[] comb, int T, float[] out) {
+        for (int t = 0; t < T; t++) {
+            for (int q = 0; q < hc; q++) {
+                double p = post[t * hc + q];
+                int o = (t * hc + q) * d;
+                for (int i = 0; i < d; i++) {
+                    double s = p * a[t * d + i];
+                    for (int j = 0; j < hc; j++) {
+                        s += comb[t * hc * hc + j * hc + q] * X[(t * hc + j) * d + i];
+                    }
+                    out[o + i] = Bf16.round(s);
+                }
+            }
+        }
+    }
+
+    private double rsqrtMeanSquare(float[] x, int off, int n) {
+        double s = 0;
+        for (int i = 0; i < n; i++) {
+            s += (double) x[off + i] * x[off + i];
+        }
+        return 1.0 / Math.sqrt(s / n + c.normEps());
+    }
+
+    private static double sigmoid(double v) {
+        return 1.0 / (1.0 + Math.exp(-v));
+    }
+
+    /** Weighted RMSNorm of `rows` rows of width n: bf16(w * x / sqrt(mean(x^2) + eps)); in place allowed. */
+    public void rmsNorm(float[] x, int off, int rows, int n, float[] weight, float[] out, int outOff) {
+        for (int r = 0; r < rows; r++) {
+            double rs = rsqrtMeanSquare(x, off + r * n, n);
+            for (int i = 0; i < n; i++) {
+                out[outOff + r * n + i] = Bf16.round((double) weight[i] * x[off + r * n + i] * rs);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ attention
+
+    /** q_norm(wq_a(x)) [T, q_lora]: the query low-rank activations (also the indexer's input). */
+    public float[] queryLatent(Layer L, float[] x, int T) {
+        int ql = c.qLoraRank();
+        float[] qr = new float[T * ql];
+        k.fp8Linear(L.attn().wqA(), 0, ql, x, 0, d, T, qr, 0, ql);
+        rmsNorm(qr, 0, T, ql, L.attn().qNorm(), qr, 0);
+        return qr;
+    }
+
+    /** Queries [T, H, hd]: wq_b, the unweighted per-head RMS norm in bf16 steps, RoPE on the rope dims. */
+    public float[] queries(Layer L, float[] qr, int T, long[] pos) {
+        int H = c.nHeads();
+        int hd = c.headDim();
+        float[] q = new float[T * H * hd];
+        k.fp8Linear(L.attn().wqB(), 0, H * hd, qr, 0, c.qLoraRank(), T, q, 0, H * hd);
+        Rope rope = ropeFor(L.ratio());
+        float eps = (float) c.normEps();
+        for (int t = 0; t < T; t++) {
+            rope.table(pos[t], cs);
+            for (int h = 0; h < H; h++) {
+                int o = (t * H + h) * hd;
+                double sum = 0;
+                for (int i = 0; i < hd; i++) {
+                    sum += Bf16.round((double) q[o + i] * q[o + i]);
+                }
+                float ms = Bf16.round(sum / hd);
+                ms = Bf16.round((double) ms + eps);
+                float rr = Bf16.round(1.0 / Math.sqrt(ms));
+                for (int i = 0; i < hd; i++) {
+                    q[o + i] = Bf16.round((double) q[o + i] * rr);
+                }
+                rope.apply(q, o, hd, cs, false);
+            }
+        }
+        return q;
+    }
+
+    /** Window KV rows [T, hd] before the FP8 round trip of the nope dims: kv_norm(wkv(x)) with RoPE. */
+    public float[] keyValues(Layer L, float[] x, int T, long[] pos) {
+        int hd = c.headDim();
+        float[] kv = new float[T * hd];
+        k.fp8Linear(L.attn().wkv(), 0, hd, x, 0, d, T, kv, 0, hd);
+        rmsNorm(kv, 0, T, hd, L.attn().kvNorm(), kv, 0);
+        Rope rope = ropeFor(L.ratio());
+        for (int t = 0; t < T; t++) {
+            rope.table(pos[t], cs);
+            rope.apply(kv, t * hd, hd, cs, false);
+        }
+        return kv;
+    }
+
+    /** The FP8 round trip of the nope dims of a KV row, in place (what the cache stores). */
+    public void kvRoundTrip(float[] kv, int off) {
+        byte[] tmp = new byte[codec.kvRowBytes()];
+        codec.encodeKv(kv, off, tmp, 0);
+        codec.decodeKv(tmp, 0, kv, off);
+    }
+
+    /** Compressor projections: k [T, c*dim] and gate scores z [T, c*dim] with ape[p mod m] added. */
+    public void compressorProjections(Compressor cp, float[] x, int T, long[] pos, double[] kOut, double[] zOut) {
+        int width = cp.wkv().rows();
+        k.bf16LinearWide(cp.wkv(), x, 0, d, T, kOut, 0, width);
+        k.bf16LinearWide(cp.wgate(), x, 0, d, T, zOut, 0, width);
+        for (int t = 0; t < T; t++) {
+            int row = (int) (pos[t] % cp.ratio());
+            for (int i = 0; i < width; i++) {
+                zOut[t * width + i] += cp.ape()[row * width + i];
+            }
+        }
+    }
+
+    /**
+     * Post-processing of a pooled compressor entry (spec §4.6): bf16, RMSNorm, RoPE at the entry's first position.
+     * The caller applies the FP8 (main) or Hadamard + FP4 (indexer) round trip by encoding it.
+     */
+    private void finishEntry(Compressor cp, double[] pooledEntry, long entryIndex, float[] out) {
+        int dim = cp.dim();
+        for (int i = 0; i < dim; i++) {
+            out[i] = Bf16.round(pooledEntry[i]);
+        }
+        rmsNorm(out, 0, 1, dim, cp.norm(), out, 0);
+        compressedRope.table(entryIndex * cp.ratio(), cs);
+        compressedRope.apply(out, 0, dim, cs, false);
+    }
+
+    /** Fast Walsh-Hadamard transform of 128 values in Sylvester order, scaled by 128^-0.5, bf16 out (spec §3.5). */
+    public static void hadamard(float[] x, int off, int n, float[] scratch) {
+        double[] v = new double[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = x[off + i];
+        }
+        for (int h = 1; h < n; h <<= 1) {
+            for (int i = 0; i < n; i += 2 * h) {
+                for (int j = i; j < i + h; j++) {
+                    double a = v[j];
+                    double b = v[j + h];
+                    v[j] = a + b;
+                    v[j + h] = a - b;
+                }
+            }
+        }
+        double s = 1.0 / Math.sqrt(n);
+        for (int i = 0; i < n; i++) {
+            x[off + i] = Bf16.round(v[i] * s);
+        }
+    }
+
+    /** Indexer queries [T, ih, 128] (RoPE, Hadamard, FP4 round trip) from the query latent. */
+    public float[] indexQueries(Layer L, float[] qr, int T, long[] pos) {
+        int ih = c.indexHeads();
+        int id = c.indexHeadDim();
+        float[] qi = new float[T * ih * id];
+        k.fp8Linear(L.attn().indexer().wqB(), 0, ih * id, qr, 0, c.qLoraRank(), T, qi, 0, ih * id);
+        for (int t = 0; t < T; t++) {
+            compressedRope.table(pos[t], cs);
+            for (int h = 0; h < ih; h++) {
+                int o = (t * ih + h) * id;
+                compressedRope.apply(qi, o, id, cs, false);
+                hadamard(qi, o, id, hadamardScratch);
+                io.epserve.model.format.QuantSim.fp4RoundTrip(qi, o, id, KvRowCodec.KEY_BLOCK, qi, o);
+            }
+        }
+        return qi;
+    }
+
+    /** Indexer head weights [T, ih]: bf16(bf16(x . weights_proj) * ihd^-0.5 * ih^-0.5). */
+    public float[] indexWeights(Layer L, float[] x, int T) {
+        int ih = c.indexHeads();
+        float[] wi = new float[T * ih];
+        k.bf16Linear(L.attn().indexer().weightsProj(), x, 0, d, T, wi, 0, ih);
+        double scale = 1.0 / Math.sqrt(c.indexHeadDim()) / Math.sqrt(ih);
+        for (int i = 0; i < wi.length; i++) {
+            wi[i] = Bf16.round(wi[i] * scale);
+        }
+        return wi;
+    }
+
+    /**
+     * The attention sublayer for a batch: projections batched, then per token in order (cache writes, compressors,
+     * indexer, attention), then the grouped output projection. Returns a [T, D].
+     */
+    private float[] attention(Layer L, int li, float[] x, int T, long[] pos, SequenceCache[] seqOf, boolean mtp) {
+        int H = c.nHeads();
+        int hd = c.headDim();
+        int win = c.window();
+        int ratio = L.ratio();
+        float[] qr = queryLatent(L, x, T);
+        float[] q = queries(L, qr, T, pos);
+        float[] kv = keyValues(L, x, T, pos);
+        Compressor cp = L.attn().compressor();
+        double[] ck = null;
+        double[] cz = null;
+        if (cp != null) {
+            ck = new double[T * cp.wkv().rows()];
+            cz = new double[T * cp.wkv().rows()];
+            compressorProjections(cp, x, T, pos, ck, cz);
+        }
+        Compressor icp = ratio == 4 ? L.attn().indexer().compressor() : null;
+        float[] qi = null;
+        float[] wi = null;
+        double[] ik = null;
+        double[] iz = null;
+        if (icp != null) {
+            qi = indexQueries(L, qr, T, pos);
+            wi = indexWeights(L, x, T);
+            ik = new double[T * icp.wkv().rows()];
+            iz = new double[T * icp.wkv().rows()];
+            compressorProjections(icp, x, T, pos, ik, iz);
+        }
+        float[] o = new float[T * H * hd];
+        int kvBytes = codec.kvRowBytes();
+        for (int t = 0; t < T; t++) {
+            SequenceCache seq = seqOf[t];
+            LayerCache lc = mtp ? seq.mtp : seq.layers[li];
+            long p = pos[t];
+            codec.encodeKv(kv, t * hd, lc.window, (int) (p % win) * kvBytes);
+            if (tap != null) {
+                float[] row = new float[hd];
+                codec.decodeKv(lc.window, (int) (p % win) * kvBytes, row, 0);
+                tap.row(li, "kv", p, row, 0, hd);
+            }
+            if (icp != null && lc.indexCompressor.push(p, ik, t * icp.wkv().rows(), iz, t * icp.wkv().rows())) {
+                lc.indexCompressor.pool(pooled);
+                long idx = p / ratio;
+                finishEntry(icp, pooled, idx, entry);
+                hadamard(entry, 0, icp.dim(), hadamardScratch);
+                codec.encodeKey(entry, 0, lc.keys, lc.appendKey());
+                if (tap != null) {
+                    float[] row = new float[icp.dim()];
+                    codec.decodeKey(lc.keys, (lc.keyCount - 1) * lc.keyRowBytes, row, 0);
+                    tap.row(li, "index_keys", idx, row, 0, row.length);
+                }
+            }
+            if (cp != null && lc.compressor.push(p, ck, t * cp.wkv().rows(), cz, t * cp.wkv().rows())) {
+                lc.compressor.pool(pooled);
+                long idx = p / ratio;
+                finishEntry(cp, pooled, idx, entry);
+                codec.encodeKv(entry, 0, lc.compressed, lc.appendCompressed());
+                if (tap != null) {
+                    float[] row = new float[hd];
+                    codec.decodeKv(lc.compressed, (lc.compressedCount - 1) * kvBytes, row, 0);
+                    tap.row(li, "compressed", idx, row, 0, hd);
+                }
+            }
+            // Index list: the window (oldest first, padded to `win` entries), then compressed entries.
+            int windowValid = (int) Math.min(win, p + 1);
+            int nVisible = ratio > 0 ? (int) ((p + 1) / ratio) : 0;
+            int[] selected = null;
+            int nComp = nVisible;
+            if (ratio == 4) {
+                selected = selectEntries(li, p, qi, t, wi, lc, nVisible);
+                nComp = selected.length;
+            }
+            ensureList((win + nComp) * hd);
+            long first = p - windowValid + 1;
+            for (int i = 0; i < windowValid; i++) {
+                codec.decodeKv(lc.window, (int) ((first + i) % win) * kvBytes, listRows, i * hd);
+            }
+            for (int i = 0; i < nComp; i++) {
+                int e = selected == null ? i : selected[i];
+                codec.decodeKv(lc.compressed, e * kvBytes, listRows, (win + i) * hd);
+            }
+            k.attention(q, t * H * hd, H, hd, listRows, windowValid, win, nComp, L.attn().sink(), attnScale, o, t * H * hd);
+            ropeFor(ratio).table(p, cs);
+            for (int h = 0; h < H; h++) {
+                ropeFor(ratio).apply(o, (t * H + h) * hd, hd, cs, true);
+            }
+        }
+        return outputProjection(L, o, T);
+    }
+
+    /** wo_a per group (bf16 einsum) then wo_b: o [T, H*hd] -> [T, D]. */
+    public float[] outputProjection(Layer L, float[] o, int T) {
+        int G = c.oGroups();
+        int R = c.oLoraRank();
+        int groupIn = c.nHeads() * c.headDim() / G;
+        int Hhd = c.nHeads() * c.headDim();
+        float[] z = new float[T * G * R];
+        for (int g = 0; g < G; g++) {
+            k.fp8DequantLinear(L.attn().woA(), g * R, R, o, g * groupIn, Hhd, T, z, g * R, G * R);
+        }
+        float[] a = new float[T * d];
+        k.fp8Linear(L.attn().woB(), 0, d, z, 0, G * R, T, a, 0, d);
+        return a;
+    }
+
+    /**
+     * Attention for one token with explicitly given list rows (component tests): q [H, hd], window rows [win, hd]
+     * with windowValid valid, compressed rows after them; returns the sublayer output [D].
+     */
+    public float[] attendRows(Layer L, float[] q, long p, float[] rows, int windowValid, int nComp) {
+        int H = c.nHeads();
+        int hd = c.headDim();
+        float[] o = new float[H * hd];
+        k.attention(q, 0, H, hd, rows, windowValid, c.window(), nComp, L.attn().sink(), attnScale, o, 0);
+        ropeFor(L.ratio()).table(p, cs);
+        for (int h = 0; h < H; h++) {
+            ropeFor(L.ratio()).apply(o, h * hd, hd, cs, true);
+        }
+        return outputProjection(L, o, 1);
+    }
+
+    private int[] selectEntries(int li, long p, float[] qi, int t, float[] wi, LayerCache lc, int nVisible) {
+        int ih = c.indexHeads();
+        int id = c.indexHeadDim();
+        if (keyRows.length < nVisible * id) {
+            keyRows = new float[Math.max(nVisible * id, keyRows.length * 2)];
+        }
+        for (int i = 0; i < nVisible; i++) {
+            codec.decodeKey(lc.keys, i * lc.keyRowBytes, keyRows, i * id);
+        }
+        if (scoreBuf.length < nVisible) {
+            scoreBuf = new float[Math.max(nVisible, scoreBuf.length * 2)];
+        }
+        k.indexScores(qi, t * ih * id, ih, id, wi, t * ih, keyRows, nVisible, scoreBuf);
+        if (tap != null) {
+            tap.row(li, "index_scores", p, scoreBuf, 0, nVisible);
+        }
+        int[] sel = topK(scoreBuf, nVisible, Math.min(c.indexTopk(), nVisible));
+        if (tap != null) {
+            float[] f = new float[sel.length];
+            for (int i = 0; i < sel.length; i++) {
+                f[i] = sel[i];
+            }
+            tap.row(li, "csa_selected", p, f, 0, f.length);
+        }
+        return sel;
+    }
+
+    /** Indices of the k largest values, descending; equal values: lower index first (torch.topk on CUDA). */
+    public static int[] topK(float[] v, int n, int kk) {
+        int[] out = new int[kk];
+        boolean[] taken = new boolean[n];
+        for (int s = 0; s < kk; s++) {
+            int best = -1;
+            for (int i = 0; i < n; i++) {
+                if (!taken[i] && (best < 0 || Float.compare(v[i], v[best]) > 0)) {
+                    best = i;
+                }
+            }
+            taken[best] = true;
+            out[s] = best;
+        }
+        return out;
+    }
+
+    public static int[] topK(double[] v, int n, int kk) {
+        int[] out = new int[kk];
+        boolean[] taken = new boolean[n];
+        for (int s = 0; s < kk; s++) {
+            int best = -1;
+            for (int i = 0; i < n; i++) {
+                if (!taken[i] && (best < 0 || Double.compare(v[i], v[best]) > 0)) {
+                    best = i;
+                }
+            }
+            taken[best] = true;
+            out[s] = best;
+        }
+        return out;
+    }
+
+    private void ensureList(int n) {
+        if (listRows.length < n) {
+            listRows = new float[Math.max(n, listRows.length * 2)];
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ MoE
+
+    /** Routing of a batch: expert ids [T, k] (reference order) and their weights [T, k]. */
+    public record Routing(int[] experts, double[] weights, int perToken) {}
+
+    public Routing route(Layer L, float[] x, int T, int[] tokens) {
+        int E = c.nRoutedExperts();
+        int K = c.nActivatedExperts();
+        double[] logit = new double[T * E];
+        k.bf16LinearWide(L.ffn().gate(), x, 0, d, T, logit, 0, E);
+        int[] ids = new int[T * K];
+        double[] wts = new double[T * K];
+        double[] sc = new double[E];
+        double[] biased = new double[E];
+        for (int t = 0; t < T; t++) {
+            for (int e = 0; e < E; e++) {
+                double v = logit[t * E + e];
+                double sp = v > 20 ? v : Math.log1p(Math.exp(v));
+                sc[e] = Math.sqrt(sp);
+            }
+            int[] sel;
+            if (L.hash()) {
+                sel = Arrays.copyOfRange(L.ffn().tid2eid(), tokens[t] * K, tokens[t] * K + K);
+            } else {
+                float[] bias = L.ffn().bias();
+                for (int e = 0; e < E; e++) {
+                    biased[e] = sc[e] + bias[e];
+                }
+                sel = topK(biased, E, K);
+            }
+            double sum = 0;
+            for (int e : sel) {
+                sum += sc[e];
+            }
+            for (int i = 0; i < K; i++) {
+                ids[t * K + i] = sel[i];
+                wts[t * K + i] = sc[sel[i]] / sum * c.routeScale();
+            }
+        }
+        return new Routing(ids, wts, K);
+    }
+
+    private float[] moe(Layer L, int li, float[] x, int T, int[] tokens, long[] pos) {
+        Routing rt = route(L, x, T, tokens);
+        if (tap != null) {
+            for (int t = 0; t < T; t++) {
+                float[] f = new float[rt.perToken()];
+                for (int i = 0; i < f.length; i++) {
+                    f[i] = rt.experts()[t * rt.perToken() + i];
+                }
+                tap.row(li, "topk", pos[t], f, 0, f.length);
+            }
+        }
+        double[] acc = new double[T * d];
+        routedExperts(L, x, T, rt, acc);
+        float[] s = sharedExpert(L, x, T);
+        float[] f = new float[T * d];
+        for (int i = 0; i < f.length; i++) {
+            f[i] = Bf16.round(acc[i] + s[i]);
+        }
+        return f;
+    }
+
+    /**
+     * Adds every routed expert's weighted output to acc [T, D], experts in ascending id order, each expert's tokens
+     * in one kernel call (one pass over its weights).
+     */
+    public void routedExperts(Layer L, float[] x, int T, Routing rt, double[] acc) {
+        int E = c.nRoutedExperts();
+        int K = rt.perToken();
+        int[] count = new int[E];
+        for (int i = 0; i < T * K; i++) {
+            count[rt.experts()[i]]++;
+        }
+        int inter = c.moeInterDim();
+        int maxCount = 0;
+        for (int n : count) {
+            maxCount = Math.max(maxCount, n);
+        }
+        float[] xs = new float[maxCount * d];
+        float[] g = new float[maxCount * inter];
+        float[] u = new float[maxCount * inter];
+        float[] y = new float[maxCount * d];
+        int[] rowsOf = new int[maxCount];
+        double[] wOf = new double[maxCount];
+        for (int e = 0; e < E; e++) {
+            if (count[e] == 0) {
+                continue;
+            }
+            ModelWeights.Expert ex = L.ffn().experts()[e];
+            if (ex == null) {
+                throw new IllegalStateException("routed expert " + e + " of layer " + L.index() + " is not mapped here");
+            }
+            int n = 0;
+            for (int t = 0; t < T; t++) {
+                for (int s = 0; s < K; s++) {
+                    if (rt.experts()[t * K + s] == e) {
+                        rowsOf[n] = t;
+                        wOf[n] = rt.weights()[t * K + s];
+                        System.arraycopy(x, t * d, xs, n * d, d);
+                        n++;
+                    }
+                }
+            }
+            expert(ex, xs, n, wOf, g, u, y);
+            for (int i = 0; i < n; i++) {
+                int t = rowsOf[i];
+                for (int j = 0; j < d; j++) {
+                    acc[t * d + j] += y[i * d + j];
+                }
+            }
+        }
+    }
+
+    /** One routed expert over n token rows: y = w2(bf16(silu(min(g, lim)) * clamp(u) * weight)). */
+    public void expert(ModelWeights.Expert ex, float[] xs, int n, double[] weight, float[] g, float[] u, float[] y) {
+        int inter = c.moeInterDim();
+        k.fp4Linear(ex.w1(), xs, 0, d, n, g, 0, inter);
+        k.fp4Linear(ex.w3(), xs, 0, d, n, u, 0, inter);
+        swiglu(g, u, n, inter, weight);
+        k.fp4Linear(ex.w2(), g, 0, inter, n, y, 0, d);
+    }
+
+    /** The shared expert over all rows: [T, D] bf16. */
+    public float[] sharedExpert(Layer L, float[] x, int T) {
+        ModelWeights.SharedExpert se = L.ffn().shared();
+        int inter = se.w1().rows();
+        float[] g = new float[T * inter];
+        float[] u = new float[T * inter];
+        k.fp8Linear(se.w1(), 0, inter, x, 0, d, T, g, 0, inter);
+        k.fp8Linear(se.w3(), 0, inter, x, 0, d, T, u, 0, inter);
+        swiglu(g, u, T, inter, null);
+        float[] y = new float[T * d];
+        k.fp8Linear(se.w2(), 0, d, g, 0, inter, T, y, 0, d);
+        return y;
+    }
+
+    /** g <- bf16(silu(min(g, lim)) * clamp(u, -lim, lim) * weight[row]) (weight null: 1). */
+    private void swiglu(float[] g, float[] u, int rows, int inter, double[] weight) {
+        double lim = c.swigluLimit();
+        for (int r = 0; r < rows; r++) {
+            double wt = weight == null ? 1.0 : weight[r];
+            for (int i = 0; i < inter; i++) {
+                double gv = g[r * inter + i];
+                double uv = u[r * inter + i];
+                if (lim > 0) {
+                    gv = Math.min(gv, lim);
+                    uv = Math.max(-lim, Math.min(lim, uv));
+                }
+                double h = gv / (1 + Math.exp(-gv)) * uv * wt;
+                g[r * inter + i] = Bf16.round(h);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ head
+
+    /** hc_head -> final norm -> lm head for the given rows of X; float32 logits [rows, vocab]. */
+    public float[] logits(float[] X, int[] rows, HcWeights hh, float[] normWeight) {
+        int n = rows.length;
+        float[] sel = new float[n * hc * d];
+        for (int i = 0; i < n; i++) {
+            System.arraycopy(X, rows[i] * hc * d, sel, i * hc * d, hc * d);
+        }
+        float[] y = new float[n * d];
+        hcHead(hh, sel, n, y);
+        rmsNorm(y, 0, n, d, normWeight, y, 0);
+        int V = c.vocabSize();
+        double[] lg = new double[n * V];
+        k.bf16LinearWide(w.head, y, 0, d, n, lg, 0, V);
+        float[] out = new float[n * V];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = (float) lg[i];
+        }
+        return out;
+    }
+
+    /** hc_head (spec §4.10): y = bf16(sum_j pre_j X_j), no Sinkhorn. */
+    public void hcHead(HcWeights hh, float[] X, int T, float[] y) {
+        double[] m = new double[T * hc];
+        k.f32LinearWide(hh.fn(), X, 0, hc * d, T, m, 0, hc);
+        double[] pre = new double[hc];
+        for (int t = 0; t < T; t++) {
+            double rs = rsqrtMeanSquare(X, t * hc * d, hc * d);
+            for (int j = 0; j < hc; j++) {
+                pre[j] = sigmoid(m[t * hc + j] * rs * hh.scale()[0] + hh.base()[j]) + c.hcEps();
+            }
+            for (int i = 0; i < d; i++) {
+                double s = 0;
+                for (int j = 0; j < hc; j++) {
+                    s += pre[j] * X[(t * hc + j) * d + i];
+                }
+                y[t * d + i] = Bf16.round(s);
+            }
+        }
+    }
+}

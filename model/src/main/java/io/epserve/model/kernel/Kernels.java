@@ -1,0 +1,75 @@
+package io.epserve.model.kernel;
+
+import io.epserve.model.weights.Bf16Matrix;
+import io.epserve.model.weights.F32Matrix;
+import io.epserve.model.weights.Fp4Matrix;
+import io.epserve.model.weights.Fp8Matrix;
+
+/**
+ * The heavy operations of the forward pass, implemented by an exact set (scalar, float64 accumulation: the golden's
+ * "mode A") and a fast set (Vector API, float32 accumulation, multi-threaded, many tokens per weight read).
+ *
+ * <p>Activations are row-major matrices in float arrays: token t's row starts at {@code off + t * stride}. Inputs that
+ * the reference holds as bf16 hold bf16 values. Every method processes {@code tokens} rows with one pass over the
+ * weights, and may be called from one thread at a time per instance.
+ */
+public interface Kernels extends AutoCloseable {
+
+    /** "exact" or "fast". */
+    String name();
+
+    /**
+     * FP8-weight linear with the reference's activation quantisation: each input row is quantised to FP8 in blocks
+     * of 128 with power-of-two scales, then {@code y[t][n] = bf16(sum_k xq[t][k] * w[n][k])}.
+     * Only output rows [rowStart, rowStart + rowCount) of w are computed; y's row t receives them at y[yOff + t*yStride ..].
+     */
+    void fp8Linear(Fp8Matrix w, int rowStart, int rowCount,
+                   float[] x, int xOff, int xStride, int tokens,
+                   float[] y, int yOff, int yStride);
+
+    /** FP4-weight linear (routed experts): activation FP8-quantised per 128 as above, weights FP4 x E8M0 per 32; bf16 out. */
+    void fp4Linear(Fp4Matrix w, float[] x, int xOff, int xStride, int tokens, float[] y, int yOff, int yStride);
+
+    /**
+     * {@code y = bf16(x . w^T)} with FP8 weights dequantised exactly to their bf16 values and NO activation
+     * quantisation (wo_a, which the reference converts to a bf16 matrix). x rows have w.cols() values; only output
+     * rows [rowStart, rowStart+rowCount) are computed.
+     */
+    void fp8DequantLinear(Fp8Matrix w, int rowStart, int rowCount,
+                          float[] x, int xOff, int xStride, int tokens,
+                          float[] y, int yOff, int yStride);
+
+    /** {@code y = bf16(x . w^T)}, bf16 weights, no activation quantisation (indexer weights_proj). */
+    void bf16Linear(Bf16Matrix w, float[] x, int xOff, int xStride, int tokens, float[] y, int yOff, int yStride);
+
+    /**
+     * The reference's float32 linears over bf16 weights (compressor wkv/wgate, MoE gate, lm head): unrounded results,
+     * float64 in the exact set and float32 widened in the fast set.
+     */
+    void bf16LinearWide(Bf16Matrix w, float[] x, int xOff, int xStride, int tokens, double[] y, int yOff, int yStride);
+
+    /** float32-weight linear with unrounded results (mHC hc_*_fn); x rows have w.cols() values. */
+    void f32LinearWide(F32Matrix w, float[] x, int xOff, int xStride, int tokens, double[] y, int yOff, int yStride);
+
+    /**
+     * Sparse attention with sink for one query token (GOLDEN.md contract 5). {@code q}: [heads, headDim] at qOff;
+     * {@code kv}: list rows [listLen, headDim] (K = V), where list index i is valid iff {@code i < windowValid} or
+     * {@code windowSize <= i < windowSize + compressedCount}; online softmax over blocks of 64 list indices with the
+     * running max m, {@code P = bf16(exp(s - m))} in P.V while the denominator sums unrounded exponentials, the sink
+     * {@code exp(sink[h] - m)} joins the denominator at the end; {@code s = (q.k) * scale}; out = bf16(acc / den),
+     * [heads, headDim] at outOff.
+     */
+    void attention(float[] q, int qOff, int heads, int headDim,
+                   float[] kv, int windowValid, int windowSize, int compressedCount,
+                   float[] sink, float scale, float[] out, int outOff);
+
+    /**
+     * Lightning-indexer scores of one query against {@code count} keys (GOLDEN.md contract 8):
+     * {@code score[i] = bf16(sum_h bf16(max(bf16(q_h . k_i), 0) * w_h))}; q: [heads, dim], keys: [count, dim].
+     */
+    void indexScores(float[] q, int qOff, int heads, int dim, float[] w, int wOff,
+                     float[] keys, int count, float[] scores);
+
+    @Override
+    default void close() {}
+}
