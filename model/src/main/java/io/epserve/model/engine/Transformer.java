@@ -551,7 +551,8 @@ public final class Transformer {
                 long idx = p / ratio;
                 finishEntry(icp, pooled, idx, entry);
                 hadamard(entry, 0, icp.dim(), hadamardScratch);
-                codec.encodeKey(entry, 0, lc.keys, lc.appendKey());
+                int at = lc.appendKey(); // may grow lc.keys, so take it first
+                codec.encodeKey(entry, 0, lc.keys, at);
                 if (tap != null) {
                     float[] row = new float[icp.dim()];
                     codec.decodeKey(lc.keys, (lc.keyCount - 1) * lc.keyRowBytes, row, 0);
@@ -562,7 +563,8 @@ public final class Transformer {
                 lc.compressor.pool(pooled);
                 long idx = p / ratio;
                 finishEntry(cp, pooled, idx, entry);
-                codec.encodeKv(entry, 0, lc.compressed, lc.appendCompressed());
+                int at = lc.appendCompressed(); // may grow lc.compressed
+                codec.encodeKv(entry, 0, lc.compressed, at);
                 if (tap != null) {
                     float[] row = new float[hd];
                     codec.decodeKv(lc.compressed, (lc.compressedCount - 1) * kvBytes, row, 0);
