@@ -28,6 +28,7 @@ public final class Transformer {
     private final int d;
     private final float attnScale;
     private Tap tap;
+    private long routedExpertBytes;
 
     // Per-call scratch, grown on demand and reused.
     private final float[] cs;
@@ -800,6 +801,7 @@ public final class Transformer {
                 }
             }
             expert(ex, xs, n, wOf, g, u, y);
+            routedExpertBytes += bytes(ex);
             for (int i = 0; i < n; i++) {
                 int t = rowsOf[i];
                 for (int j = 0; j < d; j++) {
@@ -807,6 +809,20 @@ public final class Transformer {
                 }
             }
         }
+    }
+
+    private static long bytes(ModelWeights.Expert ex) {
+        return ex.w1().data().byteSize() + ex.w1().scale().byteSize() + ex.w2().data().byteSize()
+                + ex.w2().scale().byteSize() + ex.w3().data().byteSize() + ex.w3().scale().byteSize();
+    }
+
+    /** Stored bytes of routed-expert weights read since the last reset (each expert once per layer and pass). */
+    public long routedExpertBytes() {
+        return routedExpertBytes;
+    }
+
+    public void resetRoutedExpertBytes() {
+        routedExpertBytes = 0;
     }
 
     /** One routed expert over n token rows: y = w2(bf16(silu(min(g, lim)) * clamp(u) * weight)). */
