@@ -34,7 +34,7 @@ public final class Transformer {
     private final float[] cs;
     private final double[] pooled;
     private final float[] entry;
-    private final float[] hadamardScratch;
+    private final double[] hadamardScratch;
     private float[] listRows = new float[0];
     private float[] keyRows = new float[0];
     private float[] scoreBuf = new float[0];
@@ -53,7 +53,7 @@ public final class Transformer {
         this.cs = new float[c.ropeDim()];
         this.pooled = new double[Math.max(c.headDim(), c.indexHeadDim())];
         this.entry = new float[Math.max(c.headDim(), c.indexHeadDim())];
-        this.hadamardScratch = new float[c.indexHeadDim()];
+        this.hadamardScratch = new double[c.indexHeadDim()];
     }
 
     public ModelConfig config() {
@@ -451,9 +451,50 @@ public final class Transformer {
         compressedRope.apply(out, 0, dim, cs, false);
     }
 
+    /** Pools a completed block into {@link #entry}: bf16, norm, RoPE, and for indexer keys the Hadamard rotation. */
+    private void emitEntry(Compressor cp, CompressorState state, long index, boolean indexKey) {
+        state.pool(pooled);
+        finishEntry(cp, pooled, index, entry);
+        if (indexKey) {
+            hadamard(entry, 0, cp.dim(), hadamardScratch);
+        }
+    }
+
+    /**
+     * Runs a fresh compressor over positions 0..T-1 of x [T, D] and returns its entries [T / m, dim] as the cache
+     * holds them (main: FP8 round trip of the nope dims; indexer: Hadamard + FP4 round trip).
+     */
+    public float[] compressAll(Compressor cp, float[] x, int T, boolean indexKeys) {
+        long[] pos = new long[T];
+        for (int i = 0; i < T; i++) {
+            pos[i] = i;
+        }
+        int width = cp.wkv().rows();
+        double[] kk = new double[T * width];
+        double[] zz = new double[T * width];
+        compressorProjections(cp, x, T, pos, kk, zz);
+        CompressorState state = new CompressorState(cp.ratio(), cp.overlap(), cp.dim());
+        int n = T / cp.ratio();
+        float[] out = new float[n * cp.dim()];
+        byte[] row = new byte[Math.max(codec.kvRowBytes(), codec.keyRowBytes())];
+        for (int t = 0; t < T; t++) {
+            if (state.push(t, kk, t * width, zz, t * width)) {
+                long idx = t / cp.ratio();
+                emitEntry(cp, state, idx, indexKeys);
+                if (indexKeys) {
+                    codec.encodeKey(entry, 0, row, 0);
+                    codec.decodeKey(row, 0, out, (int) idx * cp.dim());
+                } else {
+                    codec.encodeKv(entry, 0, row, 0);
+                    codec.decodeKv(row, 0, out, (int) idx * cp.dim());
+                }
+            }
+        }
+        return out;
+    }
+
     /** Fast Walsh-Hadamard transform of 128 values in Sylvester order, scaled by 128^-0.5, bf16 out (spec §3.5). */
-    public static void hadamard(float[] x, int off, int n, float[] scratch) {
-        double[] v = new double[n];
+    public static void hadamard(float[] x, int off, int n, double[] v) {
         for (int i = 0; i < n; i++) {
             v[i] = x[off + i];
         }
@@ -548,10 +589,8 @@ public final class Transformer {
                 tap.row(li, "kv", p, row, 0, hd);
             }
             if (icp != null && lc.indexCompressor.push(p, ik, t * icp.wkv().rows(), iz, t * icp.wkv().rows())) {
-                lc.indexCompressor.pool(pooled);
                 long idx = p / ratio;
-                finishEntry(icp, pooled, idx, entry);
-                hadamard(entry, 0, icp.dim(), hadamardScratch);
+                emitEntry(icp, lc.indexCompressor, idx, true);
                 int at = lc.appendKey(); // may grow lc.keys, so take it first
                 codec.encodeKey(entry, 0, lc.keys, at);
                 if (tap != null) {
@@ -561,9 +600,8 @@ public final class Transformer {
                 }
             }
             if (cp != null && lc.compressor.push(p, ck, t * cp.wkv().rows(), cz, t * cp.wkv().rows())) {
-                lc.compressor.pool(pooled);
                 long idx = p / ratio;
-                finishEntry(cp, pooled, idx, entry);
+                emitEntry(cp, lc.compressor, idx, false);
                 int at = lc.appendCompressed(); // may grow lc.compressed
                 codec.encodeKv(entry, 0, lc.compressed, at);
                 if (tap != null) {
@@ -738,7 +776,8 @@ public final class Transformer {
         return new Routing(ids, wts, K);
     }
 
-    private float[] moe(Layer L, int li, float[] x, int T, int[] tokens, long[] pos) {
+    /** The MoE sublayer (spec §4.9) for a batch: routed experts plus the shared expert, bf16 [T, D]. */
+    public float[] moe(Layer L, int li, float[] x, int T, int[] tokens, long[] pos) {
         Routing rt = route(L, x, T, tokens);
         if (tap != null) {
             for (int t = 0; t < T; t++) {
