@@ -82,6 +82,21 @@ public record ModelConfig(
         }
     }
 
+    /** Names of the configs shipped with the engine (the released V4 models). */
+    public static final java.util.List<String> BUILTIN = java.util.List.of("v4-flash", "v4-pro");
+
+    /** A config shipped with the engine: "v4-flash" or "v4-pro" (spec §1.1). */
+    public static ModelConfig builtin(String name) {
+        if (!BUILTIN.contains(name)) {
+            throw new ConfigException("unknown built-in config '" + name + "' (known: " + BUILTIN + ")");
+        }
+        try (InputStream in = ModelConfig.class.getResourceAsStream("/io/epserve/model/configs/" + name + ".json")) {
+            return parse(in, name + ".json");
+        } catch (IOException e) {
+            throw new ConfigException("cannot read built-in config " + name, e);
+        }
+    }
+
     public static ModelConfig parse(InputStream in, String source) {
         try {
             return parse(new ObjectMapper().readTree(in), source);
