@@ -254,14 +254,28 @@ public record ModelConfig(
         }
     }
 
+    /** Every field, arrays by content (a record compares arrays by reference). */
     @Override
     public boolean equals(Object o) {
-        return o instanceof ModelConfig m && toString().equals(m.toString());
+        if (!(o instanceof ModelConfig m)) {
+            return false;
+        }
+        try {
+            for (java.lang.reflect.RecordComponent rc : ModelConfig.class.getRecordComponents()) {
+                if (!java.util.Objects.deepEquals(rc.getAccessor().invoke(this), rc.getAccessor().invoke(m))) {
+                    return false;
+                }
+            }
+            return true;
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     @Override
     public int hashCode() {
-        return toString().hashCode();
+        return java.util.Objects.hash(dim, nLayers, nHeads, headDim, Arrays.hashCode(compressRatios), nRoutedExperts,
+                moeInterDim, vocabSize);
     }
 
     @Override

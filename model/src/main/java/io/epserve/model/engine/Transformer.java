@@ -73,8 +73,9 @@ public final class Transformer {
     }
 
     public SequenceCache newSequence(int maxLength) {
-        if (maxLength <= 0 || maxLength > c.maxPositionEmbeddings() && maxLength > 1 << 20) {
-            throw new IllegalArgumentException("max sequence length " + maxLength + " out of range");
+        if (maxLength <= 0 || maxLength > c.maxPositionEmbeddings()) {
+            throw new IllegalArgumentException("max sequence length " + maxLength + " outside [1, max_position_embeddings = "
+                    + c.maxPositionEmbeddings() + "]");
         }
         return new SequenceCache(c, codec, maxLength);
     }
@@ -697,35 +698,75 @@ public final class Transformer {
 
     /** Indices of the k largest values, descending; equal values: lower index first (torch.topk on CUDA). */
     public static int[] topK(float[] v, int n, int kk) {
-        int[] out = new int[kk];
-        boolean[] taken = new boolean[n];
-        for (int s = 0; s < kk; s++) {
-            int best = -1;
-            for (int i = 0; i < n; i++) {
-                if (!taken[i] && (best < 0 || Float.compare(v[i], v[best]) > 0)) {
-                    best = i;
-                }
+        return topK(n, kk, (a, b) -> Float.compare(v[a], v[b]));
+    }
+
+    public static int[] topK(double[] v, int n, int kk) {
+        return topK(n, kk, (a, b) -> Double.compare(v[a], v[b]));
+    }
+
+    /**
+     * Bounded-heap selection, O(n log k): the heap's root is the worst kept entry (smallest value; among equal values
+     * the higher index), so an entry replaces it only when strictly better.
+     */
+    private static int[] topK(int n, int kk, java.util.function.IntBinaryOperator byValue) {
+        int[] heap = new int[kk];
+        int size = 0;
+        java.util.function.IntBinaryOperator better = (a, b) -> {
+            int c = byValue.applyAsInt(a, b);
+            return c != 0 ? c : Integer.compare(b, a); // equal values: the lower index is better
+        };
+        for (int i = 0; i < n; i++) {
+            if (size < kk) {
+                heap[size] = i;
+                siftUp(heap, size++, better);
+            } else if (kk > 0 && better.applyAsInt(i, heap[0]) > 0) {
+                heap[0] = i;
+                siftDown(heap, size, better);
             }
-            taken[best] = true;
-            out[s] = best;
+        }
+        int[] out = new int[size];
+        for (int j = size - 1; j >= 0; j--) {
+            out[j] = heap[0];
+            heap[0] = heap[--size];
+            siftDown(heap, size, better);
         }
         return out;
     }
 
-    public static int[] topK(double[] v, int n, int kk) {
-        int[] out = new int[kk];
-        boolean[] taken = new boolean[n];
-        for (int s = 0; s < kk; s++) {
-            int best = -1;
-            for (int i = 0; i < n; i++) {
-                if (!taken[i] && (best < 0 || Double.compare(v[i], v[best]) > 0)) {
-                    best = i;
-                }
+    private static void siftUp(int[] h, int i, java.util.function.IntBinaryOperator better) {
+        while (i > 0) {
+            int parent = (i - 1) / 2;
+            if (better.applyAsInt(h[parent], h[i]) <= 0) {
+                break;
             }
-            taken[best] = true;
-            out[s] = best;
+            int t = h[parent];
+            h[parent] = h[i];
+            h[i] = t;
+            i = parent;
         }
-        return out;
+    }
+
+    private static void siftDown(int[] h, int size, java.util.function.IntBinaryOperator better) {
+        int i = 0;
+        while (true) {
+            int l = 2 * i + 1;
+            int r = l + 1;
+            int worst = i;
+            if (l < size && better.applyAsInt(h[l], h[worst]) < 0) {
+                worst = l;
+            }
+            if (r < size && better.applyAsInt(h[r], h[worst]) < 0) {
+                worst = r;
+            }
+            if (worst == i) {
+                return;
+            }
+            int t = h[worst];
+            h[worst] = h[i];
+            h[i] = t;
+            i = worst;
+        }
     }
 
     private void ensureList(int n) {

@@ -26,7 +26,8 @@ public final class SafetensorsFile implements AutoCloseable {
     /** Far larger than any real header (Flash's largest shard header is a few hundred KiB). */
     static final long MAX_HEADER_BYTES = 256L << 20;
 
-    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final ObjectMapper JSON = new ObjectMapper()
+            .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
     private final Path path;
     private final Arena arena;
@@ -94,7 +95,24 @@ public final class SafetensorsFile implements AutoCloseable {
             }
             tensors.put(name, parseEntry(path, name, v, data, dataLen));
         }
+        rejectOverlaps(path, tensors, data);
         return new SafetensorsFile(path, arena, Collections.unmodifiableMap(tensors), metadata);
+    }
+
+    /** Two tensors sharing bytes mean a corrupt header (the Rust safetensors library rejects it too). */
+    private static void rejectOverlaps(Path path, Map<String, TensorInfo> tensors, MemorySegment data) {
+        List<TensorInfo> byStart = new ArrayList<>(tensors.values());
+        long base = data.address();
+        byStart.sort(java.util.Comparator.comparingLong(t -> t.data().address()));
+        for (int i = 1; i < byStart.size(); i++) {
+            TensorInfo prev = byStart.get(i - 1);
+            TensorInfo cur = byStart.get(i);
+            long prevEnd = prev.data().address() - base + prev.data().byteSize();
+            if (cur.data().address() - base < prevEnd) {
+                throw new CheckpointException(path + ": tensor '" + cur.name() + "' overlaps the bytes of tensor '"
+                        + prev.name() + "'");
+            }
+        }
     }
 
     private static TensorInfo parseEntry(Path path, String name, JsonNode v, MemorySegment data, long dataLen) {
@@ -115,13 +133,18 @@ public final class SafetensorsFile implements AutoCloseable {
         long count = 1;
         for (int i = 0; i < shape.length; i++) {
             JsonNode d = shapeNode.get(i);
-            if (!d.canConvertToLong() || d.asLong() < 0) {
+            if (!d.isIntegralNumber() || !d.canConvertToLong() || d.asLong() < 0) {
                 throw new CheckpointException(where + ": invalid shape " + shapeNode);
             }
             shape[i] = d.asLong();
-            count = Math.multiplyExact(count, shape[i]);
+            try {
+                count = Math.multiplyExact(count, shape[i]);
+            } catch (ArithmeticException e) {
+                throw new CheckpointException(where + ": shape " + shapeNode + " is too large");
+            }
         }
-        if (!offs.get(0).canConvertToLong() || !offs.get(1).canConvertToLong()) {
+        if (!offs.get(0).isIntegralNumber() || !offs.get(1).isIntegralNumber()
+                || !offs.get(0).canConvertToLong() || !offs.get(1).canConvertToLong()) {
             throw new CheckpointException(where + ": invalid data_offsets " + offs);
         }
         long begin = offs.get(0).asLong();
@@ -130,7 +153,12 @@ public final class SafetensorsFile implements AutoCloseable {
             throw new CheckpointException(where + ": data_offsets [" + begin + ", " + end
                     + "] point outside the " + dataLen + " data bytes of the file (truncated?)");
         }
-        long expected = Math.multiplyExact(count, dtype.size);
+        long expected;
+        try {
+            expected = Math.multiplyExact(count, dtype.size);
+        } catch (ArithmeticException e) {
+            throw new CheckpointException(where + ": shape " + shapeNode + " is too large");
+        }
         if (end - begin != expected) {
             throw new CheckpointException(where + ": " + (end - begin) + " bytes stored but " + dtype + " "
                     + java.util.Arrays.toString(shape) + " needs " + expected);
