@@ -221,6 +221,17 @@ class LoaderRejectionTest {
     }
 
     @Test
+    void fractionalShapeOverlappingTensorsAndTrailingHeaderText() throws IOException {
+        writeRaw(single(), "{\"w\": {\"dtype\": \"F32\", \"shape\": [2.5], \"data_offsets\": [0, 8]}}", new byte[8]);
+        rejects(() -> Checkpoint.open(dir), Checkpoint.SINGLE, "'w'");
+        writeRaw(single(), "{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}, "
+                + "\"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [4, 12]}}", new byte[12]);
+        rejects(() -> Checkpoint.open(dir), Checkpoint.SINGLE, "'a'", "'b'", "overlaps");
+        writeRaw(single(), "{\"w\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}} {}", new byte[8]);
+        rejects(() -> Checkpoint.open(dir), Checkpoint.SINGLE);
+    }
+
+    @Test
     void truncatedFileWithAValidHeader() throws IOException {
         write(single(), List.of(f32("a", 1, 2), f32("b", 3, 4, 5, 6)));
         byte[] all = Files.readAllBytes(single());
