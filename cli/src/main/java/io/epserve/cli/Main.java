@@ -1,6 +1,11 @@
 package io.epserve.cli;
 
+import io.epserve.cli.commands.BenchDecodeCommand;
+import io.epserve.cli.commands.CacheSizeCommand;
 import io.epserve.cli.commands.EnvCommand;
+import io.epserve.cli.commands.GenerateCommand;
+import io.epserve.cli.commands.LogitsCommand;
+import io.epserve.cli.commands.MakeCheckpointCommand;
 import java.util.List;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -20,7 +25,13 @@ public final class Main {
 
     /** The one list of subcommands; add new commands here. */
     public static List<Object> subcommands() {
-        return List.of(new EnvCommand());
+        return List.of(
+                new GenerateCommand(),
+                new LogitsCommand(),
+                new MakeCheckpointCommand(),
+                new BenchDecodeCommand(),
+                new CacheSizeCommand(),
+                new EnvCommand());
     }
 
     /** Built fresh each call so tests can redirect output and run commands in-process. */

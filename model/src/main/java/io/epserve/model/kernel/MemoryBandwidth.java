@@ -19,16 +19,24 @@ import jdk.incubator.vector.VectorSpecies;
 public final class MemoryBandwidth {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
 
+    /** Where results go so that the JIT cannot drop the summing loops. */
+    static volatile float sink;
+
     private MemoryBandwidth() {}
 
     /** Best of a few passes over a 512 MiB buffer, in bytes per second. */
     public static double measureReadBytesPerSecond(int threads) {
         long bytes = 512L << 20;
-        try (Arena arena = Arena.ofConfined(); ExecutorService pool = Executors.newFixedThreadPool(threads)) {
+        try (Arena arena = Arena.ofShared(); ExecutorService pool = Executors.newFixedThreadPool(threads)) {
             MemorySegment seg = arena.allocate(bytes, 64);
             seg.fill((byte) 1);
+            float warm = 0;
+            for (int i = 0; i < 200; i++) {
+                warm += sum(seg.asSlice(0, 1 << 20)); // compile sum() before timing it
+            }
+            sink = warm;
             double best = 0;
-            for (int pass = 0; pass < 4; pass++) {
+            for (int pass = 0; pass < 6; pass++) {
                 long t0 = System.nanoTime();
                 List<Future<Float>> parts = new ArrayList<>();
                 long slice = bytes / threads / 256 * 256;
@@ -41,9 +49,7 @@ public final class MemoryBandwidth {
                     sink += f.get();
                 }
                 long dt = System.nanoTime() - t0;
-                if (sink == 42) {
-                    System.out.print(""); // keeps the sums alive
-                }
+                MemoryBandwidth.sink = sink; // keeps the sums alive
                 best = Math.max(best, (double) slice * threads / (dt / 1e9));
             }
             return best;

@@ -1,0 +1,931 @@
+package io.epserve.model.kernel;
+
+import static io.epserve.model.kernel.TileKernels.BF16_CHUNK;
+import static io.epserve.model.kernel.TileKernels.E8M0;
+import static io.epserve.model.kernel.TileKernels.FP4_CHUNK;
+import static io.epserve.model.kernel.TileKernels.FS;
+import static io.epserve.model.kernel.TileKernels.L;
+
+import io.epserve.model.format.Bf16;
+import io.epserve.model.format.E8m0;
+import io.epserve.model.format.Fp4E2m1;
+import io.epserve.model.format.Fp8E4m3;
+import io.epserve.model.weights.Bf16Matrix;
+import io.epserve.model.weights.F32Matrix;
+import io.epserve.model.weights.Fp4Matrix;
+import io.epserve.model.weights.Fp8Matrix;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicInteger;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The fast kernel set: float32 accumulation, Vector API, weights read in their stored form straight from the
+ * mapped checkpoint, rows split over a fixed thread pool, and all of a call's tokens computed in one pass over the
+ * weights.
+ *
+ * <p>Structure of a linear: {@link #prepare} quantises (bit-exact) and lays out the activations once per call;
+ * workers then claim chunks of at most 16 rows; for each tile of at most 16 tokens a chunk is swept in column
+ * panels whose activations stay in L1, and {@link TileKernels} decodes each weight vector once per tile and FMAs
+ * it into the tile's per-token accumulators, which live in registers. Beyond 16 tokens each further tile decodes
+ * the chunk again from L2; the weights still come from memory once.
+ *
+ * <p>Numerics: FP8 activation quantisation is bit-exact with {@link io.epserve.model.format.QuantSim}, weights
+ * decode exactly, products are exact in float32; only the float32 summation order differs from the exact set, so
+ * bf16 results agree with it except where a sum lands within float32 noise of a bf16 rounding boundary.
+ *
+ * <p>Not thread-safe: one call at a time per instance (the scratch buffers are per instance). Scratch grows to the
+ * largest shape seen and is then reused, so steady-state calls allocate nothing.
+ *
+ * <p>Supports 512- and 256-bit preferred species; on anything else (e.g. 128-bit NEON/SSE-only hosts) every
+ * method delegates to {@link ExactKernels}, which is correct but slow.
+ */
+public final class FastKernels implements Kernels {
+    static final int MAX_TILE = 16;
+    /** Below this many multiply-adds a call runs on the caller alone: a hand-off costs more than it saves. */
+    static final long SERIAL_MACS = 1L << 19;
+    /** Target bytes of weights per claimed row chunk: big enough to amortise the claim, small enough to balance. */
+    static final long CHUNK_BYTES = 128 << 10;
+    /** At most this many rows per claimed chunk: bounds the per-worker partial-sum scratch (L1 resident). */
+    static final int MAX_CHUNK_ROWS = 16;
+    /** Activation bytes of one panel of one token tile; with the partial sums it fits the 48 KiB L1. */
+    static final int XPANEL_BYTES = 16 << 10;
+    static final long DEFAULT_SPIN_NANOS = 50_000;
+
+    private static final ValueLayout.OfShort BF16_LE =
+            ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfFloat F32_LE =
+            ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final float[] FP4 = Fp4E2m1.table();
+    private static final float[] FP8 = Fp8E4m3.table();
+    private static final VectorSpecies<Byte> SCALE_BYTES = ByteVector.SPECIES_PREFERRED;
+
+    private static final int K_FP4 = 0, K_FP8 = 1, K_BF16 = 2, K_F32 = 3;
+
+    private final KernelPool pool;
+    private final ExactKernels fallback;
+    private final int threads;
+
+    /**
+     * Activations in kernel order (see {@link #prepare}), off-heap and 64-byte aligned: a float[] starts 16 bytes
+     * into its object, so every 64-byte vector load from it would straddle two cache lines (measured in C on this
+     * machine: 53 instead of 81 GFLOP/s for the 16-token FP4 tile). Grown (rarely) by replacing its arena.
+     */
+    private Arena xArena = Arena.ofShared();
+    private MemorySegment xbuf = xArena.allocate(64, 64);
+    private final float[] block = new float[128];
+    private float[] rowBuf = new float[0];
+    private final LinearJob linear;
+    private final AttentionJob attention;
+    private final IndexJob index = new IndexJob();
+
+    /** @param threads total threads including the caller (the caller works too); 1 = single-threaded */
+    public FastKernels(int threads) {
+        this(threads, DEFAULT_SPIN_NANOS);
+    }
+
+    /** @param spinNanos how long idle pool threads spin before parking (0 = park at once) */
+    public FastKernels(int threads, long spinNanos) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be >= 1: " + threads);
+        }
+        this.threads = threads;
+        this.fallback = TileKernels.SUPPORTED ? null : new ExactKernels();
+        this.pool = new KernelPool(TileKernels.SUPPORTED ? threads : 1, spinNanos, "epserve-kernel");
+        this.attention = new AttentionJob(threads);
+        this.linear = new LinearJob(threads);
+    }
+
+    @Override
+    public String name() {
+        return "fast";
+    }
+
+    public int threads() {
+        return threads;
+    }
+
+    @Override
+    public void close() {
+        pool.close();
+        xArena.close();
+    }
+
+    // ------------------------------------------------------------------------------------------------ linears
+
+    @Override
+    public void fp8Linear(Fp8Matrix w, int rowStart, int rowCount, float[] x, int xOff, int xStride, int tokens,
+                          float[] y, int yOff, int yStride) {
+        if (fallback != null) {
+            fallback.fp8Linear(w, rowStart, rowCount, x, xOff, xStride, tokens, y, yOff, yStride);
+            return;
+        }
+        checkRows(w.rows(), rowStart, rowCount);
+        int cols = w.cols();
+        requireMultiple(cols, 128, w.name());
+        int colsP = prepare(x, xOff, xStride, tokens, cols, 1, true);
+        runLinear(K_FP8, w.data(), w.scale(), w.scaleCols(), rowStart, rowCount, cols, cols, colsP, tokens,
+                y, null, yOff, yStride, true);
+    }
+
+    @Override
+    public void fp8DequantLinear(Fp8Matrix w, int rowStart, int rowCount, float[] x, int xOff, int xStride,
+                                 int tokens, float[] y, int yOff, int yStride) {
+        if (fallback != null) {
+            fallback.fp8DequantLinear(w, rowStart, rowCount, x, xOff, xStride, tokens, y, yOff, yStride);
+            return;
+        }
+        checkRows(w.rows(), rowStart, rowCount);
+        int cols = w.cols();
+        int colsP = prepare(x, xOff, xStride, tokens, cols, 1, false);
+        runLinear(K_FP8, w.data(), w.scale(), w.scaleCols(), rowStart, rowCount, cols, cols - cols % L, colsP, tokens,
+                y, null, yOff, yStride, true);
+    }
+
+    @Override
+    public void fp4Linear(Fp4Matrix w, float[] x, int xOff, int xStride, int tokens, float[] y, int yOff, int yStride) {
+        if (fallback != null) {
+            fallback.fp4Linear(w, x, xOff, xStride, tokens, y, yOff, yStride);
+            return;
+        }
+        int cols = w.cols();
+        requireMultiple(cols, 128, w.name());
+        int colsP = prepare(x, xOff, xStride, tokens, cols, 8, true);
+        runLinear(K_FP4, w.data(), w.scale(), 0, 0, w.rows(), cols, cols, colsP, tokens, y, null, yOff, yStride, true);
+    }
+
+    @Override
+    public void bf16Linear(Bf16Matrix w, float[] x, int xOff, int xStride, int tokens, float[] y, int yOff, int yStride) {
+        if (fallback != null) {
+            fallback.bf16Linear(w, x, xOff, xStride, tokens, y, yOff, yStride);
+            return;
+        }
+        int cols = w.cols();
+        int colsP = prepare(x, xOff, xStride, tokens, cols, 2, false);
+        runLinear(K_BF16, w.data(), null, 0, 0, w.rows(), cols, cols - cols % BF16_CHUNK, colsP, tokens,
+                y, null, yOff, yStride, true);
+    }
+
+    @Override
+    public void bf16LinearWide(Bf16Matrix w, float[] x, int xOff, int xStride, int tokens, double[] y, int yOff,
+                               int yStride) {
+        if (fallback != null) {
+            fallback.bf16LinearWide(w, x, xOff, xStride, tokens, y, yOff, yStride);
+            return;
+        }
+        int cols = w.cols();
+        int colsP = prepare(x, xOff, xStride, tokens, cols, 2, false);
+        runLinear(K_BF16, w.data(), null, 0, 0, w.rows(), cols, cols - cols % BF16_CHUNK, colsP, tokens,
+                null, y, yOff, yStride, false);
+    }
+
+    @Override
+    public void f32LinearWide(F32Matrix w, float[] x, int xOff, int xStride, int tokens, double[] y, int yOff,
+                              int yStride) {
+        if (fallback != null) {
+            fallback.f32LinearWide(w, x, xOff, xStride, tokens, y, yOff, yStride);
+            return;
+        }
+        int cols = w.cols();
+        int colsP = prepare(x, xOff, xStride, tokens, cols, 1, false);
+        runLinear(K_F32, w.data(), null, 0, 0, w.rows(), cols, cols - cols % L, colsP, tokens,
+                null, y, yOff, yStride, false);
+    }
+
+    private static void checkRows(int rows, int rowStart, int rowCount) {
+        if (rowStart < 0 || rowCount < 0 || rowStart + rowCount > rows) {
+            throw new IndexOutOfBoundsException("rows [" + rowStart + ", " + (rowStart + rowCount) + ") of " + rows);
+        }
+    }
+
+    private static void requireMultiple(int cols, int m, String name) {
+        if (cols % m != 0) {
+            throw new IllegalArgumentException(name + ": " + cols + " columns, need a multiple of " + m
+                    + " (activation quantisation blocks)");
+        }
+    }
+
+    /** Smallest generated tile that holds n tokens (n <= MAX_TILE); the extra token rows of x are zero. */
+    static int tileFor(int n) {
+        return n <= 8 ? n : n <= 12 ? 12 : 16;
+    }
+
+    static int paddedTokens(int tokens) {
+        int full = tokens / MAX_TILE * MAX_TILE;
+        int rest = tokens - full;
+        return rest == 0 ? full : full + tileFor(rest);
+    }
+
+    /**
+     * Copies (quantising if asked) every token row into xbuf in kernel order and returns the padded column count.
+     *
+     * <p>Layout: tokens are grouped in tiles as the kernels consume them (16, then one smaller tile, see
+     * {@link #tileFor}); tile k with T tokens occupies colsP * T floats at colsP * (first token of the tile), and
+     * within it the L-column group g of token t sits at g*T*L + t*L ({@link #xIndex}). A kernel thus reads one
+     * contiguous stream through one base pointer with constant offsets: with a row pointer per token, 16 tokens
+     * needed more registers than x86 has and the loop spilled them. Padding tokens of the last tile are zero.
+     */
+    private int prepare(float[] x, int xOff, int xStride, int tokens, int cols, int group, boolean quantise) {
+        int colsP = (cols + L - 1) / L * L;
+        int padded = paddedTokens(tokens);
+        long need = 4L * padded * colsP;
+        if (xbuf.byteSize() < need) {
+            Arena old = xArena;
+            xArena = Arena.ofShared();
+            xbuf = xArena.allocate(need, 64);
+            old.close();
+        }
+        if (padded > tokens) {
+            long last = tokens / MAX_TILE * MAX_TILE;
+            xbuf.asSlice(4L * last * colsP, 4L * (padded - last) * colsP).fill((byte) 0);
+        }
+        float[] row = rowBuf.length >= colsP ? rowBuf : (rowBuf = new float[colsP]);
+        for (int t = 0; t < tokens; t++) {
+            int src = xOff + t * xStride;
+            if (quantise) {
+                quantiseRow(x, src, cols, group, row, 0, block);
+            } else {
+                int chunk = group * L;
+                int full = group == 1 ? 0 : cols - cols % chunk;
+                for (int c = 0; c < full; c += chunk) {
+                    permute(x, src + c, row, c, group);
+                }
+                System.arraycopy(x, src + full, row, full, cols - full);
+            }
+            Arrays.fill(row, cols, colsP, 0f);
+            int t0 = t / MAX_TILE * MAX_TILE;
+            int tile = tileFor(Math.min(MAX_TILE, tokens - t0));
+            int base = t0 * colsP + (t - t0) * L;
+            for (int g = 0; g < colsP; g += L) {
+                MemorySegment.copy(row, g, xbuf, ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * (base + g * tile), L);
+            }
+        }
+        return colsP;
+    }
+
+    /** Index in xbuf of (permuted) column p of the token at position t of a tile of the given size at tileBase. */
+    static int xIndex(int tileBase, int tile, int p, int t) {
+        return tileBase + (p - p % L) * tile + t * L + p % L;
+    }
+
+    /**
+     * Lane i of the j-th vector of a chunk of group*L values gets element group*i + j. The FP4 kernel decodes
+     * nibble j of every int lane (= weight 8i + j) as its j-th vector, the BF16 kernel the low/high half of every
+     * int lane (= weight 2i + j); permuting the activations once per call is O(cols) while un-permuting the
+     * weights would be O(rows * cols).
+     */
+    static void permute(float[] src, int s, float[] dst, int d, int group) {
+        for (int j = 0; j < group; j++) {
+            for (int i = 0; i < L; i++) {
+                dst[d + j * L + i] = src[s + group * i + j];
+            }
+        }
+    }
+
+    /** Position of column c within a permuted row (see {@link #permute}). */
+    static int permutedIndex(int c, int group) {
+        int chunk = group * L;
+        int base = c - c % chunk;
+        int o = c - base;
+        return base + (o % group) * L + o / group;
+    }
+
+    /**
+     * The reference's FP8 activation round trip (QuantSim.fp8RoundTrip, block 128) of one row, vectorised:
+     * scaling by 2^-k and 2^k is exact in float32, so only the e4m3 rounding needs care (see TileKernels.e4m3).
+     */
+    static void quantiseRow(float[] x, int off, int cols, int group, float[] dst, int dOff, float[] tmp) {
+        for (int b = 0; b < cols; b += 128) {
+            FloatVector mx = FloatVector.broadcast(FS, io.epserve.model.format.QuantSim.FP8_AMAX_FLOOR);
+            for (int i = 0; i < 128; i += L) {
+                mx = mx.max(FloatVector.fromArray(FS, x, off + b + i).abs());
+            }
+            float amax = mx.reduceLanes(VectorOperators.MAX);
+            int k = E8m0.ceilLog2Exponent(amax, Fp8E4m3.INV_MAX_F32);
+            float inv = Math.scalb(1f, -k);
+            float sc = Math.scalb(1f, k);
+            float[] out = group == 1 ? dst : tmp;
+            int o = group == 1 ? dOff + b : 0;
+            for (int i = 0; i < 128; i += L) {
+                FloatVector v = FloatVector.fromArray(FS, x, off + b + i).mul(inv).max(-448f).min(448f);
+                TileKernels.e4m3(v).mul(sc).intoArray(out, o + i);
+            }
+            if (group != 1) {
+                for (int c = 0; c < 128; c += group * L) {
+                    permute(tmp, c, dst, dOff + b + c, group);
+                }
+            }
+        }
+    }
+
+    private void runLinear(int kind, MemorySegment w, MemorySegment s, int scaleCols, int rowStart, int rows,
+                           int cols, int colsVec, int colsP, int tokens, float[] y, double[] yd, int yOff, int yStride,
+                           boolean round) {
+        if (rows == 0 || tokens == 0) {
+            return;
+        }
+        LinearJob j = linear;
+        j.kind = kind;
+        j.w = w;
+        j.s = s;
+        j.scaleCols = scaleCols;
+        j.rowStart = rowStart;
+        j.rows = rows;
+        j.cols = cols;
+        j.colsVec = colsVec;
+        j.colsP = colsP;
+        j.tokens = tokens;
+        j.y = y;
+        j.yd = yd;
+        j.yOff = yOff;
+        j.yStride = yStride;
+        j.round = round;
+        long rowBytes = switch (kind) {
+            case K_FP4 -> cols / 2;
+            case K_FP8 -> cols;
+            case K_BF16 -> 2L * cols;
+            default -> 4L * cols;
+        };
+        j.unit = switch (kind) {
+            case K_FP4 -> FP4_CHUNK;
+            case K_FP8 -> Fp8Matrix.BLOCK;
+            case K_BF16 -> BF16_CHUNK;
+            default -> 4 * L;
+        };
+        long macs = (long) rows * cols * tokens;
+        int parts = macs < SERIAL_MACS ? 1 : threads;
+        int chunkRows = (int) Math.max(1, Math.min(Math.min(CHUNK_BYTES / Math.max(1, rowBytes), rows),
+                MAX_CHUNK_ROWS));
+        if (parts > 1) {
+            // at least ~4 chunks per thread so a descheduled or slower core does not leave the other idle
+            chunkRows = Math.max(1, Math.min(chunkRows, rows / (4 * parts)));
+        }
+        j.chunkRows = chunkRows;
+        j.chunks = (rows + chunkRows - 1) / chunkRows;
+        j.next.set(0);
+        try {
+            if (parts == 1) {
+                j.run(0);
+            } else {
+                pool.run(j);
+            }
+        } finally {
+            j.w = null;
+            j.s = null;
+            j.y = null;
+            j.yd = null;
+        }
+    }
+
+    /** Per-worker scratch of the linear kernels: vector partial sums of a row chunk, results, rare-row flags. */
+    private static final class LinearScratch {
+        final float[] acc = new float[MAX_CHUNK_ROWS * MAX_TILE * L];
+        final float[] r = new float[MAX_TILE];
+        final boolean[] rare = new boolean[MAX_CHUNK_ROWS];
+    }
+
+    /**
+     * Columns per panel for a tile: the tile's activations for one panel (tile * width floats) must stay in L1
+     * while every row of the chunk streams past them. Without panels a 16-token tile over 4096 columns reads its
+     * 256 KiB of activations from L2 for every row, and L2 bandwidth, not the FMA ports, sets the speed (measured
+     * 2x slower for 8 tokens).
+     */
+    static int panelWidth(int tile, int unit, int colsVec) {
+        int w = XPANEL_BYTES / (4 * tile) / unit * unit;
+        return Math.max(unit, Math.min(w, colsVec));
+    }
+
+    private final class LinearJob implements KernelPool.Job {
+        final AtomicInteger next = new AtomicInteger();
+        final LinearScratch[] scratch;
+        int kind;
+        MemorySegment w;
+        MemorySegment s;
+        int scaleCols;
+        int rowStart;
+        int rows;
+        int cols;
+        int colsVec;
+        int unit;
+        int colsP;
+        int tokens;
+        float[] y;
+        double[] yd;
+        int yOff;
+        int yStride;
+        boolean round;
+        int chunkRows;
+        int chunks;
+
+        LinearJob(int threads) {
+            scratch = new LinearScratch[threads];
+            for (int i = 0; i < threads; i++) {
+                scratch[i] = new LinearScratch();
+            }
+        }
+
+        @Override
+        public void run(int worker) {
+            LinearScratch sc = scratch[worker];
+            float[] acc = sc.acc;
+            float[] r = sc.r;
+            boolean[] rare = sc.rare;
+            MemorySegment x = xbuf;
+            for (int ch; (ch = next.getAndIncrement()) < chunks; ) {
+                int i0 = ch * chunkRows;
+                int i1 = Math.min(rows, i0 + chunkRows);
+                if (kind == K_FP4) {
+                    for (int i = i0; i < i1; i++) {
+                        rare[i - i0] = rareScales(s, (long) (rowStart + i) * (cols >>> 5), cols >>> 5);
+                    }
+                }
+                for (int t0 = 0; t0 < tokens; t0 += MAX_TILE) {
+                    int n = Math.min(MAX_TILE, tokens - t0);
+                    int tile = tileFor(n);
+                    int span = tile * L;
+                    int xo = t0 * colsP;
+                    Arrays.fill(acc, 0, (i1 - i0) * span, 0f);
+                    int pw = panelWidth(tile, unit, colsVec);
+                    // panels outermost within the chunk: the chunk's weights (<= 16 rows) stay in L2 between
+                    // panels and token tiles, the panel's activations stay in L1 across the chunk's rows
+                    for (int p0 = 0; p0 < colsVec; p0 += pw) {
+                        int p1 = Math.min(colsVec, p0 + pw);
+                        for (int i = i0; i < i1; i++) {
+                            if (kind != K_FP4 || !rare[i - i0]) {
+                                panel(rowStart + i, tile, p0, p1, x, 4L * xo, acc, (i - i0) * span);
+                            }
+                        }
+                    }
+                    for (int i = i0; i < i1; i++) {
+                        int row = rowStart + i;
+                        if (kind == K_FP4 && rare[i - i0]) {
+                            fp4RowScalar(w, s, (long) row * (cols >>> 1), (long) row * (cols >>> 5), cols, x, xo, tile,
+                                    n, r);
+                        } else {
+                            int ao = (i - i0) * span;
+                            for (int t = 0; t < n; t++) {
+                                r[t] = FloatVector.fromArray(FS, acc, ao + t * L).reduceLanes(VectorOperators.ADD);
+                            }
+                            if (colsVec < cols) {
+                                tail(row, x, xo, tile, n, r);
+                            }
+                        }
+                        store(i, t0, n, r);
+                    }
+                }
+            }
+        }
+
+        private void panel(int row, int tile, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
+            switch (kind) {
+                case K_FP4 -> TileKernels.fp4x(tile, w, (long) row * (cols >>> 1), s, (long) row * (cols >>> 5),
+                        c0, c1, x, xo, acc, ao);
+                case K_FP8 -> TileKernels.fp8x(tile, w, (long) row * cols, s,
+                        (long) (row / Fp8Matrix.BLOCK) * scaleCols, c0, c1, x, xo, acc, ao);
+                case K_BF16 -> TileKernels.bf16x(tile, w, 2L * row * cols, c0, c1, x, xo, acc, ao);
+                default -> TileKernels.f32x(tile, w, 4L * row * cols, c0, c1, x, xo, acc, ao);
+            }
+        }
+
+        /** Columns [colsVec, cols) that do not fill a vector chunk (only where cols is not a multiple of it). */
+        private void tail(int row, MemorySegment x, int xo, int tile, int n, float[] r) {
+            for (int c = colsVec; c < cols; c++) {
+                float wv = switch (kind) {
+                    case K_FP8 -> FP8[w.get(ValueLayout.JAVA_BYTE, (long) row * cols + c) & 0xff]
+                            * E8M0[s.get(ValueLayout.JAVA_BYTE,
+                                    (long) (row / Fp8Matrix.BLOCK) * scaleCols + c / Fp8Matrix.BLOCK) & 0xff];
+                    case K_BF16 -> Float.intBitsToFloat((w.get(BF16_LE, 2L * ((long) row * cols + c)) & 0xffff) << 16);
+                    default -> w.get(F32_LE, 4L * ((long) row * cols + c));
+                };
+                for (int t = 0; t < n; t++) {
+                    r[t] += wv * x.get(ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * xIndex(xo, tile, c, t));
+                }
+            }
+        }
+
+        private void store(int i, int t0, int n, float[] r) {
+            int base = yOff + t0 * yStride + i;
+            if (y != null) {
+                for (int t = 0; t < n; t++) {
+                    y[base + t * yStride] = round ? Bf16.round(r[t]) : r[t];
+                }
+            } else {
+                for (int t = 0; t < n; t++) {
+                    yd[base + t * yStride] = r[t];
+                }
+            }
+        }
+    }
+
+    /** True if any of the n scale bytes is 0 or 0xFF, which the vector scale decode cannot express. */
+    static boolean rareScales(MemorySegment s, long off, int n) {
+        int i = 0;
+        for (int bound = SCALE_BYTES.loopBound(n); i < bound; i += SCALE_BYTES.length()) {
+            ByteVector v = ByteVector.fromMemorySegment(SCALE_BYTES, s, off + i, ByteOrder.LITTLE_ENDIAN);
+            if (v.compare(VectorOperators.EQ, (byte) 0).or(v.compare(VectorOperators.EQ, (byte) -1)).anyTrue()) {
+                return true;
+            }
+        }
+        for (; i < n; i++) {
+            int b = s.get(ValueLayout.JAVA_BYTE, off + i) & 0xff;
+            if (b == 0 || b == 0xff) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Scalar FP4 row for the rare rows with E8M0 codes 0 / 0xFF; x is in the permuted FP4 order. */
+    static void fp4RowScalar(MemorySegment w, MemorySegment s, long wo, long so, int cols, MemorySegment x, int xo,
+                             int tile, int n, float[] r) {
+        Arrays.fill(r, 0, n, 0f);
+        for (int c = 0; c < cols; c++) {
+            int b = w.get(ValueLayout.JAVA_BYTE, wo + (c >>> 1));
+            int code = (c & 1) == 0 ? b & 0xf : (b >>> 4) & 0xf;
+            float wv = FP4[code] * E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 5)) & 0xff];
+            int p = permutedIndex(c, 8);
+            for (int t = 0; t < n; t++) {
+                r[t] += wv * x.get(ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * xIndex(xo, tile, p, t));
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ attention
+
+    private static final int ATT_BLOCK = 64;
+
+    private static final class AttnScratch {
+        final float[] s = new float[ATT_BLOCK];
+        float[] acc = new float[0];
+    }
+
+    @Override
+    public void attention(float[] q, int qOff, int heads, int headDim, float[] kv, int windowValid, int windowSize,
+                          int compressedCount, float[] sink, float scale, float[] out, int outOff) {
+        if (fallback != null) {
+            fallback.attention(q, qOff, heads, headDim, kv, windowValid, windowSize, compressedCount, sink, scale,
+                    out, outOff);
+            return;
+        }
+        AttentionJob j = attention;
+        j.q = q;
+        j.qOff = qOff;
+        j.heads = heads;
+        j.dim = headDim;
+        j.kv = kv;
+        j.windowValid = windowValid;
+        j.windowSize = windowSize;
+        j.listLen = windowSize + compressedCount;
+        j.sink = sink;
+        j.scale = scale;
+        j.out = out;
+        j.outOff = outOff;
+        j.next.set(0);
+        long macs = 2L * heads * j.listLen * headDim;
+        try {
+            if (threads == 1 || heads == 1 || macs < SERIAL_MACS) {
+                j.run(0);
+            } else {
+                pool.run(j);
+            }
+        } finally {
+            j.q = null;
+            j.kv = null;
+            j.sink = null;
+            j.out = null;
+        }
+    }
+
+    private final class AttentionJob implements KernelPool.Job {
+        final AttnScratch[] scratch;
+        final AtomicInteger next = new AtomicInteger();
+        float[] q;
+        int qOff;
+        int heads;
+        int dim;
+        float[] kv;
+        int windowValid;
+        int windowSize;
+        int listLen;
+        float[] sink;
+        float scale;
+        float[] out;
+        int outOff;
+
+        AttentionJob(int threads) {
+            scratch = new AttnScratch[threads];
+            for (int i = 0; i < threads; i++) {
+                scratch[i] = new AttnScratch();
+            }
+        }
+
+        @Override
+        public void run(int worker) {
+            AttnScratch sc = scratch[worker];
+            if (sc.acc.length < dim) {
+                sc.acc = new float[dim];
+            }
+            for (int h; (h = next.getAndIncrement()) < heads; ) {
+                head(h, sc.s, sc.acc);
+            }
+        }
+
+        /** One head: the exact set's algorithm (blocks of 64, running max, bf16 P, sink at the end) in float32. */
+        private void head(int h, float[] s, float[] acc) {
+            int d = dim;
+            int qb = qOff + h * d;
+            Arrays.fill(acc, 0, d, 0f);
+            float m = Float.NEGATIVE_INFINITY;
+            float den = 0f;
+            // valid list indices: [0, windowValid) and [windowSize, listLen); cStart avoids double counting
+            int aEnd = Math.min(windowValid, listLen);
+            int cStart = Math.max(windowSize, aEnd);
+            for (int b0 = 0; b0 < listLen; b0 += ATT_BLOCK) {
+                int b1 = Math.min(listLen, b0 + ATT_BLOCK);
+                int aHi = Math.min(b1, aEnd);
+                int cLo = Math.max(b0, cStart);
+                Arrays.fill(s, Float.NEGATIVE_INFINITY);
+                float bm = Float.NEGATIVE_INFINITY;
+                bm = Math.max(bm, scores(qb, b0, b0, aHi, s));
+                bm = Math.max(bm, scores(qb, b0, cLo, b1, s));
+                if (bm == Float.NEGATIVE_INFINITY) {
+                    continue; // nothing valid in this block
+                }
+                float mNew = Math.max(m, bm);
+                float alpha = m == Float.NEGATIVE_INFINITY ? 0f : (float) Math.exp(m - mNew);
+                if (alpha != 1f) {
+                    den *= alpha;
+                    scaleAcc(acc, d, alpha);
+                }
+                // invalid entries hold -inf and give exp = 0, so the denominator can sum whole vectors
+                for (int k = 0; k < ATT_BLOCK; k += L) {
+                    FloatVector e = FloatVector.fromArray(FS, s, k).sub(mNew).lanewise(VectorOperators.EXP);
+                    den += e.reduceLanes(VectorOperators.ADD);
+                    TileKernels.bf16(e).intoArray(s, k);
+                }
+                accumulate(acc, d, s, b0, b0, aHi);
+                accumulate(acc, d, s, b0, cLo, b1);
+                m = mNew;
+            }
+            den += (float) Math.exp(sink[h] - m);
+            int ob = outOff + h * d;
+            int i = 0;
+            for (int bound = FS.loopBound(d); i < bound; i += L) {
+                TileKernels.bf16(FloatVector.fromArray(FS, acc, i).div(den)).intoArray(out, ob + i);
+            }
+            for (; i < d; i++) {
+                out[ob + i] = Bf16.round(acc[i] / den);
+            }
+        }
+
+        /** s[i - b0] = (q . kv_i) * scale for i in [lo, hi); returns their max. */
+        private float scores(int qb, int b0, int lo, int hi, float[] s) {
+            float bm = Float.NEGATIVE_INFINITY;
+            int i = lo;
+            for (; i + 4 <= hi; i += 4) {
+                dot4(q, qb, kv, i * dim, dim, s, i - b0, scale);
+                bm = Math.max(bm, Math.max(Math.max(s[i - b0], s[i - b0 + 1]), Math.max(s[i - b0 + 2], s[i - b0 + 3])));
+            }
+            for (; i < hi; i++) {
+                s[i - b0] = dot(q, qb, kv, i * dim, dim) * scale;
+                bm = Math.max(bm, s[i - b0]);
+            }
+            return bm;
+        }
+
+        /** acc += p_i * kv_i over [lo, hi), a register tile of 4 vectors of acc at a time. */
+        private void accumulate(float[] acc, int d, float[] p, int b0, int lo, int hi) {
+            if (lo >= hi) {
+                return;
+            }
+            int c = 0;
+            for (; c + 4 * L <= d; c += 4 * L) {
+                FloatVector a0 = FloatVector.fromArray(FS, acc, c);
+                FloatVector a1 = FloatVector.fromArray(FS, acc, c + L);
+                FloatVector a2 = FloatVector.fromArray(FS, acc, c + 2 * L);
+                FloatVector a3 = FloatVector.fromArray(FS, acc, c + 3 * L);
+                for (int i = lo; i < hi; i++) {
+                    FloatVector pv = FloatVector.broadcast(FS, p[i - b0]);
+                    int k = i * d + c;
+                    a0 = FloatVector.fromArray(FS, kv, k).fma(pv, a0);
+                    a1 = FloatVector.fromArray(FS, kv, k + L).fma(pv, a1);
+                    a2 = FloatVector.fromArray(FS, kv, k + 2 * L).fma(pv, a2);
+                    a3 = FloatVector.fromArray(FS, kv, k + 3 * L).fma(pv, a3);
+                }
+                a0.intoArray(acc, c);
+                a1.intoArray(acc, c + L);
+                a2.intoArray(acc, c + 2 * L);
+                a3.intoArray(acc, c + 3 * L);
+            }
+            for (; c + L <= d; c += L) {
+                FloatVector a0 = FloatVector.fromArray(FS, acc, c);
+                for (int i = lo; i < hi; i++) {
+                    a0 = FloatVector.fromArray(FS, kv, i * d + c).fma(FloatVector.broadcast(FS, p[i - b0]), a0);
+                }
+                a0.intoArray(acc, c);
+            }
+            for (; c < d; c++) {
+                float a = acc[c];
+                for (int i = lo; i < hi; i++) {
+                    a = Math.fma(p[i - b0], kv[i * d + c], a);
+                }
+                acc[c] = a;
+            }
+        }
+    }
+
+    private static void scaleAcc(float[] acc, int d, float alpha) {
+        int i = 0;
+        for (int bound = FS.loopBound(d); i < bound; i += L) {
+            FloatVector.fromArray(FS, acc, i).mul(alpha).intoArray(acc, i);
+        }
+        for (; i < d; i++) {
+            acc[i] *= alpha;
+        }
+    }
+
+    static float dot(float[] a, int ao, float[] b, int bo, int n) {
+        FloatVector s0 = FloatVector.zero(FS);
+        FloatVector s1 = FloatVector.zero(FS);
+        int i = 0;
+        for (; i + 2 * L <= n; i += 2 * L) {
+            s0 = FloatVector.fromArray(FS, a, ao + i).fma(FloatVector.fromArray(FS, b, bo + i), s0);
+            s1 = FloatVector.fromArray(FS, a, ao + i + L).fma(FloatVector.fromArray(FS, b, bo + i + L), s1);
+        }
+        for (; i + L <= n; i += L) {
+            s0 = FloatVector.fromArray(FS, a, ao + i).fma(FloatVector.fromArray(FS, b, bo + i), s0);
+        }
+        float r = s0.add(s1).reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            r = Math.fma(a[ao + i], b[bo + i], r);
+        }
+        return r;
+    }
+
+    /** s[so + k] = (a . b_k) * scale for the 4 consecutive rows b_k = b[bo + k*n ..]: a is loaded once for all 4. */
+    static void dot4(float[] a, int ao, float[] b, int bo, int n, float[] s, int so, float scale) {
+        FloatVector s0 = FloatVector.zero(FS);
+        FloatVector s1 = s0;
+        FloatVector s2 = s0;
+        FloatVector s3 = s0;
+        int i = 0;
+        for (; i + L <= n; i += L) {
+            FloatVector av = FloatVector.fromArray(FS, a, ao + i);
+            s0 = av.fma(FloatVector.fromArray(FS, b, bo + i), s0);
+            s1 = av.fma(FloatVector.fromArray(FS, b, bo + n + i), s1);
+            s2 = av.fma(FloatVector.fromArray(FS, b, bo + 2 * n + i), s2);
+            s3 = av.fma(FloatVector.fromArray(FS, b, bo + 3 * n + i), s3);
+        }
+        float r0 = s0.reduceLanes(VectorOperators.ADD);
+        float r1 = s1.reduceLanes(VectorOperators.ADD);
+        float r2 = s2.reduceLanes(VectorOperators.ADD);
+        float r3 = s3.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            float av = a[ao + i];
+            r0 = Math.fma(av, b[bo + i], r0);
+            r1 = Math.fma(av, b[bo + n + i], r1);
+            r2 = Math.fma(av, b[bo + 2 * n + i], r2);
+            r3 = Math.fma(av, b[bo + 3 * n + i], r3);
+        }
+        s[so] = r0 * scale;
+        s[so + 1] = r1 * scale;
+        s[so + 2] = r2 * scale;
+        s[so + 3] = r3 * scale;
+    }
+
+    // ------------------------------------------------------------------------------------------------ indexer
+
+    @Override
+    public void indexScores(float[] q, int qOff, int heads, int dim, float[] w, int wOff, float[] keys, int count,
+                            float[] scores) {
+        if (fallback != null) {
+            fallback.indexScores(q, qOff, heads, dim, w, wOff, keys, count, scores);
+            return;
+        }
+        if (count == 0) {
+            return;
+        }
+        IndexJob j = index;
+        int hp = (heads + L - 1) / L * L;
+        // q transposed to [dim][heads padded to L]: then one key gives the dots of L heads per FMA, with no
+        // horizontal reduction; the padding lanes have q = 0 and w = 0 and add exactly 0 to the score
+        if (j.qt.length < dim * hp) {
+            j.qt = new float[dim * hp];
+        }
+        if (j.wp.length < hp) {
+            j.wp = new float[hp];
+        }
+        Arrays.fill(j.qt, 0, dim * hp, 0f);
+        Arrays.fill(j.wp, 0, hp, 0f);
+        for (int h = 0; h < heads; h++) {
+            for (int d = 0; d < dim; d++) {
+                j.qt[d * hp + h] = q[qOff + h * dim + d];
+            }
+            j.wp[h] = w[wOff + h];
+        }
+        j.hp = hp;
+        j.dim = dim;
+        j.keys = keys;
+        j.count = count;
+        j.scores = scores;
+        j.chunk = 64;
+        j.chunks = (count + j.chunk - 1) / j.chunk;
+        j.next.set(0);
+        long macs = (long) hp * dim * count;
+        try {
+            if (threads == 1 || j.chunks == 1 || macs < SERIAL_MACS) {
+                j.run(0);
+            } else {
+                pool.run(j);
+            }
+        } finally {
+            j.keys = null;
+            j.scores = null;
+        }
+    }
+
+    private static final class IndexJob implements KernelPool.Job {
+        final AtomicInteger next = new AtomicInteger();
+        float[] qt = new float[0];
+        float[] wp = new float[0];
+        int hp;
+        int dim;
+        float[] keys;
+        int count;
+        float[] scores;
+        int chunk;
+        int chunks;
+
+        @Override
+        public void run(int worker) {
+            for (int ch; (ch = next.getAndIncrement()) < chunks; ) {
+                int i0 = ch * chunk;
+                int i1 = Math.min(count, i0 + chunk);
+                int i = i0;
+                for (; i + 4 <= i1; i += 4) {
+                    keys4(i);
+                }
+                for (; i < i1; i++) {
+                    key1(i);
+                }
+            }
+        }
+
+        private void keys4(int i) {
+            int k0 = i * dim;
+            int k1 = k0 + dim;
+            int k2 = k1 + dim;
+            int k3 = k2 + dim;
+            FloatVector t0 = FloatVector.zero(FS);
+            FloatVector t1 = t0;
+            FloatVector t2 = t0;
+            FloatVector t3 = t0;
+            for (int g = 0; g < hp; g += L) {
+                FloatVector a0 = FloatVector.zero(FS);
+                FloatVector a1 = a0;
+                FloatVector a2 = a0;
+                FloatVector a3 = a0;
+                for (int d = 0; d < dim; d++) {
+                    FloatVector qv = FloatVector.fromArray(FS, qt, d * hp + g);
+                    a0 = qv.fma(FloatVector.broadcast(FS, keys[k0 + d]), a0);
+                    a1 = qv.fma(FloatVector.broadcast(FS, keys[k1 + d]), a1);
+                    a2 = qv.fma(FloatVector.broadcast(FS, keys[k2 + d]), a2);
+                    a3 = qv.fma(FloatVector.broadcast(FS, keys[k3 + d]), a3);
+                }
+                FloatVector wv = FloatVector.fromArray(FS, wp, g);
+                t0 = t0.add(headTerms(a0, wv));
+                t1 = t1.add(headTerms(a1, wv));
+                t2 = t2.add(headTerms(a2, wv));
+                t3 = t3.add(headTerms(a3, wv));
+            }
+            scores[i] = Bf16.round(t0.reduceLanes(VectorOperators.ADD));
+            scores[i + 1] = Bf16.round(t1.reduceLanes(VectorOperators.ADD));
+            scores[i + 2] = Bf16.round(t2.reduceLanes(VectorOperators.ADD));
+            scores[i + 3] = Bf16.round(t3.reduceLanes(VectorOperators.ADD));
+        }
+
+        private void key1(int i) {
+            int k0 = i * dim;
+            FloatVector t0 = FloatVector.zero(FS);
+            for (int g = 0; g < hp; g += L) {
+                FloatVector a0 = FloatVector.zero(FS);
+                for (int d = 0; d < dim; d++) {
+                    a0 = FloatVector.fromArray(FS, qt, d * hp + g).fma(FloatVector.broadcast(FS, keys[k0 + d]), a0);
+                }
+                t0 = t0.add(headTerms(a0, FloatVector.fromArray(FS, wp, g)));
+            }
+            scores[i] = Bf16.round(t0.reduceLanes(VectorOperators.ADD));
+        }
+
+        /** bf16(max(bf16(dot), 0) * w) per head lane. */
+        private static FloatVector headTerms(FloatVector dots, FloatVector w) {
+            return TileKernels.bf16(TileKernels.bf16(dots).max(0f).mul(w));
+        }
+    }
+}

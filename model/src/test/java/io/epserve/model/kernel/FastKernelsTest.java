@@ -1,0 +1,530 @@
+package io.epserve.model.kernel;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.epserve.model.format.Bf16;
+import io.epserve.model.format.QuantSim;
+import io.epserve.model.weights.Bf16Matrix;
+import io.epserve.model.weights.F32Matrix;
+import io.epserve.model.weights.Fp4Matrix;
+import io.epserve.model.weights.Fp8Matrix;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * FastKernels against the exact oracle on random in-memory matrices. Float32 accumulation may move a bf16 result
+ * across a rounding boundary, so bf16 outputs are compared statistically (relative RMS, share of elements more
+ * than one bf16 ulp apart) and wide outputs relative to the largest magnitude. Every comparison is also shown to
+ * fail on a deliberately corrupted input, so a kernel that ignores part of its weights cannot pass.
+ */
+class FastKernelsTest {
+    static final double MAX_REL_RMS = 1e-3;
+    static final double MAX_FRAC_OFF = 0.005;
+    static final double WIDE_REL = 1e-5;
+
+    static final ExactKernels EXACT = new ExactKernels();
+    static FastKernels single;
+    static FastKernels multi;
+
+    @BeforeAll
+    static void start() {
+        single = new FastKernels(1);
+        multi = new FastKernels(2);
+    }
+
+    @AfterAll
+    static void stop() {
+        single.close();
+        multi.close();
+    }
+
+    static FastKernels kernels(boolean mt) {
+        return mt ? multi : single;
+    }
+
+    // ------------------------------------------------------------------------------------------ random inputs
+
+    /** bf16 activations with a different magnitude per 64 values, a few exact zeros and tiny values. */
+    static float[] activations(SplittableRandom r, int n) {
+        float[] x = new float[n];
+        float gain = 1f;
+        for (int i = 0; i < n; i++) {
+            if (i % 64 == 0) {
+                gain = (float) Math.scalb(1.0, r.nextInt(-6, 5));
+            }
+            double v = r.nextGaussian() * gain;
+            int kind = r.nextInt(50);
+            if (kind == 0) {
+                v = 0;
+            } else if (kind == 1) {
+                v *= 1e-4;
+            }
+            x[i] = Bf16.round(v);
+        }
+        return x;
+    }
+
+    static Fp4Matrix fp4(SplittableRandom r, int rows, int cols) {
+        byte[] data = new byte[rows * cols / 2];
+        r.nextBytes(data);
+        byte[] scale = new byte[rows * cols / 32];
+        for (int i = 0; i < scale.length; i++) {
+            scale[i] = (byte) (127 + r.nextInt(-9, 3));
+        }
+        return new Fp4Matrix("fp4", rows, cols, MemorySegment.ofArray(data), MemorySegment.ofArray(scale));
+    }
+
+    static Fp8Matrix fp8(SplittableRandom r, int rows, int cols) {
+        byte[] data = new byte[rows * cols];
+        for (int i = 0; i < data.length; i++) {
+            int c;
+            do {
+                c = r.nextInt(256);
+            } while ((c & 0x7f) == 0x7f); // e4m3 NaN codes do not occur in checkpoints
+            data[i] = (byte) c;
+        }
+        int sr = (rows + 127) / 128;
+        int sc = (cols + 127) / 128;
+        byte[] scale = new byte[sr * sc];
+        for (int i = 0; i < scale.length; i++) {
+            scale[i] = (byte) (127 + r.nextInt(-12, 2));
+        }
+        return new Fp8Matrix("fp8", rows, cols, MemorySegment.ofArray(data), MemorySegment.ofArray(scale));
+    }
+
+    static Bf16Matrix bf16(SplittableRandom r, int rows, int cols) {
+        ByteBuffer b = ByteBuffer.allocate(rows * cols * 2).order(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < rows * cols; i++) {
+            b.putShort(Bf16.bits((float) (r.nextGaussian() * 0.05)));
+        }
+        return new Bf16Matrix("bf16", rows, cols, MemorySegment.ofArray(b.array()));
+    }
+
+    static F32Matrix f32(SplittableRandom r, int rows, int cols) {
+        ByteBuffer b = ByteBuffer.allocate(rows * cols * 4).order(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < rows * cols; i++) {
+            b.putFloat((float) r.nextGaussian());
+        }
+        return new F32Matrix("f32", rows, cols, MemorySegment.ofArray(b.array()));
+    }
+
+    static byte[] bytes(MemorySegment s) {
+        return (byte[]) s.heapBase().orElseThrow();
+    }
+
+    // ------------------------------------------------------------------------------------------ comparisons
+
+    record Diff(double relRms, double fracOff, int compared) {
+        boolean ok() {
+            return relRms <= MAX_REL_RMS && fracOff <= MAX_FRAC_OFF;
+        }
+    }
+
+    /** Compares the bf16 values of row-major [tokens][n] blocks stored with the given offset and stride. */
+    static Diff bf16Diff(float[] exact, float[] fast, int off, int stride, int tokens, int n) {
+        double se = 0;
+        double sd = 0;
+        int off1 = 0;
+        int count = 0;
+        for (int t = 0; t < tokens; t++) {
+            for (int i = 0; i < n; i++) {
+                float e = exact[off + t * stride + i];
+                float f = fast[off + t * stride + i];
+                if (Float.isNaN(e) || Float.isNaN(f)) {
+                    assertEquals(Float.isNaN(e), Float.isNaN(f), "NaN mismatch at token " + t + " element " + i);
+                    continue;
+                }
+                assertEquals(e, Bf16.round(e), "exact output not bf16");
+                assertEquals(f, Bf16.round(f), "fast output not bf16 at token " + t + " element " + i);
+                se += (double) e * e;
+                sd += ((double) e - f) * ((double) e - f);
+                if (Math.abs(ordinal(e) - ordinal(f)) > 1) {
+                    off1++;
+                }
+                count++;
+            }
+        }
+        return new Diff(se == 0 ? (sd == 0 ? 0 : Double.POSITIVE_INFINITY) : Math.sqrt(sd / se),
+                (double) off1 / Math.max(1, count), count);
+    }
+
+    /** Position of a bf16 value on the number line, so that neighbours differ by 1 (also across zero). */
+    static int ordinal(float v) {
+        int b = Float.floatToRawIntBits(v) >> 16;
+        return b < 0 ? -(b & 0x7fff) : b;
+    }
+
+    static void assertBf16Close(float[] exact, float[] fast, int off, int stride, int tokens, int n, String what) {
+        Diff d = bf16Diff(exact, fast, off, stride, tokens, n);
+        assertTrue(d.compared > 0, what + ": nothing compared");
+        assertTrue(d.ok(), what + ": " + d);
+    }
+
+    static double wideError(double[] exact, double[] fast, int off, int stride, int tokens, int n) {
+        double max = 0;
+        double err = 0;
+        for (int t = 0; t < tokens; t++) {
+            for (int i = 0; i < n; i++) {
+                double e = exact[off + t * stride + i];
+                max = Math.max(max, Math.abs(e));
+                err = Math.max(err, Math.abs(e - fast[off + t * stride + i]));
+            }
+        }
+        return max == 0 ? err : err / max;
+    }
+
+    // ------------------------------------------------------------------------------------------ quantisation
+
+    @Test
+    void activationQuantisationIsBitExact() {
+        SplittableRandom r = new SplittableRandom(1);
+        int cols = 128 * 24;
+        float[] x = new float[cols];
+        for (int i = 0; i < cols; i++) {
+            // magnitudes from far below the e4m3 subnormal range to above 448, per-block gains, ties
+            int e = r.nextInt(-40, 20);
+            x[i] = (float) Math.scalb(r.nextGaussian(), e / (i % 3 + 1));
+            if (i % 97 == 0) {
+                x[i] = 0f;
+            }
+            if (i % 101 == 0) {
+                x[i] = -x[i];
+            }
+        }
+        for (int b = 0; b < 128; b++) {
+            x[128 + b] = (float) Math.scalb(9 + 0.5 * (b % 8), -3); // exact e4m3 ties: 1.0625, 1.1875, ...
+            x[256 + b] = (float) Math.scalb(b, -14);                  // subnormal e4m3 range after scaling
+        }
+        float[] expect = new float[cols];
+        QuantSim.fp8RoundTrip(x, 0, cols, 128, expect, 0);
+        float[] got = new float[cols];
+        FastKernels.quantiseRow(x, 0, cols, 1, got, 0, new float[128]);
+        for (int i = 0; i < cols; i++) {
+            assertEquals(Float.floatToRawIntBits(expect[i]), Float.floatToRawIntBits(got[i]),
+                    "element " + i + " of " + x[i] + ": " + expect[i] + " vs " + got[i]);
+        }
+        // the FP4 layout holds the same values, permuted within each chunk
+        float[] perm = new float[cols];
+        FastKernels.quantiseRow(x, 0, cols, 8, perm, 0, new float[128]);
+        for (int i = 0; i < cols; i++) {
+            assertEquals(expect[i], perm[FastKernels.permutedIndex(i, 8)], "permuted element " + i);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------ FP4
+
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void fp4MatchesExact(boolean mt) {
+        SplittableRandom r = new SplittableRandom(2);
+        Fp4Matrix w = fp4(r, 257, 1024);
+        for (int tokens : new int[] {1, 3, 16, 21}) {
+            checkFp4(kernels(mt), w, r, tokens, "fp4 tokens=" + tokens + " mt=" + mt);
+        }
+    }
+
+    @Test
+    void fp4EveryTileSize() {
+        SplittableRandom r = new SplittableRandom(3);
+        Fp4Matrix w = fp4(r, 33, 512);
+        for (int tokens = 1; tokens <= 34; tokens++) {
+            checkFp4(single, w, r, tokens, "fp4 tokens=" + tokens);
+        }
+    }
+
+    private static void checkFp4(FastKernels k, Fp4Matrix w, SplittableRandom r, int tokens, String what) {
+        int xStride = w.cols() + 7;
+        float[] x = activations(r, tokens * xStride);
+        int yStride = w.rows() + 5;
+        float[] ye = new float[3 + tokens * yStride];
+        float[] yf = new float[ye.length];
+        EXACT.fp4Linear(w, x, 0, xStride, tokens, ye, 3, yStride);
+        k.fp4Linear(w, x, 0, xStride, tokens, yf, 3, yStride);
+        assertBf16Close(ye, yf, 3, yStride, tokens, w.rows(), what);
+    }
+
+    @Test
+    void fp4DetectsCorruptionAndHandlesRareScales() {
+        SplittableRandom r = new SplittableRandom(4);
+        Fp4Matrix w = fp4(r, 64, 1024);
+        int tokens = 4;
+        float[] x = activations(r, tokens * w.cols());
+        float[] ye = new float[tokens * w.rows()];
+        EXACT.fp4Linear(w, x, 0, w.cols(), tokens, ye, 0, w.rows());
+
+        // one nibble of row 5 and one scale of row 9, in the middle of their rows: the comparison must fail
+        byte[] data = bytes(w.data());
+        byte[] scale = bytes(w.scale());
+        data[5 * 512 + 300] ^= 0x77;
+        scale[9 * 32 + 17] += 4;
+        float[] yf = new float[ye.length];
+        single.fp4Linear(w, x, 0, w.cols(), tokens, yf, 0, w.rows());
+        assertFalse(bf16Diff(ye, yf, 0, w.rows(), tokens, w.rows()).ok(), "corruption not detected");
+        float[] ye2 = new float[ye.length];
+        EXACT.fp4Linear(w, x, 0, w.cols(), tokens, ye2, 0, w.rows());
+        assertBf16Close(ye2, yf, 0, w.rows(), tokens, w.rows(), "fp4 after corruption");
+
+        // E8M0 code 0 (2^-127) and 0xFF (NaN) take the scalar row path and agree with the oracle
+        scale[3 * 32 + 2] = 0;
+        scale[7 * 32 + 31] = (byte) 0xff;
+        EXACT.fp4Linear(w, x, 0, w.cols(), tokens, ye2, 0, w.rows());
+        multi.fp4Linear(w, x, 0, w.cols(), tokens, yf, 0, w.rows());
+        assertTrue(Float.isNaN(yf[7]), "NaN scale must give NaN");
+        assertBf16Close(ye2, yf, 0, w.rows(), tokens, w.rows(), "fp4 rare scales");
+    }
+
+    // ------------------------------------------------------------------------------------------ FP8
+
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void fp8MatchesExact(boolean mt) {
+        SplittableRandom r = new SplittableRandom(5);
+        Fp8Matrix w = fp8(r, 387, 640);
+        for (int tokens : new int[] {1, 3, 16, 19}) {
+            checkFp8(kernels(mt), w, 0, w.rows(), r, tokens, false, "fp8 tokens=" + tokens + " mt=" + mt);
+            checkFp8(kernels(mt), w, 130, 201, r, tokens, false, "fp8 rows 130+201 tokens=" + tokens);
+            checkFp8(kernels(mt), w, 0, w.rows(), r, tokens, true, "fp8 dequant tokens=" + tokens + " mt=" + mt);
+        }
+    }
+
+    @Test
+    void fp8EveryTileSizeAndRaggedColumns() {
+        SplittableRandom r = new SplittableRandom(6);
+        Fp8Matrix w = fp8(r, 45, 256);
+        Fp8Matrix ragged = fp8(r, 150, 200); // dequant path only: 200 = 128 + 72, not a multiple of 16 either
+        for (int tokens = 1; tokens <= 17; tokens++) {
+            checkFp8(single, w, 0, w.rows(), r, tokens, false, "fp8 tokens=" + tokens);
+            checkFp8(single, ragged, 3, 140, r, tokens, true, "fp8 dequant ragged tokens=" + tokens);
+        }
+    }
+
+    @Test
+    void fp8DetectsCorruption() {
+        SplittableRandom r = new SplittableRandom(7);
+        Fp8Matrix w = fp8(r, 256, 512);
+        int tokens = 3;
+        float[] x = activations(r, tokens * w.cols());
+        float[] ye = new float[tokens * w.rows()];
+        EXACT.fp8Linear(w, 0, w.rows(), x, 0, w.cols(), tokens, ye, 0, w.rows());
+        bytes(w.scale())[1 * 4 + 2] += 3; // rows 128..255, columns 256..383
+        float[] yf = new float[ye.length];
+        multi.fp8Linear(w, 0, w.rows(), x, 0, w.cols(), tokens, yf, 0, w.rows());
+        assertFalse(bf16Diff(ye, yf, 0, w.rows(), tokens, w.rows()).ok(), "corruption not detected");
+        assertTrue(bf16Diff(ye, yf, 0, w.rows(), tokens, 128).ok(), "rows 0..127 do not use that block");
+    }
+
+    private static void checkFp8(FastKernels k, Fp8Matrix w, int rowStart, int rowCount, SplittableRandom r,
+                                 int tokens, boolean dequant, String what) {
+        int xStride = w.cols() + 3;
+        float[] x = activations(r, tokens * xStride);
+        int yStride = rowCount + 2;
+        float[] ye = new float[1 + tokens * yStride];
+        float[] yf = new float[ye.length];
+        if (dequant) {
+            EXACT.fp8DequantLinear(w, rowStart, rowCount, x, 0, xStride, tokens, ye, 1, yStride);
+            k.fp8DequantLinear(w, rowStart, rowCount, x, 0, xStride, tokens, yf, 1, yStride);
+        } else {
+            EXACT.fp8Linear(w, rowStart, rowCount, x, 0, xStride, tokens, ye, 1, yStride);
+            k.fp8Linear(w, rowStart, rowCount, x, 0, xStride, tokens, yf, 1, yStride);
+        }
+        assertBf16Close(ye, yf, 1, yStride, tokens, rowCount, what);
+        assertEquals(0f, yf[0], what + ": wrote before yOff");
+    }
+
+    // ------------------------------------------------------------------------------------------ BF16 / F32
+
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void bf16AndF32MatchExact(boolean mt) {
+        SplittableRandom r = new SplittableRandom(8);
+        FastKernels k = kernels(mt);
+        for (int cols : new int[] {1024, 100, 77}) {
+            Bf16Matrix wb = bf16(r, 131, cols);
+            F32Matrix wf = f32(r, 67, cols);
+            for (int tokens : new int[] {1, 3, 16, 18}) {
+                checkBf16F32(k, wb, wf, r, tokens, "cols=" + cols + " tokens=" + tokens + " mt=" + mt);
+            }
+        }
+    }
+
+    @Test
+    void bf16AndF32EveryTileSize() {
+        SplittableRandom r = new SplittableRandom(14);
+        Bf16Matrix wb = bf16(r, 19, 96);
+        F32Matrix wf = f32(r, 13, 96);
+        for (int tokens = 1; tokens <= 17; tokens++) {
+            checkBf16F32(single, wb, wf, r, tokens, "tokens=" + tokens);
+        }
+    }
+
+    private static void checkBf16F32(FastKernels k, Bf16Matrix wb, F32Matrix wf, SplittableRandom r, int tokens,
+                                     String what) {
+        int cols = wb.cols();
+        int xStride = cols + 1;
+        float[] x = activations(r, tokens * xStride);
+
+        float[] ye = new float[tokens * wb.rows()];
+        float[] yf = new float[ye.length];
+        EXACT.bf16Linear(wb, x, 0, xStride, tokens, ye, 0, wb.rows());
+        k.bf16Linear(wb, x, 0, xStride, tokens, yf, 0, wb.rows());
+        assertBf16Close(ye, yf, 0, wb.rows(), tokens, wb.rows(), "bf16 " + what);
+
+        double[] de = new double[tokens * wb.rows()];
+        double[] df = new double[de.length];
+        EXACT.bf16LinearWide(wb, x, 0, xStride, tokens, de, 0, wb.rows());
+        k.bf16LinearWide(wb, x, 0, xStride, tokens, df, 0, wb.rows());
+        assertTrue(wideError(de, df, 0, wb.rows(), tokens, wb.rows()) <= WIDE_REL, "bf16 wide " + what);
+
+        de = new double[2 + tokens * (wf.rows() + 1)];
+        df = new double[de.length];
+        EXACT.f32LinearWide(wf, x, 0, xStride, tokens, de, 2, wf.rows() + 1);
+        k.f32LinearWide(wf, x, 0, xStride, tokens, df, 2, wf.rows() + 1);
+        assertTrue(wideError(de, df, 2, wf.rows() + 1, tokens, wf.rows()) <= WIDE_REL, "f32 wide " + what);
+    }
+
+    @Test
+    void bf16AndF32DetectCorruption() {
+        SplittableRandom r = new SplittableRandom(9);
+        Bf16Matrix wb = bf16(r, 40, 256);
+        F32Matrix wf = f32(r, 40, 256);
+        float[] x = activations(r, 2 * 256);
+        double[] de = new double[2 * 40];
+        double[] df = new double[de.length];
+        EXACT.bf16LinearWide(wb, x, 0, 256, 2, de, 0, 40);
+        bytes(wb.data())[2 * (7 * 256 + 201) + 1] ^= 0x40; // exponent bit of one weight in row 7
+        single.bf16LinearWide(wb, x, 0, 256, 2, df, 0, 40);
+        assertTrue(wideError(de, df, 0, 40, 2, 40) > WIDE_REL, "bf16 corruption not detected");
+
+        EXACT.f32LinearWide(wf, x, 0, 256, 2, de, 0, 40);
+        bytes(wf.data())[4 * (39 * 256 + 255) + 3] ^= 0x40;
+        single.f32LinearWide(wf, x, 0, 256, 2, df, 0, 40);
+        assertTrue(wideError(de, df, 0, 40, 2, 40) > WIDE_REL, "f32 corruption not detected");
+    }
+
+    // ------------------------------------------------------------------------------------------ attention
+
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void attentionMatchesExact(boolean mt) {
+        SplittableRandom r = new SplittableRandom(10);
+        // {heads, headDim, windowValid, windowSize, compressedCount}
+        int[][] cases = {
+            {8, 128, 128, 128, 300},
+            {16, 128, 37, 128, 45},
+            {4, 80, 16, 16, 0},
+            {3, 72, 0, 16, 70},
+            {4, 512, 100, 128, 5},
+        };
+        for (int[] c : cases) {
+            checkAttention(kernels(mt), r, c[0], c[1], c[2], c[3], c[4], 1f, "attention " + Arrays.toString(c));
+            checkAttention(kernels(mt), r, c[0], c[1], c[2], c[3], c[4], 6f, "peaky attention " + Arrays.toString(c));
+        }
+    }
+
+    @Test
+    void attentionWithNothingValidAndCorruption() {
+        SplittableRandom r = new SplittableRandom(11);
+        int heads = 2;
+        int d = 64;
+        float[] q = new float[heads * d];
+        for (int i = 0; i < q.length; i++) {
+            q[i] = Bf16.round(r.nextGaussian() * 0.2); // a flat softmax: every row carries weight
+        }
+        float[] kv = activations(r, 16 * d);
+        float[] sink = {0.5f, -1f};
+        float[] out = new float[heads * d];
+        Arrays.fill(out, 7f);
+        single.attention(q, 0, heads, d, kv, 0, 16, 0, sink, 0.125f, out, 0);
+        for (float v : out) {
+            assertEquals(0f, v); // only the sink: the output is zero, as in the exact set
+        }
+
+        float[] ye = new float[heads * d];
+        float[] yf = new float[heads * d];
+        EXACT.attention(q, 0, heads, d, kv, 16, 16, 0, sink, 0.125f, ye, 0);
+        for (int i = 0; i < d; i++) {
+            kv[5 * d + i] = Bf16.round(kv[5 * d + i] * -3f + 1f); // one whole list row
+        }
+        single.attention(q, 0, heads, d, kv, 16, 16, 0, sink, 0.125f, yf, 0);
+        assertFalse(bf16Diff(ye, yf, 0, d, heads, d).ok(), "corruption not detected");
+    }
+
+    private static void checkAttention(FastKernels k, SplittableRandom r, int heads, int d, int windowValid,
+                                       int windowSize, int compressed, float qGain, String what) {
+        int listLen = windowSize + compressed;
+        float[] q = new float[5 + heads * d];
+        for (int i = 5; i < q.length; i++) {
+            q[i] = Bf16.round(r.nextGaussian() * qGain);
+        }
+        float[] kv = activations(r, listLen * d);
+        float[] sink = new float[heads];
+        for (int h = 0; h < heads; h++) {
+            sink[h] = (float) r.nextGaussian();
+        }
+        float scale = (float) (1.0 / Math.sqrt(d));
+        float[] ye = new float[2 + heads * d];
+        float[] yf = new float[ye.length];
+        EXACT.attention(q, 5, heads, d, kv, windowValid, windowSize, compressed, sink, scale, ye, 2);
+        k.attention(q, 5, heads, d, kv, windowValid, windowSize, compressed, sink, scale, yf, 2);
+        assertBf16Close(ye, yf, 2, d, heads, d, what);
+    }
+
+    // ------------------------------------------------------------------------------------------ indexer
+
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void indexScoresMatchExact(boolean mt) {
+        SplittableRandom r = new SplittableRandom(12);
+        // {heads, dim, count}
+        int[][] cases = {{64, 128, 301}, {4, 128, 7}, {20, 64, 130}};
+        for (int[] c : cases) {
+            int heads = c[0];
+            int dim = c[1];
+            int count = c[2];
+            float[] q = activations(r, 3 + heads * dim);
+            float[] w = new float[1 + heads];
+            for (int h = 0; h < w.length; h++) {
+                w[h] = Bf16.round(Math.abs(r.nextGaussian()) * 0.1);
+            }
+            float[] keys = activations(r, count * dim);
+            float[] se = new float[count];
+            float[] sf = new float[count];
+            EXACT.indexScores(q, 3, heads, dim, w, 1, keys, count, se);
+            kernels(mt).indexScores(q, 3, heads, dim, w, 1, keys, count, sf);
+            assertBf16Close(se, sf, 0, count, 1, count, "index " + Arrays.toString(c) + " mt=" + mt);
+
+            keys[(count / 2) * dim + 5] += 40f;
+            kernels(mt).indexScores(q, 3, heads, dim, w, 1, keys, count, sf);
+            assertFalse(bf16Diff(se, sf, 0, count, 1, count).ok(), "corruption not detected " + Arrays.toString(c));
+        }
+    }
+
+    @Test
+    void poolSurvivesManySmallAndLargeCalls() {
+        // exercises the spin/park hand-off: alternating serial and parallel calls, then a closed pool
+        SplittableRandom r = new SplittableRandom(13);
+        Fp4Matrix big = fp4(r, 256, 1024);
+        Fp4Matrix small = fp4(r, 8, 128);
+        float[] x = activations(r, 4 * 1024);
+        float[] y1 = new float[4 * 256];
+        float[] y2 = new float[4 * 256];
+        try (FastKernels k = new FastKernels(3, 0)) {
+            k.fp4Linear(big, x, 0, 1024, 4, y1, 0, 256);
+            for (int i = 0; i < 40; i++) {
+                k.fp4Linear(small, x, 0, 128, 1, y2, 0, 8);
+                k.fp4Linear(big, x, 0, 1024, 4, y2, 0, 256);
+            }
+        }
+        assertTrue(Arrays.equals(y1, y2), "results must not depend on the schedule");
+    }
+}
