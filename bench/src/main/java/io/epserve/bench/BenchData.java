@@ -1,0 +1,100 @@
+package io.epserve.bench;
+
+import io.epserve.model.weights.Fp4Matrix;
+import io.epserve.model.weights.Fp8Matrix;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.SplittableRandom;
+
+/**
+ * Weight sets for the linear benchmarks, built in native memory (as a mapped checkpoint would be), and sized so
+ * that cycling through them streams from DRAM: the working set is at least twice the last-level cache, read from
+ * sysfs because this VM reports a 300 MiB L3 where the machine notes assumed 32 MiB.
+ */
+final class BenchData {
+    private BenchData() {}
+
+    /** Last-level cache size in bytes (sysfs), or 32 MiB when unknown. */
+    static long llcBytes() {
+        for (int i = 3; i >= 2; i--) {
+            Path p = Path.of("/sys/devices/system/cpu/cpu0/cache/index" + i + "/size");
+            try {
+                String s = Files.readString(p).trim();
+                long mul = s.endsWith("K") ? 1L << 10 : s.endsWith("M") ? 1L << 20 : 1;
+                return Long.parseLong(s.replaceAll("[^0-9]", "")) * mul;
+            } catch (IOException | RuntimeException e) {
+                // try the next level
+            }
+        }
+        return 32L << 20;
+    }
+
+    /** How many distinct matrices of the given size to cycle through: "hot" = 1, "cold" = over 2x LLC, >= min. */
+    static int copies(String set, long bytesEach, int min) {
+        if (set.equals("hot")) {
+            return 1;
+        }
+        long target = 2 * Math.max(llcBytes(), 32L << 20);
+        return (int) Math.max(min, (target + bytesEach - 1) / bytesEach);
+    }
+
+    static int[] shape(String s) {
+        String[] p = s.split("x");
+        return new int[] {Integer.parseInt(p[0]), Integer.parseInt(p[1])};
+    }
+
+    static MemorySegment randomBytes(Arena arena, long n, SplittableRandom r, long mask) {
+        MemorySegment m = arena.allocate(n, 64);
+        long i = 0;
+        for (; i + 8 <= n; i += 8) {
+            m.set(ValueLayout.JAVA_LONG_UNALIGNED, i, r.nextLong() & mask);
+        }
+        for (; i < n; i++) {
+            m.set(ValueLayout.JAVA_BYTE, i, (byte) (r.nextInt() & mask));
+        }
+        return m;
+    }
+
+    /** E8M0 scales around 2^-4: no 0 / 0xFF codes, which the fast kernel sends to its scalar path. */
+    static MemorySegment scales(Arena arena, long n, SplittableRandom r) {
+        MemorySegment m = arena.allocate(n, 64);
+        for (long i = 0; i < n; i++) {
+            m.set(ValueLayout.JAVA_BYTE, i, (byte) (120 + r.nextInt(8)));
+        }
+        return m;
+    }
+
+    static Fp4Matrix fp4(Arena arena, int rows, int cols, SplittableRandom r) {
+        return new Fp4Matrix("bench.fp4", rows, cols, randomBytes(arena, (long) rows * cols / 2, r, -1L),
+                scales(arena, (long) rows * cols / 32, r));
+    }
+
+    static long fp4Bytes(int rows, int cols) {
+        return (long) rows * cols / 2 + (long) rows * cols / 32;
+    }
+
+    /** e4m3 codes with the exponent's low bit cleared: never NaN (0x7F/0xFF), subnormal codes included. */
+    static Fp8Matrix fp8(Arena arena, int rows, int cols, SplittableRandom r) {
+        long sr = (rows + 127) / 128;
+        long sc = (cols + 127) / 128;
+        return new Fp8Matrix("bench.fp8", rows, cols,
+                randomBytes(arena, (long) rows * cols, r, 0xf7f7f7f7f7f7f7f7L), scales(arena, sr * sc, r));
+    }
+
+    static long fp8Bytes(int rows, int cols) {
+        return (long) rows * cols + (long) ((rows + 127) / 128) * ((cols + 127) / 128);
+    }
+
+    /** bf16-valued activations, as the engine passes them. */
+    static float[] activations(int tokens, int cols, SplittableRandom r) {
+        float[] x = new float[tokens * cols];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = Float.intBitsToFloat(Float.floatToRawIntBits((float) r.nextGaussian()) & 0xffff0000);
+        }
+        return x;
+    }
+}
