@@ -907,43 +907,12 @@ public final class Transformer {
 
     /** One routed expert over n token rows: y = w2(bf16(silu(min(g, lim)) * clamp(u) * weight)). */
     public void expert(ModelWeights.Expert ex, float[] xs, int n, double[] weight, float[] g, float[] u, float[] y) {
-        int inter = c.moeInterDim();
-        k.fp4Linear(ex.w1(), xs, 0, d, n, g, 0, inter);
-        k.fp4Linear(ex.w3(), xs, 0, d, n, u, 0, inter);
-        swiglu(g, u, n, inter, weight);
-        k.fp4Linear(ex.w2(), g, 0, inter, n, y, 0, d);
+        ExpertFfn.routed(k, c, ex, xs, n, weight, g, u, y);
     }
 
     /** The shared expert over all rows: [T, D] bf16. */
     public float[] sharedExpert(Layer L, float[] x, int T) {
-        ModelWeights.SharedExpert se = L.ffn().shared();
-        int inter = se.w1().rows();
-        float[] g = new float[T * inter];
-        float[] u = new float[T * inter];
-        k.fp8Linear(se.w1(), 0, inter, x, 0, d, T, g, 0, inter);
-        k.fp8Linear(se.w3(), 0, inter, x, 0, d, T, u, 0, inter);
-        swiglu(g, u, T, inter, null);
-        float[] y = new float[T * d];
-        k.fp8Linear(se.w2(), 0, d, g, 0, inter, T, y, 0, d);
-        return y;
-    }
-
-    /** g <- bf16(silu(min(g, lim)) * clamp(u, -lim, lim) * weight[row]) (weight null: 1). */
-    private void swiglu(float[] g, float[] u, int rows, int inter, double[] weight) {
-        double lim = c.swigluLimit();
-        for (int r = 0; r < rows; r++) {
-            double wt = weight == null ? 1.0 : weight[r];
-            for (int i = 0; i < inter; i++) {
-                double gv = g[r * inter + i];
-                double uv = u[r * inter + i];
-                if (lim > 0) {
-                    gv = Math.min(gv, lim);
-                    uv = Math.max(-lim, Math.min(lim, uv));
-                }
-                double h = gv / (1 + Math.exp(-gv)) * uv * wt;
-                g[r * inter + i] = Bf16.round(h);
-            }
-        }
+        return ExpertFfn.shared(k, c, L.ffn().shared(), x, T);
     }
 
     // ------------------------------------------------------------------------------------------------ head

@@ -1,0 +1,61 @@
+package io.epserve.model.engine;
+
+import io.epserve.model.config.ModelConfig;
+import io.epserve.model.format.Bf16;
+import io.epserve.model.kernel.Kernels;
+import io.epserve.model.weights.ModelWeights;
+
+/**
+ * The expert feed-forward of spec §4.9, shared by the single-process engine and the expert workers so that both
+ * compute the same bits: {@code y = w2(bf16(silu(min(g, lim)) * clamp(u, -lim, lim) * weight))} with
+ * {@code g = w1(x)}, {@code u = w3(x)}; routed experts are FP4, the shared expert FP8 with weight 1.
+ */
+public final class ExpertFfn {
+    private ExpertFfn() {}
+
+    /**
+     * One routed expert over n token rows xs [n, D] (bf16 values, or the FP8-quantised values a dispatch carries:
+     * the activation quantisation is idempotent on them). Scratch g, u: [n, inter]; out y: [n, D] bf16.
+     */
+    public static void routed(Kernels k, ModelConfig c, ModelWeights.Expert ex, float[] xs, int n, double[] weight,
+                              float[] g, float[] u, float[] y) {
+        int d = c.dim();
+        int inter = c.moeInterDim();
+        k.fp4Linear(ex.w1(), xs, 0, d, n, g, 0, inter);
+        k.fp4Linear(ex.w3(), xs, 0, d, n, u, 0, inter);
+        swiglu(c, g, u, n, inter, weight);
+        k.fp4Linear(ex.w2(), g, 0, inter, n, y, 0, d);
+    }
+
+    /** The shared expert over T rows: [T, D] bf16. */
+    public static float[] shared(Kernels k, ModelConfig c, ModelWeights.SharedExpert se, float[] x, int T) {
+        int d = c.dim();
+        int inter = se.w1().rows();
+        float[] g = new float[T * inter];
+        float[] u = new float[T * inter];
+        k.fp8Linear(se.w1(), 0, inter, x, 0, d, T, g, 0, inter);
+        k.fp8Linear(se.w3(), 0, inter, x, 0, d, T, u, 0, inter);
+        swiglu(c, g, u, T, inter, null);
+        float[] y = new float[T * d];
+        k.fp8Linear(se.w2(), 0, d, g, 0, inter, T, y, 0, d);
+        return y;
+    }
+
+    /** g <- bf16(silu(min(g, lim)) * clamp(u, -lim, lim) * weight[row]) (weight null: 1), float64 in between. */
+    static void swiglu(ModelConfig c, float[] g, float[] u, int rows, int inter, double[] weight) {
+        double lim = c.swigluLimit();
+        for (int r = 0; r < rows; r++) {
+            double wt = weight == null ? 1.0 : weight[r];
+            for (int i = 0; i < inter; i++) {
+                double gv = g[r * inter + i];
+                double uv = u[r * inter + i];
+                if (lim > 0) {
+                    gv = Math.min(gv, lim);
+                    uv = Math.max(-lim, Math.min(lim, uv));
+                }
+                double h = gv / (1 + Math.exp(-gv)) * uv * wt;
+                g[r * inter + i] = Bf16.round(h);
+            }
+        }
+    }
+}
