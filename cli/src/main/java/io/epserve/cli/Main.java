@@ -3,6 +3,7 @@ package io.epserve.cli;
 import io.epserve.cli.commands.BenchDecodeCommand;
 import io.epserve.cli.commands.CacheSizeCommand;
 import io.epserve.cli.commands.EnvCommand;
+import io.epserve.cli.commands.ExpertWorkerCommand;
 import io.epserve.cli.commands.GenerateCommand;
 import io.epserve.cli.commands.LogitsCommand;
 import io.epserve.cli.commands.MakeCheckpointCommand;
@@ -31,6 +32,7 @@ public final class Main {
                 new MakeCheckpointCommand(),
                 new BenchDecodeCommand(),
                 new CacheSizeCommand(),
+                new ExpertWorkerCommand(),
                 new EnvCommand());
     }
 

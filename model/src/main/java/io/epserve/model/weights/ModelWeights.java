@@ -65,11 +65,11 @@ public final class ModelWeights {
         layers = new Layer[c.nLayers()];
         for (int i = 0; i < c.nLayers(); i++) {
             int li = i;
-            layers[i] = layer(c, b, "layers." + i + ".", i, c.compressRatio(i), c.isHashLayer(i), e -> experts.wants(li, e));
+            layers[i] = layer(c, b, layerPrefix(c, i), i, c.compressRatio(i), c.isHashLayer(i), e -> experts.wants(li, e));
         }
         if (c.nMtpLayers() > 0) {
-            String p = "mtp.0.";
             int mi = c.nLayers();
+            String p = layerPrefix(c, mi);
             Layer block = layer(c, b, p, mi, c.compressRatio(mi), false, e -> experts.wants(mi, e));
             mtp = new Mtp(block, b.fp8(p + "e_proj", d, d), b.fp8(p + "h_proj", d, d), b.bf16Vector(p + "enorm.weight", d),
                     b.bf16Vector(p + "hnorm.weight", d), b.bf16Vector(p + "norm.weight", d),
@@ -113,8 +113,7 @@ public final class ModelWeights {
         Expert[] ex = new Expert[e];
         for (int i = 0; i < e; i++) {
             if (experts.test(i)) {
-                String q = p + "ffn.experts." + i + ".";
-                ex[i] = new Expert(b.fp4(q + "w1", inter, d), b.fp4(q + "w2", d, inter), b.fp4(q + "w3", inter, d));
+                ex[i] = expert(c, b, p, i);
             }
         }
         String s = p + "ffn.shared_experts.";
@@ -130,6 +129,24 @@ public final class ModelWeights {
                 b.hc(p + "hc_attn", mix, hc * d, 3), b.hc(p + "hc_ffn", mix, hc * d, 3), attn, ffn);
     }
 
+    /** Tensor-name prefix of main layer {@code layer} ("layers.i."), or of the MTP block for index nLayers ("mtp.0."). */
+    static String layerPrefix(ModelConfig c, int layer) {
+        return layer < c.nLayers() ? "layers." + layer + "." : "mtp.0.";
+    }
+
+    /** Tensor-name prefix of routed expert {@code e} under a layer prefix: "{p}ffn.experts.{e}.". */
+    static String expertPrefix(String layerPrefix, int e) {
+        return layerPrefix + "ffn.experts." + e + ".";
+    }
+
+    /** Binds routed expert {@code e} of the layer with tensor prefix {@code p}, checked against the config. */
+    static Expert expert(ModelConfig c, Binder b, String p, int e) {
+        int d = c.dim();
+        int inter = c.moeInterDim();
+        String q = expertPrefix(p, e);
+        return new Expert(b.fp4(q + "w1", inter, d), b.fp4(q + "w2", d, inter), b.fp4(q + "w3", inter, d));
+    }
+
     private static Compressor compressor(Binder b, String p, int ratio, int dim, int d) {
         boolean overlap = ratio == 4;
         int c = overlap ? 2 : 1;
@@ -140,7 +157,8 @@ public final class ModelWeights {
                 b.bf16Vector(p + "norm.weight", dim));
     }
 
-    private record Binder(Checkpoint ck) {
+    /** Binds tensors by name, checking dtype and shape against the config (shared with {@link ExpertWeights}). */
+    record Binder(Checkpoint ck) {
         private static final ValueLayout.OfShort BF16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
         private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
         private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);

@@ -1,0 +1,652 @@
+package io.epserve.expert;
+
+import io.epserve.model.config.ModelConfig;
+import io.epserve.model.kernel.KernelSets;
+import io.epserve.model.kernel.Kernels;
+import io.epserve.model.weights.ExpertWeights;
+import io.epserve.transport.Channels;
+import io.epserve.transport.CombineWriter;
+import io.epserve.transport.ControlWriter;
+import io.epserve.transport.MediaDriverHandle;
+import io.epserve.transport.MessageReceiver;
+import io.epserve.transport.MessageSender;
+import io.epserve.transport.TransportException;
+import io.epserve.transport.WireFormatException;
+import io.epserve.transport.WireHandler;
+import io.epserve.transport.sbe.DispatchDecoder;
+import io.epserve.transport.sbe.ErrorCode;
+import io.epserve.transport.sbe.ErrorDecoder;
+import io.epserve.transport.sbe.HelloDecoder;
+import io.epserve.transport.sbe.HelloStatus;
+import io.epserve.transport.sbe.Role;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Consumer;
+import org.agrona.CloseHelper;
+import org.agrona.collections.Long2ObjectHashMap;
+import org.agrona.concurrent.Agent;
+import org.agrona.concurrent.AgentRunner;
+import org.agrona.concurrent.BackoffIdleStrategy;
+
+/**
+ * The expert worker process core: serves the routed experts of its placement to attention workers over Aeron.
+ *
+ * <p><b>Wiring.</b> A media driver embedded in the process (its own directory, deleted on close) or an external one.
+ * The worker subscribes on its listen channel (UDP {@code host:port}, or IPC with a shared driver) to the dispatch
+ * stream (1001) and the control stream (1003); both accept {@code Hello} and {@code Dispatch}.
+ *
+ * <p><b>Handshake.</b> An attention worker sends {@code Hello} (role ATTENTION_WORKER, status HELLO, its model
+ * fingerprint, the channel and stream where it receives). If the model part of its fingerprint matches
+ * ({@link Fingerprint}), the worker opens an exclusive publication to that channel and answers {@code Hello} READY
+ * (role EXPERT_WORKER, fingerprint = model + experts served, reply channel = its listen channel, reply stream = its
+ * dispatch stream); otherwise it answers {@code Error} FINGERPRINT_MISMATCH. Combines and errors for that attention
+ * worker go on the same publication, in order. {@code Hello} GOODBYE forgets the peer.
+ *
+ * <p><b>Dispatches</b> are matched to their peer by the {@code source} field, decoded and run by the
+ * {@link ExpertExecutor} (combines in waves). A refused dispatch (an expert not held here, wrong hidden size, layer or
+ * topK, more than {@code maxTokensPerDispatch} tokens, parts out of order) is answered by an {@code Error} naming the
+ * step, layer and expert; the worker never stops for a bad message. A dispatch from a source that never said Hello
+ * cannot be answered: it is dropped and logged.
+ *
+ * <p><b>Threads.</b> One Agrona agent (an {@link AgentRunner} thread with a configurable idle strategy, backoff by
+ * default so an idle worker does not burn one of two cores) polls both subscriptions and computes on the same thread,
+ * with the kernel set's own pool for the fast kernels. Sending a wave is an offer into the publication's term buffer;
+ * the media driver's thread puts it on the wire while the agent computes the next experts.
+ *
+ * <p>{@link #close()} (also on SIGTERM through {@link ExpertWorkerMain}) says GOODBYE to connected peers, closes the
+ * publications and subscriptions, the kernels, the mapped checkpoint and the driver (an embedded driver's directory is
+ * deleted).
+ */
+public final class ExpertWorker implements AutoCloseable {
+    /** Fragments polled per subscription per duty cycle. */
+    static final int FRAGMENT_LIMIT = 16;
+
+    /** Settings; every setter returns this. */
+    public static final class Options {
+        Path model;
+        String expertsSpec;
+        Path placementFile;
+        Placement placement;
+        String listen;
+        String aeronDir;
+        String externalDriver;
+        String kernels = "exact";
+        int threads = Runtime.getRuntime().availableProcessors();
+        int waveExperts = 1;
+        int maxTokensPerDispatch = 4096;
+        int workerId;
+        String idle = "backoff";
+        int dispatchStream = Channels.DISPATCH_STREAM;
+        int controlStream = Channels.CONTROL_STREAM;
+        long sendTimeoutNs = MessageSender.DEFAULT_TIMEOUT_NS;
+        Consumer<String> log = System.err::println;
+
+        /** The model directory (config.json and the checkpoint). */
+        public Options model(Path dir) {
+            this.model = dir;
+            return this;
+        }
+
+        /** The same experts in every layer: "0-3,7" or "all". */
+        public Options experts(String spec) {
+            this.expertsSpec = spec;
+            return this;
+        }
+
+        /** A JSON placement file (see {@link Placement}). */
+        public Options placementFile(Path file) {
+            this.placementFile = file;
+            return this;
+        }
+
+        /** A placement already built. */
+        public Options placement(Placement placement) {
+            this.placement = placement;
+            return this;
+        }
+
+        /** Where to receive: "HOST:PORT" (UDP), "ipc" (shared driver) or a full "aeron:" channel URI. */
+        public Options listen(String listen) {
+            this.listen = listen;
+            return this;
+        }
+
+        /** The embedded driver's directory (default: /dev/shm/aeron-epserve-PID-N-expert-ID). */
+        public Options aeronDir(String dir) {
+            this.aeronDir = dir;
+            return this;
+        }
+
+        /** Use the external media driver running in this directory instead of an embedded one. */
+        public Options externalDriver(String dir) {
+            this.externalDriver = dir;
+            return this;
+        }
+
+        /** "exact" or "fast". */
+        public Options kernels(String kernels) {
+            this.kernels = kernels;
+            return this;
+        }
+
+        /** Compute threads of the fast kernels (the agent thread included). */
+        public Options threads(int threads) {
+            this.threads = threads;
+            return this;
+        }
+
+        /** Experts per combine wave (1: after every expert; 0: one wave at the end). */
+        public Options waveExperts(int w) {
+            this.waveExperts = w;
+            return this;
+        }
+
+        /** Most token rows one dispatch exchange may carry; more is answered with an Error. */
+        public Options maxTokensPerDispatch(int n) {
+            this.maxTokensPerDispatch = n;
+            return this;
+        }
+
+        /** This worker's id: the {@code source} of its messages. */
+        public Options workerId(int id) {
+            this.workerId = id;
+            return this;
+        }
+
+        /** The agent's idle strategy: {@link IdleStrategies#NAMES}. */
+        public Options idle(String idle) {
+            this.idle = idle;
+            return this;
+        }
+
+        public Options dispatchStream(int stream) {
+            this.dispatchStream = stream;
+            return this;
+        }
+
+        public Options controlStream(int stream) {
+            this.controlStream = stream;
+            return this;
+        }
+
+        /** Deadline of one send (connection or back-pressure) before the peer is given up. */
+        public Options sendTimeoutNs(long ns) {
+            this.sendTimeoutNs = ns;
+            return this;
+        }
+
+        /** Where log lines go (default stderr). */
+        public Options log(Consumer<String> log) {
+            this.log = log;
+            return this;
+        }
+
+        /** Checks everything that needs no files; throws IllegalArgumentException naming the flag. */
+        void validate() {
+            if (model == null) {
+                throw new IllegalArgumentException("--model is required");
+            }
+            int sources = (expertsSpec != null ? 1 : 0) + (placementFile != null ? 1 : 0) + (placement != null ? 1 : 0);
+            if (sources != 1) {
+                throw new IllegalArgumentException("give exactly one of --experts SPEC and --placement FILE");
+            }
+            if (listen == null) {
+                throw new IllegalArgumentException("--listen is required (HOST:PORT, ipc, or an aeron: URI)");
+            }
+            listenChannel(listen);
+            if (aeronDir != null && externalDriver != null) {
+                throw new IllegalArgumentException("--aeron-dir (embedded driver) and --external-driver exclude each other");
+            }
+            if (!KernelSets.NAMES.contains(kernels)) {
+                throw new IllegalArgumentException("--kernels must be one of " + KernelSets.NAMES + ", got '" + kernels + "'");
+            }
+            if (threads < 1) {
+                throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
+            }
+            if (waveExperts < 0) {
+                throw new IllegalArgumentException("--wave-experts must be >= 0 (0 = one wave), got " + waveExperts);
+            }
+            if (maxTokensPerDispatch < 1) {
+                throw new IllegalArgumentException("--max-tokens-per-dispatch must be at least 1, got "
+                        + maxTokensPerDispatch);
+            }
+            if (workerId < 0) {
+                throw new IllegalArgumentException("--worker-id must be non-negative, got " + workerId);
+            }
+            IdleStrategies.of(idle);
+            if (dispatchStream == controlStream) {
+                throw new IllegalArgumentException("the dispatch and control streams must differ");
+            }
+            if (sendTimeoutNs <= 0) {
+                throw new IllegalArgumentException("the send timeout must be positive");
+            }
+        }
+    }
+
+    public static Options options() {
+        return new Options();
+    }
+
+    /** The Aeron channel of a {@code --listen} value: HOST:PORT (UDP), "ipc", or an "aeron:" URI as given. */
+    public static String listenChannel(String listen) {
+        if (listen.equals("ipc")) {
+            return Channels.ipc();
+        }
+        if (listen.startsWith("aeron:")) {
+            return listen;
+        }
+        int colon = listen.lastIndexOf(':');
+        if (colon <= 0 || colon == listen.length() - 1) {
+            throw new IllegalArgumentException("--listen must be HOST:PORT (e.g. 127.0.0.1:40123), ipc or an aeron: "
+                    + "channel URI, got '" + listen + "'");
+        }
+        int port;
+        try {
+            port = Integer.parseInt(listen.substring(colon + 1));
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("--listen port is not a number: '" + listen + "'");
+        }
+        if (port < 1 || port > 65535) {
+            throw new IllegalArgumentException("--listen port must be in 1..65535, got " + port);
+        }
+        return Channels.udp(listen.substring(0, colon), port);
+    }
+
+    private final Options options;
+    private final ModelConfig config;
+    private final Placement placement;
+    private final String modelFingerprint;
+    private final String fingerprint;
+    private final ExpertWeights weights;
+    private final Kernels kernels;
+    private final MediaDriverHandle driver;
+    private final String channel;
+    private final ExpertExecutor executor;
+    private final WorkerAgent agent;
+    private final AgentRunner runner;
+    private final AtomicBoolean closed = new AtomicBoolean();
+
+    private ExpertWorker(Options o, ModelConfig config, Placement placement, String modelFingerprint,
+                         ExpertWeights weights, Kernels kernels, MediaDriverHandle driver) {
+        this.options = o;
+        this.config = config;
+        this.placement = placement;
+        this.modelFingerprint = modelFingerprint;
+        this.fingerprint = Fingerprint.expertWorker(modelFingerprint, placement);
+        this.weights = weights;
+        this.kernels = kernels;
+        this.driver = driver;
+        this.channel = listenChannel(o.listen);
+        this.executor = new ExpertExecutor(weights, kernels, o.waveExperts, o.maxTokensPerDispatch);
+        this.agent = new WorkerAgent();
+        this.runner = new AgentRunner(IdleStrategies.of(o.idle), t -> o.log.accept(prefix() + "agent error: " + t),
+                null, agent);
+    }
+
+    /**
+     * Maps the placed experts, creates the kernels, starts or attaches to the media driver, subscribes on the listen
+     * channel and starts the agent thread. Returns once the worker is serving.
+     *
+     * @throws IllegalArgumentException for bad options (naming the flag)
+     * @throws io.epserve.model.config.ConfigException or {@link io.epserve.model.safetensors.CheckpointException}
+     *     for an unusable model
+     * @throws TransportException if the driver or the subscriptions cannot be set up
+     */
+    public static ExpertWorker start(Options o) {
+        o.validate();
+        ModelConfig config = ModelConfig.load(o.model);
+        Placement placement = o.placement != null ? o.placement
+                : o.expertsSpec != null ? Placement.ofSpec(o.expertsSpec, config)
+                : Placement.ofFile(o.placementFile, config);
+        if (placement.layerCount() != ExpertWeights.layerCount(config)
+                || placement.expertsPerLayer() != config.nRoutedExperts()) {
+            throw new IllegalArgumentException("the placement covers " + placement.layerCount() + " layers of "
+                    + placement.expertsPerLayer() + " experts, the model " + ExpertWeights.layerCount(config) + " of "
+                    + config.nRoutedExperts());
+        }
+        String modelFingerprint = Fingerprint.model(o.model);
+        List<AutoCloseable> opened = new ArrayList<>();
+        try {
+            ExpertWeights weights = ExpertWeights.open(o.model, config, placement);
+            opened.add(weights);
+            Kernels kernels = KernelSets.create(o.kernels, o.threads);
+            opened.add(kernels);
+            MediaDriverHandle driver;
+            if (o.externalDriver != null) {
+                driver = MediaDriverHandle.attach(o.externalDriver);
+            } else {
+                MediaDriverHandle.Options d = MediaDriverHandle.options().name("expert-" + o.workerId);
+                if (o.aeronDir != null) {
+                    d.directory(o.aeronDir);
+                }
+                driver = MediaDriverHandle.launchEmbedded(d);
+            }
+            opened.add(driver);
+            ExpertWorker w = new ExpertWorker(o, config, placement, modelFingerprint, weights, kernels, driver);
+            w.agent.subscribe();
+            opened.add(w.agent::closeReceivers);
+            AgentRunner.startOnThread(w.runner, r -> {
+                Thread t = new Thread(r, "epserve-expert-worker-" + o.workerId);
+                t.setDaemon(false);
+                return t;
+            });
+            return w;
+        } catch (RuntimeException e) {
+            for (int i = opened.size() - 1; i >= 0; i--) {
+                CloseHelper.quietClose(opened.get(i));
+            }
+            throw e;
+        }
+    }
+
+    /** One line for people and scripts: what is mapped, where it listens. */
+    public String readyLine() {
+        int files = weights.mappedFiles().size();
+        return String.format(Locale.ROOT, "expert-worker %d ready: model %s (%s), %s = %d experts, %.1f MiB of expert "
+                        + "weights in %d mapped file%s (%.1f MiB mapped), kernels %s x%d, waves of %s, max %d tokens "
+                        + "per dispatch; listening on %s (dispatch stream %d, control stream %d); aeron dir %s (%s "
+                        + "driver); pid %d",
+                options.workerId, options.model, modelFingerprint.substring(0, Math.min(19, modelFingerprint.length())),
+                placement.describe(), placement.size(), weights.expertBytes() / 1048576.0, files, files == 1 ? "" : "s",
+                weights.mappedBytes() / 1048576.0, kernels.name(), options.threads,
+                options.waveExperts == 0 ? "all experts" : options.waveExperts + " expert"
+                        + (options.waveExperts == 1 ? "" : "s"),
+                options.maxTokensPerDispatch, channel, options.dispatchStream, options.controlStream,
+                driver.aeronDirectoryName(), driver.isEmbedded() ? "embedded" : "external",
+                ProcessHandle.current().pid());
+    }
+
+    public ModelConfig config() {
+        return config;
+    }
+
+    public Placement placement() {
+        return placement;
+    }
+
+    public ExpertWeights weights() {
+        return weights;
+    }
+
+    public ExpertExecutor executor() {
+        return executor;
+    }
+
+    /** The model fingerprint (hash of config.json). */
+    public String modelFingerprint() {
+        return modelFingerprint;
+    }
+
+    /** This worker's fingerprint: model and experts served. */
+    public String fingerprint() {
+        return fingerprint;
+    }
+
+    /** The channel dispatches and Hellos are received on. */
+    public String listenChannel() {
+        return channel;
+    }
+
+    public int dispatchStream() {
+        return options.dispatchStream;
+    }
+
+    public int controlStream() {
+        return options.controlStream;
+    }
+
+    public int workerId() {
+        return options.workerId;
+    }
+
+    public String aeronDirectoryName() {
+        return driver.aeronDirectoryName();
+    }
+
+    /** Attention workers currently connected by Hello. */
+    public int peers() {
+        return agent.peerCount;
+    }
+
+    /** Dispatch messages dropped because their source never said Hello. */
+    public long unknownSourceDispatches() {
+        return agent.unknownSource;
+    }
+
+    /** Messages that could not be decoded (logged and skipped). */
+    public long malformedMessages() {
+        return agent.malformed;
+    }
+
+    public boolean isClosed() {
+        return closed.get();
+    }
+
+    /** Stops the agent (GOODBYE to peers, publications and subscriptions closed), then kernels, weights, driver. */
+    @Override
+    public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
+        try {
+            CloseHelper.close(runner);
+        } finally {
+            CloseHelper.quietCloseAll(kernels, weights);
+            driver.close();
+        }
+    }
+
+    private String prefix() {
+        return "expert-worker " + options.workerId + ": ";
+    }
+
+    private void log(String message) {
+        options.log.accept(prefix() + message);
+    }
+
+    /** One attention worker: where its combines and errors go, and its exchange in progress. */
+    private final class Peer implements AutoCloseable {
+        final long source;
+        final String replyChannel;
+        final int replyStream;
+        final MessageSender sender;
+        final CombineWriter combines;
+        final ControlWriter control;
+        final ExpertExecutor.Exchange exchange;
+
+        Peer(long source, String replyChannel, int replyStream) {
+            this.source = source;
+            this.replyChannel = replyChannel;
+            this.replyStream = replyStream;
+            this.sender = driver.newSender(replyChannel, replyStream, new BackoffIdleStrategy(), options.sendTimeoutNs);
+            this.combines = new CombineWriter(sender);
+            this.control = new ControlWriter(sender);
+            this.exchange = executor.newExchange();
+        }
+
+        @Override
+        public void close() {
+            sender.close();
+        }
+    }
+
+    private final class WorkerAgent implements Agent, WireHandler {
+        private final Long2ObjectHashMap<Peer> peers = new Long2ObjectHashMap<>();
+        private final Set<Long> unknownSources = new HashSet<>();
+        private MessageReceiver dispatchIn;
+        private MessageReceiver controlIn;
+        volatile int peerCount;
+        volatile long unknownSource;
+        volatile long malformed;
+
+        void subscribe() {
+            dispatchIn = driver.newReceiver(channel, options.dispatchStream, this);
+            controlIn = driver.newReceiver(channel, options.controlStream, this);
+        }
+
+        void closeReceivers() {
+            CloseHelper.quietCloseAll(dispatchIn, controlIn);
+        }
+
+        @Override
+        public String roleName() {
+            return "epserve-expert-worker-" + options.workerId;
+        }
+
+        @Override
+        public int doWork() {
+            return poll(controlIn) + poll(dispatchIn);
+        }
+
+        private int poll(MessageReceiver in) {
+            try {
+                return in.poll(FRAGMENT_LIMIT);
+            } catch (WireFormatException e) {
+                malformed++;
+                log("skipped a malformed message: " + e.getMessage());
+                return 1;
+            } catch (RuntimeException e) {
+                log("message handling failed (message skipped): " + e);
+                return 1;
+            }
+        }
+
+        @Override
+        public void onHello(HelloDecoder hello) {
+            long epoch = hello.epoch();
+            long source = hello.source();
+            int replyStream = hello.replyStreamId();
+            Role role = hello.role();
+            HelloStatus status = hello.status();
+            String peerFingerprint = hello.fingerprint();
+            String replyChannel = hello.replyChannel();
+            if (role != Role.ATTENTION_WORKER) {
+                log("ignored a Hello from " + role + " " + source + " (only attention workers dispatch here)");
+                return;
+            }
+            if (status == HelloStatus.GOODBYE) {
+                Peer gone = peers.remove(source);
+                peerCount = peers.size();
+                if (gone != null) {
+                    gone.close();
+                    log("attention worker " + source + " said goodbye");
+                }
+                return;
+            }
+            if (replyChannel.isEmpty()) {
+                log("ignored a Hello from attention worker " + source + " without a reply channel");
+                return;
+            }
+            if (!Fingerprint.modelPart(peerFingerprint).equals(modelFingerprint)) {
+                rejectHello(epoch, source, replyChannel, replyStream, peerFingerprint);
+                return;
+            }
+            Peer peer = peers.get(source);
+            if (peer != null && (!peer.replyChannel.equals(replyChannel) || peer.replyStream != replyStream)) {
+                peers.remove(source);
+                peer.close();
+                peer = null;
+            }
+            try {
+                if (peer == null) {
+                    peer = new Peer(source, replyChannel, replyStream);
+                    peers.put(source, peer);
+                    peerCount = peers.size();
+                }
+                peer.control.hello(epoch, options.workerId, Role.EXPERT_WORKER, HelloStatus.READY, fingerprint,
+                        channel, options.dispatchStream);
+                unknownSources.remove(source);
+                log("serving attention worker " + source + " (replies to " + replyChannel + " stream " + replyStream
+                        + ")");
+            } catch (RuntimeException e) {
+                dropPeer(source, "could not answer its Hello: " + e.getMessage());
+            }
+        }
+
+        private void rejectHello(long epoch, long source, String replyChannel, int replyStream, String theirs) {
+            String why = "model fingerprint mismatch: this expert worker serves " + modelFingerprint
+                    + ", the attention worker sent " + theirs;
+            log("refused attention worker " + source + ": " + why);
+            try (MessageSender s = driver.newSender(replyChannel, replyStream, new BackoffIdleStrategy(),
+                    options.sendTimeoutNs)) {
+                new ControlWriter(s).error(epoch, options.workerId, 0, 0, 0, ErrorCode.FINGERPRINT_MISMATCH, why);
+            } catch (RuntimeException e) {
+                log("could not send the refusal to attention worker " + source + ": " + e.getMessage());
+            }
+        }
+
+        @Override
+        public void onDispatch(DispatchDecoder dispatch) {
+            long source = dispatch.source();
+            Peer peer = peers.get(source);
+            if (peer == null) {
+                unknownSource++;
+                if (unknownSources.add(source)) {
+                    log("dropped a dispatch from source " + source + ", which has not said Hello (no reply channel)");
+                }
+                return;
+            }
+            ExpertExecutor.Exchange ex = peer.exchange;
+            try {
+                if (executor.append(ex, dispatch)) {
+                    executor.execute(ex, options.workerId, peer.combines);
+                }
+            } catch (DispatchRejectedException e) {
+                sendError(peer, e.code(), e.getMessage());
+            } catch (TransportException e) {
+                dropPeer(source, "combine send failed: " + e.getMessage());
+            } catch (RuntimeException e) {
+                log("dispatch of step " + ex.step() + " layer " + ex.layer() + " failed: " + e);
+                sendError(peer, ErrorCode.INTERNAL, "expert computation failed: " + e);
+            }
+        }
+
+        private void sendError(Peer peer, ErrorCode code, String message) {
+            ExpertExecutor.Exchange ex = peer.exchange;
+            try {
+                peer.control.error(ex.epoch(), options.workerId, ex.step(), ex.layer(), ex.microBatch(), code, message);
+            } catch (RuntimeException e) {
+                dropPeer(peer.source, "could not send an error (" + message + "): " + e.getMessage());
+            }
+        }
+
+        private void dropPeer(long source, String why) {
+            Peer peer = peers.remove(source);
+            peerCount = peers.size();
+            if (peer != null) {
+                CloseHelper.quietClose(peer);
+            }
+            log("gave up attention worker " + source + ": " + why);
+        }
+
+        @Override
+        public void onError(ErrorDecoder error) {
+            long source = error.source();
+            ErrorCode code = error.code();
+            log("attention worker " + source + " reported " + code + ": " + error.message());
+        }
+
+        @Override
+        public void onClose() {
+            for (Peer peer : peers.values()) {
+                try {
+                    if (peer.sender.isConnected()) {
+                        peer.control.hello(0, options.workerId, Role.EXPERT_WORKER, HelloStatus.GOODBYE, fingerprint,
+                                channel, options.dispatchStream);
+                    }
+                } catch (RuntimeException ignored) {
+                    // best effort: the peer may be gone
+                }
+                CloseHelper.quietClose(peer);
+            }
+            peers.clear();
+            peerCount = 0;
+            closeReceivers();
+        }
+    }
+}

@@ -1,0 +1,101 @@
+package io.epserve.expert;
+
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine.Option;
+
+/**
+ * The expert worker's command-line flags, declared once and mixed into both entry points: {@link ExpertWorkerMain}
+ * and the cli's {@code epserve expert-worker}.
+ */
+public final class ExpertWorkerFlags {
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Model directory (config.json, safetensors).")
+    Path model;
+
+    @Option(names = "--experts", paramLabel = "SPEC",
+            description = "Experts served in every layer (MTP block included): ids and ranges, e.g. 0-3,7, or all.")
+    String experts;
+
+    @Option(names = "--placement", paramLabel = "FILE",
+            description = "JSON placement instead of --experts: {\"layers\": {\"0\": [0, 1], \"1\": \"2-3\", \"mtp\": [5]}}.")
+    Path placement;
+
+    @Option(names = "--listen", required = true, paramLabel = "ENDPOINT",
+            description = "Where dispatches arrive: HOST:PORT (UDP, e.g. 127.0.0.1:40123), ipc (with a shared external"
+                    + " driver), or an aeron: channel URI.")
+    String listen;
+
+    @Option(names = "--aeron-dir", paramLabel = "DIR",
+            description = "Directory of the embedded media driver (default /dev/shm/aeron-epserve-PID-N-expert-ID);"
+                    + " deleted on exit.")
+    String aeronDir;
+
+    @Option(names = "--external-driver", paramLabel = "DIR",
+            description = "Use the external media driver running in DIR instead of an embedded one.")
+    String externalDriver;
+
+    @Option(names = "--kernels", defaultValue = "exact", description = "exact or fast. Default: ${DEFAULT-VALUE}.")
+    String kernels;
+
+    @Option(names = "--threads", description = "Compute threads of the fast kernels (default: available cores).")
+    Integer threads;
+
+    @Option(names = "--wave-experts", defaultValue = "1", paramLabel = "W",
+            description = "Send a combine wave after every W experts (0: one wave at the end). Default: ${DEFAULT-VALUE}.")
+    int waveExperts;
+
+    @Option(names = "--max-tokens-per-dispatch", defaultValue = "4096", paramLabel = "N",
+            description = "Refuse (with an Error message) a dispatch of more token rows. Default: ${DEFAULT-VALUE}.")
+    int maxTokensPerDispatch;
+
+    @Option(names = "--worker-id", defaultValue = "0", paramLabel = "ID",
+            description = "This worker's id (the source of its messages). Default: ${DEFAULT-VALUE}.")
+    int workerId;
+
+    @Option(names = "--idle", defaultValue = "backoff",
+            description = "Agent idle strategy: backoff, busy-spin, yielding, sleeping or noop. Default: ${DEFAULT-VALUE}.")
+    String idle;
+
+    @Option(names = "--dispatch-stream", defaultValue = "1001", paramLabel = "ID",
+            description = "Aeron stream of dispatches. Default: ${DEFAULT-VALUE}.")
+    int dispatchStream;
+
+    @Option(names = "--control-stream", defaultValue = "1003", paramLabel = "ID",
+            description = "Aeron stream of Hello messages. Default: ${DEFAULT-VALUE}.")
+    int controlStream;
+
+    @Option(names = "--send-timeout-ms", defaultValue = "5000", paramLabel = "MS",
+            description = "Give up an attention worker whose sends stay blocked this long. Default: ${DEFAULT-VALUE}.")
+    long sendTimeoutMs;
+
+    /** The worker options these flags ask for; throws IllegalArgumentException naming a bad flag. */
+    public ExpertWorker.Options toOptions() {
+        ExpertWorker.Options o = ExpertWorker.options()
+                .model(model)
+                .listen(listen)
+                .aeronDir(aeronDir)
+                .externalDriver(externalDriver)
+                .kernels(kernels)
+                .waveExperts(waveExperts)
+                .maxTokensPerDispatch(maxTokensPerDispatch)
+                .workerId(workerId)
+                .idle(idle)
+                .dispatchStream(dispatchStream)
+                .controlStream(controlStream);
+        if (experts != null) {
+            o.experts(experts);
+        }
+        if (placement != null) {
+            o.placementFile(placement);
+        }
+        if (threads != null) {
+            o.threads(threads);
+        }
+        if (sendTimeoutMs <= 0) {
+            throw new IllegalArgumentException("--send-timeout-ms must be positive, got " + sendTimeoutMs);
+        }
+        o.sendTimeoutNs(TimeUnit.MILLISECONDS.toNanos(sendTimeoutMs));
+        o.validate();
+        return o;
+    }
+}

@@ -1,0 +1,87 @@
+package io.epserve.expert;
+
+import io.epserve.model.config.ConfigException;
+import io.epserve.model.safetensors.CheckpointException;
+import io.epserve.transport.TransportException;
+import java.io.PrintStream;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+
+/**
+ * The expert worker as a process: {@code java ... io.epserve.expert.ExpertWorkerMain --model DIR --experts 0-3
+ * --listen 127.0.0.1:40123} (the cli's {@code epserve expert-worker} runs the same {@link #serve}). Prints one line
+ * when ready, serves until SIGTERM or SIGINT, then shuts down cleanly and exits 0. Bad flags or an unusable model
+ * exit 2 with a message; a transport failure at start exits 1.
+ */
+@Command(name = "expert-worker", mixinStandardHelpOptions = true,
+        description = "Serves the routed experts of a placement to attention workers over Aeron.")
+public final class ExpertWorkerMain implements Callable<Integer> {
+    public static final int BAD_INPUT = 2;
+    public static final int FAILED = 1;
+
+    @Mixin
+    ExpertWorkerFlags flags;
+
+    @Override
+    public Integer call() {
+        return serve(flags, System.out, System.err);
+    }
+
+    public static void main(String[] args) {
+        System.exit(new CommandLine(new ExpertWorkerMain()).execute(args));
+    }
+
+    /**
+     * Starts a worker from the flags, prints its ready line to {@code out}, waits for SIGTERM/SIGINT, closes it.
+     * SIGTERM and SIGINT are taken over (the JVM does not start its shutdown), so the shutdown is ours and the exit
+     * code is 0.
+     *
+     * @return the exit code: 0 after a clean shutdown, 2 for bad flags or model, 1 if the transport failed
+     */
+    public static int serve(ExpertWorkerFlags flags, PrintStream out, PrintStream err) {
+        CountDownLatch stop = new CountDownLatch(1);
+        ExpertWorker.Options options;
+        try {
+            options = flags.toOptions();
+        } catch (IllegalArgumentException e) {
+            err.println("epserve expert-worker: " + e.getMessage());
+            return BAD_INPUT;
+        }
+        options.log(line -> err.println(line));
+        ExpertWorker worker;
+        try {
+            worker = ExpertWorker.start(options);
+        } catch (IllegalArgumentException | ConfigException | CheckpointException e) {
+            err.println("epserve expert-worker: cannot serve " + flags.model + ": " + e.getMessage());
+            return BAD_INPUT;
+        } catch (TransportException e) {
+            err.println("epserve expert-worker: " + e.getMessage());
+            return FAILED;
+        }
+        // Taken over only once serving (a signal during start-up gets the JVM's default: exit, shutdown hooks).
+        onSignal("TERM", stop);
+        onSignal("INT", stop);
+        try (worker) {
+            out.println(worker.readyLine());
+            out.flush();
+            stop.await();
+            err.println("expert-worker " + worker.workerId() + ": stopping");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        err.println("expert-worker " + options.workerId + ": stopped");
+        return 0;
+    }
+
+    @SuppressWarnings("sunapi")
+    private static void onSignal(String name, CountDownLatch stop) {
+        try {
+            sun.misc.Signal.handle(new sun.misc.Signal(name), s -> stop.countDown());
+        } catch (IllegalArgumentException e) {
+            // the signal is not available on this platform (or the JVM reserves it): the default applies
+        }
+    }
+}
