@@ -17,7 +17,8 @@ import org.openjdk.jmh.annotations.Fork;
  */
 class ForkFlagsTest {
     @ParameterizedTest
-    @ValueSource(classes = {Fp4LinearBench.class, Fp8LinearBench.class, ReadBandwidthBench.class})
+    @ValueSource(classes = {Fp4LinearBench.class, Fp8LinearBench.class, Bf16LinearBench.class,
+        ReadBandwidthBench.class})
     void forkCarriesTheProjectJvmFlags(Class<?> bench) throws IOException {
         String flags;
         try (InputStream in = ForkFlagsTest.class.getResourceAsStream("jvm.flags")) {

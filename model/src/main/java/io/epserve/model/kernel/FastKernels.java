@@ -1,10 +1,12 @@
 package io.epserve.model.kernel;
 
-import static io.epserve.model.kernel.TileKernels.BF16_CHUNK;
+import static io.epserve.model.kernel.TileKernels.DGROUP;
+import static io.epserve.model.kernel.TileKernels.DS;
 import static io.epserve.model.kernel.TileKernels.E8M0;
-import static io.epserve.model.kernel.TileKernels.FP4_CHUNK;
 import static io.epserve.model.kernel.TileKernels.FS;
+import static io.epserve.model.kernel.TileKernels.GROUP;
 import static io.epserve.model.kernel.TileKernels.L;
+import static io.epserve.model.kernel.TileKernels.LD;
 
 import io.epserve.model.format.Bf16;
 import io.epserve.model.format.E8m0;
@@ -21,20 +23,31 @@ import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicInteger;
 import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * The fast kernel set: float32 accumulation, Vector API, weights read in their stored form straight from the
- * mapped checkpoint, rows split over a fixed thread pool, and all of a call's tokens computed in one pass over the
- * weights.
+ * The fast kernel set: Vector API, weights read in their stored form straight from the mapped checkpoint, rows
+ * split over a fixed thread pool, and all of a call's tokens computed in one pass over the weights. The bf16-out
+ * linears accumulate in float32; the "wide" linears ({@link #bf16LinearWide}, {@link #f32LinearWide}: compressor,
+ * MoE gate, mHC, lm head, whose unrounded results feed softmaxes and later roundings) accumulate in float64 and
+ * agree with the exact set to ~1e-15 relative.
+ *
+ * <p><b>Batch invariance.</b> Every method gives each token bit-identical results whatever the number of tokens
+ * in the call, the thread count and the row split: a token's value is computed by one thread with one fixed
+ * sequence of operations (see {@link TileKernels}); threads only split output rows (linears), heads (attention)
+ * or keys (indexer), never a reduction. Reductions never use {@code reduceLanes(ADD)} and attention never uses
+ * {@code lanewise(EXP)}: both change bits when C2 compiles them (see {@link TileKernels#sum},
+ * {@link TileKernels#exp}), which would make a token's result depend on when it was computed.
  *
  * <p>Structure of a linear: {@link #prepare} quantises (bit-exact) and lays out the activations once per call;
  * workers then claim chunks of at most 16 rows; for each tile of at most 16 tokens a chunk is swept in column
- * panels whose activations stay in L1, and {@link TileKernels} decodes each weight vector once per tile and FMAs
- * it into the tile's per-token accumulators, which live in registers. Beyond 16 tokens each further tile decodes
- * the chunk again from L2; the weights still come from memory once.
+ * panels whose activations stay in L1, and {@link TileKernels} decodes each group of 8 weight vectors once per
+ * tile and FMAs it into every token's accumulator. Beyond 16 tokens each further tile decodes the chunk again
+ * from L2; the weights still come from memory once.
  *
  * <p>Numerics: FP8 activation quantisation is bit-exact with {@link io.epserve.model.format.QuantSim}, weights
  * decode exactly, products are exact in float32; only the float32 summation order differs from the exact set, so
@@ -54,8 +67,12 @@ public final class FastKernels implements Kernels {
     static final long CHUNK_BYTES = 128 << 10;
     /** At most this many rows per claimed chunk: bounds the per-worker partial-sum scratch (L1 resident). */
     static final int MAX_CHUNK_ROWS = 16;
-    /** Activation bytes of one panel of one token tile; with the partial sums it fits the 48 KiB L1. */
-    static final int XPANEL_BYTES = 16 << 10;
+    /**
+     * Activation bytes of one panel of one token tile (L1 is 48 KiB). 32 KiB rather than 16: at 1 token a whole
+     * 8192-column row then fits one panel, so a row chunk's weights stream sequentially instead of in 2 KiB pieces
+     * that hop between rows (measured +25-30 % FP4 and +65 % FP8 at 1 token from DRAM; neutral at 4 and 16).
+     */
+    static final int XPANEL_BYTES = 32 << 10;
     static final long DEFAULT_SPIN_NANOS = 50_000;
 
     private static final ValueLayout.OfShort BF16_LE =
@@ -63,10 +80,10 @@ public final class FastKernels implements Kernels {
     private static final ValueLayout.OfFloat F32_LE =
             ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final float[] FP4 = Fp4E2m1.table();
-    private static final float[] FP8 = Fp8E4m3.table();
     private static final VectorSpecies<Byte> SCALE_BYTES = ByteVector.SPECIES_PREFERRED;
 
-    private static final int K_FP4 = 0, K_FP8 = 1, K_BF16 = 2, K_F32 = 3;
+    /** Linear kinds: float32 accumulation (FP4, FP8, BF16) and float64 accumulation (BF16D, F32D). */
+    private static final int K_FP4 = 0, K_FP8 = 1, K_BF16 = 2, K_BF16D = 3, K_F32D = 4;
 
     private final KernelPool pool;
     private final ExactKernels fallback;
@@ -129,7 +146,7 @@ public final class FastKernels implements Kernels {
         checkRows(w.rows(), rowStart, rowCount);
         int cols = w.cols();
         requireMultiple(cols, 128, w.name());
-        int colsP = prepare(x, xOff, xStride, tokens, cols, 1, true);
+        int colsP = prepare(x, xOff, xStride, tokens, cols, cols, 1, L, true, false);
         runLinear(K_FP8, w.data(), w.scale(), w.scaleCols(), rowStart, rowCount, cols, cols, colsP, tokens,
                 y, null, yOff, yStride, true);
     }
@@ -143,8 +160,9 @@ public final class FastKernels implements Kernels {
         }
         checkRows(w.rows(), rowStart, rowCount);
         int cols = w.cols();
-        int colsP = prepare(x, xOff, xStride, tokens, cols, 1, false);
-        runLinear(K_FP8, w.data(), w.scale(), w.scaleCols(), rowStart, rowCount, cols, cols - cols % L, colsP, tokens,
+        int colsVec = cols - cols % GROUP;
+        int colsP = prepare(x, xOff, xStride, tokens, cols, colsVec, 1, L, false, false);
+        runLinear(K_FP8, w.data(), w.scale(), w.scaleCols(), rowStart, rowCount, cols, colsVec, colsP, tokens,
                 y, null, yOff, yStride, true);
     }
 
@@ -156,7 +174,7 @@ public final class FastKernels implements Kernels {
         }
         int cols = w.cols();
         requireMultiple(cols, 128, w.name());
-        int colsP = prepare(x, xOff, xStride, tokens, cols, 8, true);
+        int colsP = prepare(x, xOff, xStride, tokens, cols, cols, 8, L, true, false);
         runLinear(K_FP4, w.data(), w.scale(), 0, 0, w.rows(), cols, cols, colsP, tokens, y, null, yOff, yStride, true);
     }
 
@@ -167,9 +185,9 @@ public final class FastKernels implements Kernels {
             return;
         }
         int cols = w.cols();
-        int colsP = prepare(x, xOff, xStride, tokens, cols, 2, false);
-        runLinear(K_BF16, w.data(), null, 0, 0, w.rows(), cols, cols - cols % BF16_CHUNK, colsP, tokens,
-                y, null, yOff, yStride, true);
+        int colsVec = cols - cols % GROUP;
+        int colsP = prepare(x, xOff, xStride, tokens, cols, colsVec, 2, L, false, false);
+        runLinear(K_BF16, w.data(), null, 0, 0, w.rows(), cols, colsVec, colsP, tokens, y, null, yOff, yStride, true);
     }
 
     @Override
@@ -180,9 +198,10 @@ public final class FastKernels implements Kernels {
             return;
         }
         int cols = w.cols();
-        int colsP = prepare(x, xOff, xStride, tokens, cols, 2, false);
-        runLinear(K_BF16, w.data(), null, 0, 0, w.rows(), cols, cols - cols % BF16_CHUNK, colsP, tokens,
-                null, y, yOff, yStride, false);
+        int colsVec = cols - cols % DGROUP;
+        int colsP = prepare(x, xOff, xStride, tokens, cols, colsVec, 2, LD, false, true);
+        runLinear(K_BF16D, w.data(), null, 0, 0, w.rows(), cols, colsVec, colsP, tokens, null, y, yOff, yStride,
+                false);
     }
 
     @Override
@@ -193,9 +212,10 @@ public final class FastKernels implements Kernels {
             return;
         }
         int cols = w.cols();
-        int colsP = prepare(x, xOff, xStride, tokens, cols, 1, false);
-        runLinear(K_F32, w.data(), null, 0, 0, w.rows(), cols, cols - cols % L, colsP, tokens,
-                null, y, yOff, yStride, false);
+        int colsVec = cols - cols % DGROUP;
+        int colsP = prepare(x, xOff, xStride, tokens, cols, colsVec, 1, LD, false, true);
+        runLinear(K_F32D, w.data(), null, 0, 0, w.rows(), cols, colsVec, colsP, tokens, null, y, yOff, yStride,
+                false);
     }
 
     private static void checkRows(int rows, int rowStart, int rowCount) {
@@ -211,84 +231,92 @@ public final class FastKernels implements Kernels {
         }
     }
 
-    /** Smallest generated tile that holds n tokens (n <= MAX_TILE); the extra token rows of x are zero. */
-    static int tileFor(int n) {
-        return n <= 8 ? n : n <= 12 ? 12 : 16;
-    }
-
-    static int paddedTokens(int tokens) {
-        int full = tokens / MAX_TILE * MAX_TILE;
-        int rest = tokens - full;
-        return rest == 0 ? full : full + tileFor(rest);
-    }
-
     /**
-     * Copies (quantising if asked) every token row into xbuf in kernel order and returns the padded column count.
+     * Copies (quantising if asked) every token row into xbuf in kernel order and returns the padded column count
+     * (a multiple of the group G = 8 * {@code lanes}).
      *
-     * <p>Layout: tokens are grouped in tiles as the kernels consume them (16, then one smaller tile, see
-     * {@link #tileFor}); tile k with T tokens occupies colsP * T floats at colsP * (first token of the tile), and
-     * within it the L-column group g of token t sits at g*T*L + t*L ({@link #xIndex}). A kernel thus reads one
-     * contiguous stream through one base pointer with constant offsets: with a row pointer per token, 16 tokens
-     * needed more registers than x86 has and the loop spilled them. Padding tokens of the last tile are zero.
+     * <p>Layout: tokens are grouped in tiles of up to {@link #MAX_TILE} as the kernels consume them; a tile of T
+     * tokens starting at token t0 occupies colsP * T elements (floats, or doubles if {@code wide}) at colsP * t0,
+     * and within it token t's G values of the group starting at column c are contiguous at T*c + t*G
+     * ({@link #xIndex}). A kernel reads each token's group as one constant-size slice (see {@link TileKernels}).
+     * Columns [0, colsVec) are permuted within chunks of group*lanes (see {@link #permute}); the scalar tail
+     * [colsVec, cols) is not, and the padding is zero.
      */
-    private int prepare(float[] x, int xOff, int xStride, int tokens, int cols, int group, boolean quantise) {
-        int colsP = (cols + L - 1) / L * L;
-        int padded = paddedTokens(tokens);
-        long need = 4L * padded * colsP;
+    private int prepare(float[] x, int xOff, int xStride, int tokens, int cols, int colsVec, int group, int lanes,
+                        boolean quantise, boolean wide) {
+        int G = 8 * lanes;
+        int colsP = (cols + G - 1) / G * G;
+        int esize = wide ? 8 : 4;
+        long need = (long) esize * tokens * colsP;
         if (xbuf.byteSize() < need) {
             Arena old = xArena;
             xArena = Arena.ofShared();
             xbuf = xArena.allocate(need, 64);
             old.close();
         }
-        if (padded > tokens) {
-            long last = tokens / MAX_TILE * MAX_TILE;
-            xbuf.asSlice(4L * last * colsP, 4L * (padded - last) * colsP).fill((byte) 0);
-        }
         float[] row = rowBuf.length >= colsP ? rowBuf : (rowBuf = new float[colsP]);
-        for (int t = 0; t < tokens; t++) {
-            int src = xOff + t * xStride;
-            if (quantise) {
-                quantiseRow(x, src, cols, group, row, 0, block);
-            } else {
-                int chunk = group * L;
-                int full = group == 1 ? 0 : cols - cols % chunk;
-                for (int c = 0; c < full; c += chunk) {
-                    permute(x, src + c, row, c, group);
+        for (int t0 = 0, tile; t0 < tokens; t0 += tile) {
+            tile = Math.min(MAX_TILE, tokens - t0);
+            for (int t = t0; t < t0 + tile; t++) {
+                prepareRow(x, xOff + t * xStride, cols, colsVec, colsP, group, lanes, quantise, row);
+                long base = (long) t0 * colsP + (long) (t - t0) * G;
+                for (int g = 0; g < colsP; g += G) {
+                    long o = base + (long) g * tile;
+                    if (wide) {
+                        for (int i = 0; i < G; i++) {
+                            xbuf.set(ValueLayout.JAVA_DOUBLE_UNALIGNED, 8L * (o + i), row[g + i]);
+                        }
+                    } else {
+                        MemorySegment.copy(row, g, xbuf, ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * o, G);
+                    }
                 }
-                System.arraycopy(x, src + full, row, full, cols - full);
-            }
-            Arrays.fill(row, cols, colsP, 0f);
-            int t0 = t / MAX_TILE * MAX_TILE;
-            int tile = tileFor(Math.min(MAX_TILE, tokens - t0));
-            int base = t0 * colsP + (t - t0) * L;
-            for (int g = 0; g < colsP; g += L) {
-                MemorySegment.copy(row, g, xbuf, ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * (base + g * tile), L);
             }
         }
         return colsP;
     }
 
-    /** Index in xbuf of (permuted) column p of the token at position t of a tile of the given size at tileBase. */
-    static int xIndex(int tileBase, int tile, int p, int t) {
-        return tileBase + (p - p % L) * tile + t * L + p % L;
+    /** One token's row, quantised and/or permuted, zero-padded to colsP. */
+    private void prepareRow(float[] x, int src, int cols, int colsVec, int colsP, int group, int lanes,
+                            boolean quantise, float[] row) {
+        if (quantise) {
+            quantiseRow(x, src, cols, group, row, 0, block);
+        } else if (group == 1) {
+            System.arraycopy(x, src, row, 0, cols);
+        } else {
+            int chunk = group * lanes;
+            for (int c = 0; c < colsVec; c += chunk) {
+                permute(x, src + c, row, c, group, lanes);
+            }
+            System.arraycopy(x, src + colsVec, row, colsVec, cols - colsVec);
+        }
+        Arrays.fill(row, cols, colsP, 0f);
+    }
+
+    /** Element index in xbuf of (permuted) column p of token t of a tile of T tokens at tileBase; groups of G. */
+    static long xIndex(long tileBase, int T, int p, int t, int G) {
+        return tileBase + (long) (p - p % G) * T + (long) t * G + p % G;
     }
 
     /**
-     * Lane i of the j-th vector of a chunk of group*L values gets element group*i + j. The FP4 kernel decodes
-     * nibble j of every int lane (= weight 8i + j) as its j-th vector, the BF16 kernel the low/high half of every
+     * Lane i of the j-th vector of a chunk of group*lanes values gets element group*i + j. The FP4 kernel decodes
+     * nibble j of every int lane (= weight 8i + j) as its j-th vector, the BF16 kernels the low/high half of every
      * int lane (= weight 2i + j); permuting the activations once per call is O(cols) while un-permuting the
      * weights would be O(rows * cols).
      */
-    static void permute(float[] src, int s, float[] dst, int d, int group) {
+    static void permute(float[] src, int s, float[] dst, int d, int group, int lanes) {
         for (int j = 0; j < group; j++) {
-            for (int i = 0; i < L; i++) {
-                dst[d + j * L + i] = src[s + group * i + j];
+            for (int i = 0; i < lanes; i++) {
+                dst[d + j * lanes + i] = src[s + group * i + j];
             }
         }
     }
 
-    /** Position of column c within a permuted row (see {@link #permute}). */
+    /** {@link #permute} with float vectors. */
+    static void permute(float[] src, int s, float[] dst, int d, int group) {
+        permute(src, s, dst, d, group, L);
+    }
+
+    /** Position of column c within a permuted row (see {@link #permute}), float vectors. */
     static int permutedIndex(int c, int group) {
         int chunk = group * L;
         int base = c - c % chunk;
@@ -306,7 +334,7 @@ public final class FastKernels implements Kernels {
             for (int i = 0; i < 128; i += L) {
                 mx = mx.max(FloatVector.fromArray(FS, x, off + b + i).abs());
             }
-            float amax = mx.reduceLanes(VectorOperators.MAX);
+            float amax = mx.reduceLanes(VectorOperators.MAX); // order-independent, unlike ADD
             int k = E8m0.ceilLog2Exponent(amax, Fp8E4m3.INV_MAX_F32);
             float inv = Math.scalb(1f, -k);
             float sc = Math.scalb(1f, k);
@@ -349,15 +377,13 @@ public final class FastKernels implements Kernels {
         long rowBytes = switch (kind) {
             case K_FP4 -> cols / 2;
             case K_FP8 -> cols;
-            case K_BF16 -> 2L * cols;
+            case K_BF16, K_BF16D -> 2L * cols;
             default -> 4L * cols;
         };
-        j.unit = switch (kind) {
-            case K_FP4 -> FP4_CHUNK;
-            case K_FP8 -> Fp8Matrix.BLOCK;
-            case K_BF16 -> BF16_CHUNK;
-            default -> 4 * L;
-        };
+        boolean wide = kind == K_BF16D || kind == K_F32D;
+        j.unit = wide ? DGROUP : GROUP;
+        j.esize = wide ? 8 : 4;
+        j.lanes = wide ? LD : L;
         long macs = (long) rows * cols * tokens;
         int parts = macs < SERIAL_MACS ? 1 : threads;
         int chunkRows = (int) Math.max(1, Math.min(Math.min(CHUNK_BYTES / Math.max(1, rowBytes), rows),
@@ -386,18 +412,22 @@ public final class FastKernels implements Kernels {
     /** Per-worker scratch of the linear kernels: vector partial sums of a row chunk, results, rare-row flags. */
     private static final class LinearScratch {
         final float[] acc = new float[MAX_CHUNK_ROWS * MAX_TILE * L];
+        final double[] accD = new double[MAX_CHUNK_ROWS * MAX_TILE * LD];
+        final float[] dq = new float[8 * L];
         final float[] r = new float[MAX_TILE];
+        final double[] rd = new double[MAX_TILE];
         final boolean[] rare = new boolean[MAX_CHUNK_ROWS];
     }
 
     /**
-     * Columns per panel for a tile: the tile's activations for one panel (tile * width floats) must stay in L1
-     * while every row of the chunk streams past them. Without panels a 16-token tile over 4096 columns reads its
-     * 256 KiB of activations from L2 for every row, and L2 bandwidth, not the FMA ports, sets the speed (measured
-     * 2x slower for 8 tokens).
+     * Columns per panel for a tile of T tokens: the tile's activations for one panel (T * width elements) must
+     * stay in L1 while every row of the chunk streams past them. Without panels a 16-token tile over 4096 columns
+     * reads its 256 KiB of activations from L2 for every row, and L2 bandwidth, not the FMA ports, sets the speed
+     * (measured 2x slower for 8 tokens). Panel boundaries are multiples of the kernel group, so they do not
+     * change any result (the accumulators are stored and reloaded exactly between panels).
      */
-    static int panelWidth(int tile, int unit, int colsVec) {
-        int w = XPANEL_BYTES / (4 * tile) / unit * unit;
+    static int panelWidth(int tokensInTile, int unit, int colsVec, int esize) {
+        int w = XPANEL_BYTES / (esize * tokensInTile) / unit * unit;
         return Math.max(unit, Math.min(w, colsVec));
     }
 
@@ -413,6 +443,8 @@ public final class FastKernels implements Kernels {
         int cols;
         int colsVec;
         int unit;
+        int esize;
+        int lanes;
         int colsP;
         int tokens;
         float[] y;
@@ -433,10 +465,10 @@ public final class FastKernels implements Kernels {
         @Override
         public void run(int worker) {
             LinearScratch sc = scratch[worker];
-            float[] acc = sc.acc;
-            float[] r = sc.r;
+            boolean wide = kind == K_BF16D || kind == K_F32D;
             boolean[] rare = sc.rare;
             MemorySegment x = xbuf;
+            int V = lanes;
             for (int ch; (ch = next.getAndIncrement()) < chunks; ) {
                 int i0 = ch * chunkRows;
                 int i1 = Math.min(rows, i0 + chunkRows);
@@ -445,83 +477,114 @@ public final class FastKernels implements Kernels {
                         rare[i - i0] = rareScales(s, (long) (rowStart + i) * (cols >>> 5), cols >>> 5);
                     }
                 }
-                for (int t0 = 0; t0 < tokens; t0 += MAX_TILE) {
-                    int n = Math.min(MAX_TILE, tokens - t0);
-                    int tile = tileFor(n);
-                    int span = tile * L;
-                    int xo = t0 * colsP;
-                    Arrays.fill(acc, 0, (i1 - i0) * span, 0f);
-                    int pw = panelWidth(tile, unit, colsVec);
+                for (int t0 = 0, n; t0 < tokens; t0 += n) {
+                    n = Math.min(MAX_TILE, tokens - t0);
+                    int span = n * V;
+                    long xbase = (long) t0 * colsP; // element index of the tile
+                    long xo = esize * xbase;
+                    if (wide) {
+                        Arrays.fill(sc.accD, 0, (i1 - i0) * span, 0.0);
+                    } else {
+                        Arrays.fill(sc.acc, 0, (i1 - i0) * span, 0f);
+                    }
+                    int pw = panelWidth(n, unit, colsVec, esize);
                     // panels outermost within the chunk: the chunk's weights (<= 16 rows) stay in L2 between
                     // panels and token tiles, the panel's activations stay in L1 across the chunk's rows
                     for (int p0 = 0; p0 < colsVec; p0 += pw) {
                         int p1 = Math.min(colsVec, p0 + pw);
                         for (int i = i0; i < i1; i++) {
                             if (kind != K_FP4 || !rare[i - i0]) {
-                                panel(rowStart + i, tile, p0, p1, x, 4L * xo, acc, (i - i0) * span);
+                                panel(rowStart + i, n, p0, p1, x, xo, sc, (i - i0) * span);
                             }
                         }
                     }
                     for (int i = i0; i < i1; i++) {
                         int row = rowStart + i;
-                        if (kind == K_FP4 && rare[i - i0]) {
-                            fp4RowScalar(w, s, (long) row * (cols >>> 1), (long) row * (cols >>> 5), cols, x, xo, tile,
-                                    n, r);
-                        } else {
-                            int ao = (i - i0) * span;
+                        int ao = (i - i0) * span;
+                        if (wide) {
+                            double[] rd = sc.rd;
                             for (int t = 0; t < n; t++) {
-                                r[t] = FloatVector.fromArray(FS, acc, ao + t * L).reduceLanes(VectorOperators.ADD);
+                                rd[t] = TileKernels.sum(DoubleVector.fromArray(DS, sc.accD, ao + t * V));
                             }
                             if (colsVec < cols) {
-                                tail(row, x, xo, tile, n, r);
+                                tailWide(row, x, xbase, n, rd);
                             }
+                            storeWide(i, t0, n, rd);
+                        } else {
+                            float[] r = sc.r;
+                            if (kind == K_FP4 && rare[i - i0]) {
+                                fp4RowScalar(w, s, (long) row * (cols >>> 1), (long) row * (cols >>> 5), cols, x,
+                                        xbase, n, r);
+                            } else {
+                                for (int t = 0; t < n; t++) {
+                                    r[t] = TileKernels.sum(FloatVector.fromArray(FS, sc.acc, ao + t * V));
+                                }
+                                if (colsVec < cols) {
+                                    tail(row, x, xbase, n, r);
+                                }
+                            }
+                            store(i, t0, n, r);
                         }
-                        store(i, t0, n, r);
                     }
                 }
             }
         }
 
-        private void panel(int row, int tile, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
+        private void panel(int row, int n, int c0, int c1, MemorySegment x, long xo, LinearScratch sc, int ao) {
             switch (kind) {
-                case K_FP4 -> TileKernels.fp4x(tile, w, (long) row * (cols >>> 1), s, (long) row * (cols >>> 5),
-                        c0, c1, x, xo, acc, ao);
-                case K_FP8 -> TileKernels.fp8x(tile, w, (long) row * cols, s,
-                        (long) (row / Fp8Matrix.BLOCK) * scaleCols, c0, c1, x, xo, acc, ao);
-                case K_BF16 -> TileKernels.bf16x(tile, w, 2L * row * cols, c0, c1, x, xo, acc, ao);
-                default -> TileKernels.f32x(tile, w, 4L * row * cols, c0, c1, x, xo, acc, ao);
+                case K_FP4 -> TileKernels.fp4(n, w, (long) row * (cols >>> 1), s, (long) row * (cols >>> 5),
+                        c0, c1, x, xo, sc.acc, ao);
+                case K_FP8 -> TileKernels.fp8(n, w, (long) row * cols, s,
+                        (long) (row / Fp8Matrix.BLOCK) * scaleCols, c0, c1, x, xo, sc.acc, ao, sc.dq);
+                case K_BF16 -> TileKernels.bf16(n, w, 2L * row * cols, c0, c1, x, xo, sc.acc, ao);
+                case K_BF16D -> TileKernels.bf16d(n, w, 2L * row * cols, c0, c1, x, xo, sc.accD, ao);
+                default -> TileKernels.f32d(n, w, 4L * row * cols, c0, c1, x, xo, sc.accD, ao);
             }
         }
 
-        /** Columns [colsVec, cols) that do not fill a vector chunk (only where cols is not a multiple of it). */
-        private void tail(int row, MemorySegment x, int xo, int tile, int n, float[] r) {
+        /** Float32 kinds: columns [colsVec, cols) that do not fill a group, in column order. */
+        private void tail(int row, MemorySegment x, long xbase, int n, float[] r) {
             for (int c = colsVec; c < cols; c++) {
                 float wv = switch (kind) {
                     case K_FP8 -> FP8[w.get(ValueLayout.JAVA_BYTE, (long) row * cols + c) & 0xff]
                             * E8M0[s.get(ValueLayout.JAVA_BYTE,
                                     (long) (row / Fp8Matrix.BLOCK) * scaleCols + c / Fp8Matrix.BLOCK) & 0xff];
-                    case K_BF16 -> Float.intBitsToFloat((w.get(BF16_LE, 2L * ((long) row * cols + c)) & 0xffff) << 16);
-                    default -> w.get(F32_LE, 4L * ((long) row * cols + c));
+                    default -> Float.intBitsToFloat((w.get(BF16_LE, 2L * ((long) row * cols + c)) & 0xffff) << 16);
                 };
                 for (int t = 0; t < n; t++) {
-                    r[t] += wv * x.get(ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * xIndex(xo, tile, c, t));
+                    r[t] += wv * x.get(ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * xIndex(xbase, n, c, t, GROUP));
+                }
+            }
+        }
+
+        /** Float64 kinds: columns [colsVec, cols) that do not fill a group, in column order. */
+        private void tailWide(int row, MemorySegment x, long xbase, int n, double[] r) {
+            for (int c = colsVec; c < cols; c++) {
+                double wv = kind == K_BF16D
+                        ? Float.intBitsToFloat((w.get(BF16_LE, 2L * ((long) row * cols + c)) & 0xffff) << 16)
+                        : w.get(F32_LE, 4L * ((long) row * cols + c));
+                for (int t = 0; t < n; t++) {
+                    r[t] += wv * x.get(ValueLayout.JAVA_DOUBLE_UNALIGNED, 8L * xIndex(xbase, n, c, t, DGROUP));
                 }
             }
         }
 
         private void store(int i, int t0, int n, float[] r) {
             int base = yOff + t0 * yStride + i;
-            if (y != null) {
-                for (int t = 0; t < n; t++) {
-                    y[base + t * yStride] = round ? Bf16.round(r[t]) : r[t];
-                }
-            } else {
-                for (int t = 0; t < n; t++) {
-                    yd[base + t * yStride] = r[t];
-                }
+            for (int t = 0; t < n; t++) {
+                y[base + t * yStride] = round ? Bf16.round(r[t]) : r[t];
+            }
+        }
+
+        private void storeWide(int i, int t0, int n, double[] r) {
+            int base = yOff + t0 * yStride + i;
+            for (int t = 0; t < n; t++) {
+                yd[base + t * yStride] = r[t];
             }
         }
     }
+
+    private static final float[] FP8 = Fp8E4m3.table();
 
     /** True if any of the n scale bytes is 0 or 0xFF, which the vector scale decode cannot express. */
     static boolean rareScales(MemorySegment s, long off, int n) {
@@ -541,9 +604,13 @@ public final class FastKernels implements Kernels {
         return false;
     }
 
-    /** Scalar FP4 row for the rare rows with E8M0 codes 0 / 0xFF; x is in the permuted FP4 order. */
-    static void fp4RowScalar(MemorySegment w, MemorySegment s, long wo, long so, int cols, MemorySegment x, int xo,
-                             int tile, int n, float[] r) {
+    /**
+     * Scalar FP4 row for the rare rows with E8M0 codes 0 / 0xFF; x is in the permuted FP4 order. Per token a
+     * single float chain in column order, so it is batch-invariant too (a row takes this path or not by its
+     * scales alone).
+     */
+    static void fp4RowScalar(MemorySegment w, MemorySegment s, long wo, long so, int cols, MemorySegment x, long xbase,
+                             int n, float[] r) {
         Arrays.fill(r, 0, n, 0f);
         for (int c = 0; c < cols; c++) {
             int b = w.get(ValueLayout.JAVA_BYTE, wo + (c >>> 1));
@@ -551,7 +618,7 @@ public final class FastKernels implements Kernels {
             float wv = FP4[code] * E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 5)) & 0xff];
             int p = permutedIndex(c, 8);
             for (int t = 0; t < n; t++) {
-                r[t] += wv * x.get(ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * xIndex(xo, tile, p, t));
+                r[t] += wv * x.get(ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * xIndex(xbase, n, p, t, GROUP));
             }
         }
     }
@@ -665,8 +732,8 @@ public final class FastKernels implements Kernels {
                 }
                 // invalid entries hold -inf and give exp = 0, so the denominator can sum whole vectors
                 for (int k = 0; k < ATT_BLOCK; k += L) {
-                    FloatVector e = FloatVector.fromArray(FS, s, k).sub(mNew).lanewise(VectorOperators.EXP);
-                    den += e.reduceLanes(VectorOperators.ADD);
+                    FloatVector e = TileKernels.exp(FloatVector.fromArray(FS, s, k).sub(mNew));
+                    den += TileKernels.sum(e);
                     TileKernels.bf16(e).intoArray(s, k);
                 }
                 accumulate(acc, d, s, b0, b0, aHi);
@@ -750,18 +817,17 @@ public final class FastKernels implements Kernels {
         }
     }
 
+    /**
+     * a . b with one accumulator, {@link TileKernels#sum}, then the scalar tail: the same operations as one row of
+     * {@link #dot4}, so a key's score does not depend on whether it was computed alone or in a group of 4.
+     */
     static float dot(float[] a, int ao, float[] b, int bo, int n) {
         FloatVector s0 = FloatVector.zero(FS);
-        FloatVector s1 = FloatVector.zero(FS);
         int i = 0;
-        for (; i + 2 * L <= n; i += 2 * L) {
-            s0 = FloatVector.fromArray(FS, a, ao + i).fma(FloatVector.fromArray(FS, b, bo + i), s0);
-            s1 = FloatVector.fromArray(FS, a, ao + i + L).fma(FloatVector.fromArray(FS, b, bo + i + L), s1);
-        }
         for (; i + L <= n; i += L) {
             s0 = FloatVector.fromArray(FS, a, ao + i).fma(FloatVector.fromArray(FS, b, bo + i), s0);
         }
-        float r = s0.add(s1).reduceLanes(VectorOperators.ADD);
+        float r = TileKernels.sum(s0);
         for (; i < n; i++) {
             r = Math.fma(a[ao + i], b[bo + i], r);
         }
@@ -782,10 +848,10 @@ public final class FastKernels implements Kernels {
             s2 = av.fma(FloatVector.fromArray(FS, b, bo + 2 * n + i), s2);
             s3 = av.fma(FloatVector.fromArray(FS, b, bo + 3 * n + i), s3);
         }
-        float r0 = s0.reduceLanes(VectorOperators.ADD);
-        float r1 = s1.reduceLanes(VectorOperators.ADD);
-        float r2 = s2.reduceLanes(VectorOperators.ADD);
-        float r3 = s3.reduceLanes(VectorOperators.ADD);
+        float r0 = TileKernels.sum(s0);
+        float r1 = TileKernels.sum(s1);
+        float r2 = TileKernels.sum(s2);
+        float r3 = TileKernels.sum(s3);
         for (; i < n; i++) {
             float av = a[ao + i];
             r0 = Math.fma(av, b[bo + i], r0);
@@ -899,15 +965,33 @@ public final class FastKernels implements Kernels {
                     a3 = qv.fma(FloatVector.broadcast(FS, keys[k3 + d]), a3);
                 }
                 FloatVector wv = FloatVector.fromArray(FS, wp, g);
-                t0 = t0.add(headTerms(a0, wv));
-                t1 = t1.add(headTerms(a1, wv));
-                t2 = t2.add(headTerms(a2, wv));
-                t3 = t3.add(headTerms(a3, wv));
+                // bf16(max(bf16(dot), 0) * w) per head lane, written out: as a helper call C2 did not always
+                // inline it and then boxed the vectors (~120 KB allocated per call)
+                IntVector b0 = a0.reinterpretAsInts();
+                IntVector b1 = a1.reinterpretAsInts();
+                IntVector b2 = a2.reinterpretAsInts();
+                IntVector b3 = a3.reinterpretAsInts();
+                b0 = b0.add(b0.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
+                        .reinterpretAsFloats().max(0f).mul(wv).reinterpretAsInts();
+                b1 = b1.add(b1.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
+                        .reinterpretAsFloats().max(0f).mul(wv).reinterpretAsInts();
+                b2 = b2.add(b2.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
+                        .reinterpretAsFloats().max(0f).mul(wv).reinterpretAsInts();
+                b3 = b3.add(b3.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
+                        .reinterpretAsFloats().max(0f).mul(wv).reinterpretAsInts();
+                t0 = t0.add(b0.add(b0.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
+                        .reinterpretAsFloats());
+                t1 = t1.add(b1.add(b1.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
+                        .reinterpretAsFloats());
+                t2 = t2.add(b2.add(b2.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
+                        .reinterpretAsFloats());
+                t3 = t3.add(b3.add(b3.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
+                        .reinterpretAsFloats());
             }
-            scores[i] = Bf16.round(t0.reduceLanes(VectorOperators.ADD));
-            scores[i + 1] = Bf16.round(t1.reduceLanes(VectorOperators.ADD));
-            scores[i + 2] = Bf16.round(t2.reduceLanes(VectorOperators.ADD));
-            scores[i + 3] = Bf16.round(t3.reduceLanes(VectorOperators.ADD));
+            scores[i] = Bf16.round(TileKernels.sum(t0));
+            scores[i + 1] = Bf16.round(TileKernels.sum(t1));
+            scores[i + 2] = Bf16.round(TileKernels.sum(t2));
+            scores[i + 3] = Bf16.round(TileKernels.sum(t3));
         }
 
         private void key1(int i) {
@@ -918,14 +1002,13 @@ public final class FastKernels implements Kernels {
                 for (int d = 0; d < dim; d++) {
                     a0 = FloatVector.fromArray(FS, qt, d * hp + g).fma(FloatVector.broadcast(FS, keys[k0 + d]), a0);
                 }
-                t0 = t0.add(headTerms(a0, FloatVector.fromArray(FS, wp, g)));
+                IntVector b0 = a0.reinterpretAsInts();
+                b0 = b0.add(b0.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
+                        .reinterpretAsFloats().max(0f).mul(FloatVector.fromArray(FS, wp, g)).reinterpretAsInts();
+                t0 = t0.add(b0.add(b0.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
+                        .reinterpretAsFloats());
             }
-            scores[i] = Bf16.round(t0.reduceLanes(VectorOperators.ADD));
-        }
-
-        /** bf16(max(bf16(dot), 0) * w) per head lane. */
-        private static FloatVector headTerms(FloatVector dots, FloatVector w) {
-            return TileKernels.bf16(TileKernels.bf16(dots).max(0f).mul(w));
+            scores[i] = Bf16.round(TileKernels.sum(t0));
         }
     }
 }

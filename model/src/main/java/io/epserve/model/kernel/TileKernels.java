@@ -1,6 +1,7 @@
 package io.epserve.model.kernel;
 
 import static jdk.incubator.vector.VectorOperators.ADD;
+import static jdk.incubator.vector.VectorOperators.F2D;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.LSHR;
 
@@ -10,23 +11,53 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Register-blocked inner kernels of {@link FastKernels}: one weight row, columns [c0, c1), against a tile of 1..16
- * tokens, float32 accumulation. Each call adds its partial sums to the tile's L-lane accumulators in
- * {@code acc[ao + t*L ..]} (one vector per token), so a row can be processed in column panels.
+ * Inner kernels of {@link FastKernels}: one weight row, columns [c0, c1), against a tile of T = 1..16 tokens.
+ * Hand-written (the previous version was generated per tile size by a script; this one is not generated).
  *
- * <p>Each tile size is its own hand-unrolled method because C2 keeps vectors in registers only when they are
- * plain locals: an array of accumulators would be boxed. The methods are mechanical variations of one pattern
- * (generated, then kept as source).
+ * <h2>Batch invariance</h2>
+ * Every kernel computes each token with the same sequence of floating-point operations whatever T, the column
+ * panel, the row chunk or the thread: per token one accumulator vector {@code a} (kept in {@code acc[ao + t*V ..]}
+ * between calls; a store and reload is exact), and per group of 8 weight vectors (G = 8V columns)
+ * <pre>
+ *   b = fma(d0, x0, +0); b = fma(d1, x1, b); ... b = fma(d7, x7, b);     // one chain, column order
+ *   a = fma(b, scale, a)   (FP4, FP8)      or      a = a + b   (BF16, and the float64 kernels)
+ * </pre>
+ * then {@link #sum} (a fixed butterfly, never {@code reduceLanes}, see there) and the scalar tail columns in
+ * order (FastKernels). So a token gets the same bits alone, in a tile of 16, in panels of any width that is a
+ * multiple of the group, and on any thread. Instruction-level parallelism comes from independent token chains
+ * (4 interleaved per block) and from out-of-order overlap of consecutive groups (each group's b chain starts
+ * from zero), never from splitting one token's sum into a tile-dependent number of partial accumulators.
  *
- * <p>Decoding (written out inline in every tile):
+ * <h2>Code shape</h2>
+ * Per format: {@code xB4} decodes each group's 8 weight vectors once into registers and runs the tile's tokens
+ * in blocks of 4 (4 chains in registers, accumulators in the L1-resident acc array); {@code xX4} is the same for
+ * exactly one block with the accumulators in registers; {@code xR} runs the 1-3 leftover tokens one at a time
+ * (decoding the group again); {@code fp4x1} is the 1-token FP4 kernel. C2 is sensitive to shape here, each rule
+ * measured:
+ * <ul>
+ * <li>Activation loads go through a constant-size slice per (block, group), so their offsets are constants into a
+ *     segment of constant size and the bounds checks fold away. With per-load checks of long offsets C2 spent
+ *     ~2 extra uops per FMA, and in some compilations turned them into a long-range-check loop running 3x slower.
+ * <li>Methods stay small: one hand-unrolled method per tile size (up to 128 FMAs) was more than C1 can compile
+ *     ("out of virtual registers"); such a method then stays interpreted until C2's thresholds are met, seconds
+ *     to minutes later (a 12-token tile ran at 0.4 GFLOP/s for a whole benchmark, tests ran 10x longer).
+ * <li>No vector crosses a call C2 might not inline (a non-inlined call boxes it): the FP8 group decode writes to
+ *     a scratch array ({@link #fp8Group}) instead of returning 8 vectors.
+ * <li>Accumulators start from {@code FloatVector.zero(FS)}, never from a static final vector (C2 cannot unbox a
+ *     constant vector object at a loop phi and allocates a box per iteration, 5-10x slower).
+ * </ul>
+ *
+ * <h2>Decoding</h2>
  * <ul>
  * <li>FP4: an int lane holds 8 nibbles; nibble j of every lane is {@code (q >>> 4j).selectFrom(FP4_A, FP4_B)}.
  *     The two-table selectFrom wraps the index (index & (2L-1)) instead of range-checking it, so it compiles to
@@ -38,26 +69,18 @@ import jdk.incubator.vector.VectorSpecies;
  *     (exponent field 0) get bias 121 and then lose the implicit 2^-6, which is exact. This replaces the usual
  *     "multiply by 2^120" trick because a multiply with a subnormal input costs ~200x on this CPU. The NaN codes
  *     0x7F/0xFF decode as +-480: checkpoints do not contain them.
+ * <li>BF16: an int lane holds two weights; {@code q << 16} is the even one, {@code q & 0xffff0000} the odd one.
+ * <li>float64 kernels (the "wide" linears): bf16 or f32 weights are widened exactly to double
+ *     (vcvtps2pd from a half-width float vector) and multiplied by activations stored as doubles; products of
+ *     two floats are exact in double, so these agree with the exact set up to the float64 summation order.
  * </ul>
  *
- * <p>Code shape, because C2 is sensitive to it: only the token dimension is unrolled by hand (accumulators must be
- * plain locals to live in registers); the 8 nibble positions are a counted loop that C2 unrolls after inlining.
- * Unrolling everything by hand made the parse-time graph exceed NodeCountInliningCutoff, and the calls C2 then
- * refused to inline boxed a vector per call. Helpers are likewise written out inline rather than called.
- * Accumulators start from {@code FloatVector.zero(FS)}, never from a static final vector: C2 cannot unbox a
- * constant vector object at a loop phi and would then allocate a box for every accumulator on every iteration
- * (measured: 5-10x slower).
- *
- * <p>Activations ({@code x}, prepared by FastKernels#prepare): an aligned off-heap segment; the tile starts at byte
- * {@code xo} and column group g (L columns) of token t is at float offset {@code g*tile*L + t*L}, so a kernel
- * reads one contiguous stream through one base pointer with constant offsets. Within each weight chunk the
- * columns are permuted so that lane i of the j-th decoded weight vector meets lane i of the j-th activation vector
- * (see {@link FastKernels#permute}). Only 256- and 512-bit species are supported: the FP4 decode needs two int
- * vectors to hold the 16-entry table.
- *
- * <p>Tiles of up to 8 tokens sum each chunk (or 128-column block) per token and apply the scale once with an fma;
- * 12 and 16 would need two registers per token for that, so they multiply the decoded weights by the scale
- * instead (exact: a power of two) and keep one accumulator per token.
+ * <p>Activations ({@code x}, prepared by FastKernels#prepare): an aligned off-heap segment; the tile starts at
+ * byte {@code xo} and token t's G values of the group starting at column c are contiguous at element
+ * {@code T*c + t*G} (floats, or doubles for the float64 kernels). Within each group the columns are permuted so
+ * that lane i of the j-th weight vector meets lane i of the j-th activation vector (see
+ * {@link FastKernels#permute}). Only 256- and 512-bit species are supported: the FP4 decode needs two int vectors
+ * to hold the 16-entry table.
  */
 final class TileKernels {
     private TileKernels() {}
@@ -69,10 +92,18 @@ final class TileKernels {
     static final VectorSpecies<Byte> BS = VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(64, L * 8)));
     static final boolean SUPPORTED = L == 8 || L == 16;
 
-    /** Weights per FP4 chunk: one int vector of packed nibbles = L lanes x 8 nibbles. */
-    static final int FP4_CHUNK = 8 * L;
-    /** Weights per BF16 chunk: one int vector = L lanes x 2 bf16. */
-    static final int BF16_CHUNK = 2 * L;
+    /** Doubles of the preferred shape, and the half-width float / int species that widen to them. */
+    static final VectorSpecies<Double> DS = VectorSpecies.of(double.class, FS.vectorShape());
+    static final int LD = DS.length();
+    static final VectorSpecies<Float> FH =
+            VectorSpecies.of(float.class, VectorShape.forBitSize(Math.max(64, LD * 32)));
+    static final VectorSpecies<Integer> IH =
+            VectorSpecies.of(int.class, VectorShape.forBitSize(Math.max(64, LD * 32)));
+
+    /** Columns per group of the float kernels: 8 weight vectors (FP4: one int vector of 8 nibbles per lane). */
+    static final int GROUP = 8 * L;
+    /** Columns per group of the float64 kernels: 8 double vectors. */
+    static final int DGROUP = 8 * LD;
 
     static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
@@ -91,6 +122,10 @@ final class TileKernels {
     /** Lane i of an FP4 chunk belongs to 32-block i/4 of the chunk: its scale byte sits at bit 8*(i/4). */
     static final IntVector SCALE_SHIFT;
 
+    /** Lane i takes lane i ^ k: the butterfly steps of {@link #sum} (S8 only used when L == 16). */
+    private static final VectorShuffle<Float> S8, S4, S2, S1;
+    private static final VectorShuffle<Double> D4, D2, D1;
+
     static {
         for (int c = 0; c < 256; c++) {
             E8M0[c] = E8m0.toFloat(c);
@@ -106,6 +141,38 @@ final class TileKernels {
         FP4_A = IntVector.fromArray(IS, a, 0);
         FP4_B = IntVector.fromArray(IS, b, 0);
         SCALE_SHIFT = IntVector.fromArray(IS, sh, 0);
+        S8 = VectorShuffle.fromOp(FS, i -> (i ^ 8) & (L - 1));
+        S4 = VectorShuffle.fromOp(FS, i -> (i ^ 4) & (L - 1));
+        S2 = VectorShuffle.fromOp(FS, i -> i ^ 2);
+        S1 = VectorShuffle.fromOp(FS, i -> i ^ 1);
+        D4 = VectorShuffle.fromOp(DS, i -> (i ^ 4) & (LD - 1));
+        D2 = VectorShuffle.fromOp(DS, i -> i ^ 2);
+        D1 = VectorShuffle.fromOp(DS, i -> i ^ 1);
+    }
+
+    /**
+     * Sum of the lanes in a fixed butterfly order. Not {@code reduceLanes(ADD)}: on JDK 25/x86 that sums
+     * sequentially when interpreted and as a tree once C2 compiles it, so its bits depend on the JIT state
+     * (measured: 62 % of random vectors differ), which breaks batch invariance between early and late calls.
+     */
+    static float sum(FloatVector v) {
+        if (L == 16) {
+            v = v.add(v.rearrange(S8));
+        }
+        v = v.add(v.rearrange(S4));
+        v = v.add(v.rearrange(S2));
+        v = v.add(v.rearrange(S1));
+        return v.lane(0);
+    }
+
+    /** {@link #sum} for doubles. */
+    static double sum(DoubleVector v) {
+        if (LD == 8) {
+            v = v.add(v.rearrange(D4));
+        }
+        v = v.add(v.rearrange(D2));
+        v = v.add(v.rearrange(D1));
+        return v.lane(0);
     }
 
     /** Round each lane to bf16 (nearest-even), as float32; finite inputs only. */
@@ -125,1618 +192,788 @@ final class TileKernels {
         return r.reinterpretAsInts().or(b.and(0x80000000)).reinterpretAsFloats();
     }
 
+    /** Below this, e^x < 2^-150 rounds to 0 in float32 and {@link #exp} returns 0. */
+    static final float EXP_MIN = -104f;
 
-    static void fp4x(int tile, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
+    /**
+     * e^x for x <= 0 (and -inf), within 1 ulp of {@code (float) Math.exp(x)}, subnormal results included.
+     * Not {@code lanewise(EXP)}: that is SVML once C2 compiles it and Math.exp per lane before, which differ in
+     * about 1 % of lanes. This uses only lanewise IEEE operations, so its bits never depend on the JIT state.
+     * (Cephes expf: round x/ln2 to n, reduce with a two-part ln2, degree-6 polynomial, then scale by 2^(n+64)
+     * (exact) and 2^-64 (exact unless the result is subnormal). Lanes below EXP_MIN, e.g. the -inf of masked
+     * entries, are computed as e^0 and then zeroed, so they never touch subnormals (a microcode assist here).
+     */
+    static FloatVector exp(FloatVector x) {
+        VectorMask<Float> zero = x.compare(VectorOperators.LT, EXP_MIN);
+        FloatVector xc = x.blend(0f, zero);
+        FloatVector t = xc.fma(FloatVector.broadcast(FS, 1.44269504088896341f), FloatVector.broadcast(FS, 12582912f));
+        FloatVector n = t.sub(12582912f);
+        FloatVector r = n.fma(FloatVector.broadcast(FS, -0.693359375f), xc);
+        r = n.fma(FloatVector.broadcast(FS, 2.12194440e-4f), r);
+        FloatVector p = FloatVector.broadcast(FS, 1.9875691500e-4f);
+        p = p.fma(r, FloatVector.broadcast(FS, 1.3981999507e-3f));
+        p = p.fma(r, FloatVector.broadcast(FS, 8.3334519073e-3f));
+        p = p.fma(r, FloatVector.broadcast(FS, 4.1665795894e-2f));
+        p = p.fma(r, FloatVector.broadcast(FS, 1.6666665459e-1f));
+        p = p.fma(r, FloatVector.broadcast(FS, 5.0000001201e-1f));
+        p = p.fma(r.mul(r), r).add(1f);
+        // t = 1.5 * 2^23 + n: its low mantissa bits are n (two's complement), so t << 23 puts n in the exponent
+        FloatVector scale = t.reinterpretAsInts().lanewise(LSHL, 23).add((127 + 64) << 23).reinterpretAsFloats();
+        return p.mul(scale).mul(0x1p-64f).blend(0f, zero);
+    }
+
+    // ------------------------------------------------------------------------------------------------ decoders
+
+    /** The j-th decoded vector of one FP4 chunk: nibble j of every int lane (scale not applied). */
+    static FloatVector nib(IntVector q, int j) {
+        return (j == 0 ? q : q.lanewise(LSHR, 4 * j)).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+    }
+
+    /** Per-lane scales of one FP4 chunk at column c: lane i gets the E8M0 scale of 32-block i/4. */
+    static FloatVector fp4Scales(MemorySegment s, long so, int c) {
+        int sb = L == 16 ? s.get(INT_LE, so + (c >>> 5)) : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff;
+        return IntVector.broadcast(IS, sb).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                .reinterpretAsFloats();
+    }
+
+    /** L e4m3 codes at byte off, decoded exactly (block scale not applied). */
+    static FloatVector fp8(MemorySegment w, long off) {
+        IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, off, LE).convertShape(VectorOperators.B2I, IS, 0);
+        IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
+        VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
+        return mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
+                .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
+                .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats();
+    }
+
+    /**
+     * Decodes the 8 FP8 vectors of one group (8L codes at byte off) into {@code dq[0 .. 8L)}; the kernels load
+     * them back once per group (L1). A void helper, so no vector crosses a call that C2 might not inline (a
+     * non-inlined call returning a vector boxes it: measured 1 instead of ~30 GFLOP/s with 8 decode calls).
+     */
+    static void fp8Group(MemorySegment w, long off, float[] dq) {
+        MemorySegment wg = w.asSlice(off, 8L * L);
+        for (int j = 0; j < 8; j++) {
+            fp8(wg, (long) j * L).intoArray(dq, j * L);
+        }
+    }
+
+    /** The even (low-half) bf16 weights of int lanes, as floats. */
+    static FloatVector even(IntVector q) {
+        return q.lanewise(LSHL, 16).reinterpretAsFloats();
+    }
+
+    /** The odd (high-half) bf16 weights of int lanes, as floats. */
+    static FloatVector odd(IntVector q) {
+        return q.and(0xffff0000).reinterpretAsFloats();
+    }
+
+    /** Widens a half-width float vector exactly to doubles. */
+    static DoubleVector wide(FloatVector h) {
+        return (DoubleVector) h.convertShape(F2D, DS, 0);
+    }
+
+    /** LD f32 weights at byte off, widened to doubles. */
+    static DoubleVector wideF(MemorySegment w, long off) {
+        return wide(FloatVector.fromMemorySegment(FH, w, off, LE));
+    }
+
+    // ------------------------------------------------------------------------------------------------ kernels
+
+    /** FP4 weights (row at byte wo, per-32 E8M0 scales at so), tokens [0, T) of a tile of T. */
+    static void fp4(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
+            float[] acc, int ao) {
+        if (T == 1) {
+            fp4x1(w, wo, s, so, c0, c1, x, xo, acc, ao);
+            return;
+        }
+        int t4 = T & ~3;
+        if (t4 == 4) {
+            fp4X4(T, w, wo, s, so, c0, c1, x, xo, acc, ao);
+        } else if (t4 > 0) {
+            fp4B4(T, t4, w, wo, s, so, c0, c1, x, xo, acc, ao);
+        }
+        if (t4 < T) {
+            fp4R(T, t4, w, wo, s, so, c0, c1, x, xo, acc, ao);
+        }
+    }
+
+    /** {@link #fp4}, tokens [0, t4) in blocks of 4 (4 chains in registers), one decode per group. */
+    static void fp4B4(int T, int t4, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
+            float[] acc, int ao) {
+        for (int c = c0; c < c1; c += GROUP) {
+            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
+            FloatVector sv = fp4Scales(s, so, c);
+            FloatVector d0 = nib(q, 0), d1 = nib(q, 1), d2 = nib(q, 2), d3 = nib(q, 3);
+            FloatVector d4 = nib(q, 4), d5 = nib(q, 5), d6 = nib(q, 6), d7 = nib(q, 7);
+            long xg = xo + 4L * T * c;
+            for (int t = 0; t < t4; t += 4) {
+                MemorySegment xt = x.asSlice(xg + 4L * GROUP * t, 16L * GROUP);
+                FloatVector z = FloatVector.zero(FS);
+                FloatVector b0 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 0 * L), LE), z);
+                FloatVector b1 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 0 * L), LE), z);
+                FloatVector b2 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 0 * L), LE), z);
+                FloatVector b3 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 0 * L), LE), z);
+                b0 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 1 * L), LE), b0);
+                b1 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 1 * L), LE), b1);
+                b2 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 1 * L), LE), b2);
+                b3 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 1 * L), LE), b3);
+                b0 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 2 * L), LE), b0);
+                b1 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 2 * L), LE), b1);
+                b2 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 2 * L), LE), b2);
+                b3 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 2 * L), LE), b3);
+                b0 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 3 * L), LE), b0);
+                b1 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 3 * L), LE), b1);
+                b2 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 3 * L), LE), b2);
+                b3 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 3 * L), LE), b3);
+                b0 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 4 * L), LE), b0);
+                b1 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 4 * L), LE), b1);
+                b2 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 4 * L), LE), b2);
+                b3 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 4 * L), LE), b3);
+                b0 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 5 * L), LE), b0);
+                b1 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 5 * L), LE), b1);
+                b2 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 5 * L), LE), b2);
+                b3 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 5 * L), LE), b3);
+                b0 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 6 * L), LE), b0);
+                b1 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 6 * L), LE), b1);
+                b2 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 6 * L), LE), b2);
+                b3 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 6 * L), LE), b3);
+                b0 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 7 * L), LE), b0);
+                b1 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 7 * L), LE), b1);
+                b2 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 7 * L), LE), b2);
+                b3 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 7 * L), LE), b3);
+                int ai = ao + t * L;
+                b0.fma(sv, FloatVector.fromArray(FS, acc, ai + 0 * L)).intoArray(acc, ai + 0 * L);
+                b1.fma(sv, FloatVector.fromArray(FS, acc, ai + 1 * L)).intoArray(acc, ai + 1 * L);
+                b2.fma(sv, FloatVector.fromArray(FS, acc, ai + 2 * L)).intoArray(acc, ai + 2 * L);
+                b3.fma(sv, FloatVector.fromArray(FS, acc, ai + 3 * L)).intoArray(acc, ai + 3 * L);
+            }
+        }
+    }
+
+    /** {@link #fp4B4} for exactly one block (T = 4..7): the 4 accumulators stay in registers. */
+    static void fp4X4(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
+            float[] acc, int ao) {
+        FloatVector a0 = FloatVector.fromArray(FS, acc, ao), a1 = FloatVector.fromArray(FS, acc, ao + L);
+        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L), a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
+        for (int c = c0; c < c1; c += GROUP) {
+            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
+            FloatVector sv = fp4Scales(s, so, c);
+            FloatVector d0 = nib(q, 0), d1 = nib(q, 1), d2 = nib(q, 2), d3 = nib(q, 3);
+            FloatVector d4 = nib(q, 4), d5 = nib(q, 5), d6 = nib(q, 6), d7 = nib(q, 7);
+            long xg = xo + 4L * T * c;
+            {
+                MemorySegment xt = x.asSlice(xg, 16L * GROUP);
+                FloatVector z = FloatVector.zero(FS);
+                FloatVector b0 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 0 * L), LE), z);
+                FloatVector b1 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 0 * L), LE), z);
+                FloatVector b2 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 0 * L), LE), z);
+                FloatVector b3 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 0 * L), LE), z);
+                b0 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 1 * L), LE), b0);
+                b1 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 1 * L), LE), b1);
+                b2 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 1 * L), LE), b2);
+                b3 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 1 * L), LE), b3);
+                b0 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 2 * L), LE), b0);
+                b1 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 2 * L), LE), b1);
+                b2 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 2 * L), LE), b2);
+                b3 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 2 * L), LE), b3);
+                b0 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 3 * L), LE), b0);
+                b1 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 3 * L), LE), b1);
+                b2 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 3 * L), LE), b2);
+                b3 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 3 * L), LE), b3);
+                b0 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 4 * L), LE), b0);
+                b1 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 4 * L), LE), b1);
+                b2 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 4 * L), LE), b2);
+                b3 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 4 * L), LE), b3);
+                b0 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 5 * L), LE), b0);
+                b1 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 5 * L), LE), b1);
+                b2 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 5 * L), LE), b2);
+                b3 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 5 * L), LE), b3);
+                b0 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 6 * L), LE), b0);
+                b1 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 6 * L), LE), b1);
+                b2 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 6 * L), LE), b2);
+                b3 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 6 * L), LE), b3);
+                b0 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 7 * L), LE), b0);
+                b1 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 7 * L), LE), b1);
+                b2 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 7 * L), LE), b2);
+                b3 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 7 * L), LE), b3);
+                a0 = b0.fma(sv, a0);
+                a1 = b1.fma(sv, a1);
+                a2 = b2.fma(sv, a2);
+                a3 = b3.fma(sv, a3);
+            }
+        }
+        a0.intoArray(acc, ao);
+        a1.intoArray(acc, ao + L);
+        a2.intoArray(acc, ao + 2 * L);
+        a3.intoArray(acc, ao + 3 * L);
+    }
+
+    /** {@link #fp4}, tokens [t0, T) one at a time (the 1-3 left over by {@link #fp4B4}). */
+    static void fp4R(int T, int t0, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
+            float[] acc, int ao) {
+        for (int c = c0; c < c1; c += GROUP) {
+            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
+            FloatVector sv = fp4Scales(s, so, c);
+            FloatVector d0 = nib(q, 0), d1 = nib(q, 1), d2 = nib(q, 2), d3 = nib(q, 3);
+            FloatVector d4 = nib(q, 4), d5 = nib(q, 5), d6 = nib(q, 6), d7 = nib(q, 7);
+            long xg = xo + 4L * T * c;
+            for (int t = t0; t < T; t++) {
+                MemorySegment xt = x.asSlice(xg + 4L * GROUP * t, 4L * GROUP);
+                FloatVector b = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 0 * L, LE), FloatVector.zero(FS));
+                b = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 1 * L, LE), b);
+                b = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 2 * L, LE), b);
+                b = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 3 * L, LE), b);
+                b = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 4 * L, LE), b);
+                b = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 5 * L, LE), b);
+                b = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 6 * L, LE), b);
+                b = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 7 * L, LE), b);
+                int ai = ao + t * L;
+                b.fma(sv, FloatVector.fromArray(FS, acc, ai)).intoArray(acc, ai);
+            }
+        }
+    }
+
+    /** {@link #fp4} for one token, the accumulator in a register: the same operations. */
+    static void fp4x1(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
                       float[] acc, int ao) {
-        switch (tile) {
-            case 1 -> fp4x1(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 2 -> fp4x2(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 3 -> fp4x3(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 4 -> fp4x4(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 5 -> fp4x5(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 6 -> fp4x6(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 7 -> fp4x7(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 8 -> fp4x8(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 12 -> fp4x12(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 16 -> fp4x16(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            default -> throw new IllegalArgumentException("no fp4x tile of " + tile);
-        }
-    }
-
-    /** FP4, per-chunk sums, scale applied once per chunk, 1 token. */
-    static void fp4x1(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector e0 = FloatVector.zero(FS);
-        for (int c = c0; c < c1; c += FP4_CHUNK) {
+        FloatVector a = FloatVector.fromArray(FS, acc, ao);
+        for (int c = c0; c < c1; c += GROUP) {
             IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            int sb = L == 16 ? s.get(INT_LE, so + (c >>> 5)) : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff;
-            FloatVector sv = IntVector.broadcast(IS, sb).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            long xc = xo + 4L * 1 * c;
-            FloatVector b0 = FloatVector.zero(FS), o0 = FloatVector.zero(FS);
-            for (int j = 0; j < 8; j += 2) {
-                FloatVector d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-                b0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 1 * L + 0 * L), LE), b0);
-                d = q.lanewise(LSHR, 4 * j + 4).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-                o0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * ((j + 1) * 1 * L + 0 * L), LE), o0);
-            }
-            a0 = b0.fma(sv, a0);
-            e0 = o0.fma(sv, e0);
+            FloatVector sv = fp4Scales(s, so, c);
+            MemorySegment xt = x.asSlice(xo + 4L * c, 4L * GROUP);
+            FloatVector b = nib(q, 0).fma(FloatVector.fromMemorySegment(FS, xt, 0, LE), FloatVector.zero(FS));
+            b = nib(q, 1).fma(FloatVector.fromMemorySegment(FS, xt, 4L * L, LE), b);
+            b = nib(q, 2).fma(FloatVector.fromMemorySegment(FS, xt, 8L * L, LE), b);
+            b = nib(q, 3).fma(FloatVector.fromMemorySegment(FS, xt, 12L * L, LE), b);
+            b = nib(q, 4).fma(FloatVector.fromMemorySegment(FS, xt, 16L * L, LE), b);
+            b = nib(q, 5).fma(FloatVector.fromMemorySegment(FS, xt, 20L * L, LE), b);
+            b = nib(q, 6).fma(FloatVector.fromMemorySegment(FS, xt, 24L * L, LE), b);
+            b = nib(q, 7).fma(FloatVector.fromMemorySegment(FS, xt, 28L * L, LE), b);
+            a = b.fma(sv, a);
         }
-        a0.add(e0).intoArray(acc, ao + 0 * L);
+        a.intoArray(acc, ao);
     }
 
-    /** FP4, per-chunk sums, scale applied once per chunk, 2 tokens. */
-    static void fp4x2(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector e0 = FloatVector.zero(FS), e1 = FloatVector.zero(FS);
-        for (int c = c0; c < c1; c += FP4_CHUNK) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            int sb = L == 16 ? s.get(INT_LE, so + (c >>> 5)) : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff;
-            FloatVector sv = IntVector.broadcast(IS, sb).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            long xc = xo + 4L * 2 * c;
-            FloatVector b0 = FloatVector.zero(FS), b1 = FloatVector.zero(FS), o0 = FloatVector.zero(FS), o1 = FloatVector.zero(FS);
-            for (int j = 0; j < 8; j += 2) {
-                FloatVector d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-                b0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 2 * L + 0 * L), LE), b0);
-                b1 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 2 * L + 1 * L), LE), b1);
-                d = q.lanewise(LSHR, 4 * j + 4).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-                o0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * ((j + 1) * 2 * L + 0 * L), LE), o0);
-                o1 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * ((j + 1) * 2 * L + 1 * L), LE), o1);
-            }
-            a0 = b0.fma(sv, a0);
-            e0 = o0.fma(sv, e0);
-            a1 = b1.fma(sv, a1);
-            e1 = o1.fma(sv, e1);
+    /** FP8 weights (row at byte wo, the row block's per-128-column scales at so; dq: 8L scratch), tokens [0, T) of a tile of T. */
+    static void fp8(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
+            float[] acc, int ao, float[] dq) {
+        int t4 = T & ~3;
+        if (t4 == 4) {
+            fp8X4(T, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+        } else if (t4 > 0) {
+            fp8B4(T, t4, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
         }
-        a0.add(e0).intoArray(acc, ao + 0 * L);
-        a1.add(e1).intoArray(acc, ao + 1 * L);
-    }
-
-    /** FP4, per-chunk sums, scale applied once per chunk, 3 tokens. */
-    static void fp4x3(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        for (int c = c0; c < c1; c += FP4_CHUNK) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            int sb = L == 16 ? s.get(INT_LE, so + (c >>> 5)) : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff;
-            FloatVector sv = IntVector.broadcast(IS, sb).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            long xc = xo + 4L * 3 * c;
-            FloatVector b0 = FloatVector.zero(FS), b1 = FloatVector.zero(FS), b2 = FloatVector.zero(FS);
-            for (int j = 0; j < 8; j += 1) {
-                FloatVector d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-                b0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 3 * L + 0 * L), LE), b0);
-                b1 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 3 * L + 1 * L), LE), b1);
-                b2 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 3 * L + 2 * L), LE), b2);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-    }
-
-    /** FP4, per-chunk sums, scale applied once per chunk, 4 tokens. */
-    static void fp4x4(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        for (int c = c0; c < c1; c += FP4_CHUNK) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            int sb = L == 16 ? s.get(INT_LE, so + (c >>> 5)) : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff;
-            FloatVector sv = IntVector.broadcast(IS, sb).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            long xc = xo + 4L * 4 * c;
-            FloatVector b0 = FloatVector.zero(FS), b1 = FloatVector.zero(FS), b2 = FloatVector.zero(FS), b3 = FloatVector.zero(FS);
-            for (int j = 0; j < 8; j += 1) {
-                FloatVector d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-                b0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 4 * L + 0 * L), LE), b0);
-                b1 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 4 * L + 1 * L), LE), b1);
-                b2 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 4 * L + 2 * L), LE), b2);
-                b3 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 4 * L + 3 * L), LE), b3);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-    }
-
-    /** FP4, per-chunk sums, scale applied once per chunk, 5 tokens. */
-    static void fp4x5(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        for (int c = c0; c < c1; c += FP4_CHUNK) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            int sb = L == 16 ? s.get(INT_LE, so + (c >>> 5)) : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff;
-            FloatVector sv = IntVector.broadcast(IS, sb).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            long xc = xo + 4L * 5 * c;
-            FloatVector b0 = FloatVector.zero(FS), b1 = FloatVector.zero(FS), b2 = FloatVector.zero(FS), b3 = FloatVector.zero(FS), b4 = FloatVector.zero(FS);
-            for (int j = 0; j < 8; j += 1) {
-                FloatVector d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-                b0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 5 * L + 0 * L), LE), b0);
-                b1 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 5 * L + 1 * L), LE), b1);
-                b2 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 5 * L + 2 * L), LE), b2);
-                b3 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 5 * L + 3 * L), LE), b3);
-                b4 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 5 * L + 4 * L), LE), b4);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-            a4 = b4.fma(sv, a4);
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
-    }
-
-    /** FP4, per-chunk sums, scale applied once per chunk, 6 tokens. */
-    static void fp4x6(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        for (int c = c0; c < c1; c += FP4_CHUNK) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            int sb = L == 16 ? s.get(INT_LE, so + (c >>> 5)) : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff;
-            FloatVector sv = IntVector.broadcast(IS, sb).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            long xc = xo + 4L * 6 * c;
-            FloatVector b0 = FloatVector.zero(FS), b1 = FloatVector.zero(FS), b2 = FloatVector.zero(FS), b3 = FloatVector.zero(FS), b4 = FloatVector.zero(FS), b5 = FloatVector.zero(FS);
-            for (int j = 0; j < 8; j += 1) {
-                FloatVector d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-                b0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 6 * L + 0 * L), LE), b0);
-                b1 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 6 * L + 1 * L), LE), b1);
-                b2 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 6 * L + 2 * L), LE), b2);
-                b3 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 6 * L + 3 * L), LE), b3);
-                b4 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 6 * L + 4 * L), LE), b4);
-                b5 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 6 * L + 5 * L), LE), b5);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-            a4 = b4.fma(sv, a4);
-            a5 = b5.fma(sv, a5);
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
-        a5.intoArray(acc, ao + 5 * L);
-    }
-
-    /** FP4, per-chunk sums, scale applied once per chunk, 7 tokens. */
-    static void fp4x7(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, ao + 6 * L);
-        for (int c = c0; c < c1; c += FP4_CHUNK) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            int sb = L == 16 ? s.get(INT_LE, so + (c >>> 5)) : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff;
-            FloatVector sv = IntVector.broadcast(IS, sb).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            long xc = xo + 4L * 7 * c;
-            FloatVector b0 = FloatVector.zero(FS), b1 = FloatVector.zero(FS), b2 = FloatVector.zero(FS), b3 = FloatVector.zero(FS), b4 = FloatVector.zero(FS), b5 = FloatVector.zero(FS), b6 = FloatVector.zero(FS);
-            for (int j = 0; j < 8; j += 1) {
-                FloatVector d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-                b0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 7 * L + 0 * L), LE), b0);
-                b1 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 7 * L + 1 * L), LE), b1);
-                b2 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 7 * L + 2 * L), LE), b2);
-                b3 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 7 * L + 3 * L), LE), b3);
-                b4 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 7 * L + 4 * L), LE), b4);
-                b5 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 7 * L + 5 * L), LE), b5);
-                b6 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 7 * L + 6 * L), LE), b6);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-            a4 = b4.fma(sv, a4);
-            a5 = b5.fma(sv, a5);
-            a6 = b6.fma(sv, a6);
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
-        a5.intoArray(acc, ao + 5 * L);
-        a6.intoArray(acc, ao + 6 * L);
-    }
-
-    /** FP4, per-chunk sums, scale applied once per chunk, 8 tokens. */
-    static void fp4x8(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, ao + 6 * L);
-        FloatVector a7 = FloatVector.fromArray(FS, acc, ao + 7 * L);
-        for (int c = c0; c < c1; c += FP4_CHUNK) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            int sb = L == 16 ? s.get(INT_LE, so + (c >>> 5)) : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff;
-            FloatVector sv = IntVector.broadcast(IS, sb).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            long xc = xo + 4L * 8 * c;
-            FloatVector b0 = FloatVector.zero(FS), b1 = FloatVector.zero(FS), b2 = FloatVector.zero(FS), b3 = FloatVector.zero(FS), b4 = FloatVector.zero(FS), b5 = FloatVector.zero(FS), b6 = FloatVector.zero(FS), b7 = FloatVector.zero(FS);
-            for (int j = 0; j < 8; j += 1) {
-                FloatVector d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-                b0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 8 * L + 0 * L), LE), b0);
-                b1 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 8 * L + 1 * L), LE), b1);
-                b2 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 8 * L + 2 * L), LE), b2);
-                b3 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 8 * L + 3 * L), LE), b3);
-                b4 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 8 * L + 4 * L), LE), b4);
-                b5 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 8 * L + 5 * L), LE), b5);
-                b6 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 8 * L + 6 * L), LE), b6);
-                b7 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 8 * L + 7 * L), LE), b7);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-            a4 = b4.fma(sv, a4);
-            a5 = b5.fma(sv, a5);
-            a6 = b6.fma(sv, a6);
-            a7 = b7.fma(sv, a7);
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
-        a5.intoArray(acc, ao + 5 * L);
-        a6.intoArray(acc, ao + 6 * L);
-        a7.intoArray(acc, ao + 7 * L);
-    }
-
-    /** FP4, weights pre-scaled per chunk, 12 tokens. */
-    static void fp4x12(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, ao + 6 * L);
-        FloatVector a7 = FloatVector.fromArray(FS, acc, ao + 7 * L);
-        FloatVector a8 = FloatVector.fromArray(FS, acc, ao + 8 * L);
-        FloatVector a9 = FloatVector.fromArray(FS, acc, ao + 9 * L);
-        FloatVector a10 = FloatVector.fromArray(FS, acc, ao + 10 * L);
-        FloatVector a11 = FloatVector.fromArray(FS, acc, ao + 11 * L);
-        for (int c = c0; c < c1; c += FP4_CHUNK) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            int sb = L == 16 ? s.get(INT_LE, so + (c >>> 5)) : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff;
-            FloatVector sv = IntVector.broadcast(IS, sb).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            long xc = xo + 4L * 12 * c;
-            for (int j = 0; j < 8; j++) {
-                FloatVector d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats().mul(sv);
-                a0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 12 * L + 0 * L), LE), a0);
-                a1 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 12 * L + 1 * L), LE), a1);
-                a2 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 12 * L + 2 * L), LE), a2);
-                a3 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 12 * L + 3 * L), LE), a3);
-                a4 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 12 * L + 4 * L), LE), a4);
-                a5 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 12 * L + 5 * L), LE), a5);
-                a6 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 12 * L + 6 * L), LE), a6);
-                a7 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 12 * L + 7 * L), LE), a7);
-                a8 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 12 * L + 8 * L), LE), a8);
-                a9 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 12 * L + 9 * L), LE), a9);
-                a10 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 12 * L + 10 * L), LE), a10);
-                a11 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 12 * L + 11 * L), LE), a11);
-            }
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
-        a5.intoArray(acc, ao + 5 * L);
-        a6.intoArray(acc, ao + 6 * L);
-        a7.intoArray(acc, ao + 7 * L);
-        a8.intoArray(acc, ao + 8 * L);
-        a9.intoArray(acc, ao + 9 * L);
-        a10.intoArray(acc, ao + 10 * L);
-        a11.intoArray(acc, ao + 11 * L);
-    }
-
-    /** FP4, weights pre-scaled per chunk, 16 tokens. */
-    static void fp4x16(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, ao + 6 * L);
-        FloatVector a7 = FloatVector.fromArray(FS, acc, ao + 7 * L);
-        FloatVector a8 = FloatVector.fromArray(FS, acc, ao + 8 * L);
-        FloatVector a9 = FloatVector.fromArray(FS, acc, ao + 9 * L);
-        FloatVector a10 = FloatVector.fromArray(FS, acc, ao + 10 * L);
-        FloatVector a11 = FloatVector.fromArray(FS, acc, ao + 11 * L);
-        FloatVector a12 = FloatVector.fromArray(FS, acc, ao + 12 * L);
-        FloatVector a13 = FloatVector.fromArray(FS, acc, ao + 13 * L);
-        FloatVector a14 = FloatVector.fromArray(FS, acc, ao + 14 * L);
-        FloatVector a15 = FloatVector.fromArray(FS, acc, ao + 15 * L);
-        for (int c = c0; c < c1; c += FP4_CHUNK) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            int sb = L == 16 ? s.get(INT_LE, so + (c >>> 5)) : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff;
-            FloatVector sv = IntVector.broadcast(IS, sb).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            long xc = xo + 4L * 16 * c;
-            for (int j = 0; j < 8; j++) {
-                FloatVector d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats().mul(sv);
-                a0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 16 * L + 0 * L), LE), a0);
-                a1 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 16 * L + 1 * L), LE), a1);
-                a2 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 16 * L + 2 * L), LE), a2);
-                a3 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 16 * L + 3 * L), LE), a3);
-                a4 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 16 * L + 4 * L), LE), a4);
-                a5 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 16 * L + 5 * L), LE), a5);
-                a6 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 16 * L + 6 * L), LE), a6);
-                a7 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 16 * L + 7 * L), LE), a7);
-                a8 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 16 * L + 8 * L), LE), a8);
-                a9 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 16 * L + 9 * L), LE), a9);
-                a10 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 16 * L + 10 * L), LE), a10);
-                a11 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 16 * L + 11 * L), LE), a11);
-                a12 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 16 * L + 12 * L), LE), a12);
-                a13 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 16 * L + 13 * L), LE), a13);
-                a14 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 16 * L + 14 * L), LE), a14);
-                a15 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (j * 16 * L + 15 * L), LE), a15);
-            }
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
-        a5.intoArray(acc, ao + 5 * L);
-        a6.intoArray(acc, ao + 6 * L);
-        a7.intoArray(acc, ao + 7 * L);
-        a8.intoArray(acc, ao + 8 * L);
-        a9.intoArray(acc, ao + 9 * L);
-        a10.intoArray(acc, ao + 10 * L);
-        a11.intoArray(acc, ao + 11 * L);
-        a12.intoArray(acc, ao + 12 * L);
-        a13.intoArray(acc, ao + 13 * L);
-        a14.intoArray(acc, ao + 14 * L);
-        a15.intoArray(acc, ao + 15 * L);
-    }
-
-    static void fp8x(int tile, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
-                      float[] acc, int ao) {
-        switch (tile) {
-            case 1 -> fp8x1(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 2 -> fp8x2(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 3 -> fp8x3(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 4 -> fp8x4(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 5 -> fp8x5(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 6 -> fp8x6(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 7 -> fp8x7(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 8 -> fp8x8(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 12 -> fp8x12(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 16 -> fp8x16(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            default -> throw new IllegalArgumentException("no fp8x tile of " + tile);
+        if (t4 < T) {
+            fp8R(T, t4, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
         }
     }
 
-    /** FP8, sums per 128-column scale block, scale applied once per block, 1 token. */
-    static void fp8x1(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        for (int b = c0; b < c1; b += 128) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (b >>> 7)) & 0xff]);
-            int end = Math.min(b + 128, c1);
-            FloatVector b0 = FloatVector.zero(FS);
-            for (int c = b; c < end; c += L) {
-                IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c, LE)
-                        .convertShape(VectorOperators.B2I, IS, 0);
-                IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                FloatVector d = mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                        .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                        .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats();
-                long xc = xo + 4L * 1 * c;
-                b0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), b0);
+    /** {@link #fp8}, tokens [0, t4) in blocks of 4 (4 chains in registers), one decode per group. */
+    static void fp8B4(int T, int t4, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
+            float[] acc, int ao, float[] dq) {
+        for (int c = c0; c < c1; c += GROUP) {
+            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
+            fp8Group(w, wo + c, dq);
+            FloatVector d0 = FloatVector.fromArray(FS, dq, 0), d1 = FloatVector.fromArray(FS, dq, L);
+            FloatVector d2 = FloatVector.fromArray(FS, dq, 2 * L), d3 = FloatVector.fromArray(FS, dq, 3 * L);
+            FloatVector d4 = FloatVector.fromArray(FS, dq, 4 * L), d5 = FloatVector.fromArray(FS, dq, 5 * L);
+            FloatVector d6 = FloatVector.fromArray(FS, dq, 6 * L), d7 = FloatVector.fromArray(FS, dq, 7 * L);
+            long xg = xo + 4L * T * c;
+            for (int t = 0; t < t4; t += 4) {
+                MemorySegment xt = x.asSlice(xg + 4L * GROUP * t, 16L * GROUP);
+                FloatVector z = FloatVector.zero(FS);
+                FloatVector b0 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 0 * L), LE), z);
+                FloatVector b1 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 0 * L), LE), z);
+                FloatVector b2 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 0 * L), LE), z);
+                FloatVector b3 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 0 * L), LE), z);
+                b0 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 1 * L), LE), b0);
+                b1 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 1 * L), LE), b1);
+                b2 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 1 * L), LE), b2);
+                b3 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 1 * L), LE), b3);
+                b0 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 2 * L), LE), b0);
+                b1 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 2 * L), LE), b1);
+                b2 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 2 * L), LE), b2);
+                b3 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 2 * L), LE), b3);
+                b0 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 3 * L), LE), b0);
+                b1 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 3 * L), LE), b1);
+                b2 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 3 * L), LE), b2);
+                b3 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 3 * L), LE), b3);
+                b0 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 4 * L), LE), b0);
+                b1 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 4 * L), LE), b1);
+                b2 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 4 * L), LE), b2);
+                b3 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 4 * L), LE), b3);
+                b0 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 5 * L), LE), b0);
+                b1 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 5 * L), LE), b1);
+                b2 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 5 * L), LE), b2);
+                b3 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 5 * L), LE), b3);
+                b0 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 6 * L), LE), b0);
+                b1 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 6 * L), LE), b1);
+                b2 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 6 * L), LE), b2);
+                b3 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 6 * L), LE), b3);
+                b0 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 7 * L), LE), b0);
+                b1 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 7 * L), LE), b1);
+                b2 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 7 * L), LE), b2);
+                b3 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 7 * L), LE), b3);
+                int ai = ao + t * L;
+                b0.fma(sv, FloatVector.fromArray(FS, acc, ai + 0 * L)).intoArray(acc, ai + 0 * L);
+                b1.fma(sv, FloatVector.fromArray(FS, acc, ai + 1 * L)).intoArray(acc, ai + 1 * L);
+                b2.fma(sv, FloatVector.fromArray(FS, acc, ai + 2 * L)).intoArray(acc, ai + 2 * L);
+                b3.fma(sv, FloatVector.fromArray(FS, acc, ai + 3 * L)).intoArray(acc, ai + 3 * L);
             }
-            a0 = b0.fma(sv, a0);
         }
-        a0.intoArray(acc, ao + 0 * L);
     }
 
-    /** FP8, sums per 128-column scale block, scale applied once per block, 2 tokens. */
-    static void fp8x2(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        for (int b = c0; b < c1; b += 128) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (b >>> 7)) & 0xff]);
-            int end = Math.min(b + 128, c1);
-            FloatVector b0 = FloatVector.zero(FS), b1 = FloatVector.zero(FS);
-            for (int c = b; c < end; c += L) {
-                IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c, LE)
-                        .convertShape(VectorOperators.B2I, IS, 0);
-                IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                FloatVector d = mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                        .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                        .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats();
-                long xc = xo + 4L * 2 * c;
-                b0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), b0);
-                b1 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), b1);
+    /** {@link #fp8B4} for exactly one block (T = 4..7): the 4 accumulators stay in registers. */
+    static void fp8X4(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
+            float[] acc, int ao, float[] dq) {
+        FloatVector a0 = FloatVector.fromArray(FS, acc, ao), a1 = FloatVector.fromArray(FS, acc, ao + L);
+        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L), a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
+        for (int c = c0; c < c1; c += GROUP) {
+            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
+            fp8Group(w, wo + c, dq);
+            FloatVector d0 = FloatVector.fromArray(FS, dq, 0), d1 = FloatVector.fromArray(FS, dq, L);
+            FloatVector d2 = FloatVector.fromArray(FS, dq, 2 * L), d3 = FloatVector.fromArray(FS, dq, 3 * L);
+            FloatVector d4 = FloatVector.fromArray(FS, dq, 4 * L), d5 = FloatVector.fromArray(FS, dq, 5 * L);
+            FloatVector d6 = FloatVector.fromArray(FS, dq, 6 * L), d7 = FloatVector.fromArray(FS, dq, 7 * L);
+            long xg = xo + 4L * T * c;
+            {
+                MemorySegment xt = x.asSlice(xg, 16L * GROUP);
+                FloatVector z = FloatVector.zero(FS);
+                FloatVector b0 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 0 * L), LE), z);
+                FloatVector b1 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 0 * L), LE), z);
+                FloatVector b2 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 0 * L), LE), z);
+                FloatVector b3 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 0 * L), LE), z);
+                b0 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 1 * L), LE), b0);
+                b1 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 1 * L), LE), b1);
+                b2 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 1 * L), LE), b2);
+                b3 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 1 * L), LE), b3);
+                b0 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 2 * L), LE), b0);
+                b1 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 2 * L), LE), b1);
+                b2 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 2 * L), LE), b2);
+                b3 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 2 * L), LE), b3);
+                b0 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 3 * L), LE), b0);
+                b1 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 3 * L), LE), b1);
+                b2 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 3 * L), LE), b2);
+                b3 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 3 * L), LE), b3);
+                b0 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 4 * L), LE), b0);
+                b1 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 4 * L), LE), b1);
+                b2 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 4 * L), LE), b2);
+                b3 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 4 * L), LE), b3);
+                b0 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 5 * L), LE), b0);
+                b1 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 5 * L), LE), b1);
+                b2 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 5 * L), LE), b2);
+                b3 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 5 * L), LE), b3);
+                b0 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 6 * L), LE), b0);
+                b1 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 6 * L), LE), b1);
+                b2 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 6 * L), LE), b2);
+                b3 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 6 * L), LE), b3);
+                b0 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 7 * L), LE), b0);
+                b1 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 7 * L), LE), b1);
+                b2 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 7 * L), LE), b2);
+                b3 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 7 * L), LE), b3);
+                a0 = b0.fma(sv, a0);
+                a1 = b1.fma(sv, a1);
+                a2 = b2.fma(sv, a2);
+                a3 = b3.fma(sv, a3);
             }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
         }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-    }
-
-    /** FP8, sums per 128-column scale block, scale applied once per block, 3 tokens. */
-    static void fp8x3(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        for (int b = c0; b < c1; b += 128) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (b >>> 7)) & 0xff]);
-            int end = Math.min(b + 128, c1);
-            FloatVector b0 = FloatVector.zero(FS), b1 = FloatVector.zero(FS), b2 = FloatVector.zero(FS);
-            for (int c = b; c < end; c += L) {
-                IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c, LE)
-                        .convertShape(VectorOperators.B2I, IS, 0);
-                IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                FloatVector d = mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                        .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                        .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats();
-                long xc = xo + 4L * 3 * c;
-                b0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), b0);
-                b1 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), b1);
-                b2 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), b2);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-    }
-
-    /** FP8, sums per 128-column scale block, scale applied once per block, 4 tokens. */
-    static void fp8x4(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        for (int b = c0; b < c1; b += 128) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (b >>> 7)) & 0xff]);
-            int end = Math.min(b + 128, c1);
-            FloatVector b0 = FloatVector.zero(FS), b1 = FloatVector.zero(FS), b2 = FloatVector.zero(FS), b3 = FloatVector.zero(FS);
-            for (int c = b; c < end; c += L) {
-                IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c, LE)
-                        .convertShape(VectorOperators.B2I, IS, 0);
-                IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                FloatVector d = mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                        .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                        .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats();
-                long xc = xo + 4L * 4 * c;
-                b0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), b0);
-                b1 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), b1);
-                b2 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), b2);
-                b3 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), b3);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
+        a0.intoArray(acc, ao);
+        a1.intoArray(acc, ao + L);
         a2.intoArray(acc, ao + 2 * L);
         a3.intoArray(acc, ao + 3 * L);
     }
 
-    /** FP8, sums per 128-column scale block, scale applied once per block, 5 tokens. */
-    static void fp8x5(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        for (int b = c0; b < c1; b += 128) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (b >>> 7)) & 0xff]);
-            int end = Math.min(b + 128, c1);
-            FloatVector b0 = FloatVector.zero(FS), b1 = FloatVector.zero(FS), b2 = FloatVector.zero(FS), b3 = FloatVector.zero(FS), b4 = FloatVector.zero(FS);
-            for (int c = b; c < end; c += L) {
-                IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c, LE)
-                        .convertShape(VectorOperators.B2I, IS, 0);
-                IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                FloatVector d = mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                        .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                        .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats();
-                long xc = xo + 4L * 5 * c;
-                b0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), b0);
-                b1 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), b1);
-                b2 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), b2);
-                b3 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), b3);
-                b4 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), b4);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-            a4 = b4.fma(sv, a4);
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
-    }
-
-    /** FP8, sums per 128-column scale block, scale applied once per block, 6 tokens. */
-    static void fp8x6(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        for (int b = c0; b < c1; b += 128) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (b >>> 7)) & 0xff]);
-            int end = Math.min(b + 128, c1);
-            FloatVector b0 = FloatVector.zero(FS), b1 = FloatVector.zero(FS), b2 = FloatVector.zero(FS), b3 = FloatVector.zero(FS), b4 = FloatVector.zero(FS), b5 = FloatVector.zero(FS);
-            for (int c = b; c < end; c += L) {
-                IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c, LE)
-                        .convertShape(VectorOperators.B2I, IS, 0);
-                IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                FloatVector d = mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                        .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                        .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats();
-                long xc = xo + 4L * 6 * c;
-                b0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), b0);
-                b1 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), b1);
-                b2 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), b2);
-                b3 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), b3);
-                b4 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), b4);
-                b5 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), b5);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-            a4 = b4.fma(sv, a4);
-            a5 = b5.fma(sv, a5);
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
-        a5.intoArray(acc, ao + 5 * L);
-    }
-
-    /** FP8, sums per 128-column scale block, scale applied once per block, 7 tokens. */
-    static void fp8x7(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, ao + 6 * L);
-        for (int b = c0; b < c1; b += 128) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (b >>> 7)) & 0xff]);
-            int end = Math.min(b + 128, c1);
-            FloatVector b0 = FloatVector.zero(FS), b1 = FloatVector.zero(FS), b2 = FloatVector.zero(FS), b3 = FloatVector.zero(FS), b4 = FloatVector.zero(FS), b5 = FloatVector.zero(FS), b6 = FloatVector.zero(FS);
-            for (int c = b; c < end; c += L) {
-                IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c, LE)
-                        .convertShape(VectorOperators.B2I, IS, 0);
-                IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                FloatVector d = mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                        .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                        .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats();
-                long xc = xo + 4L * 7 * c;
-                b0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), b0);
-                b1 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), b1);
-                b2 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), b2);
-                b3 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), b3);
-                b4 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), b4);
-                b5 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), b5);
-                b6 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L), LE), b6);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-            a4 = b4.fma(sv, a4);
-            a5 = b5.fma(sv, a5);
-            a6 = b6.fma(sv, a6);
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
-        a5.intoArray(acc, ao + 5 * L);
-        a6.intoArray(acc, ao + 6 * L);
-    }
-
-    /** FP8, sums per 128-column scale block, scale applied once per block, 8 tokens. */
-    static void fp8x8(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, ao + 6 * L);
-        FloatVector a7 = FloatVector.fromArray(FS, acc, ao + 7 * L);
-        for (int b = c0; b < c1; b += 128) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (b >>> 7)) & 0xff]);
-            int end = Math.min(b + 128, c1);
-            FloatVector b0 = FloatVector.zero(FS), b1 = FloatVector.zero(FS), b2 = FloatVector.zero(FS), b3 = FloatVector.zero(FS), b4 = FloatVector.zero(FS), b5 = FloatVector.zero(FS), b6 = FloatVector.zero(FS), b7 = FloatVector.zero(FS);
-            for (int c = b; c < end; c += L) {
-                IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c, LE)
-                        .convertShape(VectorOperators.B2I, IS, 0);
-                IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                FloatVector d = mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                        .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                        .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats();
-                long xc = xo + 4L * 8 * c;
-                b0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), b0);
-                b1 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), b1);
-                b2 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), b2);
-                b3 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), b3);
-                b4 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), b4);
-                b5 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), b5);
-                b6 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L), LE), b6);
-                b7 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (7 * L), LE), b7);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-            a4 = b4.fma(sv, a4);
-            a5 = b5.fma(sv, a5);
-            a6 = b6.fma(sv, a6);
-            a7 = b7.fma(sv, a7);
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
-        a5.intoArray(acc, ao + 5 * L);
-        a6.intoArray(acc, ao + 6 * L);
-        a7.intoArray(acc, ao + 7 * L);
-    }
-
-    /** FP8, weights pre-scaled, 12 tokens. */
-    static void fp8x12(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, ao + 6 * L);
-        FloatVector a7 = FloatVector.fromArray(FS, acc, ao + 7 * L);
-        FloatVector a8 = FloatVector.fromArray(FS, acc, ao + 8 * L);
-        FloatVector a9 = FloatVector.fromArray(FS, acc, ao + 9 * L);
-        FloatVector a10 = FloatVector.fromArray(FS, acc, ao + 10 * L);
-        FloatVector a11 = FloatVector.fromArray(FS, acc, ao + 11 * L);
-        for (int b = c0; b < c1; b += 128) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (b >>> 7)) & 0xff]);
-            int end = Math.min(b + 128, c1);
-            for (int c = b; c < end; c += L) {
-                IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c, LE)
-                        .convertShape(VectorOperators.B2I, IS, 0);
-                IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                FloatVector d = mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                        .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                        .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().mul(sv);
-                long xc = xo + 4L * 12 * c;
-                a0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-                a1 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-                a2 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-                a3 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-                a4 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4);
-                a5 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), a5);
-                a6 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L), LE), a6);
-                a7 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (7 * L), LE), a7);
-                a8 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (8 * L), LE), a8);
-                a9 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (9 * L), LE), a9);
-                a10 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (10 * L), LE), a10);
-                a11 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (11 * L), LE), a11);
+    /** {@link #fp8}, tokens [t0, T) one at a time (the 1-3 left over by {@link #fp8B4}). */
+    static void fp8R(int T, int t0, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
+            float[] acc, int ao, float[] dq) {
+        for (int c = c0; c < c1; c += GROUP) {
+            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
+            fp8Group(w, wo + c, dq);
+            FloatVector d0 = FloatVector.fromArray(FS, dq, 0), d1 = FloatVector.fromArray(FS, dq, L);
+            FloatVector d2 = FloatVector.fromArray(FS, dq, 2 * L), d3 = FloatVector.fromArray(FS, dq, 3 * L);
+            FloatVector d4 = FloatVector.fromArray(FS, dq, 4 * L), d5 = FloatVector.fromArray(FS, dq, 5 * L);
+            FloatVector d6 = FloatVector.fromArray(FS, dq, 6 * L), d7 = FloatVector.fromArray(FS, dq, 7 * L);
+            long xg = xo + 4L * T * c;
+            for (int t = t0; t < T; t++) {
+                MemorySegment xt = x.asSlice(xg + 4L * GROUP * t, 4L * GROUP);
+                FloatVector b = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 0 * L, LE), FloatVector.zero(FS));
+                b = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 1 * L, LE), b);
+                b = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 2 * L, LE), b);
+                b = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 3 * L, LE), b);
+                b = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 4 * L, LE), b);
+                b = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 5 * L, LE), b);
+                b = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 6 * L, LE), b);
+                b = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 7 * L, LE), b);
+                int ai = ao + t * L;
+                b.fma(sv, FloatVector.fromArray(FS, acc, ai)).intoArray(acc, ai);
             }
         }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
-        a5.intoArray(acc, ao + 5 * L);
-        a6.intoArray(acc, ao + 6 * L);
-        a7.intoArray(acc, ao + 7 * L);
-        a8.intoArray(acc, ao + 8 * L);
-        a9.intoArray(acc, ao + 9 * L);
-        a10.intoArray(acc, ao + 10 * L);
-        a11.intoArray(acc, ao + 11 * L);
     }
 
-    /** FP8, weights pre-scaled, 16 tokens. */
-    static void fp8x16(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, ao + 6 * L);
-        FloatVector a7 = FloatVector.fromArray(FS, acc, ao + 7 * L);
-        FloatVector a8 = FloatVector.fromArray(FS, acc, ao + 8 * L);
-        FloatVector a9 = FloatVector.fromArray(FS, acc, ao + 9 * L);
-        FloatVector a10 = FloatVector.fromArray(FS, acc, ao + 10 * L);
-        FloatVector a11 = FloatVector.fromArray(FS, acc, ao + 11 * L);
-        FloatVector a12 = FloatVector.fromArray(FS, acc, ao + 12 * L);
-        FloatVector a13 = FloatVector.fromArray(FS, acc, ao + 13 * L);
-        FloatVector a14 = FloatVector.fromArray(FS, acc, ao + 14 * L);
-        FloatVector a15 = FloatVector.fromArray(FS, acc, ao + 15 * L);
-        for (int b = c0; b < c1; b += 128) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (b >>> 7)) & 0xff]);
-            int end = Math.min(b + 128, c1);
-            for (int c = b; c < end; c += L) {
-                IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c, LE)
-                        .convertShape(VectorOperators.B2I, IS, 0);
-                IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                FloatVector d = mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                        .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                        .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().mul(sv);
-                long xc = xo + 4L * 16 * c;
-                a0 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-                a1 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-                a2 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-                a3 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-                a4 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4);
-                a5 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), a5);
-                a6 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L), LE), a6);
-                a7 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (7 * L), LE), a7);
-                a8 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (8 * L), LE), a8);
-                a9 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (9 * L), LE), a9);
-                a10 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (10 * L), LE), a10);
-                a11 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (11 * L), LE), a11);
-                a12 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (12 * L), LE), a12);
-                a13 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (13 * L), LE), a13);
-                a14 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (14 * L), LE), a14);
-                a15 = d.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (15 * L), LE), a15);
+    /** BF16 weights (row at byte wo), float32 accumulation, tokens [0, T) of a tile of T. */
+    static void bf16(int T, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
+            float[] acc, int ao) {
+        if (T == 1) {
+            bf16x1(w, wo, c0, c1, x, xo, acc, ao);
+            return;
+        }
+        int t4 = T & ~3;
+        if (t4 > 0) {
+            bf16B4(T, t4, w, wo, c0, c1, x, xo, acc, ao);
+        }
+        if (t4 < T) {
+            bf16R(T, t4, w, wo, c0, c1, x, xo, acc, ao);
+        }
+    }
+
+    /** {@link #bf16}, tokens [0, t4) in blocks of 4 (4 chains in registers), one decode per group. */
+    static void bf16B4(int T, int t4, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
+            float[] acc, int ao) {
+        for (int c = c0; c < c1; c += GROUP) {
+            MemorySegment wg = w.asSlice(wo + 2L * c, 16L * L);
+            IntVector q0 = IntVector.fromMemorySegment(IS, wg, 0, LE);
+            IntVector q1 = IntVector.fromMemorySegment(IS, wg, 4L * L, LE);
+            IntVector q2 = IntVector.fromMemorySegment(IS, wg, 8L * L, LE);
+            IntVector q3 = IntVector.fromMemorySegment(IS, wg, 12L * L, LE);
+            FloatVector d0 = even(q0), d1 = odd(q0), d2 = even(q1), d3 = odd(q1);
+            FloatVector d4 = even(q2), d5 = odd(q2), d6 = even(q3), d7 = odd(q3);
+            long xg = xo + 4L * T * c;
+            for (int t = 0; t < t4; t += 4) {
+                MemorySegment xt = x.asSlice(xg + 4L * GROUP * t, 16L * GROUP);
+                FloatVector z = FloatVector.zero(FS);
+                FloatVector b0 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 0 * L), LE), z);
+                FloatVector b1 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 0 * L), LE), z);
+                FloatVector b2 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 0 * L), LE), z);
+                FloatVector b3 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 0 * L), LE), z);
+                b0 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 1 * L), LE), b0);
+                b1 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 1 * L), LE), b1);
+                b2 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 1 * L), LE), b2);
+                b3 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 1 * L), LE), b3);
+                b0 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 2 * L), LE), b0);
+                b1 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 2 * L), LE), b1);
+                b2 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 2 * L), LE), b2);
+                b3 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 2 * L), LE), b3);
+                b0 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 3 * L), LE), b0);
+                b1 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 3 * L), LE), b1);
+                b2 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 3 * L), LE), b2);
+                b3 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 3 * L), LE), b3);
+                b0 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 4 * L), LE), b0);
+                b1 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 4 * L), LE), b1);
+                b2 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 4 * L), LE), b2);
+                b3 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 4 * L), LE), b3);
+                b0 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 5 * L), LE), b0);
+                b1 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 5 * L), LE), b1);
+                b2 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 5 * L), LE), b2);
+                b3 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 5 * L), LE), b3);
+                b0 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 6 * L), LE), b0);
+                b1 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 6 * L), LE), b1);
+                b2 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 6 * L), LE), b2);
+                b3 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 6 * L), LE), b3);
+                b0 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 7 * L), LE), b0);
+                b1 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 7 * L), LE), b1);
+                b2 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 7 * L), LE), b2);
+                b3 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 7 * L), LE), b3);
+                int ai = ao + t * L;
+                b0.add(FloatVector.fromArray(FS, acc, ai + 0 * L)).intoArray(acc, ai + 0 * L);
+                b1.add(FloatVector.fromArray(FS, acc, ai + 1 * L)).intoArray(acc, ai + 1 * L);
+                b2.add(FloatVector.fromArray(FS, acc, ai + 2 * L)).intoArray(acc, ai + 2 * L);
+                b3.add(FloatVector.fromArray(FS, acc, ai + 3 * L)).intoArray(acc, ai + 3 * L);
             }
         }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
-        a5.intoArray(acc, ao + 5 * L);
-        a6.intoArray(acc, ao + 6 * L);
-        a7.intoArray(acc, ao + 7 * L);
-        a8.intoArray(acc, ao + 8 * L);
-        a9.intoArray(acc, ao + 9 * L);
-        a10.intoArray(acc, ao + 10 * L);
-        a11.intoArray(acc, ao + 11 * L);
-        a12.intoArray(acc, ao + 12 * L);
-        a13.intoArray(acc, ao + 13 * L);
-        a14.intoArray(acc, ao + 14 * L);
-        a15.intoArray(acc, ao + 15 * L);
     }
 
-    static void bf16x(int tile, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
-                      float[] acc, int ao) {
-        switch (tile) {
-            case 1 -> bf16x1(w, wo, c0, c1, x, xo, acc, ao);
-            case 2 -> bf16x2(w, wo, c0, c1, x, xo, acc, ao);
-            case 3 -> bf16x3(w, wo, c0, c1, x, xo, acc, ao);
-            case 4 -> bf16x4(w, wo, c0, c1, x, xo, acc, ao);
-            case 5 -> bf16x5(w, wo, c0, c1, x, xo, acc, ao);
-            case 6 -> bf16x6(w, wo, c0, c1, x, xo, acc, ao);
-            case 7 -> bf16x7(w, wo, c0, c1, x, xo, acc, ao);
-            case 8 -> bf16x8(w, wo, c0, c1, x, xo, acc, ao);
-            case 12 -> bf16x12(w, wo, c0, c1, x, xo, acc, ao);
-            case 16 -> bf16x16(w, wo, c0, c1, x, xo, acc, ao);
-            default -> throw new IllegalArgumentException("no bf16x tile of " + tile);
-        }
-    }
-
-    /** BF16, even and odd columns from the two halves of each int lane, 1 token. */
+    /** {@link #bf16} for one token, the accumulator in a register: the same operations. */
     static void bf16x1(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector e0 = FloatVector.zero(FS);
-        for (int c = c0; c < c1; c += BF16_CHUNK) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + 2L * c, LE);
-            FloatVector ev = q.lanewise(LSHL, 16).reinterpretAsFloats();
-            FloatVector od = q.and(0xffff0000).reinterpretAsFloats();
-            long xc = xo + 4L * 1 * c;
-            a0 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            e0 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L + 0 * L), LE), e0);
+        FloatVector a = FloatVector.fromArray(FS, acc, ao);
+        for (int c = c0; c < c1; c += GROUP) {
+            MemorySegment wg = w.asSlice(wo + 2L * c, 16L * L);
+            IntVector q0 = IntVector.fromMemorySegment(IS, wg, 0, LE);
+            IntVector q1 = IntVector.fromMemorySegment(IS, wg, 4L * L, LE);
+            IntVector q2 = IntVector.fromMemorySegment(IS, wg, 8L * L, LE);
+            IntVector q3 = IntVector.fromMemorySegment(IS, wg, 12L * L, LE);
+            FloatVector d0 = even(q0), d1 = odd(q0), d2 = even(q1), d3 = odd(q1);
+            FloatVector d4 = even(q2), d5 = odd(q2), d6 = even(q3), d7 = odd(q3);
+            MemorySegment xt = x.asSlice(xo + 4L * c, 4L * GROUP);
+            FloatVector b = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 0 * L, LE), FloatVector.zero(FS));
+            b = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 1 * L, LE), b);
+            b = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 2 * L, LE), b);
+            b = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 3 * L, LE), b);
+            b = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 4 * L, LE), b);
+            b = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 5 * L, LE), b);
+            b = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 6 * L, LE), b);
+            b = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 7 * L, LE), b);
+            a = b.add(a);
         }
-        a0.add(e0).intoArray(acc, ao + 0 * L);
+        a.intoArray(acc, ao);
     }
 
-    /** BF16, even and odd columns from the two halves of each int lane, 2 tokens. */
-    static void bf16x2(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector e0 = FloatVector.zero(FS), e1 = FloatVector.zero(FS);
-        for (int c = c0; c < c1; c += BF16_CHUNK) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + 2L * c, LE);
-            FloatVector ev = q.lanewise(LSHL, 16).reinterpretAsFloats();
-            FloatVector od = q.and(0xffff0000).reinterpretAsFloats();
-            long xc = xo + 4L * 2 * c;
-            a0 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            e0 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L + 0 * L), LE), e0);
-            a1 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            e1 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L + 1 * L), LE), e1);
-        }
-        a0.add(e0).intoArray(acc, ao + 0 * L);
-        a1.add(e1).intoArray(acc, ao + 1 * L);
-    }
-
-    /** BF16, even and odd columns from the two halves of each int lane, 3 tokens. */
-    static void bf16x3(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector e0 = FloatVector.zero(FS), e1 = FloatVector.zero(FS), e2 = FloatVector.zero(FS);
-        for (int c = c0; c < c1; c += BF16_CHUNK) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + 2L * c, LE);
-            FloatVector ev = q.lanewise(LSHL, 16).reinterpretAsFloats();
-            FloatVector od = q.and(0xffff0000).reinterpretAsFloats();
-            long xc = xo + 4L * 3 * c;
-            a0 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            e0 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L + 0 * L), LE), e0);
-            a1 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            e1 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L + 1 * L), LE), e1);
-            a2 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            e2 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L + 2 * L), LE), e2);
-        }
-        a0.add(e0).intoArray(acc, ao + 0 * L);
-        a1.add(e1).intoArray(acc, ao + 1 * L);
-        a2.add(e2).intoArray(acc, ao + 2 * L);
-    }
-
-    /** BF16, even and odd columns from the two halves of each int lane, 4 tokens. */
-    static void bf16x4(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector e0 = FloatVector.zero(FS), e1 = FloatVector.zero(FS), e2 = FloatVector.zero(FS), e3 = FloatVector.zero(FS);
-        for (int c = c0; c < c1; c += BF16_CHUNK) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + 2L * c, LE);
-            FloatVector ev = q.lanewise(LSHL, 16).reinterpretAsFloats();
-            FloatVector od = q.and(0xffff0000).reinterpretAsFloats();
-            long xc = xo + 4L * 4 * c;
-            a0 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            e0 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L + 0 * L), LE), e0);
-            a1 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            e1 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L + 1 * L), LE), e1);
-            a2 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            e2 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L + 2 * L), LE), e2);
-            a3 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-            e3 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L + 3 * L), LE), e3);
-        }
-        a0.add(e0).intoArray(acc, ao + 0 * L);
-        a1.add(e1).intoArray(acc, ao + 1 * L);
-        a2.add(e2).intoArray(acc, ao + 2 * L);
-        a3.add(e3).intoArray(acc, ao + 3 * L);
-    }
-
-    /** BF16, even and odd columns from the two halves of each int lane, 5 tokens. */
-    static void bf16x5(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector e0 = FloatVector.zero(FS), e1 = FloatVector.zero(FS), e2 = FloatVector.zero(FS), e3 = FloatVector.zero(FS), e4 = FloatVector.zero(FS);
-        for (int c = c0; c < c1; c += BF16_CHUNK) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + 2L * c, LE);
-            FloatVector ev = q.lanewise(LSHL, 16).reinterpretAsFloats();
-            FloatVector od = q.and(0xffff0000).reinterpretAsFloats();
-            long xc = xo + 4L * 5 * c;
-            a0 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            e0 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L + 0 * L), LE), e0);
-            a1 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            e1 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L + 1 * L), LE), e1);
-            a2 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            e2 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L + 2 * L), LE), e2);
-            a3 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-            e3 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L + 3 * L), LE), e3);
-            a4 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4);
-            e4 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L + 4 * L), LE), e4);
-        }
-        a0.add(e0).intoArray(acc, ao + 0 * L);
-        a1.add(e1).intoArray(acc, ao + 1 * L);
-        a2.add(e2).intoArray(acc, ao + 2 * L);
-        a3.add(e3).intoArray(acc, ao + 3 * L);
-        a4.add(e4).intoArray(acc, ao + 4 * L);
-    }
-
-    /** BF16, even and odd columns from the two halves of each int lane, 6 tokens. */
-    static void bf16x6(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        FloatVector e0 = FloatVector.zero(FS), e1 = FloatVector.zero(FS), e2 = FloatVector.zero(FS), e3 = FloatVector.zero(FS), e4 = FloatVector.zero(FS), e5 = FloatVector.zero(FS);
-        for (int c = c0; c < c1; c += BF16_CHUNK) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + 2L * c, LE);
-            FloatVector ev = q.lanewise(LSHL, 16).reinterpretAsFloats();
-            FloatVector od = q.and(0xffff0000).reinterpretAsFloats();
-            long xc = xo + 4L * 6 * c;
-            a0 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            e0 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L + 0 * L), LE), e0);
-            a1 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            e1 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L + 1 * L), LE), e1);
-            a2 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            e2 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L + 2 * L), LE), e2);
-            a3 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-            e3 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L + 3 * L), LE), e3);
-            a4 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4);
-            e4 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L + 4 * L), LE), e4);
-            a5 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), a5);
-            e5 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L + 5 * L), LE), e5);
-        }
-        a0.add(e0).intoArray(acc, ao + 0 * L);
-        a1.add(e1).intoArray(acc, ao + 1 * L);
-        a2.add(e2).intoArray(acc, ao + 2 * L);
-        a3.add(e3).intoArray(acc, ao + 3 * L);
-        a4.add(e4).intoArray(acc, ao + 4 * L);
-        a5.add(e5).intoArray(acc, ao + 5 * L);
-    }
-
-    /** BF16, even and odd columns from the two halves of each int lane, 7 tokens. */
-    static void bf16x7(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, ao + 6 * L);
-        FloatVector e0 = FloatVector.zero(FS), e1 = FloatVector.zero(FS), e2 = FloatVector.zero(FS), e3 = FloatVector.zero(FS), e4 = FloatVector.zero(FS), e5 = FloatVector.zero(FS), e6 = FloatVector.zero(FS);
-        for (int c = c0; c < c1; c += BF16_CHUNK) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + 2L * c, LE);
-            FloatVector ev = q.lanewise(LSHL, 16).reinterpretAsFloats();
-            FloatVector od = q.and(0xffff0000).reinterpretAsFloats();
-            long xc = xo + 4L * 7 * c;
-            a0 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            e0 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (7 * L + 0 * L), LE), e0);
-            a1 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            e1 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (7 * L + 1 * L), LE), e1);
-            a2 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            e2 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (7 * L + 2 * L), LE), e2);
-            a3 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-            e3 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (7 * L + 3 * L), LE), e3);
-            a4 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4);
-            e4 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (7 * L + 4 * L), LE), e4);
-            a5 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), a5);
-            e5 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (7 * L + 5 * L), LE), e5);
-            a6 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L), LE), a6);
-            e6 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (7 * L + 6 * L), LE), e6);
-        }
-        a0.add(e0).intoArray(acc, ao + 0 * L);
-        a1.add(e1).intoArray(acc, ao + 1 * L);
-        a2.add(e2).intoArray(acc, ao + 2 * L);
-        a3.add(e3).intoArray(acc, ao + 3 * L);
-        a4.add(e4).intoArray(acc, ao + 4 * L);
-        a5.add(e5).intoArray(acc, ao + 5 * L);
-        a6.add(e6).intoArray(acc, ao + 6 * L);
-    }
-
-    /** BF16, even and odd columns from the two halves of each int lane, 8 tokens. */
-    static void bf16x8(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, ao + 6 * L);
-        FloatVector a7 = FloatVector.fromArray(FS, acc, ao + 7 * L);
-        FloatVector e0 = FloatVector.zero(FS), e1 = FloatVector.zero(FS), e2 = FloatVector.zero(FS), e3 = FloatVector.zero(FS), e4 = FloatVector.zero(FS), e5 = FloatVector.zero(FS), e6 = FloatVector.zero(FS), e7 = FloatVector.zero(FS);
-        for (int c = c0; c < c1; c += BF16_CHUNK) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + 2L * c, LE);
-            FloatVector ev = q.lanewise(LSHL, 16).reinterpretAsFloats();
-            FloatVector od = q.and(0xffff0000).reinterpretAsFloats();
-            long xc = xo + 4L * 8 * c;
-            a0 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            e0 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (8 * L + 0 * L), LE), e0);
-            a1 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            e1 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (8 * L + 1 * L), LE), e1);
-            a2 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            e2 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (8 * L + 2 * L), LE), e2);
-            a3 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-            e3 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (8 * L + 3 * L), LE), e3);
-            a4 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4);
-            e4 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (8 * L + 4 * L), LE), e4);
-            a5 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), a5);
-            e5 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (8 * L + 5 * L), LE), e5);
-            a6 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L), LE), a6);
-            e6 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (8 * L + 6 * L), LE), e6);
-            a7 = ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (7 * L), LE), a7);
-            e7 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (8 * L + 7 * L), LE), e7);
-        }
-        a0.add(e0).intoArray(acc, ao + 0 * L);
-        a1.add(e1).intoArray(acc, ao + 1 * L);
-        a2.add(e2).intoArray(acc, ao + 2 * L);
-        a3.add(e3).intoArray(acc, ao + 3 * L);
-        a4.add(e4).intoArray(acc, ao + 4 * L);
-        a5.add(e5).intoArray(acc, ao + 5 * L);
-        a6.add(e6).intoArray(acc, ao + 6 * L);
-        a7.add(e7).intoArray(acc, ao + 7 * L);
-    }
-
-    /** BF16, even and odd columns from the two halves of each int lane, 12 tokens. */
-    static void bf16x12(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, ao + 6 * L);
-        FloatVector a7 = FloatVector.fromArray(FS, acc, ao + 7 * L);
-        FloatVector a8 = FloatVector.fromArray(FS, acc, ao + 8 * L);
-        FloatVector a9 = FloatVector.fromArray(FS, acc, ao + 9 * L);
-        FloatVector a10 = FloatVector.fromArray(FS, acc, ao + 10 * L);
-        FloatVector a11 = FloatVector.fromArray(FS, acc, ao + 11 * L);
-        for (int c = c0; c < c1; c += BF16_CHUNK) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + 2L * c, LE);
-            FloatVector ev = q.lanewise(LSHL, 16).reinterpretAsFloats();
-            FloatVector od = q.and(0xffff0000).reinterpretAsFloats();
-            long xc = xo + 4L * 12 * c;
-            a0 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (12 * L + 0 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0));
-            a1 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (12 * L + 1 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1));
-            a2 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (12 * L + 2 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2));
-            a3 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (12 * L + 3 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3));
-            a4 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (12 * L + 4 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4));
-            a5 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (12 * L + 5 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), a5));
-            a6 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (12 * L + 6 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L), LE), a6));
-            a7 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (12 * L + 7 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (7 * L), LE), a7));
-            a8 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (12 * L + 8 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (8 * L), LE), a8));
-            a9 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (12 * L + 9 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (9 * L), LE), a9));
-            a10 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (12 * L + 10 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (10 * L), LE), a10));
-            a11 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (12 * L + 11 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (11 * L), LE), a11));
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
-        a5.intoArray(acc, ao + 5 * L);
-        a6.intoArray(acc, ao + 6 * L);
-        a7.intoArray(acc, ao + 7 * L);
-        a8.intoArray(acc, ao + 8 * L);
-        a9.intoArray(acc, ao + 9 * L);
-        a10.intoArray(acc, ao + 10 * L);
-        a11.intoArray(acc, ao + 11 * L);
-    }
-
-    /** BF16, even and odd columns from the two halves of each int lane, 16 tokens. */
-    static void bf16x16(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, ao + 6 * L);
-        FloatVector a7 = FloatVector.fromArray(FS, acc, ao + 7 * L);
-        FloatVector a8 = FloatVector.fromArray(FS, acc, ao + 8 * L);
-        FloatVector a9 = FloatVector.fromArray(FS, acc, ao + 9 * L);
-        FloatVector a10 = FloatVector.fromArray(FS, acc, ao + 10 * L);
-        FloatVector a11 = FloatVector.fromArray(FS, acc, ao + 11 * L);
-        FloatVector a12 = FloatVector.fromArray(FS, acc, ao + 12 * L);
-        FloatVector a13 = FloatVector.fromArray(FS, acc, ao + 13 * L);
-        FloatVector a14 = FloatVector.fromArray(FS, acc, ao + 14 * L);
-        FloatVector a15 = FloatVector.fromArray(FS, acc, ao + 15 * L);
-        for (int c = c0; c < c1; c += BF16_CHUNK) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + 2L * c, LE);
-            FloatVector ev = q.lanewise(LSHL, 16).reinterpretAsFloats();
-            FloatVector od = q.and(0xffff0000).reinterpretAsFloats();
-            long xc = xo + 4L * 16 * c;
-            a0 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (16 * L + 0 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0));
-            a1 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (16 * L + 1 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1));
-            a2 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (16 * L + 2 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2));
-            a3 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (16 * L + 3 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3));
-            a4 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (16 * L + 4 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4));
-            a5 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (16 * L + 5 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), a5));
-            a6 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (16 * L + 6 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L), LE), a6));
-            a7 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (16 * L + 7 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (7 * L), LE), a7));
-            a8 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (16 * L + 8 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (8 * L), LE), a8));
-            a9 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (16 * L + 9 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (9 * L), LE), a9));
-            a10 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (16 * L + 10 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (10 * L), LE), a10));
-            a11 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (16 * L + 11 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (11 * L), LE), a11));
-            a12 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (16 * L + 12 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (12 * L), LE), a12));
-            a13 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (16 * L + 13 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (13 * L), LE), a13));
-            a14 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (16 * L + 14 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (14 * L), LE), a14));
-            a15 = od.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (16 * L + 15 * L), LE), ev.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (15 * L), LE), a15));
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
-        a5.intoArray(acc, ao + 5 * L);
-        a6.intoArray(acc, ao + 6 * L);
-        a7.intoArray(acc, ao + 7 * L);
-        a8.intoArray(acc, ao + 8 * L);
-        a9.intoArray(acc, ao + 9 * L);
-        a10.intoArray(acc, ao + 10 * L);
-        a11.intoArray(acc, ao + 11 * L);
-        a12.intoArray(acc, ao + 12 * L);
-        a13.intoArray(acc, ao + 13 * L);
-        a14.intoArray(acc, ao + 14 * L);
-        a15.intoArray(acc, ao + 15 * L);
-    }
-
-    static void f32x(int tile, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
-                      float[] acc, int ao) {
-        switch (tile) {
-            case 1 -> f32x1(w, wo, c0, c1, x, xo, acc, ao);
-            case 2 -> f32x2(w, wo, c0, c1, x, xo, acc, ao);
-            case 3 -> f32x3(w, wo, c0, c1, x, xo, acc, ao);
-            case 4 -> f32x4(w, wo, c0, c1, x, xo, acc, ao);
-            case 5 -> f32x5(w, wo, c0, c1, x, xo, acc, ao);
-            case 6 -> f32x6(w, wo, c0, c1, x, xo, acc, ao);
-            case 7 -> f32x7(w, wo, c0, c1, x, xo, acc, ao);
-            case 8 -> f32x8(w, wo, c0, c1, x, xo, acc, ao);
-            case 12 -> f32x12(w, wo, c0, c1, x, xo, acc, ao);
-            case 16 -> f32x16(w, wo, c0, c1, x, xo, acc, ao);
-            default -> throw new IllegalArgumentException("no f32x tile of " + tile);
+    /** {@link #bf16}, tokens [t0, T) one at a time (the 1-3 left over by {@link #bf16B4}). */
+    static void bf16R(int T, int t0, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
+            float[] acc, int ao) {
+        for (int c = c0; c < c1; c += GROUP) {
+            MemorySegment wg = w.asSlice(wo + 2L * c, 16L * L);
+            IntVector q0 = IntVector.fromMemorySegment(IS, wg, 0, LE);
+            IntVector q1 = IntVector.fromMemorySegment(IS, wg, 4L * L, LE);
+            IntVector q2 = IntVector.fromMemorySegment(IS, wg, 8L * L, LE);
+            IntVector q3 = IntVector.fromMemorySegment(IS, wg, 12L * L, LE);
+            FloatVector d0 = even(q0), d1 = odd(q0), d2 = even(q1), d3 = odd(q1);
+            FloatVector d4 = even(q2), d5 = odd(q2), d6 = even(q3), d7 = odd(q3);
+            long xg = xo + 4L * T * c;
+            for (int t = t0; t < T; t++) {
+                MemorySegment xt = x.asSlice(xg + 4L * GROUP * t, 4L * GROUP);
+                FloatVector b = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 0 * L, LE), FloatVector.zero(FS));
+                b = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 1 * L, LE), b);
+                b = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 2 * L, LE), b);
+                b = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 3 * L, LE), b);
+                b = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 4 * L, LE), b);
+                b = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 5 * L, LE), b);
+                b = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 6 * L, LE), b);
+                b = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 7 * L, LE), b);
+                int ai = ao + t * L;
+                b.add(FloatVector.fromArray(FS, acc, ai)).intoArray(acc, ai);
+            }
         }
     }
 
-    /** F32, 1 token. */
-    static void f32x1(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a0_1 = FloatVector.zero(FS), a0_2 = FloatVector.zero(FS), a0_3 = FloatVector.zero(FS);
-        int c = c0;
-        for (; c + 4 * L <= c1; c += 4 * L) {
-            long xc = xo + 4L * 1 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * (c), LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            FloatVector d1 = FloatVector.fromMemorySegment(FS, w, wo + 4L * (c + 1 * L), LE);
-            a0_1 = d1.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * 1 * L + 0 * L), LE), a0_1);
-            FloatVector d2 = FloatVector.fromMemorySegment(FS, w, wo + 4L * (c + 2 * L), LE);
-            a0_2 = d2.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * 1 * L + 0 * L), LE), a0_2);
-            FloatVector d3 = FloatVector.fromMemorySegment(FS, w, wo + 4L * (c + 3 * L), LE);
-            a0_3 = d3.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * 1 * L + 0 * L), LE), a0_3);
+    /** BF16 weights (row at byte wo), float64 accumulation of activations stored as doubles, tokens [0, T) of a tile of T. */
+    static void bf16d(int T, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
+            double[] acc, int ao) {
+        if (T == 1) {
+            bf16dx1(w, wo, c0, c1, x, xo, acc, ao);
+            return;
         }
-        for (; c < c1; c += L) {
-            long xc = xo + 4L * 1 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * c, LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
+        int t4 = T & ~3;
+        if (t4 > 0) {
+            bf16dB4(T, t4, w, wo, c0, c1, x, xo, acc, ao);
         }
-        a0.add(a0_1).add(a0_2).add(a0_3).intoArray(acc, ao + 0 * L);
+        if (t4 < T) {
+            bf16dR(T, t4, w, wo, c0, c1, x, xo, acc, ao);
+        }
     }
 
-    /** F32, 2 tokens. */
-    static void f32x2(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a0_1 = FloatVector.zero(FS), a1_1 = FloatVector.zero(FS);
-        int c = c0;
-        for (; c + 2 * L <= c1; c += 2 * L) {
-            long xc = xo + 4L * 2 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * (c), LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            a1 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            FloatVector d1 = FloatVector.fromMemorySegment(FS, w, wo + 4L * (c + 1 * L), LE);
-            a0_1 = d1.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * 2 * L + 0 * L), LE), a0_1);
-            a1_1 = d1.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * 2 * L + 1 * L), LE), a1_1);
+    /** {@link #bf16d}, tokens [0, t4) in blocks of 4 (4 chains in registers), one decode per group. */
+    static void bf16dB4(int T, int t4, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
+            double[] acc, int ao) {
+        for (int c = c0; c < c1; c += DGROUP) {
+            MemorySegment wg = w.asSlice(wo + 2L * c, 16L * LD);
+            IntVector q0 = IntVector.fromMemorySegment(IH, wg, 0, LE);
+            IntVector q1 = IntVector.fromMemorySegment(IH, wg, 4L * LD, LE);
+            IntVector q2 = IntVector.fromMemorySegment(IH, wg, 8L * LD, LE);
+            IntVector q3 = IntVector.fromMemorySegment(IH, wg, 12L * LD, LE);
+            DoubleVector d0 = wide(even(q0)), d1 = wide(odd(q0)), d2 = wide(even(q1)), d3 = wide(odd(q1));
+            DoubleVector d4 = wide(even(q2)), d5 = wide(odd(q2)), d6 = wide(even(q3)), d7 = wide(odd(q3));
+            long xg = xo + 8L * T * c;
+            for (int t = 0; t < t4; t += 4) {
+                MemorySegment xt = x.asSlice(xg + 8L * DGROUP * t, 32L * DGROUP);
+                DoubleVector z = DoubleVector.zero(DS);
+                DoubleVector b0 = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 0 * LD), LE), z);
+                DoubleVector b1 = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 0 * LD), LE), z);
+                DoubleVector b2 = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 0 * LD), LE), z);
+                DoubleVector b3 = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 0 * LD), LE), z);
+                b0 = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 1 * LD), LE), b0);
+                b1 = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 1 * LD), LE), b1);
+                b2 = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 1 * LD), LE), b2);
+                b3 = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 1 * LD), LE), b3);
+                b0 = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 2 * LD), LE), b0);
+                b1 = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 2 * LD), LE), b1);
+                b2 = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 2 * LD), LE), b2);
+                b3 = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 2 * LD), LE), b3);
+                b0 = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 3 * LD), LE), b0);
+                b1 = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 3 * LD), LE), b1);
+                b2 = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 3 * LD), LE), b2);
+                b3 = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 3 * LD), LE), b3);
+                b0 = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 4 * LD), LE), b0);
+                b1 = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 4 * LD), LE), b1);
+                b2 = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 4 * LD), LE), b2);
+                b3 = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 4 * LD), LE), b3);
+                b0 = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 5 * LD), LE), b0);
+                b1 = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 5 * LD), LE), b1);
+                b2 = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 5 * LD), LE), b2);
+                b3 = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 5 * LD), LE), b3);
+                b0 = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 6 * LD), LE), b0);
+                b1 = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 6 * LD), LE), b1);
+                b2 = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 6 * LD), LE), b2);
+                b3 = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 6 * LD), LE), b3);
+                b0 = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 7 * LD), LE), b0);
+                b1 = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 7 * LD), LE), b1);
+                b2 = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 7 * LD), LE), b2);
+                b3 = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 7 * LD), LE), b3);
+                int ai = ao + t * LD;
+                b0.add(DoubleVector.fromArray(DS, acc, ai + 0 * LD)).intoArray(acc, ai + 0 * LD);
+                b1.add(DoubleVector.fromArray(DS, acc, ai + 1 * LD)).intoArray(acc, ai + 1 * LD);
+                b2.add(DoubleVector.fromArray(DS, acc, ai + 2 * LD)).intoArray(acc, ai + 2 * LD);
+                b3.add(DoubleVector.fromArray(DS, acc, ai + 3 * LD)).intoArray(acc, ai + 3 * LD);
+            }
         }
-        for (; c < c1; c += L) {
-            long xc = xo + 4L * 2 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * c, LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            a1 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-        }
-        a0.add(a0_1).intoArray(acc, ao + 0 * L);
-        a1.add(a1_1).intoArray(acc, ao + 1 * L);
     }
 
-    /** F32, 3 tokens. */
-    static void f32x3(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a0_1 = FloatVector.zero(FS), a1_1 = FloatVector.zero(FS), a2_1 = FloatVector.zero(FS);
-        int c = c0;
-        for (; c + 2 * L <= c1; c += 2 * L) {
-            long xc = xo + 4L * 3 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * (c), LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            a1 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            a2 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            FloatVector d1 = FloatVector.fromMemorySegment(FS, w, wo + 4L * (c + 1 * L), LE);
-            a0_1 = d1.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * 3 * L + 0 * L), LE), a0_1);
-            a1_1 = d1.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * 3 * L + 1 * L), LE), a1_1);
-            a2_1 = d1.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * 3 * L + 2 * L), LE), a2_1);
+    /** {@link #bf16d} for one token, the accumulator in a register: the same operations. */
+    static void bf16dx1(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, double[] acc, int ao) {
+        DoubleVector a = DoubleVector.fromArray(DS, acc, ao);
+        for (int c = c0; c < c1; c += DGROUP) {
+            MemorySegment wg = w.asSlice(wo + 2L * c, 16L * LD);
+            IntVector q0 = IntVector.fromMemorySegment(IH, wg, 0, LE);
+            IntVector q1 = IntVector.fromMemorySegment(IH, wg, 4L * LD, LE);
+            IntVector q2 = IntVector.fromMemorySegment(IH, wg, 8L * LD, LE);
+            IntVector q3 = IntVector.fromMemorySegment(IH, wg, 12L * LD, LE);
+            DoubleVector d0 = wide(even(q0)), d1 = wide(odd(q0)), d2 = wide(even(q1)), d3 = wide(odd(q1));
+            DoubleVector d4 = wide(even(q2)), d5 = wide(odd(q2)), d6 = wide(even(q3)), d7 = wide(odd(q3));
+            MemorySegment xt = x.asSlice(xo + 8L * c, 8L * DGROUP);
+            DoubleVector b = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 0 * LD, LE), DoubleVector.zero(DS));
+            b = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 1 * LD, LE), b);
+            b = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 2 * LD, LE), b);
+            b = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 3 * LD, LE), b);
+            b = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 4 * LD, LE), b);
+            b = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 5 * LD, LE), b);
+            b = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 6 * LD, LE), b);
+            b = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 7 * LD, LE), b);
+            a = b.add(a);
         }
-        for (; c < c1; c += L) {
-            long xc = xo + 4L * 3 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * c, LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            a1 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            a2 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-        }
-        a0.add(a0_1).intoArray(acc, ao + 0 * L);
-        a1.add(a1_1).intoArray(acc, ao + 1 * L);
-        a2.add(a2_1).intoArray(acc, ao + 2 * L);
+        a.intoArray(acc, ao);
     }
 
-    /** F32, 4 tokens. */
-    static void f32x4(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a0_1 = FloatVector.zero(FS), a1_1 = FloatVector.zero(FS), a2_1 = FloatVector.zero(FS), a3_1 = FloatVector.zero(FS);
-        int c = c0;
-        for (; c + 2 * L <= c1; c += 2 * L) {
-            long xc = xo + 4L * 4 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * (c), LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            a1 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            a2 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            a3 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-            FloatVector d1 = FloatVector.fromMemorySegment(FS, w, wo + 4L * (c + 1 * L), LE);
-            a0_1 = d1.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * 4 * L + 0 * L), LE), a0_1);
-            a1_1 = d1.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * 4 * L + 1 * L), LE), a1_1);
-            a2_1 = d1.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * 4 * L + 2 * L), LE), a2_1);
-            a3_1 = d1.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * 4 * L + 3 * L), LE), a3_1);
+    /** {@link #bf16d}, tokens [t0, T) one at a time (the 1-3 left over by {@link #bf16dB4}). */
+    static void bf16dR(int T, int t0, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
+            double[] acc, int ao) {
+        for (int c = c0; c < c1; c += DGROUP) {
+            MemorySegment wg = w.asSlice(wo + 2L * c, 16L * LD);
+            IntVector q0 = IntVector.fromMemorySegment(IH, wg, 0, LE);
+            IntVector q1 = IntVector.fromMemorySegment(IH, wg, 4L * LD, LE);
+            IntVector q2 = IntVector.fromMemorySegment(IH, wg, 8L * LD, LE);
+            IntVector q3 = IntVector.fromMemorySegment(IH, wg, 12L * LD, LE);
+            DoubleVector d0 = wide(even(q0)), d1 = wide(odd(q0)), d2 = wide(even(q1)), d3 = wide(odd(q1));
+            DoubleVector d4 = wide(even(q2)), d5 = wide(odd(q2)), d6 = wide(even(q3)), d7 = wide(odd(q3));
+            long xg = xo + 8L * T * c;
+            for (int t = t0; t < T; t++) {
+                MemorySegment xt = x.asSlice(xg + 8L * DGROUP * t, 8L * DGROUP);
+                DoubleVector b = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 0 * LD, LE), DoubleVector.zero(DS));
+                b = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 1 * LD, LE), b);
+                b = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 2 * LD, LE), b);
+                b = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 3 * LD, LE), b);
+                b = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 4 * LD, LE), b);
+                b = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 5 * LD, LE), b);
+                b = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 6 * LD, LE), b);
+                b = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 7 * LD, LE), b);
+                int ai = ao + t * LD;
+                b.add(DoubleVector.fromArray(DS, acc, ai)).intoArray(acc, ai);
+            }
         }
-        for (; c < c1; c += L) {
-            long xc = xo + 4L * 4 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * c, LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            a1 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            a2 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            a3 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-        }
-        a0.add(a0_1).intoArray(acc, ao + 0 * L);
-        a1.add(a1_1).intoArray(acc, ao + 1 * L);
-        a2.add(a2_1).intoArray(acc, ao + 2 * L);
-        a3.add(a3_1).intoArray(acc, ao + 3 * L);
     }
 
-    /** F32, 5 tokens. */
-    static void f32x5(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        int c = c0;
-        for (; c + 1 * L <= c1; c += 1 * L) {
-            long xc = xo + 4L * 5 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * (c), LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            a1 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            a2 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            a3 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-            a4 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4);
+    /** F32 weights (row at byte wo), float64 accumulation of activations stored as doubles, tokens [0, T) of a tile of T. */
+    static void f32d(int T, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
+            double[] acc, int ao) {
+        if (T == 1) {
+            f32dx1(w, wo, c0, c1, x, xo, acc, ao);
+            return;
         }
-        for (; c < c1; c += L) {
-            long xc = xo + 4L * 5 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * c, LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            a1 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            a2 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            a3 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-            a4 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4);
+        int t4 = T & ~3;
+        if (t4 > 0) {
+            f32dB4(T, t4, w, wo, c0, c1, x, xo, acc, ao);
         }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
+        if (t4 < T) {
+            f32dR(T, t4, w, wo, c0, c1, x, xo, acc, ao);
+        }
     }
 
-    /** F32, 6 tokens. */
-    static void f32x6(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        int c = c0;
-        for (; c + 1 * L <= c1; c += 1 * L) {
-            long xc = xo + 4L * 6 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * (c), LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            a1 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            a2 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            a3 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-            a4 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4);
-            a5 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), a5);
+    /** {@link #f32d}, tokens [0, t4) in blocks of 4 (4 chains in registers), one decode per group. */
+    static void f32dB4(int T, int t4, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
+            double[] acc, int ao) {
+        for (int c = c0; c < c1; c += DGROUP) {
+            MemorySegment wg = w.asSlice(wo + 4L * c, 32L * LD);
+            DoubleVector d0 = wideF(wg, 0), d1 = wideF(wg, 4L * LD), d2 = wideF(wg, 8L * LD);
+            DoubleVector d3 = wideF(wg, 12L * LD), d4 = wideF(wg, 16L * LD), d5 = wideF(wg, 20L * LD);
+            DoubleVector d6 = wideF(wg, 24L * LD), d7 = wideF(wg, 28L * LD);
+            long xg = xo + 8L * T * c;
+            for (int t = 0; t < t4; t += 4) {
+                MemorySegment xt = x.asSlice(xg + 8L * DGROUP * t, 32L * DGROUP);
+                DoubleVector z = DoubleVector.zero(DS);
+                DoubleVector b0 = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 0 * LD), LE), z);
+                DoubleVector b1 = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 0 * LD), LE), z);
+                DoubleVector b2 = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 0 * LD), LE), z);
+                DoubleVector b3 = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 0 * LD), LE), z);
+                b0 = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 1 * LD), LE), b0);
+                b1 = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 1 * LD), LE), b1);
+                b2 = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 1 * LD), LE), b2);
+                b3 = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 1 * LD), LE), b3);
+                b0 = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 2 * LD), LE), b0);
+                b1 = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 2 * LD), LE), b1);
+                b2 = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 2 * LD), LE), b2);
+                b3 = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 2 * LD), LE), b3);
+                b0 = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 3 * LD), LE), b0);
+                b1 = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 3 * LD), LE), b1);
+                b2 = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 3 * LD), LE), b2);
+                b3 = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 3 * LD), LE), b3);
+                b0 = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 4 * LD), LE), b0);
+                b1 = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 4 * LD), LE), b1);
+                b2 = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 4 * LD), LE), b2);
+                b3 = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 4 * LD), LE), b3);
+                b0 = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 5 * LD), LE), b0);
+                b1 = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 5 * LD), LE), b1);
+                b2 = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 5 * LD), LE), b2);
+                b3 = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 5 * LD), LE), b3);
+                b0 = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 6 * LD), LE), b0);
+                b1 = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 6 * LD), LE), b1);
+                b2 = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 6 * LD), LE), b2);
+                b3 = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 6 * LD), LE), b3);
+                b0 = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 7 * LD), LE), b0);
+                b1 = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 7 * LD), LE), b1);
+                b2 = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 7 * LD), LE), b2);
+                b3 = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 7 * LD), LE), b3);
+                int ai = ao + t * LD;
+                b0.add(DoubleVector.fromArray(DS, acc, ai + 0 * LD)).intoArray(acc, ai + 0 * LD);
+                b1.add(DoubleVector.fromArray(DS, acc, ai + 1 * LD)).intoArray(acc, ai + 1 * LD);
+                b2.add(DoubleVector.fromArray(DS, acc, ai + 2 * LD)).intoArray(acc, ai + 2 * LD);
+                b3.add(DoubleVector.fromArray(DS, acc, ai + 3 * LD)).intoArray(acc, ai + 3 * LD);
+            }
         }
-        for (; c < c1; c += L) {
-            long xc = xo + 4L * 6 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * c, LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            a1 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            a2 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            a3 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-            a4 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4);
-            a5 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), a5);
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
-        a5.intoArray(acc, ao + 5 * L);
     }
 
-    /** F32, 7 tokens. */
-    static void f32x7(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, ao + 6 * L);
-        int c = c0;
-        for (; c + 1 * L <= c1; c += 1 * L) {
-            long xc = xo + 4L * 7 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * (c), LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            a1 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            a2 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            a3 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-            a4 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4);
-            a5 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), a5);
-            a6 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L), LE), a6);
+    /** {@link #f32d} for one token, the accumulator in a register: the same operations. */
+    static void f32dx1(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, double[] acc, int ao) {
+        DoubleVector a = DoubleVector.fromArray(DS, acc, ao);
+        for (int c = c0; c < c1; c += DGROUP) {
+            MemorySegment wg = w.asSlice(wo + 4L * c, 32L * LD);
+            DoubleVector d0 = wideF(wg, 0), d1 = wideF(wg, 4L * LD), d2 = wideF(wg, 8L * LD);
+            DoubleVector d3 = wideF(wg, 12L * LD), d4 = wideF(wg, 16L * LD), d5 = wideF(wg, 20L * LD);
+            DoubleVector d6 = wideF(wg, 24L * LD), d7 = wideF(wg, 28L * LD);
+            MemorySegment xt = x.asSlice(xo + 8L * c, 8L * DGROUP);
+            DoubleVector b = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 0 * LD, LE), DoubleVector.zero(DS));
+            b = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 1 * LD, LE), b);
+            b = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 2 * LD, LE), b);
+            b = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 3 * LD, LE), b);
+            b = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 4 * LD, LE), b);
+            b = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 5 * LD, LE), b);
+            b = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 6 * LD, LE), b);
+            b = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 7 * LD, LE), b);
+            a = b.add(a);
         }
-        for (; c < c1; c += L) {
-            long xc = xo + 4L * 7 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * c, LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            a1 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            a2 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            a3 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-            a4 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4);
-            a5 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), a5);
-            a6 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L), LE), a6);
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
-        a5.intoArray(acc, ao + 5 * L);
-        a6.intoArray(acc, ao + 6 * L);
+        a.intoArray(acc, ao);
     }
 
-    /** F32, 8 tokens. */
-    static void f32x8(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, ao + 6 * L);
-        FloatVector a7 = FloatVector.fromArray(FS, acc, ao + 7 * L);
-        int c = c0;
-        for (; c + 1 * L <= c1; c += 1 * L) {
-            long xc = xo + 4L * 8 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * (c), LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            a1 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            a2 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            a3 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-            a4 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4);
-            a5 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), a5);
-            a6 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L), LE), a6);
-            a7 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (7 * L), LE), a7);
+    /** {@link #f32d}, tokens [t0, T) one at a time (the 1-3 left over by {@link #f32dB4}). */
+    static void f32dR(int T, int t0, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
+            double[] acc, int ao) {
+        for (int c = c0; c < c1; c += DGROUP) {
+            MemorySegment wg = w.asSlice(wo + 4L * c, 32L * LD);
+            DoubleVector d0 = wideF(wg, 0), d1 = wideF(wg, 4L * LD), d2 = wideF(wg, 8L * LD);
+            DoubleVector d3 = wideF(wg, 12L * LD), d4 = wideF(wg, 16L * LD), d5 = wideF(wg, 20L * LD);
+            DoubleVector d6 = wideF(wg, 24L * LD), d7 = wideF(wg, 28L * LD);
+            long xg = xo + 8L * T * c;
+            for (int t = t0; t < T; t++) {
+                MemorySegment xt = x.asSlice(xg + 8L * DGROUP * t, 8L * DGROUP);
+                DoubleVector b = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 0 * LD, LE), DoubleVector.zero(DS));
+                b = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 1 * LD, LE), b);
+                b = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 2 * LD, LE), b);
+                b = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 3 * LD, LE), b);
+                b = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 4 * LD, LE), b);
+                b = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 5 * LD, LE), b);
+                b = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 6 * LD, LE), b);
+                b = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 7 * LD, LE), b);
+                int ai = ao + t * LD;
+                b.add(DoubleVector.fromArray(DS, acc, ai)).intoArray(acc, ai);
+            }
         }
-        for (; c < c1; c += L) {
-            long xc = xo + 4L * 8 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * c, LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            a1 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            a2 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            a3 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-            a4 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4);
-            a5 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), a5);
-            a6 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L), LE), a6);
-            a7 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (7 * L), LE), a7);
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
-        a5.intoArray(acc, ao + 5 * L);
-        a6.intoArray(acc, ao + 6 * L);
-        a7.intoArray(acc, ao + 7 * L);
-    }
-
-    /** F32, 12 tokens. */
-    static void f32x12(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, ao + 6 * L);
-        FloatVector a7 = FloatVector.fromArray(FS, acc, ao + 7 * L);
-        FloatVector a8 = FloatVector.fromArray(FS, acc, ao + 8 * L);
-        FloatVector a9 = FloatVector.fromArray(FS, acc, ao + 9 * L);
-        FloatVector a10 = FloatVector.fromArray(FS, acc, ao + 10 * L);
-        FloatVector a11 = FloatVector.fromArray(FS, acc, ao + 11 * L);
-        int c = c0;
-        for (; c + 1 * L <= c1; c += 1 * L) {
-            long xc = xo + 4L * 12 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * (c), LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            a1 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            a2 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            a3 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-            a4 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4);
-            a5 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), a5);
-            a6 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L), LE), a6);
-            a7 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (7 * L), LE), a7);
-            a8 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (8 * L), LE), a8);
-            a9 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (9 * L), LE), a9);
-            a10 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (10 * L), LE), a10);
-            a11 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (11 * L), LE), a11);
-        }
-        for (; c < c1; c += L) {
-            long xc = xo + 4L * 12 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * c, LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            a1 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            a2 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            a3 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-            a4 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4);
-            a5 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), a5);
-            a6 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L), LE), a6);
-            a7 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (7 * L), LE), a7);
-            a8 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (8 * L), LE), a8);
-            a9 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (9 * L), LE), a9);
-            a10 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (10 * L), LE), a10);
-            a11 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (11 * L), LE), a11);
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
-        a5.intoArray(acc, ao + 5 * L);
-        a6.intoArray(acc, ao + 6 * L);
-        a7.intoArray(acc, ao + 7 * L);
-        a8.intoArray(acc, ao + 8 * L);
-        a9.intoArray(acc, ao + 9 * L);
-        a10.intoArray(acc, ao + 10 * L);
-        a11.intoArray(acc, ao + 11 * L);
-    }
-
-    /** F32, 16 tokens. */
-    static void f32x16(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, ao + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, ao + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, ao + 6 * L);
-        FloatVector a7 = FloatVector.fromArray(FS, acc, ao + 7 * L);
-        FloatVector a8 = FloatVector.fromArray(FS, acc, ao + 8 * L);
-        FloatVector a9 = FloatVector.fromArray(FS, acc, ao + 9 * L);
-        FloatVector a10 = FloatVector.fromArray(FS, acc, ao + 10 * L);
-        FloatVector a11 = FloatVector.fromArray(FS, acc, ao + 11 * L);
-        FloatVector a12 = FloatVector.fromArray(FS, acc, ao + 12 * L);
-        FloatVector a13 = FloatVector.fromArray(FS, acc, ao + 13 * L);
-        FloatVector a14 = FloatVector.fromArray(FS, acc, ao + 14 * L);
-        FloatVector a15 = FloatVector.fromArray(FS, acc, ao + 15 * L);
-        int c = c0;
-        for (; c + 1 * L <= c1; c += 1 * L) {
-            long xc = xo + 4L * 16 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * (c), LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            a1 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            a2 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            a3 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-            a4 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4);
-            a5 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), a5);
-            a6 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L), LE), a6);
-            a7 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (7 * L), LE), a7);
-            a8 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (8 * L), LE), a8);
-            a9 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (9 * L), LE), a9);
-            a10 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (10 * L), LE), a10);
-            a11 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (11 * L), LE), a11);
-            a12 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (12 * L), LE), a12);
-            a13 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (13 * L), LE), a13);
-            a14 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (14 * L), LE), a14);
-            a15 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (15 * L), LE), a15);
-        }
-        for (; c < c1; c += L) {
-            long xc = xo + 4L * 16 * c;
-            FloatVector d0 = FloatVector.fromMemorySegment(FS, w, wo + 4L * c, LE);
-            a0 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (0 * L), LE), a0);
-            a1 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (1 * L), LE), a1);
-            a2 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (2 * L), LE), a2);
-            a3 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (3 * L), LE), a3);
-            a4 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (4 * L), LE), a4);
-            a5 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (5 * L), LE), a5);
-            a6 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (6 * L), LE), a6);
-            a7 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (7 * L), LE), a7);
-            a8 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (8 * L), LE), a8);
-            a9 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (9 * L), LE), a9);
-            a10 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (10 * L), LE), a10);
-            a11 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (11 * L), LE), a11);
-            a12 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (12 * L), LE), a12);
-            a13 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (13 * L), LE), a13);
-            a14 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (14 * L), LE), a14);
-            a15 = d0.fma(FloatVector.fromMemorySegment(FS, x, xc + 4L * (15 * L), LE), a15);
-        }
-        a0.intoArray(acc, ao + 0 * L);
-        a1.intoArray(acc, ao + 1 * L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
-        a4.intoArray(acc, ao + 4 * L);
-        a5.intoArray(acc, ao + 5 * L);
-        a6.intoArray(acc, ao + 6 * L);
-        a7.intoArray(acc, ao + 7 * L);
-        a8.intoArray(acc, ao + 8 * L);
-        a9.intoArray(acc, ao + 9 * L);
-        a10.intoArray(acc, ao + 10 * L);
-        a11.intoArray(acc, ao + 11 * L);
-        a12.intoArray(acc, ao + 12 * L);
-        a13.intoArray(acc, ao + 13 * L);
-        a14.intoArray(acc, ao + 14 * L);
-        a15.intoArray(acc, ao + 15 * L);
     }
 }

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.epserve.model.GoldenData;
 import io.epserve.model.config.ModelConfig;
+import io.epserve.model.kernel.KernelSets;
 import io.epserve.model.kernel.Kernels;
 import io.epserve.model.safetensors.Checkpoint;
 import io.epserve.model.weights.ModelWeights;
@@ -46,11 +47,11 @@ class ComponentGoldenTest {
     static final Map<String, int[]> MODE_B_CHOICES = Map.of("tiny", new int[] {1, 2}, "wide", new int[] {3, 6});
 
     @ParameterizedTest(name = "{0} {1}")
-    @CsvSource({"tiny, exact", "wide, exact"})
+    @CsvSource({"tiny, exact", "wide, exact", "tiny, fast", "wide, fast"})
     void componentsFromGoldenInputs(String name, String kernels) {
         try (GoldenData g = GoldenData.open(name);
              Checkpoint ck = Checkpoint.open(g.dir);
-             Kernels k = new io.epserve.model.kernel.ExactKernels()) {
+             Kernels k = KernelSets.create(kernels, 2)) {
             ModelConfig c = ModelConfig.load(g.dir);
             Transformer tr = new Transformer(new ModelWeights(c, ck, ModelWeights.ExpertFilter.ALL), k);
             ComponentCheck check = new ComponentCheck(tr, g);

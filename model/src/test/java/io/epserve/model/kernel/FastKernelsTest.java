@@ -24,13 +24,15 @@ import org.junit.jupiter.params.provider.ValueSource;
 /**
  * FastKernels against the exact oracle on random in-memory matrices. Float32 accumulation may move a bf16 result
  * across a rounding boundary, so bf16 outputs are compared statistically (relative RMS, share of elements more
- * than one bf16 ulp apart) and wide outputs relative to the largest magnitude. Every comparison is also shown to
+ * than one bf16 ulp apart) and wide (float64) outputs relative to the largest magnitude. Every comparison is also shown to
  * fail on a deliberately corrupted input, so a kernel that ignores part of its weights cannot pass.
  */
+@org.junit.jupiter.api.TestMethodOrder(org.junit.jupiter.api.MethodOrderer.OrderAnnotation.class)
 class FastKernelsTest {
     static final double MAX_REL_RMS = 1e-3;
     static final double MAX_FRAC_OFF = 0.005;
-    static final double WIDE_REL = 1e-5;
+    /** The wide linears accumulate in float64: only the summation order differs from the exact set. */
+    static final double WIDE_REL = 1e-14;
 
     static final ExactKernels EXACT = new ExactKernels();
     static FastKernels single;
@@ -181,6 +183,119 @@ class FastKernelsTest {
             }
         }
         return max == 0 ? err : err / max;
+    }
+
+    // ------------------------------------------------------------------------------------------ batch invariance
+
+    /** One linear of the kernel set: n tokens of x starting at token t0 into y (float or double rows). */
+    interface Linear {
+        void run(FastKernels k, float[] x, int xStride, int t0, int n, float[] y, double[] yd, int yStride);
+    }
+
+    /**
+     * The engine computes a token in many batch shapes (whole prompt, one at a time, chunks, experts fed from
+     * several sequences), so every method must give each token the same bits whatever the number of tokens per
+     * call, the thread count and the row split, and whether the code runs interpreted or compiled. Reference: one
+     * token per call on one thread, computed first (so at least partly before C2 compiles the kernels); then the
+     * same tokens in calls of 3, 16, 19 and 37, with 1, 2 and 3 threads, after warming up.
+     */
+    @Test
+    @org.junit.jupiter.api.Order(1)
+    void everyMethodIsBatchInvariant() {
+        SplittableRandom r = new SplittableRandom(21);
+        int tokens = 37;
+        Fp4Matrix w4 = fp4(r, 300, 1024);
+        byte[] sc4 = bytes(w4.scale());
+        sc4[7 * 32 + 3] = 0; // one rare-scale row (scalar path)
+        Fp8Matrix w8 = fp8(r, 260, 768);
+        Fp8Matrix w8r = fp8(r, 150, 200); // dequant, ragged: 200 columns = one group + a scalar tail
+        Bf16Matrix wb = bf16(r, 130, 1000); // 1000 = 7 groups of 128 + tail (bf16), 15 groups of 64 + tail (wide)
+        F32Matrix wf = f32(r, 70, 1000);
+        Bf16Matrix wbBig = bf16(r, 1024, 512); // enough work for the multi-threaded path at any token count
+        java.util.Map<String, Linear> linears = new java.util.LinkedHashMap<>();
+        linears.put("fp4", (k, x, xs, t0, n, y, yd, ys) -> k.fp4Linear(w4, x, t0 * xs, xs, n, y, 1 + t0 * ys, ys));
+        linears.put("fp8", (k, x, xs, t0, n, y, yd, ys) ->
+                k.fp8Linear(w8, 3, 250, x, t0 * xs, xs, n, y, 1 + t0 * ys, ys));
+        linears.put("fp8Dequant", (k, x, xs, t0, n, y, yd, ys) ->
+                k.fp8DequantLinear(w8r, 2, 140, x, t0 * xs, xs, n, y, 1 + t0 * ys, ys));
+        linears.put("bf16", (k, x, xs, t0, n, y, yd, ys) -> k.bf16Linear(wb, x, t0 * xs, xs, n, y, 1 + t0 * ys, ys));
+        linears.put("bf16Wide", (k, x, xs, t0, n, y, yd, ys) ->
+                k.bf16LinearWide(wb, x, t0 * xs, xs, n, yd, 1 + t0 * ys, ys));
+        linears.put("bf16WideBig", (k, x, xs, t0, n, y, yd, ys) ->
+                k.bf16LinearWide(wbBig, x, t0 * xs, xs, n, yd, 1 + t0 * ys, ys));
+        linears.put("f32Wide", (k, x, xs, t0, n, y, yd, ys) -> k.f32LinearWide(wf, x, t0 * xs, xs, n, yd, 1 + t0 * ys, ys));
+        int xStride = 1029;
+        float[] x = activations(r, tokens * xStride);
+        int yStride = 1030;
+        java.util.Map<String, float[]> refY = new java.util.HashMap<>();
+        java.util.Map<String, double[]> refD = new java.util.HashMap<>();
+        for (var e : linears.entrySet()) {
+            float[] y = new float[1 + tokens * yStride];
+            double[] yd = new double[y.length];
+            for (int t = 0; t < tokens; t++) {
+                e.getValue().run(single, x, xStride, t, 1, y, yd, yStride);
+            }
+            refY.put(e.getKey(), y);
+            refD.put(e.getKey(), yd);
+        }
+        // attention and indexer: per query token already; checked against themselves across JIT states below
+        float[] q = activations(r, 8 * 128);
+        float[] kv = activations(r, 200 * 128);
+        float[] sink = {0.3f, -0.5f, 1f, 0f, 0.1f, -2f, 0.7f, 0.2f};
+        float[] attRef = new float[8 * 128];
+        single.attention(q, 0, 8, 128, kv, 90, 128, 72, sink, 0.088f, attRef, 0);
+        float[] iw = new float[8];
+        Arrays.fill(iw, 0.01f);
+        float[] idxRef = new float[200];
+        single.indexScores(q, 0, 8, 128, iw, 0, kv, 199, idxRef);
+
+        try (FastKernels three = new FastKernels(3)) {
+            FastKernels[] sets = {single, multi, three};
+            for (int round = 0; round < 12; round++) { // later rounds run C2-compiled kernels
+                for (var e : linears.entrySet()) {
+                    for (int batch : new int[] {1, 3, 16, 19, 37}) {
+                        FastKernels k = sets[(round + batch) % sets.length];
+                        float[] y = new float[1 + tokens * yStride];
+                        double[] yd = new double[y.length];
+                        for (int t0 = 0; t0 < tokens; t0 += batch) {
+                            e.getValue().run(k, x, xStride, t0, Math.min(batch, tokens - t0), y, yd, yStride);
+                        }
+                        String what = e.getKey() + " in calls of " + batch + " tokens, " + k.threads()
+                                + " threads, round " + round;
+                        assertBitsEqual(refY.get(e.getKey()), y, what);
+                        assertBitsEqual(refD.get(e.getKey()), yd, what);
+                    }
+                }
+                for (FastKernels k : sets) {
+                    float[] att = new float[attRef.length];
+                    for (int rep = 0; rep < 20; rep++) {
+                        k.attention(q, 0, 8, 128, kv, 90, 128, 72, sink, 0.088f, att, 0);
+                    }
+                    assertBitsEqual(attRef, att, "attention, " + k.threads() + " threads, round " + round);
+                    float[] idx = new float[200];
+                    for (int rep = 0; rep < 20; rep++) {
+                        k.indexScores(q, 0, 8, 128, iw, 0, kv, 199, idx);
+                    }
+                    assertBitsEqual(idxRef, idx, "index scores, " + k.threads() + " threads, round " + round);
+                }
+            }
+        }
+    }
+
+    static void assertBitsEqual(float[] e, float[] a, String what) {
+        for (int i = 0; i < e.length; i++) {
+            if (Float.floatToRawIntBits(e[i]) != Float.floatToRawIntBits(a[i])) {
+                throw new AssertionError(what + ": element " + i + " is " + a[i] + ", alone " + e[i]);
+            }
+        }
+    }
+
+    static void assertBitsEqual(double[] e, double[] a, String what) {
+        for (int i = 0; i < e.length; i++) {
+            if (Double.doubleToRawLongBits(e[i]) != Double.doubleToRawLongBits(a[i])) {
+                throw new AssertionError(what + ": element " + i + " is " + a[i] + ", alone " + e[i]);
+            }
+        }
     }
 
     // ------------------------------------------------------------------------------------------ quantisation
