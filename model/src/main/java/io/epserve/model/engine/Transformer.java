@@ -38,7 +38,6 @@ public final class Transformer {
     private float[] listRows = new float[0];
     private float[] keyRows = new float[0];
     private float[] scoreBuf = new float[0];
-    private Integer[] order = new Integer[0];
 
     public Transformer(ModelWeights weights, Kernels kernels) {
         this.w = weights;
@@ -218,7 +217,6 @@ public final class Transformer {
     // ------------------------------------------------------------------------------------------------ block
 
     private float[] block(Layer L, int li, float[] X, int T, int[] tokens, long[] pos, SequenceCache[] seqOf, boolean mtp) {
-        int mix = c.hcMixDim();
         float[] x = new float[T * d];
         double[] post = new double[T * hc];
         double[] comb = new double[T * hc * hc];
