@@ -1,6 +1,7 @@
 package io.epserve.cli.commands;
 
 import io.epserve.model.engine.LocalModel;
+import io.epserve.model.engine.Sampler;
 import io.epserve.model.engine.SequenceCache;
 import io.epserve.model.engine.Transformer;
 import io.epserve.model.kernel.MemoryBandwidth;
@@ -80,7 +81,7 @@ public final class BenchDecodeCommand implements Callable<Integer> {
                 }
                 List<Transformer.Chunk> chunks = new ArrayList<>(batch);
                 for (int b = 0; b < batch; b++) {
-                    next[b] = argmaxOf(logits, b * vocab, vocab);
+                    next[b] = Sampler.argmax(logits, b * vocab, vocab);
                     chunks.add(new Transformer.Chunk(seqs.get(b), new int[] {next[b]}));
                 }
                 logits = tr.forward(chunks, false).logits();
@@ -116,15 +117,5 @@ public final class BenchDecodeCommand implements Callable<Integer> {
             bytes += t.data().byteSize();
         }
         return bytes;
-    }
-
-    private static int argmaxOf(float[] v, int off, int n) {
-        int best = 0;
-        for (int i = 1; i < n; i++) {
-            if (v[off + i] > v[off + best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 }

@@ -249,7 +249,7 @@ class ExactGoldenTest {
         float[] logits = out.logits();
         for (int i = 0; i < greedy.length; i++) {
             assertLogits(greedyLogits, i * V, logits, 0, V, name + " greedy step " + i);
-            int next = argmax(logits, 0, V);
+            int next = Sampler.argmax(logits, 0, V);
             assertEquals(greedy[i], next, name + " greedy token " + i);
             logits = tr.forward(List.of(new Transformer.Chunk(s, new int[] {next})), false).logits();
         }
@@ -276,15 +276,5 @@ class ExactGoldenTest {
             float[] part = tr.mtpForward(s2, Arrays.copyOfRange(streams, t * w, (t + n) * w), Arrays.copyOfRange(tokens, t + 1, t + 1 + n));
             assertLogits(expected, t * V, part, 0, n * V, name + " mtp logits chunk at " + t);
         }
-    }
-
-    static int argmax(float[] v, int off, int n) {
-        int best = 0;
-        for (int i = 1; i < n; i++) {
-            if (v[off + i] > v[off + best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 }
