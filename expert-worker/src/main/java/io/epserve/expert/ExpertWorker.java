@@ -507,8 +507,8 @@ public final class ExpertWorker implements AutoCloseable {
             try {
                 return in.poll(FRAGMENT_LIMIT);
             } catch (WireFormatException e) {
-                malformed++;
                 log("skipped a malformed message: " + e.getMessage());
+                malformed++;
                 return 1;
             } catch (RuntimeException e) {
                 log("message handling failed (message skipped): " + e);
@@ -585,10 +585,11 @@ public final class ExpertWorker implements AutoCloseable {
             long source = dispatch.source();
             Peer peer = peers.get(source);
             if (peer == null) {
-                unknownSource++;
+                // Log before counting, so anyone who sees the count also sees the reason.
                 if (unknownSources.add(source)) {
                     log("dropped a dispatch from source " + source + ", which has not said Hello (no reply channel)");
                 }
+                unknownSource++;
                 return;
             }
             ExpertExecutor.Exchange ex = peer.exchange;
