@@ -1,5 +1,6 @@
 package io.epserve.expert;
 
+import io.epserve.cluster.Placement;
 import io.epserve.model.config.ModelConfig;
 import io.epserve.model.engine.ExpertFfn;
 import io.epserve.model.format.Fp8E4m3;

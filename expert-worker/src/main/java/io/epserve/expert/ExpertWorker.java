@@ -1,5 +1,7 @@
 package io.epserve.expert;
 
+import io.epserve.cluster.Fingerprint;
+import io.epserve.cluster.Placement;
 import io.epserve.model.config.ModelConfig;
 import io.epserve.model.kernel.KernelSets;
 import io.epserve.model.kernel.Kernels;

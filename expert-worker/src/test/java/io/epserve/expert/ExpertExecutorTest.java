@@ -1,5 +1,6 @@
 package io.epserve.expert;
 
+import io.epserve.cluster.Placement;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 

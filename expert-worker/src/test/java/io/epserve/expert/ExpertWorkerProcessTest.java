@@ -1,5 +1,6 @@
 package io.epserve.expert;
 
+import io.epserve.cluster.Fingerprint;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;

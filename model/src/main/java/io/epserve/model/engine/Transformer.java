@@ -94,6 +94,94 @@ public final class Transformer {
      * token of each chunk. Chunks must belong to distinct sequences.
      */
     public Output forward(List<Chunk> chunks, boolean allLogits) {
+        Pass p = begin(chunks);
+        while (!p.done()) {
+            attentionHalf(p);
+            routedExperts(p.layerWeights(), p.ffnInput(), p.tokens(), p.routing(), p.routedSums());
+            sharedExpert(p);
+            ffnHalf(p);
+        }
+        return end(p, allLogits);
+    }
+
+    /**
+     * One batch on its way through the layers, for callers that run the routed experts elsewhere (the attention
+     * worker): {@link #begin}, then per layer {@link #attentionHalf}, the routed experts summed into
+     * {@link #routedSums()} in ascending expert id, {@link #sharedExpert} (in any order relative to the routed
+     * experts), {@link #ffnHalf}; finally {@link #end}. {@link #forward} is exactly that sequence with local experts,
+     * so a pass split across processes computes the same bits.
+     */
+    public final class Pass {
+        private final List<Chunk> chunks;
+        private final int T;
+        private final int[] tokens;
+        private final long[] pos;
+        private final SequenceCache[] seqOf;
+        private final double[] post;
+        private final double[] comb;
+        private final float[] x;
+        private final double[] acc;
+        private float[] X;
+        private float[] X2;
+        private float[] shared;
+        private Routing routing;
+        private int layer;
+        private int half; // 0: next is attentionHalf, 1: next is ffnHalf
+
+        private Pass(List<Chunk> chunks, int T, int[] tokens, long[] pos, SequenceCache[] seqOf) {
+            this.chunks = chunks;
+            this.T = T;
+            this.tokens = tokens;
+            this.pos = pos;
+            this.seqOf = seqOf;
+            this.post = new double[T * hc];
+            this.comb = new double[T * hc * hc];
+            this.x = new float[T * d];
+            this.acc = new double[T * d];
+            this.X = new float[T * hc * d];
+        }
+
+        /** Token rows in this pass. */
+        public int tokens() {
+            return T;
+        }
+
+        /** The layer whose attention or FFN half runs next; nLayers when done. */
+        public int layer() {
+            return layer;
+        }
+
+        public boolean done() {
+            return layer == c.nLayers();
+        }
+
+        public Layer layerWeights() {
+            return w.layers[layer];
+        }
+
+        /** After {@link #attentionHalf}: the normalised FFN input [T, D] (bf16 values). */
+        public float[] ffnInput() {
+            return x;
+        }
+
+        /** After {@link #attentionHalf}: the routing of every row. */
+        public Routing routing() {
+            return routing;
+        }
+
+        /** After {@link #attentionHalf}: zeroed [T, D] float64 sums for the routed experts' weighted outputs. */
+        public double[] routedSums() {
+            return acc;
+        }
+
+        /** Token ids of the rows (hash layers route by token id). */
+        public int token(int row) {
+            return tokens[row];
+        }
+    }
+
+    /** Validates the chunks and embeds their tokens; nothing is appended to a cache until {@link #end}. */
+    public Pass begin(List<Chunk> chunks) {
         int total = 0;
         for (int i = 0; i < chunks.size(); i++) {
             Chunk ch = chunks.get(i);
@@ -116,6 +204,9 @@ public final class Transformer {
             }
             total += ch.tokens().length;
         }
+        if (total == 0) {
+            throw new IllegalArgumentException("empty batch");
+        }
         int T = total;
         int[] tokens = new int[T];
         long[] pos = new long[T];
@@ -129,14 +220,84 @@ public final class Transformer {
                 r++;
             }
         }
-        float[] X = new float[T * hc * d];
-        embed(tokens, X);
-        for (int l = 0; l < c.nLayers(); l++) {
-            X = block(w.layers[l], l, X, T, tokens, pos, seqOf, false);
+        Pass p = new Pass(List.copyOf(chunks), T, tokens, pos, seqOf);
+        embed(tokens, p.X);
+        return p;
+    }
+
+    /**
+     * The attention sublayer of the pass's current layer, then the FFN's hc_pre, norm and gate: leaves the FFN input
+     * and the routing in the pass and zeroes its routed sums.
+     */
+    public void attentionHalf(Pass p) {
+        if (p.done() || p.half != 0) {
+            throw new IllegalStateException("attentionHalf out of order (layer " + p.layer + ")");
         }
+        Layer L = w.layers[p.layer];
+        int li = p.layer;
+        int T = p.T;
+        float[] x = p.x;
+        hcPre(L.hcAttn(), p.X, T, x, p.post, p.comb);
+        rmsNorm(x, 0, T, d, L.attnNorm(), x, 0);
+        tapRows(li, "attn_in", p.pos, x, d);
+        float[] a = attention(L, li, x, T, p.pos, p.seqOf, false);
+        tapRows(li, "attn_out", p.pos, a, d);
+        p.X2 = new float[T * hc * d];
+        hcPost(a, p.X, p.post, p.comb, T, p.X2);
+        tapRows(li, "mid_streams", p.pos, p.X2, hc * d);
+        hcPre(L.hcFfn(), p.X2, T, x, p.post, p.comb);
+        rmsNorm(x, 0, T, d, L.ffnNorm(), x, 0);
+        tapRows(li, "ffn_in", p.pos, x, d);
+        p.routing = route(L, x, T, p.tokens);
+        tapRouting(li, p.pos, p.routing, T);
+        Arrays.fill(p.acc, 0);
+        p.shared = null;
+        p.half = 1;
+    }
+
+    /** The shared expert of the current layer over the pass's FFN input (kept in the pass for {@link #ffnHalf}). */
+    public void sharedExpert(Pass p) {
+        if (p.half != 1) {
+            throw new IllegalStateException("sharedExpert before attentionHalf (layer " + p.layer + ")");
+        }
+        p.shared = sharedExpert(w.layers[p.layer], p.x, p.T);
+    }
+
+    /** Adds the shared expert to the routed sums, rounds to bf16, applies hc_post and moves to the next layer. */
+    public void ffnHalf(Pass p) {
+        if (p.half != 1 || p.shared == null) {
+            throw new IllegalStateException("ffnHalf before attentionHalf and sharedExpert (layer " + p.layer + ")");
+        }
+        int T = p.T;
+        float[] f = new float[T * d];
+        for (int i = 0; i < f.length; i++) {
+            f[i] = Bf16.round(p.acc[i] + p.shared[i]);
+        }
+        tapRows(p.layer, "ffn_out", p.pos, f, d);
+        float[] X3 = new float[T * hc * d];
+        hcPost(f, p.X2, p.post, p.comb, T, X3);
+        tapRows(p.layer, "streams", p.pos, X3, hc * d);
+        p.X = X3;
+        p.X2 = null;
+        p.shared = null;
+        p.routing = null;
+        p.half = 0;
+        p.layer++;
+    }
+
+    /**
+     * Commits the pass's tokens to their sequences and returns the logits of every token (allLogits) or of the last
+     * token of each chunk.
+     */
+    public Output end(Pass p, boolean allLogits) {
+        if (!p.done()) {
+            throw new IllegalStateException("pass ended at layer " + p.layer + " of " + c.nLayers());
+        }
+        List<Chunk> chunks = p.chunks;
         for (Chunk ch : chunks) {
             ch.cache().length += ch.tokens().length;
         }
+        int T = p.T;
         int[] rows;
         if (allLogits) {
             rows = new int[T];
@@ -151,8 +312,8 @@ public final class Transformer {
                 rows[i] = acc - 1;
             }
         }
-        float[] logits = logits(X, rows, w.hcHead, w.norm);
-        return new Output(logits, rows.length, X, T);
+        float[] logits = logits(p.X, rows, w.hcHead, w.norm);
+        return new Output(logits, rows.length, p.X, T);
     }
 
     /**
@@ -815,18 +976,23 @@ public final class Transformer {
         return new Routing(ids, wts, K);
     }
 
+    private void tapRouting(int li, long[] pos, Routing rt, int T) {
+        if (tap == null) {
+            return;
+        }
+        for (int t = 0; t < T; t++) {
+            float[] f = new float[rt.perToken()];
+            for (int i = 0; i < f.length; i++) {
+                f[i] = rt.experts()[t * rt.perToken() + i];
+            }
+            tap.row(li, "topk", pos[t], f, 0, f.length);
+        }
+    }
+
     /** The MoE sublayer (spec §4.9) for a batch: routed experts plus the shared expert, bf16 [T, D]. */
     public float[] moe(Layer L, int li, float[] x, int T, int[] tokens, long[] pos) {
         Routing rt = route(L, x, T, tokens);
-        if (tap != null) {
-            for (int t = 0; t < T; t++) {
-                float[] f = new float[rt.perToken()];
-                for (int i = 0; i < f.length; i++) {
-                    f[i] = rt.experts()[t * rt.perToken() + i];
-                }
-                tap.row(li, "topk", pos[t], f, 0, f.length);
-            }
-        }
+        tapRouting(li, pos, rt, T);
         double[] acc = new double[T * d];
         routedExperts(L, x, T, rt, acc);
         float[] s = sharedExpert(L, x, T);

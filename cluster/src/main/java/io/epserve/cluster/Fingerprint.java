@@ -1,4 +1,4 @@
-package io.epserve.expert;
+package io.epserve.cluster;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;

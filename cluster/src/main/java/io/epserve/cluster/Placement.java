@@ -1,4 +1,4 @@
-package io.epserve.expert;
+package io.epserve.cluster;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -61,6 +61,26 @@ public final class Placement implements ModelWeights.ExpertFilter {
         boolean[][] placed = new boolean[layers][];
         for (int l = 0; l < layers; l++) {
             placed[l] = set.clone();
+        }
+        return new Placement(placed, mtp);
+    }
+
+    /**
+     * The placement in its {@link #canonical()} text (what an expert worker announces in its READY fingerprint):
+     * {@code "*:0-3,7"} or {@code "0:0-1;1:2-3"}.
+     */
+    public static Placement ofCanonical(String text, int layers, boolean mtp, int experts) {
+        if (text.startsWith("*:")) {
+            return ofSpec(text.substring(2), layers, mtp, experts);
+        }
+        boolean[][] placed = new boolean[layers][experts];
+        for (String part : text.split(";")) {
+            int colon = part.indexOf(':');
+            if (colon <= 0) {
+                throw new IllegalArgumentException("placement '" + text + "': '" + part + "' is not LAYER:EXPERTS");
+            }
+            int layer = parseLayer(part.substring(0, colon), layers, mtp, "placement '" + text + "'");
+            placed[layer] = parseSpec(part.substring(colon + 1), experts, "placement '" + text + "' layer " + layer);
         }
         return new Placement(placed, mtp);
     }
@@ -291,7 +311,7 @@ public final class Placement implements ModelWeights.ExpertFilter {
     }
 
     /** "0-3,7" from ascending ids. */
-    static String ranges(int[] ids) {
+    public static String ranges(int[] ids) {
         StringBuilder sb = new StringBuilder();
         for (int i = 0; i < ids.length; ) {
             int j = i;

@@ -1,4 +1,4 @@
-package io.epserve.expert;
+package io.epserve.cluster;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -84,5 +84,16 @@ class PlacementTest {
     private static void assertMessage(String part, org.junit.jupiter.api.function.Executable call) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call);
         assertTrue(e.getMessage().contains(part), "'" + e.getMessage() + "' should contain '" + part + "'");
+    }
+
+    @Test
+    void theCanonicalTextReadsBackAsTheSamePlacement() {
+        Placement uniform = Placement.ofSpec("0-2,5", 3, true, 8);
+        assertEquals(uniform, Placement.ofCanonical(uniform.canonical(), 3, true, 8));
+        Placement perLayer = Placement.ofJson("{\"layers\": {\"0\": [0, 1], \"2\": \"3-4,7\"}}", "t", 3, true, 8);
+        assertEquals("0:0-1;2:3-4,7", perLayer.canonical());
+        assertEquals(perLayer, Placement.ofCanonical(perLayer.canonical(), 3, true, 8));
+        assertThrows(IllegalArgumentException.class, () -> Placement.ofCanonical("0-1", 3, true, 8));
+        assertThrows(IllegalArgumentException.class, () -> Placement.ofCanonical("9:1", 3, true, 8));
     }
 }
