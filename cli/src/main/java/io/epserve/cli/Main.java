@@ -1,6 +1,9 @@
 package io.epserve.cli;
 
+import io.epserve.cli.commands.AttentionWorkerCommand;
+import io.epserve.cli.commands.BenchClusterCommand;
 import io.epserve.cli.commands.BenchDecodeCommand;
+import io.epserve.cli.commands.ClusterLogitsCommand;
 import io.epserve.cli.commands.CacheSizeCommand;
 import io.epserve.cli.commands.EnvCommand;
 import io.epserve.cli.commands.ExpertWorkerCommand;
@@ -33,6 +36,9 @@ public final class Main {
                 new BenchDecodeCommand(),
                 new CacheSizeCommand(),
                 new ExpertWorkerCommand(),
+                new AttentionWorkerCommand(),
+                new ClusterLogitsCommand(),
+                new BenchClusterCommand(),
                 new EnvCommand());
     }
 

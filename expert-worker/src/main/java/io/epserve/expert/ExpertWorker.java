@@ -1,5 +1,6 @@
 package io.epserve.expert;
 
+import io.epserve.transport.IdleStrategies;
 import io.epserve.cluster.Fingerprint;
 import io.epserve.cluster.Placement;
 import io.epserve.model.config.ModelConfig;
@@ -236,27 +237,11 @@ public final class ExpertWorker implements AutoCloseable {
 
     /** The Aeron channel of a {@code --listen} value: HOST:PORT (UDP), "ipc", or an "aeron:" URI as given. */
     public static String listenChannel(String listen) {
-        if (listen.equals("ipc")) {
-            return Channels.ipc();
-        }
-        if (listen.startsWith("aeron:")) {
-            return listen;
-        }
-        int colon = listen.lastIndexOf(':');
-        if (colon <= 0 || colon == listen.length() - 1) {
-            throw new IllegalArgumentException("--listen must be HOST:PORT (e.g. 127.0.0.1:40123), ipc or an aeron: "
-                    + "channel URI, got '" + listen + "'");
-        }
-        int port;
         try {
-            port = Integer.parseInt(listen.substring(colon + 1));
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("--listen port is not a number: '" + listen + "'");
+            return Channels.ofEndpoint(listen);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--listen: " + e.getMessage(), e);
         }
-        if (port < 1 || port > 65535) {
-            throw new IllegalArgumentException("--listen port must be in 1..65535, got " + port);
-        }
-        return Channels.udp(listen.substring(0, colon), port);
     }
 
     private final Options options;

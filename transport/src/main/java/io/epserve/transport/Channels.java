@@ -89,4 +89,32 @@ public final class Channels {
             throw new UncheckedIOException("no free UDP port on 127.0.0.1", e);
         }
     }
+
+    /**
+     * The channel of an endpoint as operators write it: {@code HOST:PORT} (UDP), {@code ipc} (both ends on one media
+     * driver), or an {@code aeron:} URI taken as given.
+     */
+    public static String ofEndpoint(String endpoint) {
+        if (endpoint.equals("ipc")) {
+            return ipc();
+        }
+        if (endpoint.startsWith("aeron:")) {
+            return endpoint;
+        }
+        int colon = endpoint.lastIndexOf(':');
+        if (colon <= 0 || colon == endpoint.length() - 1) {
+            throw new IllegalArgumentException("endpoint must be HOST:PORT (e.g. 127.0.0.1:40123), ipc or an aeron: "
+                    + "channel URI, got '" + endpoint + "'");
+        }
+        int port;
+        try {
+            port = Integer.parseInt(endpoint.substring(colon + 1));
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("endpoint port is not a number: '" + endpoint + "'");
+        }
+        if (port < 1 || port > 65535) {
+            throw new IllegalArgumentException("endpoint port must be in 1..65535, got " + port + " in '" + endpoint + "'");
+        }
+        return udp(endpoint.substring(0, colon), port);
+    }
 }

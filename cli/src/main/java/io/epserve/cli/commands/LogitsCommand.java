@@ -42,21 +42,10 @@ public final class LogitsCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         int chunk;
-        if (mode.equals("prefill")) {
-            chunk = Integer.MAX_VALUE;
-        } else if (mode.equals("decode")) {
-            chunk = 1;
-        } else if (mode.startsWith("chunked:")) {
-            try {
-                chunk = Integer.parseInt(mode.substring("chunked:".length()));
-            } catch (NumberFormatException e) {
-                chunk = -1;
-            }
-            if (chunk <= 0) {
-                return CliErrors.usage("--mode chunked:N needs a positive N, got '" + mode + "'");
-            }
-        } else {
-            return CliErrors.usage("--mode must be prefill, decode or chunked:N, got '" + mode + "'");
+        try {
+            chunk = chunkSize(mode);
+        } catch (IllegalArgumentException e) {
+            return CliErrors.usage(e.getMessage());
         }
         if (tokens.length == 0) {
             return CliErrors.usage("--tokens is empty");
@@ -97,5 +86,28 @@ public final class LogitsCommand implements Callable<Integer> {
         } catch (IOException e) {
             return CliErrors.usage("cannot write " + out + ": " + e.getMessage());
         }
+    }
+
+    /** Tokens per step for a --mode: prefill (all at once), decode (1) or chunked:N. */
+    static int chunkSize(String mode) {
+        if (mode.equals("prefill")) {
+            return Integer.MAX_VALUE;
+        }
+        if (mode.equals("decode")) {
+            return 1;
+        }
+        if (mode.startsWith("chunked:")) {
+            int chunk;
+            try {
+                chunk = Integer.parseInt(mode.substring("chunked:".length()));
+            } catch (NumberFormatException e) {
+                chunk = -1;
+            }
+            if (chunk <= 0) {
+                throw new IllegalArgumentException("--mode chunked:N needs a positive N, got '" + mode + "'");
+            }
+            return chunk;
+        }
+        throw new IllegalArgumentException("--mode must be prefill, decode or chunked:N, got '" + mode + "'");
     }
 }

@@ -1,4 +1,4 @@
-package io.epserve.expert;
+package io.epserve.transport;
 
 import java.util.List;
 import java.util.concurrent.TimeUnit;

@@ -1,0 +1,511 @@
+package io.epserve.attention;
+
+import com.google.protobuf.ByteString;
+import io.epserve.cluster.Fingerprint;
+import io.epserve.model.config.ModelConfig;
+import io.epserve.model.engine.Sampler;
+import io.epserve.model.engine.SequenceCache;
+import io.epserve.model.engine.Transformer;
+import io.epserve.model.kernel.KernelSets;
+import io.epserve.model.kernel.Kernels;
+import io.epserve.model.safetensors.Checkpoint;
+import io.epserve.model.weights.ModelWeights;
+import io.epserve.proto.worker.v1.AttentionWorkerGrpc;
+import io.epserve.proto.worker.v1.Chunk;
+import io.epserve.proto.worker.v1.DecodeRequest;
+import io.epserve.proto.worker.v1.DecodeResponse;
+import io.epserve.proto.worker.v1.ExpertWorkerStatus;
+import io.epserve.proto.worker.v1.ForwardRequest;
+import io.epserve.proto.worker.v1.ForwardResponse;
+import io.epserve.proto.worker.v1.Generated;
+import io.epserve.proto.worker.v1.Logits;
+import io.epserve.proto.worker.v1.ReleaseRequest;
+import io.epserve.proto.worker.v1.ReleaseResponse;
+import io.epserve.proto.worker.v1.StatusRequest;
+import io.epserve.proto.worker.v1.StatusResponse;
+import io.epserve.transport.Channels;
+import io.epserve.transport.IdleStrategies;
+import io.epserve.transport.MediaDriverHandle;
+import io.grpc.Context;
+import io.grpc.Server;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.grpc.stub.StreamObserver;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.Callable;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+
+/**
+ * The attention worker: owns sequences and their caches, maps every weight except the routed experts, and runs
+ * steps with {@link MicroBatchEngine} against its expert workers. Requests arrive over gRPC (epserve.worker.v1) and
+ * run one at a time on the engine thread, queued up to a bound (beyond it: RESOURCE_EXHAUSTED).
+ */
+public final class AttentionWorker implements AutoCloseable {
+    /** Settings; every setter returns this. */
+    public static final class Options {
+        Path model;
+        String listen;
+        final List<String> expertWorkers = new ArrayList<>();
+        String aeronDir;
+        String externalDriver;
+        String kernels = "exact";
+        int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
+        int microBatches = 2;
+        int workerId = 0;
+        String host = "127.0.0.1";
+        int port = 0;
+        long expertTimeoutMs = 10_000;
+        long connectTimeoutMs = 30_000;
+        long sendTimeoutMs = 5_000;
+        int maxSequences = 256;
+        int maxQueuedRequests = 64;
+        String idle = "backoff";
+        Consumer<String> log = s -> { };
+
+        public Options model(Path v) { model = v; return this; }
+        public Options listen(String v) { listen = v; return this; }
+        public Options expertWorker(String v) { expertWorkers.add(v); return this; }
+        public Options expertWorkers(List<String> v) { expertWorkers.addAll(v); return this; }
+        public Options aeronDir(String v) { aeronDir = v; return this; }
+        public Options externalDriver(String v) { externalDriver = v; return this; }
+        public Options kernels(String v) { kernels = v; return this; }
+        public Options threads(int v) { threads = v; return this; }
+        public Options microBatches(int v) { microBatches = v; return this; }
+        public Options workerId(int v) { workerId = v; return this; }
+        public Options host(String v) { host = v; return this; }
+        public Options port(int v) { port = v; return this; }
+        public Options expertTimeoutMs(long v) { expertTimeoutMs = v; return this; }
+        public Options connectTimeoutMs(long v) { connectTimeoutMs = v; return this; }
+        public Options sendTimeoutMs(long v) { sendTimeoutMs = v; return this; }
+        public Options maxSequences(int v) { maxSequences = v; return this; }
+        public Options maxQueuedRequests(int v) { maxQueuedRequests = v; return this; }
+        public Options idle(String v) { idle = v; return this; }
+        public Options log(Consumer<String> v) { log = v; return this; }
+
+        /** Throws IllegalArgumentException naming the first bad setting. */
+        public void validate() {
+            if (model == null) {
+                throw new IllegalArgumentException("--model is required");
+            }
+            if (listen == null) {
+                throw new IllegalArgumentException("--listen (this worker's combine inbox) is required");
+            }
+            Channels.ofEndpoint(listen);
+            if (expertWorkers.isEmpty()) {
+                throw new IllegalArgumentException("--expert-workers: at least one expert worker endpoint is required");
+            }
+            for (String ep : expertWorkers) {
+                Channels.ofEndpoint(ep);
+            }
+            if (!KernelSets.NAMES.contains(kernels)) {
+                throw new IllegalArgumentException("--kernels must be one of " + KernelSets.NAMES + ", got " + kernels);
+            }
+            if (threads < 1) {
+                throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
+            }
+            if (microBatches < 1 || microBatches > 4) {
+                throw new IllegalArgumentException("--micro-batches must be 1..4, got " + microBatches);
+            }
+            if (workerId < 0 || workerId > 0xFFFF) {
+                throw new IllegalArgumentException("--worker-id must be in 0..65535, got " + workerId);
+            }
+            if (port < 0 || port > 65535) {
+                throw new IllegalArgumentException("--port must be in 0..65535, got " + port);
+            }
+            if (expertTimeoutMs <= 0 || connectTimeoutMs <= 0 || sendTimeoutMs <= 0) {
+                throw new IllegalArgumentException("timeouts must be positive");
+            }
+            if (maxSequences < 1 || maxQueuedRequests < 1) {
+                throw new IllegalArgumentException("--max-sequences and --max-queued-requests must be positive");
+            }
+            if (aeronDir != null && externalDriver != null) {
+                throw new IllegalArgumentException("--aeron-dir and --external-driver exclude each other");
+            }
+            IdleStrategies.of(idle);
+        }
+    }
+
+    public static Options options() {
+        return new Options();
+    }
+
+    private final Options o;
+    private final ModelConfig config;
+    private final String fingerprint;
+    private final Checkpoint checkpoint;
+    private final Kernels kernels;
+    private final MediaDriverHandle driver;
+    private final ExpertClient experts;
+    private final MicroBatchEngine engine;
+    private final ThreadPoolExecutor engineThread;
+    private final Map<String, SequenceCache> sequences = new LinkedHashMap<>();
+    private final HealthStatusManager health = new HealthStatusManager();
+    private final Server server;
+
+    private AttentionWorker(Options o) throws IOException {
+        this.o = o;
+        this.config = ModelConfig.load(o.model);
+        this.fingerprint = Fingerprint.model(o.model);
+        // Everything but the routed experts: of a sharded checkpoint, shards holding only experts are not mapped.
+        Checkpoint ck = Checkpoint.open(o.model, name -> !name.contains(".ffn.experts."));
+        Kernels k = null;
+        MediaDriverHandle d = null;
+        ExpertClient ec = null;
+        ThreadPoolExecutor ex = null;
+        try {
+            ModelWeights w = new ModelWeights(config, ck, ModelWeights.ExpertFilter.NONE);
+            k = KernelSets.create(o.kernels, o.threads);
+            Transformer tr = new Transformer(w, k);
+            d = o.externalDriver != null ? MediaDriverHandle.attach(o.externalDriver)
+                    : MediaDriverHandle.launchEmbedded(o.aeronDir != null
+                            ? MediaDriverHandle.options().directory(o.aeronDir)
+                            : MediaDriverHandle.options().name("attention-" + o.workerId));
+            ec = new ExpertClient(config, o.workerId, fingerprint, d, o.expertWorkers, o.listen, Channels.DISPATCH_STREAM,
+                    Channels.COMBINE_STREAM, o.microBatches, TimeUnit.MILLISECONDS.toNanos(o.sendTimeoutMs), o.log);
+            ec.connect(TimeUnit.MILLISECONDS.toNanos(o.connectTimeoutMs));
+            this.engine = new MicroBatchEngine(tr, ec, o.microBatches, TimeUnit.MILLISECONDS.toNanos(o.expertTimeoutMs),
+                    IdleStrategies.of(o.idle), o.workerId);
+            ex = new ThreadPoolExecutor(1, 1, 0, TimeUnit.MILLISECONDS, new ArrayBlockingQueue<>(o.maxQueuedRequests),
+                    r -> {
+                        Thread t = new Thread(r, "epserve-attention-engine");
+                        t.setDaemon(true);
+                        return t;
+                    });
+            this.server = NettyServerBuilder.forAddress(new InetSocketAddress(o.host, o.port))
+                    .addService(new Service())
+                    .addService(health.getHealthService())
+                    .addService(ProtoReflectionServiceV1.newInstance())
+                    .maxInboundMessageSize(256 << 20)
+                    .build()
+                    .start();
+        } catch (IOException | RuntimeException e) {
+            if (ex != null) {
+                ex.shutdownNow();
+            }
+            if (ec != null) {
+                ec.close();
+            }
+            if (d != null) {
+                d.close();
+            }
+            if (k != null) {
+                k.close();
+            }
+            ck.close();
+            throw e;
+        }
+        this.checkpoint = ck;
+        this.kernels = k;
+        this.driver = d;
+        this.experts = ec;
+        this.engineThread = ex;
+        health.setStatus("", io.grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING);
+        health.setStatus(AttentionWorkerGrpc.SERVICE_NAME, io.grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING);
+    }
+
+    /** Loads the model, starts the media driver, connects to every expert worker, then serves gRPC. */
+    public static AttentionWorker start(Options o) throws IOException {
+        o.validate();
+        return new AttentionWorker(o);
+    }
+
+    public int port() {
+        return server.getPort();
+    }
+
+    public int workerId() {
+        return o.workerId;
+    }
+
+    public String readyLine() {
+        StringBuilder ew = new StringBuilder();
+        for (ExpertLink l : experts.links()) {
+            ew.append(ew.isEmpty() ? "" : ", ").append(l.workerId).append('@').append(l.endpoint).append(" [")
+                    .append(l.placement.canonical()).append(']');
+        }
+        return String.format(Locale.ROOT, "attention-worker %d ready: model %s (%s), kernels %s x%d, %d micro-batch%s; "
+                        + "grpc %s:%d; combine inbox %s; expert workers %s; aeron dir %s (%s driver); pid %d",
+                o.workerId, o.model, fingerprint.substring(0, Math.min(19, fingerprint.length())), kernels.name(),
+                o.threads, o.microBatches, o.microBatches == 1 ? "" : "es", o.host, port(), experts.inboxChannel(), ew,
+                driver.aeronDirectoryName(), driver.isEmbedded() ? "embedded" : "external",
+                ProcessHandle.current().pid());
+    }
+
+    /** Stops accepting requests, lets the running one finish (bounded), says GOODBYE, closes everything. */
+    @Override
+    public void close() {
+        health.enterTerminalState();
+        server.shutdown();
+        engineThread.shutdown();
+        try {
+            if (!engineThread.awaitTermination(o.expertTimeoutMs + 5_000, TimeUnit.MILLISECONDS)) {
+                engineThread.shutdownNow();
+            }
+            if (!server.awaitTermination(2, TimeUnit.SECONDS)) {
+                server.shutdownNow();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            engineThread.shutdownNow();
+            server.shutdownNow();
+        }
+        experts.close();
+        driver.close();
+        kernels.close();
+        checkpoint.close();
+    }
+
+    // ------------------------------------------------------------------------------------------ engine-thread work
+
+    private ForwardResponse forward(ForwardRequest req) {
+        List<Transformer.Chunk> chunks = chunksOf(req.getChunksList(), true);
+        Transformer.Output out = step(chunks, req.getAllLogits(), req.getChunksList());
+        int vocab = config.vocabSize();
+        ForwardResponse.Builder b = ForwardResponse.newBuilder().setVocabSize(vocab);
+        ByteBuffer buf = ByteBuffer.allocate(0).order(ByteOrder.LITTLE_ENDIAN);
+        int row = 0;
+        for (Chunk c : req.getChunksList()) {
+            int rows = req.getAllLogits() ? c.getTokensCount() : 1;
+            if (buf.capacity() < rows * vocab * 4) {
+                buf = ByteBuffer.allocate(rows * vocab * 4).order(ByteOrder.LITTLE_ENDIAN);
+            }
+            buf.clear();
+            buf.asFloatBuffer().put(out.logits(), row * vocab, rows * vocab);
+            b.addLogits(Logits.newBuilder().setSequenceId(c.getSequenceId()).setRows(rows)
+                    .setValues(ByteString.copyFrom(buf.array(), 0, rows * vocab * 4)));
+            row += rows;
+        }
+        return b.build();
+    }
+
+    private DecodeResponse decode(DecodeRequest req) {
+        if (req.getSteps() < 0) {
+            throw Status.INVALID_ARGUMENT.withDescription("steps must be non-negative, got " + req.getSteps()).asRuntimeException();
+        }
+        for (Chunk c : req.getPromptsList()) {
+            if (sequences.containsKey(c.getSequenceId())) {
+                throw Status.ALREADY_EXISTS.withDescription("sequence '" + c.getSequenceId() + "' is in use").asRuntimeException();
+            }
+        }
+        List<Transformer.Chunk> chunks = chunksOf(req.getPromptsList(), true);
+        int n = chunks.size();
+        int vocab = config.vocabSize();
+        int[][] generated = new int[n][req.getSteps() + 1];
+        try {
+            Transformer.Output out = step(chunks, false, req.getPromptsList());
+            for (int i = 0; i < n; i++) {
+                generated[i][0] = Sampler.argmax(out.logits(), i * vocab, vocab);
+            }
+            engine.stats().reset();
+            long c0 = experts.combineBytes;
+            long r0 = experts.routedSlots;
+            for (int s = 0; s < req.getSteps(); s++) {
+                List<Transformer.Chunk> next = new ArrayList<>(n);
+                for (int i = 0; i < n; i++) {
+                    next.add(new Transformer.Chunk(chunks.get(i).cache(), new int[] {generated[i][s]}));
+                }
+                out = step(next, false, req.getPromptsList());
+                for (int i = 0; i < n; i++) {
+                    generated[i][s + 1] = Sampler.argmax(out.logits(), i * vocab, vocab);
+                }
+            }
+            StepStats st = engine.stats();
+            st.combineBytes = experts.combineBytes - c0;
+            st.routedSlots = experts.routedSlots - r0;
+            DecodeResponse.Builder b = DecodeResponse.newBuilder().setTiming(st.toProto(engine.microBatches()));
+            for (int i = 0; i < n; i++) {
+                Generated.Builder g = Generated.newBuilder().setSequenceId(req.getPrompts(i).getSequenceId());
+                for (int t : generated[i]) {
+                    g.addTokens(t);
+                }
+                b.addSequences(g);
+            }
+            return b.build();
+        } finally {
+            if (req.getRelease()) {
+                for (Chunk c : req.getPromptsList()) {
+                    sequences.remove(c.getSequenceId());
+                }
+            }
+        }
+    }
+
+    /** Runs one step; on failure drops the step's sequences (their caches hold part of it) and maps the error. */
+    private Transformer.Output step(List<Transformer.Chunk> chunks, boolean allLogits, List<Chunk> named) {
+        try {
+            return engine.step(chunks, allLogits);
+        } catch (ExpertsUnavailableException e) {
+            Set<String> dropped = new HashSet<>();
+            for (Chunk c : named) {
+                if (sequences.remove(c.getSequenceId()) != null) {
+                    dropped.add(c.getSequenceId());
+                }
+            }
+            o.log.accept("attention-worker " + o.workerId + ": " + e.getMessage() + "; dropped sequences " + dropped);
+            String msg = e.getMessage() + " (sequences " + dropped + " were dropped: submit them again from their first token)";
+            throw (e.isTimeout() ? Status.DEADLINE_EXCEEDED : Status.UNAVAILABLE).withDescription(msg).asRuntimeException();
+        }
+    }
+
+    /** Validates the chunks and binds them to sequences (creating new ones when allowed). */
+    private List<Transformer.Chunk> chunksOf(List<Chunk> list, boolean create) {
+        if (list.isEmpty()) {
+            throw invalid("no chunks");
+        }
+        Set<String> seen = new HashSet<>();
+        int fresh = 0;
+        for (Chunk c : list) {
+            String id = c.getSequenceId();
+            if (id.isEmpty()) {
+                throw invalid("a chunk has no sequence_id");
+            }
+            if (!seen.add(id)) {
+                throw invalid("sequence '" + id + "' appears twice in one step");
+            }
+            if (c.getTokensCount() == 0) {
+                throw invalid("sequence '" + id + "': no tokens");
+            }
+            for (int t : c.getTokensList()) {
+                if (t < 0 || t >= config.vocabSize()) {
+                    throw invalid("sequence '" + id + "': token id " + t + " outside the vocabulary [0, "
+                            + config.vocabSize() + ")");
+                }
+            }
+            SequenceCache s = sequences.get(id);
+            long length = s == null ? 0 : s.length();
+            if (length + c.getTokensCount() > config.maxPositionEmbeddings()) {
+                throw Status.OUT_OF_RANGE.withDescription("sequence '" + id + "' would reach " + (length + c.getTokensCount())
+                        + " tokens, beyond the context of " + config.maxPositionEmbeddings()).asRuntimeException();
+            }
+            if (s == null) {
+                fresh++;
+            }
+        }
+        if (fresh > 0 && (!create || sequences.size() + fresh > o.maxSequences)) {
+            throw Status.RESOURCE_EXHAUSTED.withDescription("this attention worker holds " + sequences.size()
+                    + " sequences; " + fresh + " more would pass its limit of " + o.maxSequences).asRuntimeException();
+        }
+        List<Transformer.Chunk> chunks = new ArrayList<>(list.size());
+        for (Chunk c : list) {
+            SequenceCache s = sequences.computeIfAbsent(c.getSequenceId(),
+                    id -> engine.transformer().newSequence(config.maxPositionEmbeddings()));
+            int[] tokens = new int[c.getTokensCount()];
+            for (int i = 0; i < tokens.length; i++) {
+                tokens[i] = c.getTokens(i);
+            }
+            chunks.add(new Transformer.Chunk(s, tokens));
+        }
+        return chunks;
+    }
+
+    private static StatusRuntimeException invalid(String why) {
+        return Status.INVALID_ARGUMENT.withDescription(why).asRuntimeException();
+    }
+
+    private ReleaseResponse release(ReleaseRequest req) {
+        int n = 0;
+        for (String id : req.getSequenceIdsList()) {
+            if (sequences.remove(id) != null) {
+                n++;
+            }
+        }
+        return ReleaseResponse.newBuilder().setReleased(n).build();
+    }
+
+    private StatusResponse status() {
+        long cached = 0;
+        for (SequenceCache s : sequences.values()) {
+            cached += s.length();
+        }
+        StatusResponse.Builder b = StatusResponse.newBuilder()
+                .setWorkerId(o.workerId)
+                .setModelFingerprint(fingerprint)
+                .setSequences(sequences.size())
+                .setCachedTokens(cached)
+                .setSteps(engine.steps())
+                .setFailedSteps(engine.failedSteps)
+                .setStaleCombines(experts.staleCombines)
+                .setMicroBatches(engine.microBatches())
+                .setKernels(kernels.name());
+        for (ExpertLink l : experts.links()) {
+            b.addExpertWorkers(ExpertWorkerStatus.newBuilder().setWorkerId(l.workerId).setChannel(l.channel)
+                    .setPlacement(l.placement == null ? "" : l.placement.canonical())
+                    .setConnected(l.lost == null && l.sender.isConnected()));
+        }
+        return b.build();
+    }
+
+    // ------------------------------------------------------------------------------------------ gRPC
+
+    private <T> void run(StreamObserver<T> obs, String what, Callable<T> work) {
+        Context ctx = Context.current();
+        try {
+            engineThread.execute(() -> {
+                if (ctx.isCancelled()) {
+                    obs.onError(Status.CANCELLED.withDescription(what + " cancelled or past its deadline before it ran")
+                            .asRuntimeException());
+                    return;
+                }
+                T result;
+                try {
+                    result = work.call();
+                } catch (StatusRuntimeException e) {
+                    obs.onError(e);
+                    return;
+                } catch (IllegalArgumentException e) {
+                    obs.onError(Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException());
+                    return;
+                } catch (Exception | Error e) {
+                    o.log.accept("attention-worker " + o.workerId + ": " + what + " failed: " + e);
+                    obs.onError(Status.INTERNAL.withDescription(what + " failed: " + e).asRuntimeException());
+                    return;
+                }
+                obs.onNext(result);
+                obs.onCompleted();
+            });
+        } catch (RejectedExecutionException e) {
+            obs.onError(Status.RESOURCE_EXHAUSTED.withDescription("attention worker " + o.workerId + " has "
+                    + o.maxQueuedRequests + " requests queued (or is stopping)").asRuntimeException());
+        }
+    }
+
+    private final class Service extends AttentionWorkerGrpc.AttentionWorkerImplBase {
+        @Override
+        public void forward(ForwardRequest req, StreamObserver<ForwardResponse> obs) {
+            run(obs, "Forward", () -> AttentionWorker.this.forward(req));
+        }
+
+        @Override
+        public void decode(DecodeRequest req, StreamObserver<DecodeResponse> obs) {
+            run(obs, "Decode", () -> AttentionWorker.this.decode(req));
+        }
+
+        @Override
+        public void release(ReleaseRequest req, StreamObserver<ReleaseResponse> obs) {
+            run(obs, "Release", () -> AttentionWorker.this.release(req));
+        }
+
+        @Override
+        public void status(StatusRequest req, StreamObserver<StatusResponse> obs) {
+            run(obs, "Status", AttentionWorker.this::status);
+        }
+    }
+}

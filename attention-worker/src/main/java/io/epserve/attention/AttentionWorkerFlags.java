@@ -1,0 +1,97 @@
+package io.epserve.attention;
+
+import java.nio.file.Path;
+import java.util.List;
+import picocli.CommandLine.Option;
+
+/**
+ * The attention worker's command-line flags, declared once and mixed into {@link AttentionWorkerMain} and the cli's
+ * {@code epserve attention-worker}.
+ */
+public final class AttentionWorkerFlags {
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Model directory (config.json, safetensors).")
+    Path model;
+
+    @Option(names = "--expert-workers", required = true, split = ",", paramLabel = "ENDPOINT",
+            description = "The expert workers' --listen endpoints, comma-separated (HOST:PORT, ipc or aeron: URIs)."
+                    + " An expert held by several goes to the first listed.")
+    List<String> expertWorkers;
+
+    @Option(names = "--listen", required = true, paramLabel = "ENDPOINT",
+            description = "This worker's combine inbox: HOST:PORT (UDP), ipc (shared external driver) or an aeron: URI.")
+    String listen;
+
+    @Option(names = "--port", defaultValue = "0", paramLabel = "N",
+            description = "gRPC port of the worker API (0: any free port, printed in the ready line). Default: ${DEFAULT-VALUE}.")
+    int port;
+
+    @Option(names = "--host", defaultValue = "127.0.0.1", description = "gRPC bind address. Default: ${DEFAULT-VALUE}.")
+    String host;
+
+    @Option(names = "--micro-batches", defaultValue = "2", paramLabel = "M",
+            description = "Micro-batches that ping-pong per step (1..4). Default: ${DEFAULT-VALUE}.")
+    int microBatches;
+
+    @Option(names = "--kernels", defaultValue = "exact", description = "exact or fast. Default: ${DEFAULT-VALUE}.")
+    String kernels;
+
+    @Option(names = "--threads", description = "Compute threads of the fast kernels (default: available cores).")
+    Integer threads;
+
+    @Option(names = "--worker-id", defaultValue = "0", paramLabel = "ID",
+            description = "This worker's id (the source of its dispatches; distinct per attention worker). Default: ${DEFAULT-VALUE}.")
+    int workerId;
+
+    @Option(names = "--aeron-dir", paramLabel = "DIR",
+            description = "Directory of the embedded media driver (default /dev/shm/aeron-epserve-PID-N-attention-ID); deleted on exit.")
+    String aeronDir;
+
+    @Option(names = "--external-driver", paramLabel = "DIR",
+            description = "Use the external media driver running in DIR instead of an embedded one.")
+    String externalDriver;
+
+    @Option(names = "--expert-timeout-ms", defaultValue = "10000", paramLabel = "MS",
+            description = "Fail a step whose expert outputs are not all back this long after its dispatch. Default: ${DEFAULT-VALUE}.")
+    long expertTimeoutMs;
+
+    @Option(names = "--connect-timeout-ms", defaultValue = "60000", paramLabel = "MS",
+            description = "How long to wait at start for every expert worker to answer READY. Default: ${DEFAULT-VALUE}.")
+    long connectTimeoutMs;
+
+    @Option(names = "--max-sequences", defaultValue = "256", paramLabel = "N",
+            description = "Sequences held at once (beyond: RESOURCE_EXHAUSTED). Default: ${DEFAULT-VALUE}.")
+    int maxSequences;
+
+    @Option(names = "--max-queued-requests", defaultValue = "64", paramLabel = "N",
+            description = "Requests waiting for the engine thread (beyond: RESOURCE_EXHAUSTED). Default: ${DEFAULT-VALUE}.")
+    int maxQueuedRequests;
+
+    @Option(names = "--idle", defaultValue = "backoff",
+            description = "How the engine thread waits for combines: backoff, busy-spin, yielding, sleeping or noop. Default: ${DEFAULT-VALUE}.")
+    String idle;
+
+    /** The options these flags ask for; throws IllegalArgumentException naming a bad flag. */
+    public AttentionWorker.Options toOptions() {
+        AttentionWorker.Options o = AttentionWorker.options()
+                .model(model)
+                .expertWorkers(expertWorkers)
+                .listen(listen)
+                .port(port)
+                .host(host)
+                .microBatches(microBatches)
+                .kernels(kernels)
+                .workerId(workerId)
+                .aeronDir(aeronDir)
+                .externalDriver(externalDriver)
+                .expertTimeoutMs(expertTimeoutMs)
+                .connectTimeoutMs(connectTimeoutMs)
+                .maxSequences(maxSequences)
+                .maxQueuedRequests(maxQueuedRequests)
+                .idle(idle);
+        if (threads != null) {
+            o.threads(threads);
+        }
+        o.validate();
+        return o;
+    }
+}

@@ -1,0 +1,349 @@
+package io.epserve.attention;
+
+import io.epserve.cluster.Fingerprint;
+import io.epserve.cluster.Placement;
+import io.epserve.model.config.ModelConfig;
+import io.epserve.model.weights.ExpertWeights;
+import io.epserve.transport.Channels;
+import io.epserve.transport.MediaDriverHandle;
+import io.epserve.transport.MessageReceiver;
+import io.epserve.transport.MessageSender;
+import io.epserve.transport.TransportException;
+import io.epserve.transport.WireFormatException;
+import io.epserve.transport.WireHandler;
+import io.epserve.transport.sbe.CombineDecoder;
+import io.epserve.transport.sbe.ErrorCode;
+import io.epserve.transport.sbe.ErrorDecoder;
+import io.epserve.transport.sbe.HelloDecoder;
+import io.epserve.transport.sbe.HelloStatus;
+import io.epserve.transport.sbe.Role;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+import org.agrona.concurrent.BackoffIdleStrategy;
+
+/**
+ * The attention worker's side of the data plane: one exclusive publication per expert worker, one inbox subscription
+ * for everything they send back, the Hello/READY handshake, and the delivery of combine rows and errors to the
+ * micro-batch exchanges in flight. Single-threaded: only the engine thread uses it.
+ */
+final class ExpertClient implements AutoCloseable, WireHandler {
+    private static final int FRAGMENT_LIMIT = 64;
+
+    private final ModelConfig config;
+    private final int source;
+    private final String modelFingerprint;
+    private final MediaDriverHandle driver;
+    private final String inboxChannel;
+    private final int inboxStream;
+    private final MessageReceiver inbox;
+    private final List<ExpertLink> links = new ArrayList<>();
+    private final ExpertLink[] byWorker;
+    private final MoeExchange[] exchanges;
+    private final Consumer<String> log;
+    private ExpertMap map;
+    private byte[] rowBytes;
+    private String handshakeFailure;
+
+    long staleCombines;
+    long combineBytes;
+    long routedSlots;
+
+    /**
+     * Opens the publications and the inbox; {@link #connect} does the handshake.
+     *
+     * @param endpoints expert workers' listen endpoints (HOST:PORT, ipc or aeron: URIs), in priority order
+     * @param inbox this worker's combine inbox endpoint
+     */
+    ExpertClient(ModelConfig config, int source, String modelFingerprint, MediaDriverHandle driver,
+                 List<String> endpoints, String inbox, int dispatchStream, int inboxStream, int microBatches,
+                 long sendTimeoutNs, Consumer<String> log) {
+        if (endpoints.isEmpty()) {
+            throw new IllegalArgumentException("no expert workers given");
+        }
+        this.config = config;
+        this.source = source;
+        this.modelFingerprint = modelFingerprint;
+        this.driver = driver;
+        this.log = log;
+        this.inboxChannel = Channels.ofEndpoint(inbox);
+        this.inboxStream = inboxStream;
+        this.rowBytes = new byte[2 * config.dim()];
+        this.exchanges = new MoeExchange[microBatches];
+        for (int i = 0; i < microBatches; i++) {
+            exchanges[i] = new MoeExchange(i, config.dim(), config.nActivatedExperts());
+        }
+        this.byWorker = new ExpertLink[1 << 16];
+        MessageReceiver in = null;
+        try {
+            in = driver.newReceiver(inboxChannel, inboxStream, this);
+            for (String ep : endpoints) {
+                String channel = Channels.ofEndpoint(ep);
+                MessageSender s = driver.newSender(channel, dispatchStream, new BackoffIdleStrategy(), sendTimeoutNs);
+                links.add(new ExpertLink(links.size(), ep, channel, s));
+            }
+        } catch (RuntimeException e) {
+            links.forEach(ExpertLink::close);
+            if (in != null) {
+                in.close();
+            }
+            throw e;
+        }
+        this.inbox = in;
+    }
+
+    String inboxChannel() {
+        return inboxChannel;
+    }
+
+    List<ExpertLink> links() {
+        return links;
+    }
+
+    MoeExchange exchange(int microBatch) {
+        return exchanges[microBatch];
+    }
+
+    /**
+     * Says Hello to every expert worker and waits for all of them to answer READY (they may still be starting), then
+     * builds the expert map. Throws {@link ExpertsUnavailableException} naming the workers that did not answer.
+     */
+    void connect(long timeoutNs) {
+        long deadline = System.nanoTime() + timeoutNs;
+        long nextHello = 0;
+        BackoffIdleStrategy idle = new BackoffIdleStrategy(10, 20, TimeUnit.MICROSECONDS.toNanos(10),
+                TimeUnit.MILLISECONDS.toNanos(5));
+        while (true) {
+            if (handshakeFailure != null) {
+                throw new ExpertsUnavailableException(handshakeFailure);
+            }
+            boolean all = true;
+            long now = System.nanoTime();
+            for (ExpertLink link : links) {
+                if (link.ready) {
+                    continue;
+                }
+                all = false;
+                if (now >= nextHello && link.sender.isConnected()) {
+                    try {
+                        link.control.hello(0, source, Role.ATTENTION_WORKER, HelloStatus.HELLO, modelFingerprint,
+                                inboxChannel, inboxStream);
+                    } catch (TransportException e) {
+                        // Not up yet: try again at the next round.
+                    }
+                }
+            }
+            if (all) {
+                break;
+            }
+            if (now >= nextHello) {
+                nextHello = now + TimeUnit.MILLISECONDS.toNanos(250);
+            }
+            if (now > deadline) {
+                StringBuilder sb = new StringBuilder();
+                for (ExpertLink link : links) {
+                    if (!link.ready) {
+                        sb.append(sb.isEmpty() ? "" : ", ").append(link.endpoint)
+                                .append(link.sender.isConnected() ? " (connected, no READY)" : " (not reachable)");
+                    }
+                }
+                throw new ExpertsUnavailableException("expert workers did not answer Hello within "
+                        + TimeUnit.NANOSECONDS.toMillis(timeoutNs) + " ms: " + sb, null, true);
+            }
+            idle.idle(poll());
+        }
+        map = new ExpertMap(links, ExpertWeights.layerCount(config), config.nRoutedExperts());
+    }
+
+    ExpertMap map() {
+        return map;
+    }
+
+    /** Polls the inbox once; returns the fragments read. Protocol errors fail the exchanges they concern. */
+    int poll() {
+        try {
+            return inbox.poll(FRAGMENT_LIMIT);
+        } catch (WireFormatException e) {
+            log.accept("skipped a malformed message from an expert worker: " + e.getMessage());
+            for (MoeExchange ex : exchanges) {
+                ex.fail("a malformed message arrived while waiting: " + e.getMessage());
+            }
+            return 1;
+        }
+    }
+
+    @Override
+    public void onHello(HelloDecoder h) {
+        long epoch = h.epoch();
+        long src = h.source();
+        h.replyStreamId();
+        Role role = h.role();
+        HelloStatus status = h.status();
+        String fp = h.fingerprint();
+        String replyChannel = h.replyChannel();
+        if (role != Role.EXPERT_WORKER) {
+            return;
+        }
+        if (status == HelloStatus.GOODBYE) {
+            ExpertLink link = src < byWorker.length ? byWorker[(int) src] : null;
+            if (link != null && link.lost == null) {
+                link.lost = "it said goodbye";
+                log.accept(link.name() + " said goodbye");
+                failWaitingOn(link, link.name() + " left (GOODBYE) with expert outputs outstanding");
+            }
+            return;
+        }
+        if (status != HelloStatus.READY) {
+            return;
+        }
+        for (ExpertLink link : links) {
+            if (link.channel.equals(replyChannel)) {
+                if (!Fingerprint.modelPart(fp).equals(modelFingerprint)) {
+                    handshakeFailure = link.endpoint + " serves another model: " + Fingerprint.modelPart(fp)
+                            + ", this attention worker " + modelFingerprint;
+                    return;
+                }
+                int semi = fp.indexOf(";experts=");
+                if (semi < 0) {
+                    handshakeFailure = link.endpoint + " announced no experts in its READY (" + fp + ")";
+                    return;
+                }
+                Placement p;
+                try {
+                    p = Placement.ofCanonical(fp.substring(semi + ";experts=".length()),
+                            ExpertWeights.layerCount(config), config.nMtpLayers() > 0, config.nRoutedExperts());
+                } catch (IllegalArgumentException e) {
+                    handshakeFailure = link.endpoint + " announced an unreadable placement: " + e.getMessage();
+                    return;
+                }
+                if (src >= byWorker.length) {
+                    handshakeFailure = link.endpoint + ": worker id " + src + " is too large";
+                    return;
+                }
+                ExpertLink other = byWorker[(int) src];
+                if (other != null && other != link) {
+                    handshakeFailure = link.endpoint + " and " + other.endpoint + " both call themselves expert worker "
+                            + src + " (give each a distinct --worker-id)";
+                    return;
+                }
+                byWorker[(int) src] = link;
+                link.workerId = (int) src;
+                link.placement = p;
+                link.fingerprint = fp;
+                if (!link.ready) {
+                    link.ready = true;
+                    log.accept("expert worker " + src + " at " + link.endpoint + " is ready: " + p.describe()
+                            + " (epoch " + epoch + ")");
+                }
+                return;
+            }
+        }
+    }
+
+    @Override
+    public void onError(ErrorDecoder e) {
+        long step = e.step();
+        long src = e.source();
+        int layer = e.layer();
+        ErrorCode code = e.code();
+        int mb = e.microBatch();
+        String message = e.message();
+        ExpertLink link = src < byWorker.length ? byWorker[(int) src] : null;
+        String who = link != null ? link.name() : "expert worker " + src;
+        if (code == ErrorCode.FINGERPRINT_MISMATCH) {
+            handshakeFailure = who + " refused this attention worker: " + message;
+            return;
+        }
+        if (mb < exchanges.length && exchanges[mb].matches(step, layer)) {
+            exchanges[mb].fail(who + " refused layer " + layer + " of step " + step + " (" + code + "): " + message);
+        } else {
+            log.accept(who + " reported " + code + " for step " + step + " layer " + layer + ": " + message);
+        }
+    }
+
+    @Override
+    public void onCombine(CombineDecoder m) {
+        long step = m.step();
+        long src = m.source();
+        int hiddenDim = (int) m.hiddenDim();
+        int layer = m.layer();
+        int mb = m.microBatch();
+        m.last();
+        CombineDecoder.RowsDecoder rows = m.rows();
+        ExpertLink link = src < byWorker.length ? byWorker[(int) src] : null;
+        MoeExchange ex = mb < exchanges.length ? exchanges[mb] : null;
+        if (link == null || ex == null || !ex.matches(step, layer)) {
+            staleCombines++;
+            while (rows.hasNext()) {
+                rows.next();
+                rows.skipOutput();
+            }
+            return;
+        }
+        if (hiddenDim != config.dim()) {
+            ex.fail(link.name() + " sent rows of " + hiddenDim + " values, the model's hidden size is " + config.dim());
+            return;
+        }
+        while (rows.hasNext()) {
+            rows.next();
+            int token = (int) rows.tokenIndex();
+            int expert = rows.expertId();
+            int slot = rows.slot();
+            int n = rows.getOutput(rowBytes, 0, rowBytes.length);
+            combineBytes += n;
+            String bad = ex.accept(link.index, token, expert, slot, rowBytes);
+            if (bad != null) {
+                ex.fail(link.name() + ": " + bad);
+                while (rows.hasNext()) {
+                    rows.next();
+                    rows.skipOutput();
+                }
+                return;
+            }
+            routedSlots++;
+        }
+    }
+
+    private void failWaitingOn(ExpertLink link, String why) {
+        for (MoeExchange ex : exchanges) {
+            if (ex.open && ex.pendingOn(link.index) > 0) {
+                ex.fail(why);
+            }
+        }
+    }
+
+    /**
+     * Fails exchanges waiting on a worker whose publication lost its connection (a killed worker stops sending
+     * status messages; Aeron notices after its publication connection timeout).
+     */
+    void checkLinks() {
+        for (ExpertLink link : links) {
+            if (link.lost == null && !link.sender.isConnected()) {
+                for (MoeExchange ex : exchanges) {
+                    if (ex.open && ex.pendingOn(link.index) > 0) {
+                        link.lost = "its connection was lost";
+                        ex.fail(link.name() + " is unreachable (connection lost) with expert outputs outstanding");
+                    }
+                }
+            }
+        }
+    }
+
+    /** Tells the expert workers this attention worker is leaving, then closes publications and the inbox. */
+    @Override
+    public void close() {
+        for (ExpertLink link : links) {
+            try {
+                if (link.ready && link.lost == null && link.sender.isConnected()) {
+                    link.control.hello(0, source, Role.ATTENTION_WORKER, HelloStatus.GOODBYE, modelFingerprint,
+                            inboxChannel, inboxStream);
+                }
+            } catch (RuntimeException e) {
+                // Best effort: it may already be gone.
+            }
+            link.close();
+        }
+        inbox.close();
+    }
+}

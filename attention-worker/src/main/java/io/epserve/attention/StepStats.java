@@ -1,0 +1,78 @@
+package io.epserve.attention;
+
+import io.epserve.proto.worker.v1.LayerLatency;
+import io.epserve.proto.worker.v1.StepTiming;
+import org.HdrHistogram.Histogram;
+
+/**
+ * Where the engine thread's time went over a run of steps, and per-layer exchange latencies. Reset by the caller;
+ * recording allocates nothing (histograms are preallocated, 1 µs to 60 s at 3 significant digits).
+ */
+final class StepStats {
+    final Histogram[] dispatchNs;
+    final Histogram[] roundTripNs;
+    long attentionNs;
+    long sharedNs;
+    long dispatchSendNs;
+    long waitNs;
+    long steps;
+    long tokens;
+    long routedSlots;
+    long dispatchBytes;
+    long combineBytes;
+    long wallNs;
+
+    StepStats(int layers) {
+        dispatchNs = new Histogram[layers];
+        roundTripNs = new Histogram[layers];
+        for (int i = 0; i < layers; i++) {
+            dispatchNs[i] = new Histogram(1_000, 60_000_000_000L, 3);
+            roundTripNs[i] = new Histogram(1_000, 60_000_000_000L, 3);
+        }
+    }
+
+    void reset() {
+        for (int i = 0; i < dispatchNs.length; i++) {
+            dispatchNs[i].reset();
+            roundTripNs[i].reset();
+        }
+        attentionNs = sharedNs = dispatchSendNs = waitNs = steps = tokens = routedSlots = 0;
+        dispatchBytes = combineBytes = wallNs = 0;
+    }
+
+    static void record(Histogram h, long ns) {
+        h.recordValue(Math.max(1_000, Math.min(ns, h.getHighestTrackableValue())));
+    }
+
+    StepTiming toProto(int microBatches) {
+        StepTiming.Builder b = StepTiming.newBuilder()
+                .setSteps((int) steps)
+                .setTokens((int) tokens)
+                .setMicroBatches(microBatches)
+                .setWallSeconds(wallNs / 1e9)
+                .setAttentionSeconds(attentionNs / 1e9)
+                .setSharedExpertSeconds(sharedNs / 1e9)
+                .setDispatchSeconds(dispatchSendNs / 1e9)
+                .setExposedWaitSeconds(waitNs / 1e9)
+                .setRoutedSlots(routedSlots)
+                .setDispatchBytes(dispatchBytes)
+                .setCombineBytes(combineBytes);
+        for (int l = 0; l < dispatchNs.length; l++) {
+            Histogram d = dispatchNs[l];
+            Histogram r = roundTripNs[l];
+            if (r.getTotalCount() == 0) {
+                continue;
+            }
+            b.addLayers(LayerLatency.newBuilder()
+                    .setLayer(l)
+                    .setExchanges(r.getTotalCount())
+                    .setDispatchP50Us(d.getValueAtPercentile(50) / 1e3)
+                    .setDispatchP99Us(d.getValueAtPercentile(99) / 1e3)
+                    .setRoundTripP50Us(r.getValueAtPercentile(50) / 1e3)
+                    .setRoundTripP90Us(r.getValueAtPercentile(90) / 1e3)
+                    .setRoundTripP99Us(r.getValueAtPercentile(99) / 1e3)
+                    .setRoundTripMeanUs(r.getMean() / 1e3));
+        }
+        return b.build();
+    }
+}

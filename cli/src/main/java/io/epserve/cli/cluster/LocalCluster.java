@@ -1,0 +1,329 @@
+package io.epserve.cli.cluster;
+
+import io.epserve.model.config.ModelConfig;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.io.UncheckedIOException;
+import java.net.DatagramSocket;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * A cluster of real worker processes on 127.0.0.1, started the way an operator would start them
+ * ({@code java ... io.epserve.cli.Main expert-worker|attention-worker ...}): N expert workers with the routed experts
+ * split into contiguous ranges, then attention workers that connect to all of them. Each process's output goes to
+ * a log file; start waits for every ready line, and {@link #close} stops them with SIGTERM (SIGKILL after a grace
+ * period).
+ */
+public final class LocalCluster implements AutoCloseable {
+    private static final Pattern GRPC_PORT = Pattern.compile("grpc [^ ;]+:(\\d+);");
+
+    /** Settings; every setter returns this. */
+    public static final class Options {
+        Path model;
+        int expertWorkers = 2;
+        int attentionWorkers = 1;
+        int microBatches = 2;
+        String kernels = "exact";
+        Integer attentionThreads;
+        Integer expertThreads;
+        long expertTimeoutMs = 10_000;
+        long readyTimeoutMs = 120_000;
+        int waveExperts = 1;
+        boolean pin;
+        String idle = "backoff";
+        final List<String> jvmArgs = new ArrayList<>();
+        Path logDir;
+
+        public Options model(Path v) { model = v; return this; }
+        public Options expertWorkers(int v) { expertWorkers = v; return this; }
+        public Options attentionWorkers(int v) { attentionWorkers = v; return this; }
+        public Options microBatches(int v) { microBatches = v; return this; }
+        public Options kernels(String v) { kernels = v; return this; }
+        public Options attentionThreads(Integer v) { attentionThreads = v; return this; }
+        public Options expertThreads(Integer v) { expertThreads = v; return this; }
+        public Options expertTimeoutMs(long v) { expertTimeoutMs = v; return this; }
+        public Options readyTimeoutMs(long v) { readyTimeoutMs = v; return this; }
+        public Options waveExperts(int v) { waveExperts = v; return this; }
+        /** Pins attention workers to CPU 0 and expert workers to CPU 1 with taskset (two-core overlap figures). */
+        public Options pin(boolean v) { pin = v; return this; }
+        public Options idle(String v) { idle = v; return this; }
+        public Options jvmArg(String v) { jvmArgs.add(v); return this; }
+        public Options logDir(Path v) { logDir = v; return this; }
+    }
+
+    public static Options options() {
+        return new Options();
+    }
+
+    /** One worker process. */
+    public static final class Worker {
+        public final String role;
+        public final int id;
+        public final Process process;
+        public final Path log;
+        /** Aeron endpoint (HOST:PORT) of its inbox (attention) or listen channel (expert). */
+        public final String endpoint;
+        public final List<String> command;
+        volatile String readyLine;
+        volatile int grpcPort = -1;
+
+        Worker(String role, int id, Process process, Path log, String endpoint, List<String> command) {
+            this.role = role;
+            this.id = id;
+            this.process = process;
+            this.log = log;
+            this.endpoint = endpoint;
+            this.command = command;
+        }
+
+        public String readyLine() {
+            return readyLine;
+        }
+
+        /** The attention worker's gRPC port. */
+        public int grpcPort() {
+            return grpcPort;
+        }
+
+        public long pid() {
+            return process.pid();
+        }
+
+        /** SIGKILL, as a machine failure would. */
+        public void kill() {
+            process.destroyForcibly();
+            try {
+                process.waitFor(10, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+
+        /** The last lines of its log, for error messages. */
+        public String logTail(int lines) {
+            try {
+                List<String> all = Files.readAllLines(log, StandardCharsets.UTF_8);
+                return String.join("\n", all.subList(Math.max(0, all.size() - lines), all.size()));
+            } catch (IOException e) {
+                return "(log unreadable: " + e.getMessage() + ")";
+            }
+        }
+
+        @Override
+        public String toString() {
+            return role + " " + id + " (pid " + process.pid() + ", log " + log + ")";
+        }
+    }
+
+    private final Options o;
+    private final List<Worker> experts = new ArrayList<>();
+    private final List<Worker> attention = new ArrayList<>();
+    private final List<ManagedChannel> channels = new ArrayList<>();
+
+    private LocalCluster(Options o) {
+        this.o = o;
+    }
+
+    /** Starts the expert workers, waits for them, then the attention workers; throws (after stopping all) on failure. */
+    public static LocalCluster start(Options o) throws IOException {
+        if (o.model == null) {
+            throw new IllegalArgumentException("no model");
+        }
+        ModelConfig c = ModelConfig.load(o.model);
+        int experts = c.nRoutedExperts();
+        if (o.expertWorkers < 1 || o.expertWorkers > experts) {
+            throw new IllegalArgumentException("--expert-workers must be in 1.." + experts + " (the model's routed experts), got "
+                    + o.expertWorkers);
+        }
+        if (o.attentionWorkers < 1) {
+            throw new IllegalArgumentException("at least one attention worker, got " + o.attentionWorkers);
+        }
+        Path logs = o.logDir != null ? o.logDir : Files.createTempDirectory("epserve-cluster-");
+        Files.createDirectories(logs);
+        LocalCluster cl = new LocalCluster(o);
+        try {
+            for (int i = 0; i < o.expertWorkers; i++) {
+                int lo = i * experts / o.expertWorkers;
+                int hi = (i + 1) * experts / o.expertWorkers - 1;
+                String ep = "127.0.0.1:" + freeUdpPort();
+                List<String> args = new ArrayList<>(List.of("expert-worker", "--model", o.model.toString(),
+                        "--experts", lo + "-" + hi, "--listen", ep, "--worker-id", String.valueOf(i + 1),
+                        "--kernels", o.kernels, "--wave-experts", String.valueOf(o.waveExperts), "--idle", o.idle));
+                if (o.expertThreads != null) {
+                    args.addAll(List.of("--threads", o.expertThreads.toString()));
+                }
+                cl.experts.add(cl.launch("expert-worker", i + 1, ep, args, logs, 1));
+            }
+            for (Worker w : cl.experts) {
+                cl.awaitReady(w);
+            }
+            List<String> eps = cl.experts.stream().map(w -> w.endpoint).toList();
+            for (int i = 0; i < o.attentionWorkers; i++) {
+                String ep = "127.0.0.1:" + freeUdpPort();
+                List<String> args = new ArrayList<>(List.of("attention-worker", "--model", o.model.toString(),
+                        "--expert-workers", String.join(",", eps), "--listen", ep, "--port", "0",
+                        "--worker-id", String.valueOf(100 + i), "--micro-batches", String.valueOf(o.microBatches),
+                        "--kernels", o.kernels, "--expert-timeout-ms", String.valueOf(o.expertTimeoutMs),
+                        "--idle", o.idle));
+                if (o.attentionThreads != null) {
+                    args.addAll(List.of("--threads", o.attentionThreads.toString()));
+                }
+                cl.attention.add(cl.launch("attention-worker", 100 + i, ep, args, logs, 0));
+            }
+            for (Worker w : cl.attention) {
+                cl.awaitReady(w);
+                Matcher m = GRPC_PORT.matcher(w.readyLine);
+                if (!m.find()) {
+                    throw new IllegalStateException("no gRPC port in the ready line of " + w + ": " + w.readyLine);
+                }
+                w.grpcPort = Integer.parseInt(m.group(1));
+            }
+            return cl;
+        } catch (IOException | RuntimeException e) {
+            cl.close();
+            throw e;
+        }
+    }
+
+    public List<Worker> expertWorkers() {
+        return experts;
+    }
+
+    public List<Worker> attentionWorkers() {
+        return attention;
+    }
+
+    /** A plaintext gRPC channel to attention worker i (closed with the cluster). */
+    public synchronized ManagedChannel channel(int i) {
+        ManagedChannel ch = ManagedChannelBuilder.forAddress("127.0.0.1", attention.get(i).grpcPort)
+                .usePlaintext()
+                .maxInboundMessageSize(256 << 20)
+                .build();
+        channels.add(ch);
+        return ch;
+    }
+
+    private Worker launch(String role, int id, String endpoint, List<String> args, Path logs, int cpu)
+            throws IOException {
+        List<String> cmd = new ArrayList<>();
+        if (o.pin) {
+            cmd.addAll(List.of("taskset", "-c", String.valueOf(cpu)));
+        }
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.addAll(jvmFlags());
+        cmd.addAll(o.jvmArgs);
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "io.epserve.cli.Main"));
+        cmd.addAll(args);
+        Path log = logs.resolve(role + "-" + id + ".log");
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        Worker w = new Worker(role, id, p, log, endpoint, cmd);
+        Thread pump = new Thread(() -> pump(w, p.getInputStream()), "epserve-log-" + role + "-" + id);
+        pump.setDaemon(true);
+        pump.start();
+        return w;
+    }
+
+    /** Copies a child's output to its log, noting its ready line. */
+    private static void pump(Worker w, InputStream in) {
+        try (BufferedReader r = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8));
+             var out = Files.newBufferedWriter(w.log, StandardCharsets.UTF_8)) {
+            String line;
+            while ((line = r.readLine()) != null) {
+                out.write(line);
+                out.newLine();
+                out.flush();
+                if (w.readyLine == null && line.startsWith(w.role + " ") && line.contains(" ready: ")) {
+                    w.readyLine = line;
+                }
+            }
+        } catch (IOException e) {
+            // The process went away; its exit is noticed by whoever waits for it.
+        }
+    }
+
+    private void awaitReady(Worker w) {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(o.readyTimeoutMs);
+        while (w.readyLine == null) {
+            if (!w.process.isAlive()) {
+                throw new IllegalStateException(w + " exited with code " + w.process.exitValue()
+                        + " before it was ready:\n" + w.logTail(20));
+            }
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException(w + " was not ready within " + o.readyTimeoutMs + " ms:\n"
+                        + w.logTail(20));
+            }
+            try {
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while starting " + w);
+            }
+        }
+    }
+
+    static List<String> jvmFlags() {
+        try (InputStream in = LocalCluster.class.getResourceAsStream("/io/epserve/cli/jvm.flags")) {
+            if (in == null) {
+                return List.of();
+            }
+            String s = new String(in.readAllBytes(), StandardCharsets.UTF_8).trim();
+            return s.isEmpty() || s.startsWith("${") ? List.of() : Arrays.asList(s.split("\\s+"));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    static int freeUdpPort() throws IOException {
+        try (DatagramSocket s = new DatagramSocket(0, InetAddress.getLoopbackAddress())) {
+            int port = s.getLocalPort();
+            // Also free for TCP, so the same number is usable by either.
+            try (ServerSocket t = new ServerSocket(port, 1, InetAddress.getLoopbackAddress())) {
+                return port;
+            } catch (IOException e) {
+                return freeUdpPort();
+            }
+        }
+    }
+
+    /** SIGTERM to every process (attention workers first), SIGKILL to those still running after 20 s. */
+    @Override
+    public void close() {
+        for (ManagedChannel ch : channels) {
+            ch.shutdownNow();
+        }
+        List<Worker> all = new ArrayList<>(attention);
+        all.addAll(experts);
+        for (Worker w : all) {
+            w.process.destroy();
+        }
+        List<CompletableFuture<Process>> exits = all.stream().map(w -> w.process.onExit()).toList();
+        try {
+            CompletableFuture.allOf(exits.toArray(CompletableFuture[]::new)).get(20, TimeUnit.SECONDS);
+        } catch (TimeoutException | java.util.concurrent.ExecutionException e) {
+            // fall through to SIGKILL
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        for (Worker w : all) {
+            if (w.process.isAlive()) {
+                w.process.destroyForcibly();
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+package io.epserve.cli.commands;
+
+import io.epserve.cli.cluster.LocalCluster;
+import io.epserve.model.config.ConfigException;
+import io.epserve.model.config.ModelConfig;
+import io.epserve.model.engine.LocalModel;
+import io.epserve.model.engine.Sampler;
+import io.epserve.model.engine.SequenceCache;
+import io.epserve.model.engine.Transformer;
+import io.epserve.proto.worker.v1.AttentionWorkerGrpc;
+import io.epserve.proto.worker.v1.Chunk;
+import io.epserve.proto.worker.v1.DecodeRequest;
+import io.epserve.proto.worker.v1.DecodeResponse;
+import io.epserve.proto.worker.v1.LayerLatency;
+import io.epserve.proto.worker.v1.StepTiming;
+import io.grpc.StatusRuntimeException;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+@Command(name = "bench-cluster", mixinStandardHelpOptions = true,
+        description = {
+            "Starts a local cluster (1 attention worker, --expert-workers expert workers), decodes a batch of random"
+                    + " prompts inside the attention worker and prints decode tokens/s, where the attention worker's"
+                    + " time went per step (attention, shared expert, dispatch, exposed wait for combines) and per-layer"
+                    + " dispatch and round-trip latency percentiles.",
+            "--pin puts the attention worker on CPU 0 and the expert workers on CPU 1 (taskset). --compare-local then"
+                    + " runs the single-process engine on the same batch in this process, for the ratio."
+        })
+public final class BenchClusterCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, description = "Model directory.")
+    Path model;
+
+    @Option(names = "--batch", defaultValue = "16", description = "Sequences decoded together. Default: ${DEFAULT-VALUE}.")
+    int batch;
+
+    @Option(names = "--tokens", defaultValue = "32", description = "Decode steps measured. Default: ${DEFAULT-VALUE}.")
+    int tokens;
+
+    @Option(names = "--prompt-tokens", defaultValue = "16", description = "Prompt length. Default: ${DEFAULT-VALUE}.")
+    int promptTokens;
+
+    @Option(names = "--warmup", defaultValue = "8", description = "Unmeasured decode steps first (a separate batch). Default: ${DEFAULT-VALUE}.")
+    int warmup;
+
+    @Option(names = "--micro-batches", defaultValue = "2", paramLabel = "M", description = "1..4. Default: ${DEFAULT-VALUE}.")
+    int microBatches;
+
+    @Option(names = "--expert-workers", defaultValue = "1", paramLabel = "N", description = "Default: ${DEFAULT-VALUE}.")
+    int expertWorkers;
+
+    @Option(names = "--kernels", defaultValue = "fast", description = "exact or fast. Default: ${DEFAULT-VALUE}.")
+    String kernels;
+
+    @Option(names = "--threads", description = "Compute threads per worker (default: 1 with --pin, else available cores).")
+    Integer threads;
+
+    @Option(names = "--pin", description = "taskset: attention worker on CPU 0, expert workers on CPU 1.")
+    boolean pin;
+
+    @Option(names = "--idle", defaultValue = "backoff", description = "Idle strategy of the workers. Default: ${DEFAULT-VALUE}.")
+    String idle;
+
+    @Option(names = "--compare-local", description = "Also run the single-process engine on the same batch and print the ratio.")
+    boolean compareLocal;
+
+    @Option(names = "--seed", defaultValue = "1", description = "Seed of the random prompts. Default: ${DEFAULT-VALUE}.")
+    long seed;
+
+    @Option(names = "--log-dir", description = "Where the workers' logs go (default: a new temporary directory).")
+    Path logDir;
+
+    @Override
+    public Integer call() {
+        if (batch < 1 || tokens < 1 || promptTokens < 1 || warmup < 0) {
+            return CliErrors.usage("--batch, --tokens and --prompt-tokens must be >= 1, --warmup >= 0");
+        }
+        if (microBatches < 1 || microBatches > 4) {
+            return CliErrors.usage("--micro-batches must be 1..4, got " + microBatches);
+        }
+        ModelConfig c;
+        try {
+            c = ModelConfig.load(model);
+        } catch (ConfigException | IllegalArgumentException e) {
+            return CliErrors.usage("cannot use model " + model + ": " + e.getMessage());
+        }
+        if (promptTokens + Math.max(warmup, tokens) + 1 > c.maxPositionEmbeddings()) {
+            return CliErrors.usage("prompt + decode steps exceed the context of " + c.maxPositionEmbeddings());
+        }
+        Integer perWorker = threads != null ? threads : (pin ? Integer.valueOf(1) : null);
+        int[][] prompts = prompts(c, batch, promptTokens, seed);
+        double clusterTps;
+        LocalCluster.Options o = LocalCluster.options().model(model).expertWorkers(expertWorkers)
+                .microBatches(microBatches).kernels(kernels).attentionThreads(perWorker).expertThreads(perWorker)
+                .pin(pin).idle(idle).logDir(logDir).expertTimeoutMs(60_000);
+        try (LocalCluster cluster = LocalCluster.start(o)) {
+            var stub = AttentionWorkerGrpc.newBlockingStub(cluster.channel(0));
+            if (warmup > 0) {
+                stub.withDeadlineAfter(30, TimeUnit.MINUTES).decode(request("warm", prompts, warmup));
+            }
+            DecodeResponse r = stub.withDeadlineAfter(30, TimeUnit.MINUTES).decode(request("run", prompts, tokens));
+            StepTiming t = r.getTiming();
+            clusterTps = t.getTokens() / t.getWallSeconds();
+            print(t, c);
+        } catch (StatusRuntimeException e) {
+            System.err.println("epserve bench-cluster: the attention worker failed: " + e.getStatus());
+            return 1;
+        } catch (IllegalStateException e) {
+            System.err.println("epserve bench-cluster: " + e.getMessage());
+            return 1;
+        } catch (IOException e) {
+            System.err.println("epserve bench-cluster: " + e.getMessage());
+            return 1;
+        }
+        if (compareLocal) {
+            double local = local(prompts, perWorker == null ? null : 2 * perWorker);
+            System.out.printf("single process (same batch, %s kernels): %.2f tokens/s; cluster / single process = %.2f%n",
+                    kernels, local, clusterTps / local);
+        }
+        return 0;
+    }
+
+    private void print(StepTiming t, ModelConfig c) {
+        double steps = t.getSteps();
+        System.out.printf("model %s, %s kernels, batch %d, prompt %d, %d decode steps, %d micro-batch%s, %d expert worker%s%s%n",
+                model, kernels, batch, promptTokens, t.getSteps(), t.getMicroBatches(), t.getMicroBatches() == 1 ? "" : "es",
+                expertWorkers, expertWorkers == 1 ? "" : "s", pin ? ", pinned (attention CPU 0, experts CPU 1)" : "");
+        System.out.printf("cluster decode: %.2f tokens/s (%.2f ms per step)%n", t.getTokens() / t.getWallSeconds(),
+                1e3 * t.getWallSeconds() / steps);
+        double wall = t.getWallSeconds();
+        double expertRt = 0;
+        for (LayerLatency l : t.getLayersList()) {
+            expertRt += l.getRoundTripMeanUs() * l.getExchanges() / 1e6;
+        }
+        System.out.printf("per step: attention %.2f ms, shared expert %.2f ms, dispatch %.2f ms, exposed wait %.2f ms "
+                        + "(%.1f%% of the step); experts' round trips %.2f ms summed over layers and micro-batches%n",
+                1e3 * t.getAttentionSeconds() / steps, 1e3 * t.getSharedExpertSeconds() / steps,
+                1e3 * t.getDispatchSeconds() / steps, 1e3 * t.getExposedWaitSeconds() / steps,
+                100 * t.getExposedWaitSeconds() / wall, 1e3 * expertRt / steps);
+        System.out.printf("traffic per step: dispatch %.1f KB, combine %.1f KB, %d routed (token, slot) pairs%n",
+                t.getDispatchBytes() / steps / 1e3, t.getCombineBytes() / steps / 1e3, Math.round(t.getRoutedSlots() / steps));
+        System.out.println("layer  exchanges  dispatch p50/p99 us  round trip p50/p90/p99 us");
+        for (LayerLatency l : t.getLayersList()) {
+            System.out.printf("%5d  %9d  %8.0f / %-8.0f  %8.0f / %.0f / %.0f%n", l.getLayer(), l.getExchanges(),
+                    l.getDispatchP50Us(), l.getDispatchP99Us(), l.getRoundTripP50Us(), l.getRoundTripP90Us(),
+                    l.getRoundTripP99Us());
+        }
+    }
+
+    private static DecodeRequest request(String prefix, int[][] prompts, int steps) {
+        DecodeRequest.Builder b = DecodeRequest.newBuilder().setSteps(steps).setRelease(true);
+        for (int i = 0; i < prompts.length; i++) {
+            Chunk.Builder ch = Chunk.newBuilder().setSequenceId(prefix + "-" + i);
+            for (int t : prompts[i]) {
+                ch.addTokens(t);
+            }
+            b.addPrompts(ch);
+        }
+        return b.build();
+    }
+
+    static int[][] prompts(ModelConfig c, int batch, int length, long seed) {
+        SplittableRandom rnd = new SplittableRandom(seed);
+        int[][] p = new int[batch][length];
+        for (int b = 0; b < batch; b++) {
+            p[b][0] = c.bosTokenId();
+            for (int i = 1; i < length; i++) {
+                p[b][i] = 3 + rnd.nextInt(Math.min(256, c.vocabSize() - 3));
+            }
+        }
+        return p;
+    }
+
+    /** Decode tokens/s of the single-process engine on the same prompts (warm-up, then the measured steps). */
+    private double local(int[][] prompts, Integer localThreads) {
+        try (LocalModel m = CliErrors.openModel(model, kernels, localThreads)) {
+            if (warmup > 0) {
+                decodeLocal(m, prompts, warmup);
+            }
+            return (double) prompts.length * tokens / decodeLocal(m, prompts, tokens);
+        }
+    }
+
+    /** Runs prefill plus steps decode steps; returns the seconds of the decode steps. */
+    private static double decodeLocal(LocalModel m, int[][] prompts, int steps) {
+        Transformer tr = m.transformer();
+        int vocab = m.config().vocabSize();
+        List<SequenceCache> seqs = new ArrayList<>();
+        List<Transformer.Chunk> prefill = new ArrayList<>();
+        for (int[] p : prompts) {
+            SequenceCache s = tr.newSequence(m.contextLimit());
+            seqs.add(s);
+            prefill.add(new Transformer.Chunk(s, p));
+        }
+        float[] logits = tr.forward(prefill, false).logits();
+        long t0 = System.nanoTime();
+        for (int step = 0; step < steps; step++) {
+            List<Transformer.Chunk> chunks = new ArrayList<>(seqs.size());
+            for (int b = 0; b < seqs.size(); b++) {
+                chunks.add(new Transformer.Chunk(seqs.get(b), new int[] {Sampler.argmax(logits, b * vocab, vocab)}));
+            }
+            logits = tr.forward(chunks, false).logits();
+        }
+        return (System.nanoTime() - t0) / 1e9;
+    }
+}
