@@ -444,7 +444,8 @@ public final class AttentionWorker implements AutoCloseable {
                 .setFailedSteps(engine.failedSteps)
                 .setStaleCombines(experts.staleCombines)
                 .setMicroBatches(engine.microBatches())
-                .setKernels(kernels.name());
+                .setKernels(kernels.name())
+                .setRoutedSlots(experts.routedSlots);
         for (ExpertLink l : experts.links()) {
             b.addExpertWorkers(ExpertWorkerStatus.newBuilder().setWorkerId(l.workerId).setChannel(l.channel)
                     .setPlacement(l.placement == null ? "" : l.placement.canonical())

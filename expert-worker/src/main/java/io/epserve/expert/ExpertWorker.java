@@ -360,6 +360,20 @@ public final class ExpertWorker implements AutoCloseable {
         return weights;
     }
 
+    /** What it did, for its stop line: exchanges, expert rows (token, slot) computed, waves, refusals. */
+    public String summaryLine() {
+        long calls = 0;
+        for (int l = 0; l < placement.layerCount(); l++) {
+            for (int e : placement.experts(l)) {
+                calls += executor.expertCalls(l, e);
+            }
+        }
+        return String.format(Locale.ROOT, "expert-worker %d: served %d exchanges, %d expert rows computed in %d expert "
+                        + "calls, %d waves; %d refused, %d malformed, %d from unknown sources",
+                options.workerId, executor.exchanges(), executor.rowsComputed(), calls, executor.waves(),
+                executor.rejected(), malformedMessages(), unknownSourceDispatches());
+    }
+
     public ExpertExecutor executor() {
         return executor;
     }

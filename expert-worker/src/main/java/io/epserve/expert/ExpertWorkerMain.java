@@ -69,6 +69,7 @@ public final class ExpertWorkerMain implements Callable<Integer> {
             out.flush();
             stop.await();
             err.println("expert-worker " + worker.workerId() + ": stopping");
+            err.println(worker.summaryLine());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }

@@ -39,6 +39,7 @@ public final class LocalCluster implements AutoCloseable {
         int expertWorkers = 2;
         int attentionWorkers = 1;
         int microBatches = 2;
+        int[] microBatchesPerWorker;
         String kernels = "exact";
         Integer attentionThreads;
         Integer expertThreads;
@@ -54,6 +55,8 @@ public final class LocalCluster implements AutoCloseable {
         public Options expertWorkers(int v) { expertWorkers = v; return this; }
         public Options attentionWorkers(int v) { attentionWorkers = v; return this; }
         public Options microBatches(int v) { microBatches = v; return this; }
+        /** One attention worker per value, each with that many micro-batches (overrides attentionWorkers). */
+        public Options microBatchesPerWorker(int... v) { microBatchesPerWorker = v.clone(); attentionWorkers = v.length; return this; }
         public Options kernels(String v) { kernels = v; return this; }
         public Options attentionThreads(Integer v) { attentionThreads = v; return this; }
         public Options expertThreads(Integer v) { expertThreads = v; return this; }
@@ -82,6 +85,7 @@ public final class LocalCluster implements AutoCloseable {
         public final List<String> command;
         volatile String readyLine;
         volatile int grpcPort = -1;
+        Thread pump;
 
         Worker(String role, int id, Process process, Path log, String endpoint, List<String> command) {
             this.role = role;
@@ -107,7 +111,8 @@ public final class LocalCluster implements AutoCloseable {
 
         /** SIGKILL, as a machine failure would. */
         public void kill() {
-            process.destroyForcibly();
+            // Through the handle: Process.destroy* would also close our end of its output, losing the log's tail.
+            process.toHandle().destroyForcibly();
             try {
                 process.waitFor(10, TimeUnit.SECONDS);
             } catch (InterruptedException e) {
@@ -178,7 +183,8 @@ public final class LocalCluster implements AutoCloseable {
                 String ep = "127.0.0.1:" + freeUdpPort();
                 List<String> args = new ArrayList<>(List.of("attention-worker", "--model", o.model.toString(),
                         "--expert-workers", String.join(",", eps), "--listen", ep, "--port", "0",
-                        "--worker-id", String.valueOf(100 + i), "--micro-batches", String.valueOf(o.microBatches),
+                        "--worker-id", String.valueOf(100 + i), "--micro-batches",
+                        String.valueOf(o.microBatchesPerWorker != null ? o.microBatchesPerWorker[i] : o.microBatches),
                         "--kernels", o.kernels, "--expert-timeout-ms", String.valueOf(o.expertTimeoutMs),
                         "--idle", o.idle));
                 if (o.attentionThreads != null) {
@@ -235,6 +241,7 @@ public final class LocalCluster implements AutoCloseable {
         Worker w = new Worker(role, id, p, log, endpoint, cmd);
         Thread pump = new Thread(() -> pump(w, p.getInputStream()), "epserve-log-" + role + "-" + id);
         pump.setDaemon(true);
+        w.pump = pump;
         pump.start();
         return w;
     }
@@ -310,7 +317,8 @@ public final class LocalCluster implements AutoCloseable {
         List<Worker> all = new ArrayList<>(attention);
         all.addAll(experts);
         for (Worker w : all) {
-            w.process.destroy();
+            // SIGTERM through the handle: Process.destroy() would close our end of its output before its stop lines.
+            w.process.toHandle().destroy();
         }
         List<CompletableFuture<Process>> exits = all.stream().map(w -> w.process.onExit()).toList();
         try {
@@ -322,7 +330,16 @@ public final class LocalCluster implements AutoCloseable {
         }
         for (Worker w : all) {
             if (w.process.isAlive()) {
-                w.process.destroyForcibly();
+                w.process.toHandle().destroyForcibly();
+            }
+        }
+        // The logs are complete (stop lines included) once the pumps have read to the end of the output.
+        for (Worker w : all) {
+            try {
+                w.pump.join(5_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
             }
         }
     }

@@ -1,0 +1,333 @@
+package io.epserve.cli.commands;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.epserve.cli.cluster.LocalCluster;
+import io.epserve.model.config.ModelConfig;
+import io.epserve.model.engine.LocalModel;
+import io.epserve.model.engine.Sampler;
+import io.epserve.model.engine.SequenceCache;
+import io.epserve.model.engine.Transformer;
+import io.epserve.model.safetensors.SafetensorsFile;
+import io.epserve.model.safetensors.TensorInfo;
+import io.epserve.proto.worker.v1.AttentionWorkerGrpc;
+import io.epserve.proto.worker.v1.Chunk;
+import io.epserve.proto.worker.v1.DecodeRequest;
+import io.epserve.proto.worker.v1.DecodeResponse;
+import io.epserve.proto.worker.v1.ForwardRequest;
+import io.epserve.proto.worker.v1.ForwardResponse;
+import io.epserve.proto.worker.v1.StatusRequest;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.io.IOException;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Real processes on 127.0.0.1: expert workers with the routed experts split between them and attention workers with
+ * 1, 2 and 3 micro-batches sharing them, on the golden tiny model. The cluster must compute exactly what the
+ * single-process engine computes with the same kernels, every routed expert exactly once per token and slot, and a
+ * killed expert worker must fail a step within a bounded time.
+ */
+class ClusterTest {
+    static final Path TINY = EngineCommandsTest.TINY;
+    static final Pattern ROWS = Pattern.compile("served (\\d+) exchanges, (\\d+) expert rows computed");
+
+    @TempDir
+    Path tmp;
+
+    /**
+     * Small, quick JVMs: the tiny model needs little heap, and five JVMs share two cores. The exact kernels are scalar
+     * and fine under C1 alone; the Vector API needs C2 (without it every vector op is boxed).
+     */
+    static LocalCluster.Options tinyCluster(Path logs, String kernels) {
+        LocalCluster.Options o = LocalCluster.options().model(TINY).kernels(kernels).attentionThreads(1).expertThreads(1)
+                .jvmArg("-Xmx384m").jvmArg("-XX:+UseSerialGC").readyTimeoutMs(90_000).logDir(logs);
+        return kernels.equals("exact") ? o.jvmArg("-XX:TieredStopAtLevel=1") : o;
+    }
+
+    /** The batches every attention worker runs: a prefill step of four sequences, then three decode steps. */
+    record Workload(List<List<Chunk>> steps) {}
+
+    /** Four sequences of different lengths (the golden prompt and three other prompts), prefilled together. */
+    static List<Chunk> prefill(String prefix) {
+        int[] g = EngineCommandsTest.goldenTokens();
+        int[][] prompts = {g, Arrays.copyOfRange(g, 0, 17), Arrays.copyOfRange(g, 40, 45), {0, 259, 100, 101, 102}};
+        List<Chunk> out = new ArrayList<>();
+        for (int i = 0; i < prompts.length; i++) {
+            out.add(chunk(prefix + i, prompts[i]));
+        }
+        return out;
+    }
+
+    static Chunk chunk(String id, int... tokens) {
+        Chunk.Builder b = Chunk.newBuilder().setSequenceId(id);
+        for (int t : tokens) {
+            b.addTokens(t);
+        }
+        return b.build();
+    }
+
+    static float[] floats(ForwardResponse r) {
+        int n = 0;
+        for (var l : r.getLogitsList()) {
+            n += l.getRows() * r.getVocabSize();
+        }
+        float[] v = new float[n];
+        int o = 0;
+        for (var l : r.getLogitsList()) {
+            ByteBuffer b = l.getValues().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
+            int k = l.getRows() * r.getVocabSize();
+            b.asFloatBuffer().get(v, o, k);
+            o += k;
+        }
+        return v;
+    }
+
+    /**
+     * Runs the workload on one attention worker: the prefill (all logits), then decode steps on the greedy tokens.
+     * Returns the logits of every step, concatenated.
+     */
+    static List<float[]> runRemote(AttentionWorkerGrpc.AttentionWorkerBlockingStub stub, String prefix, int decodeSteps) {
+        List<float[]> out = new ArrayList<>();
+        List<Chunk> pre = prefill(prefix);
+        ForwardResponse r = stub.withDeadlineAfter(2, TimeUnit.MINUTES)
+                .forward(ForwardRequest.newBuilder().addAllChunks(pre).setAllLogits(true).build());
+        float[] lg = floats(r);
+        out.add(lg);
+        int vocab = r.getVocabSize();
+        int[] last = lastRows(pre);
+        int[] next = new int[pre.size()];
+        for (int i = 0; i < pre.size(); i++) {
+            next[i] = Sampler.argmax(lg, last[i] * vocab, vocab);
+        }
+        for (int s = 0; s < decodeSteps; s++) {
+            ForwardRequest.Builder b = ForwardRequest.newBuilder();
+            for (int i = 0; i < pre.size(); i++) {
+                b.addChunks(chunk(prefix + i, next[i]));
+            }
+            lg = floats(stub.withDeadlineAfter(2, TimeUnit.MINUTES).forward(b.build()));
+            out.add(lg);
+            for (int i = 0; i < pre.size(); i++) {
+                next[i] = Sampler.argmax(lg, i * vocab, vocab);
+            }
+        }
+        return out;
+    }
+
+    /** The same workload on the single-process engine. */
+    static List<float[]> runLocal(LocalModel m, int decodeSteps) {
+        Transformer tr = m.transformer();
+        int vocab = m.config().vocabSize();
+        List<Chunk> pre = prefill("x");
+        List<SequenceCache> seqs = new ArrayList<>();
+        List<Transformer.Chunk> chunks = new ArrayList<>();
+        for (Chunk c : pre) {
+            SequenceCache s = tr.newSequence(m.contextLimit());
+            seqs.add(s);
+            chunks.add(new Transformer.Chunk(s, c.getTokensList().stream().mapToInt(Integer::intValue).toArray()));
+        }
+        List<float[]> out = new ArrayList<>();
+        float[] lg = tr.forward(chunks, true).logits();
+        out.add(lg);
+        int[] last = lastRows(pre);
+        int[] next = new int[pre.size()];
+        for (int i = 0; i < pre.size(); i++) {
+            next[i] = Sampler.argmax(lg, last[i] * vocab, vocab);
+        }
+        for (int s = 0; s < decodeSteps; s++) {
+            List<Transformer.Chunk> step = new ArrayList<>();
+            for (int i = 0; i < pre.size(); i++) {
+                step.add(new Transformer.Chunk(seqs.get(i), new int[] {next[i]}));
+            }
+            lg = tr.forward(step, false).logits();
+            out.add(lg);
+            for (int i = 0; i < pre.size(); i++) {
+                next[i] = Sampler.argmax(lg, i * vocab, vocab);
+            }
+        }
+        return out;
+    }
+
+    static int[] lastRows(List<Chunk> pre) {
+        int[] last = new int[pre.size()];
+        int acc = 0;
+        for (int i = 0; i < pre.size(); i++) {
+            acc += pre.get(i).getTokensCount();
+            last[i] = acc - 1;
+        }
+        return last;
+    }
+
+    static long tokensOf(int decodeSteps) {
+        long n = 0;
+        for (Chunk c : prefill("x")) {
+            n += c.getTokensCount();
+        }
+        return n + (long) decodeSteps * 4;
+    }
+
+    /** Expert rows computed, summed over the expert workers' stop lines. */
+    static long expertRowsComputed(LocalCluster cluster) throws IOException {
+        long rows = 0;
+        for (LocalCluster.Worker w : cluster.expertWorkers()) {
+            String log = Files.readString(w.log);
+            Matcher m = ROWS.matcher(log);
+            assertTrue(m.find(), "no summary line in " + w + ":\n" + log);
+            rows += Long.parseLong(m.group(2));
+        }
+        return rows;
+    }
+
+    static void assertIdentical(List<float[]> expected, List<float[]> actual, String what) {
+        assertEquals(expected.size(), actual.size(), what);
+        for (int i = 0; i < expected.size(); i++) {
+            float[] e = expected.get(i);
+            float[] a = actual.get(i);
+            assertEquals(e.length, a.length, what + " step " + i);
+            for (int j = 0; j < e.length; j++) {
+                if (Float.floatToRawIntBits(e[j]) != Float.floatToRawIntBits(a[j])) {
+                    throw new AssertionError(what + ": step " + i + " logit " + j + " is " + a[j] + ", single process "
+                            + e[j]);
+                }
+            }
+        }
+    }
+
+    /** Each attention worker runs the workload concurrently, so the expert workers serve them interleaved. */
+    static Map<Integer, List<float[]>> runAll(LocalCluster cluster, int decodeSteps) throws Exception {
+        ExecutorService pool = Executors.newFixedThreadPool(cluster.attentionWorkers().size());
+        try {
+            Map<Integer, Future<List<float[]>>> futures = new LinkedHashMap<>();
+            for (int i = 0; i < cluster.attentionWorkers().size(); i++) {
+                var stub = AttentionWorkerGrpc.newBlockingStub(cluster.channel(i));
+                int aw = i;
+                futures.put(i, pool.submit(() -> runRemote(stub, "aw" + aw + "-", decodeSteps)));
+            }
+            Map<Integer, List<float[]>> out = new LinkedHashMap<>();
+            for (var e : futures.entrySet()) {
+                out.put(e.getKey(), e.getValue().get(3, TimeUnit.MINUTES));
+            }
+            return out;
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @Test
+    @Timeout(value = 6, unit = TimeUnit.MINUTES)
+    void exactClusterComputesWhatTheSingleProcessEngineComputesWithOneTwoAndThreeMicroBatches() throws Exception {
+        int decodeSteps = 3;
+        ModelConfig c = ModelConfig.load(TINY);
+        List<float[]> local;
+        try (LocalModel m = LocalModel.open(TINY, "exact", 1)) {
+            local = runLocal(m, decodeSteps);
+        }
+        // The golden prompt is sequence 0 of the prefill: its rows are the first 96 of the logits.
+        float[] golden = EngineCommandsTest.goldenLogits();
+        float[] pre = local.get(0);
+        for (int i = 0; i < golden.length; i++) {
+            assertTrue(Math.abs(golden[i] - pre[i]) <= 1e-4, "single process vs golden at " + i);
+        }
+        LocalCluster cluster = LocalCluster.start(tinyCluster(tmp.resolve("logs"), "exact").expertWorkers(2)
+                .microBatchesPerWorker(1, 2, 3));
+        long awSlots = 0;
+        try (cluster) {
+            Map<Integer, List<float[]>> remote = runAll(cluster, decodeSteps);
+            for (var e : remote.entrySet()) {
+                assertIdentical(local, e.getValue(), "attention worker " + e.getKey() + " (" + (e.getKey() + 1)
+                        + " micro-batches)");
+            }
+            // Greedy decoding inside the worker gives the golden continuation.
+            DecodeResponse d = AttentionWorkerGrpc.newBlockingStub(cluster.channel(1)).withDeadlineAfter(2, TimeUnit.MINUTES)
+                    .decode(DecodeRequest.newBuilder().addPrompts(chunk("greedy", EngineCommandsTest.goldenTokens()))
+                            .setSteps(23).setRelease(true).build());
+            int[] greedy = d.getSequences(0).getTokensList().stream().mapToInt(Integer::intValue).toArray();
+            assertArrayEquals(goldenInts("greedy"), greedy);
+            for (int i = 0; i < 3; i++) {
+                awSlots += AttentionWorkerGrpc.newBlockingStub(cluster.channel(i)).status(StatusRequest.getDefaultInstance())
+                        .getRoutedSlots();
+            }
+        }
+        long expected = (3 * tokensOf(decodeSteps) + 96 + 23) * c.nLayers() * c.nActivatedExperts();
+        assertEquals(expected, awSlots, "expert outputs added up by the attention workers");
+        assertEquals(expected, expertRowsComputed(cluster), "expert rows computed by the expert workers");
+    }
+
+    @Test
+    @Timeout(value = 5, unit = TimeUnit.MINUTES)
+    void fastClusterIsBitIdenticalToTheFastSingleProcessEngine() throws Exception {
+        int decodeSteps = 3;
+        List<float[]> local;
+        try (LocalModel m = LocalModel.open(TINY, "fast", 2)) {
+            local = runLocal(m, decodeSteps);
+        }
+        try (LocalCluster cluster = LocalCluster.start(tinyCluster(tmp.resolve("logs"), "fast").expertWorkers(3)
+                .microBatchesPerWorker(2, 3))) {
+            Map<Integer, List<float[]>> remote = runAll(cluster, decodeSteps);
+            for (var e : remote.entrySet()) {
+                assertIdentical(local, e.getValue(), "fast attention worker " + e.getKey());
+            }
+        }
+    }
+
+    @Test
+    @Timeout(value = 4, unit = TimeUnit.MINUTES)
+    void aKilledExpertWorkerFailsTheStepWithinTheDeadlineAndTheWorkerKeepsServing() throws Exception {
+        try (LocalCluster cluster = LocalCluster.start(tinyCluster(tmp.resolve("logs"), "exact").expertWorkers(2)
+                .microBatches(2).expertTimeoutMs(2_000))) {
+            var stub = AttentionWorkerGrpc.newBlockingStub(cluster.channel(0)).withDeadlineAfter(1, TimeUnit.MINUTES);
+            ForwardResponse ok = stub.forward(ForwardRequest.newBuilder().addAllChunks(prefill("a")).build());
+            assertEquals(4, ok.getLogitsCount());
+            cluster.expertWorkers().get(1).kill();
+            long t0 = System.nanoTime();
+            StatusRuntimeException e = assertThrows(StatusRuntimeException.class,
+                    () -> stub.forward(ForwardRequest.newBuilder().addChunks(chunk("b", 0, 259, 100)).build()));
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            Status.Code code = e.getStatus().getCode();
+            assertTrue(code == Status.Code.DEADLINE_EXCEEDED || code == Status.Code.UNAVAILABLE, e.getStatus().toString());
+            String msg = e.getStatus().getDescription();
+            assertNotNull(msg);
+            assertTrue(msg.contains("expert worker 2"), msg);
+            assertTrue(msg.contains("dropped"), msg);
+            assertTrue(seconds < 15, "the step failed after " + seconds + " s");
+            // The worker is still there and says what it holds; the failed sequence is gone, the others are not.
+            var status = AttentionWorkerGrpc.newBlockingStub(cluster.channel(0)).status(StatusRequest.getDefaultInstance());
+            assertEquals(4, status.getSequences());
+            assertEquals(1, status.getFailedSteps());
+            assertTrue(cluster.attentionWorkers().get(0).process.isAlive());
+        }
+    }
+
+    static int[] goldenInts(String name) {
+        try (SafetensorsFile f = SafetensorsFile.open(TINY.resolve("golden.safetensors"))) {
+            TensorInfo t = f.tensors().get(name);
+            int[] v = new int[(int) t.elementCount()];
+            for (int i = 0; i < v.length; i++) {
+                v[i] = t.data().get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 4L * i);
+            }
+            return v;
+        }
+    }
+}
