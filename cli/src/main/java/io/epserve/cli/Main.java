@@ -3,6 +3,7 @@ package io.epserve.cli;
 import io.epserve.cli.commands.AttentionWorkerCommand;
 import io.epserve.cli.commands.BenchClusterCommand;
 import io.epserve.cli.commands.BenchDecodeCommand;
+import io.epserve.cli.commands.BenchExchangeCommand;
 import io.epserve.cli.commands.ClusterLogitsCommand;
 import io.epserve.cli.commands.CacheSizeCommand;
 import io.epserve.cli.commands.EnvCommand;
@@ -39,6 +40,7 @@ public final class Main {
                 new AttentionWorkerCommand(),
                 new ClusterLogitsCommand(),
                 new BenchClusterCommand(),
+                new BenchExchangeCommand(),
                 new EnvCommand());
     }
 

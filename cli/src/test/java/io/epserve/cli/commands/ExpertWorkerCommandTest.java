@@ -43,9 +43,9 @@ class ExpertWorkerCommandTest {
                 "--experts", "0", "--placement", "p.json");
         usage("expert 9 is outside [0, 8)", "expert-worker", "--model", model, "--listen", "127.0.0.1:40999",
                 "--experts", "0-9");
-        usage("--listen must be HOST:PORT", "expert-worker", "--model", model, "--listen", "localhost",
+        usage("--listen: endpoint must be HOST:PORT", "expert-worker", "--model", model, "--listen", "localhost",
                 "--experts", "0");
-        usage("--listen port must be in 1..65535", "expert-worker", "--model", model, "--listen", "127.0.0.1:0",
+        usage("--listen: endpoint port must be in 1..65535", "expert-worker", "--model", model, "--listen", "127.0.0.1:0",
                 "--experts", "0");
         usage("--kernels must be one of", "expert-worker", "--model", model, "--listen", "127.0.0.1:40999",
                 "--experts", "0", "--kernels", "slow");
