@@ -138,7 +138,7 @@ final class ExpertClient implements AutoCloseable, WireHandler {
                 break;
             }
             if (now >= nextHello) {
-                nextHello = now + TimeUnit.MILLISECONDS.toNanos(250);
+                nextHello = now + TimeUnit.SECONDS.toNanos(1);
             }
             if (now > deadline) {
                 StringBuilder sb = new StringBuilder();
