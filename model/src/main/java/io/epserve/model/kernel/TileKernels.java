@@ -752,7 +752,7 @@ final class TileKernels {
         }
     }
 
-    /** {@link #bf16d}, tokens [0, t4) in blocks of 4 (4 chains in registers), one decode per group. */
+    /** {@link #bf16d}, tokens [0, t4) two at a time (2 chains in registers), one weight decode per group. */
     static void bf16dB4(int T, int t4, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
             double[] acc, int ao) {
         for (int c = c0; c < c1; c += DGROUP) {
@@ -764,46 +764,30 @@ final class TileKernels {
             DoubleVector d0 = wide(even(q0)), d1 = wide(odd(q0)), d2 = wide(even(q1)), d3 = wide(odd(q1));
             DoubleVector d4 = wide(even(q2)), d5 = wide(odd(q2)), d6 = wide(even(q3)), d7 = wide(odd(q3));
             long xg = xo + 8L * T * c;
-            for (int t = 0; t < t4; t += 4) {
-                MemorySegment xt = x.asSlice(xg + 8L * DGROUP * t, 32L * DGROUP);
+            // Two tokens per pass, not four: with four accumulators C2 (JDK 25) fails this method with "illegal
+            // oopMap register name" and leaves it in C1, where every vector operation is boxed (100x slower).
+            for (int t = 0; t < t4; t += 2) {
+                MemorySegment xt = x.asSlice(xg + 8L * DGROUP * t, 16L * DGROUP);
                 DoubleVector z = DoubleVector.zero(DS);
                 DoubleVector b0 = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 0 * LD), LE), z);
                 DoubleVector b1 = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 0 * LD), LE), z);
-                DoubleVector b2 = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 0 * LD), LE), z);
-                DoubleVector b3 = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 0 * LD), LE), z);
                 b0 = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 1 * LD), LE), b0);
                 b1 = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 1 * LD), LE), b1);
-                b2 = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 1 * LD), LE), b2);
-                b3 = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 1 * LD), LE), b3);
                 b0 = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 2 * LD), LE), b0);
                 b1 = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 2 * LD), LE), b1);
-                b2 = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 2 * LD), LE), b2);
-                b3 = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 2 * LD), LE), b3);
                 b0 = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 3 * LD), LE), b0);
                 b1 = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 3 * LD), LE), b1);
-                b2 = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 3 * LD), LE), b2);
-                b3 = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 3 * LD), LE), b3);
                 b0 = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 4 * LD), LE), b0);
                 b1 = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 4 * LD), LE), b1);
-                b2 = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 4 * LD), LE), b2);
-                b3 = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 4 * LD), LE), b3);
                 b0 = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 5 * LD), LE), b0);
                 b1 = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 5 * LD), LE), b1);
-                b2 = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 5 * LD), LE), b2);
-                b3 = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 5 * LD), LE), b3);
                 b0 = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 6 * LD), LE), b0);
                 b1 = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 6 * LD), LE), b1);
-                b2 = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 6 * LD), LE), b2);
-                b3 = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 6 * LD), LE), b3);
                 b0 = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 7 * LD), LE), b0);
                 b1 = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 7 * LD), LE), b1);
-                b2 = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 7 * LD), LE), b2);
-                b3 = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 7 * LD), LE), b3);
                 int ai = ao + t * LD;
                 b0.add(DoubleVector.fromArray(DS, acc, ai + 0 * LD)).intoArray(acc, ai + 0 * LD);
                 b1.add(DoubleVector.fromArray(DS, acc, ai + 1 * LD)).intoArray(acc, ai + 1 * LD);
-                b2.add(DoubleVector.fromArray(DS, acc, ai + 2 * LD)).intoArray(acc, ai + 2 * LD);
-                b3.add(DoubleVector.fromArray(DS, acc, ai + 3 * LD)).intoArray(acc, ai + 3 * LD);
             }
         }
     }
