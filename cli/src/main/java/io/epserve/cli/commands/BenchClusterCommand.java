@@ -76,6 +76,10 @@ public final class BenchClusterCommand implements Callable<Integer> {
     @Option(names = "--log-dir", description = "Where the workers' logs go (default: a new temporary directory).")
     Path logDir;
 
+    @Option(names = "--worker-jvm-arg", paramLabel = "ARG",
+            description = "Extra JVM option for every worker process (repeatable), e.g. -XX:+PrintCompilation.")
+    List<String> workerJvmArgs = new ArrayList<>();
+
     @Override
     public Integer call() {
         if (batch < 1 || tokens < 1 || promptTokens < 1 || warmup < 0) {
@@ -99,6 +103,7 @@ public final class BenchClusterCommand implements Callable<Integer> {
         LocalCluster.Options o = LocalCluster.options().model(model).expertWorkers(expertWorkers)
                 .microBatches(microBatches).kernels(kernels).attentionThreads(perWorker).expertThreads(perWorker)
                 .pin(pin).idle(idle).logDir(logDir).expertTimeoutMs(60_000);
+        workerJvmArgs.forEach(o::jvmArg);
         try (LocalCluster cluster = LocalCluster.start(o)) {
             var stub = AttentionWorkerGrpc.newBlockingStub(cluster.channel(0));
             if (warmup > 0) {

@@ -94,8 +94,11 @@ public final class FastKernels implements Kernels {
      * into its object, so every 64-byte vector load from it would straddle two cache lines (measured in C on this
      * machine: 53 instead of 81 GFLOP/s for the 16-token FP4 tile). Grown (rarely) by replacing its arena.
      */
-    private Arena xArena = Arena.ofShared();
-    private MemorySegment xbuf = xArena.allocate(64, 64);
+    // Prepared activations live in heap arrays, not segments: an array load is intrinsified whatever C2's profile
+    // says, while a segment load depends on C2 knowing the segment's class (measured: when it does not, every vector
+    // op of the kernel is boxed, 5-100x slower, and which runs get unlucky varies).
+    private float[] xf = new float[16];
+    private double[] xd = new double[16];
     private final float[] block = new float[128];
     private float[] rowBuf = new float[0];
     private final LinearJob linear;
@@ -131,7 +134,6 @@ public final class FastKernels implements Kernels {
     @Override
     public void close() {
         pool.close();
-        xArena.close();
     }
 
     // ------------------------------------------------------------------------------------------------ linears
@@ -247,12 +249,14 @@ public final class FastKernels implements Kernels {
         int G = 8 * lanes;
         int colsP = (cols + G - 1) / G * G;
         int esize = wide ? 8 : 4;
-        long need = (long) esize * tokens * colsP;
-        if (xbuf.byteSize() < need) {
-            Arena old = xArena;
-            xArena = Arena.ofShared();
-            xbuf = xArena.allocate(need, 64);
-            old.close();
+        long need = (long) tokens * colsP;
+        if (need > Integer.MAX_VALUE - 64) {
+            throw new IllegalArgumentException(tokens + " tokens x " + colsP + " columns do not fit one activation array");
+        }
+        if (wide && xd.length < need) {
+            xd = new double[(int) need];
+        } else if (!wide && xf.length < need) {
+            xf = new float[(int) need];
         }
         float[] row = rowBuf.length >= colsP ? rowBuf : (rowBuf = new float[colsP]);
         for (int t0 = 0, tile; t0 < tokens; t0 += tile) {
@@ -264,10 +268,10 @@ public final class FastKernels implements Kernels {
                     long o = base + (long) g * tile;
                     if (wide) {
                         for (int i = 0; i < G; i++) {
-                            xbuf.set(ValueLayout.JAVA_DOUBLE_UNALIGNED, 8L * (o + i), row[g + i]);
+                            xd[(int) (o + i)] = row[g + i];
                         }
                     } else {
-                        MemorySegment.copy(row, g, xbuf, ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * o, G);
+                        System.arraycopy(row, g, xf, (int) o, G);
                     }
                 }
             }
@@ -467,7 +471,8 @@ public final class FastKernels implements Kernels {
             LinearScratch sc = scratch[worker];
             boolean wide = kind == K_BF16D || kind == K_F32D;
             boolean[] rare = sc.rare;
-            MemorySegment x = xbuf;
+            float[] x = xf;
+            double[] xw = xd;
             int V = lanes;
             for (int ch; (ch = next.getAndIncrement()) < chunks; ) {
                 int i0 = ch * chunkRows;
@@ -494,7 +499,7 @@ public final class FastKernels implements Kernels {
                         int p1 = Math.min(colsVec, p0 + pw);
                         for (int i = i0; i < i1; i++) {
                             if (kind != K_FP4 || !rare[i - i0]) {
-                                panel(rowStart + i, n, p0, p1, x, xo, sc, (i - i0) * span);
+                                panel(rowStart + i, n, p0, p1, x, xw, xo, sc, (i - i0) * span);
                             }
                         }
                     }
@@ -507,7 +512,7 @@ public final class FastKernels implements Kernels {
                                 rd[t] = TileKernels.sum(DoubleVector.fromArray(DS, sc.accD, ao + t * V));
                             }
                             if (colsVec < cols) {
-                                tailWide(row, x, xbase, n, rd);
+                                tailWide(row, xw, xbase, n, rd);
                             }
                             storeWide(i, t0, n, rd);
                         } else {
@@ -530,20 +535,20 @@ public final class FastKernels implements Kernels {
             }
         }
 
-        private void panel(int row, int n, int c0, int c1, MemorySegment x, long xo, LinearScratch sc, int ao) {
+        private void panel(int row, int n, int c0, int c1, float[] x, double[] xw, long xo, LinearScratch sc, int ao) {
             switch (kind) {
                 case K_FP4 -> TileKernels.fp4(n, w, (long) row * (cols >>> 1), s, (long) row * (cols >>> 5),
                         c0, c1, x, xo, sc.acc, ao);
                 case K_FP8 -> TileKernels.fp8(n, w, (long) row * cols, s,
                         (long) (row / Fp8Matrix.BLOCK) * scaleCols, c0, c1, x, xo, sc.acc, ao, sc.dq);
                 case K_BF16 -> TileKernels.bf16(n, w, 2L * row * cols, c0, c1, x, xo, sc.acc, ao);
-                case K_BF16D -> TileKernels.bf16d(n, w, 2L * row * cols, c0, c1, x, xo, sc.accD, ao);
-                default -> TileKernels.f32d(n, w, 4L * row * cols, c0, c1, x, xo, sc.accD, ao);
+                case K_BF16D -> TileKernels.bf16d(n, w, 2L * row * cols, c0, c1, xw, xo, sc.accD, ao);
+                default -> TileKernels.f32d(n, w, 4L * row * cols, c0, c1, xw, xo, sc.accD, ao);
             }
         }
 
         /** Float32 kinds: columns [colsVec, cols) that do not fill a group, in column order. */
-        private void tail(int row, MemorySegment x, long xbase, int n, float[] r) {
+        private void tail(int row, float[] x, long xbase, int n, float[] r) {
             for (int c = colsVec; c < cols; c++) {
                 float wv = switch (kind) {
                     case K_FP8 -> FP8[w.get(ValueLayout.JAVA_BYTE, (long) row * cols + c) & 0xff]
@@ -552,19 +557,19 @@ public final class FastKernels implements Kernels {
                     default -> Float.intBitsToFloat((w.get(BF16_LE, 2L * ((long) row * cols + c)) & 0xffff) << 16);
                 };
                 for (int t = 0; t < n; t++) {
-                    r[t] += wv * x.get(ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * xIndex(xbase, n, c, t, GROUP));
+                    r[t] += wv * x[(int) xIndex(xbase, n, c, t, GROUP)];
                 }
             }
         }
 
         /** Float64 kinds: columns [colsVec, cols) that do not fill a group, in column order. */
-        private void tailWide(int row, MemorySegment x, long xbase, int n, double[] r) {
+        private void tailWide(int row, double[] x, long xbase, int n, double[] r) {
             for (int c = colsVec; c < cols; c++) {
                 double wv = kind == K_BF16D
                         ? Float.intBitsToFloat((w.get(BF16_LE, 2L * ((long) row * cols + c)) & 0xffff) << 16)
                         : w.get(F32_LE, 4L * ((long) row * cols + c));
                 for (int t = 0; t < n; t++) {
-                    r[t] += wv * x.get(ValueLayout.JAVA_DOUBLE_UNALIGNED, 8L * xIndex(xbase, n, c, t, DGROUP));
+                    r[t] += wv * x[(int) xIndex(xbase, n, c, t, DGROUP)];
                 }
             }
         }
@@ -609,7 +614,7 @@ public final class FastKernels implements Kernels {
      * single float chain in column order, so it is batch-invariant too (a row takes this path or not by its
      * scales alone).
      */
-    static void fp4RowScalar(MemorySegment w, MemorySegment s, long wo, long so, int cols, MemorySegment x, long xbase,
+    static void fp4RowScalar(MemorySegment w, MemorySegment s, long wo, long so, int cols, float[] x, long xbase,
                              int n, float[] r) {
         Arrays.fill(r, 0, n, 0f);
         for (int c = 0; c < cols; c++) {
@@ -618,7 +623,7 @@ public final class FastKernels implements Kernels {
             float wv = FP4[code] * E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 5)) & 0xff];
             int p = permutedIndex(c, 8);
             for (int t = 0; t < n; t++) {
-                r[t] += wv * x.get(ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * xIndex(xbase, n, p, t, GROUP));
+                r[t] += wv * x[(int) xIndex(xbase, n, p, t, GROUP)];
             }
         }
     }

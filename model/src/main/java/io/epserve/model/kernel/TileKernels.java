@@ -281,7 +281,7 @@ final class TileKernels {
     // ------------------------------------------------------------------------------------------------ kernels
 
     /** FP4 weights (row at byte wo, per-32 E8M0 scales at so), tokens [0, T) of a tile of T. */
-    static void fp4(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
+    static void fp4(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
             float[] acc, int ao) {
         if (T == 1) {
             fp4x1(w, wo, s, so, c0, c1, x, xo, acc, ao);
@@ -299,7 +299,7 @@ final class TileKernels {
     }
 
     /** {@link #fp4}, tokens [0, t4) in blocks of 4 (4 chains in registers), one decode per group. */
-    static void fp4B4(int T, int t4, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
+    static void fp4B4(int T, int t4, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
             float[] acc, int ao) {
         for (int c = c0; c < c1; c += GROUP) {
             IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
@@ -308,40 +308,40 @@ final class TileKernels {
             FloatVector d4 = nib(q, 4), d5 = nib(q, 5), d6 = nib(q, 6), d7 = nib(q, 7);
             long xg = xo + 4L * T * c;
             for (int t = 0; t < t4; t += 4) {
-                MemorySegment xt = x.asSlice(xg + 4L * GROUP * t, 16L * GROUP);
+                long xt = xg + 4L * GROUP * t;
                 FloatVector z = FloatVector.zero(FS);
-                FloatVector b0 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 0 * L), LE), z);
-                FloatVector b1 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 0 * L), LE), z);
-                FloatVector b2 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 0 * L), LE), z);
-                FloatVector b3 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 0 * L), LE), z);
-                b0 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 1 * L), LE), b0);
-                b1 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 1 * L), LE), b1);
-                b2 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 1 * L), LE), b2);
-                b3 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 1 * L), LE), b3);
-                b0 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 2 * L), LE), b0);
-                b1 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 2 * L), LE), b1);
-                b2 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 2 * L), LE), b2);
-                b3 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 2 * L), LE), b3);
-                b0 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 3 * L), LE), b0);
-                b1 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 3 * L), LE), b1);
-                b2 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 3 * L), LE), b2);
-                b3 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 3 * L), LE), b3);
-                b0 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 4 * L), LE), b0);
-                b1 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 4 * L), LE), b1);
-                b2 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 4 * L), LE), b2);
-                b3 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 4 * L), LE), b3);
-                b0 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 5 * L), LE), b0);
-                b1 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 5 * L), LE), b1);
-                b2 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 5 * L), LE), b2);
-                b3 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 5 * L), LE), b3);
-                b0 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 6 * L), LE), b0);
-                b1 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 6 * L), LE), b1);
-                b2 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 6 * L), LE), b2);
-                b3 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 6 * L), LE), b3);
-                b0 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 7 * L), LE), b0);
-                b1 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 7 * L), LE), b1);
-                b2 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 7 * L), LE), b2);
-                b3 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 7 * L), LE), b3);
+                FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 0 * L)) >>> 2)), z);
+                FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 0 * L)) >>> 2)), z);
+                FloatVector b2 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 0 * L)) >>> 2)), z);
+                FloatVector b3 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 0 * L)) >>> 2)), z);
+                b0 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 1 * L)) >>> 2)), b0);
+                b1 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 1 * L)) >>> 2)), b1);
+                b2 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 1 * L)) >>> 2)), b2);
+                b3 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 1 * L)) >>> 2)), b3);
+                b0 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 2 * L)) >>> 2)), b0);
+                b1 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 2 * L)) >>> 2)), b1);
+                b2 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 2 * L)) >>> 2)), b2);
+                b3 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 2 * L)) >>> 2)), b3);
+                b0 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 3 * L)) >>> 2)), b0);
+                b1 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 3 * L)) >>> 2)), b1);
+                b2 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 3 * L)) >>> 2)), b2);
+                b3 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 3 * L)) >>> 2)), b3);
+                b0 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 4 * L)) >>> 2)), b0);
+                b1 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 4 * L)) >>> 2)), b1);
+                b2 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 4 * L)) >>> 2)), b2);
+                b3 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 4 * L)) >>> 2)), b3);
+                b0 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 5 * L)) >>> 2)), b0);
+                b1 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 5 * L)) >>> 2)), b1);
+                b2 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 5 * L)) >>> 2)), b2);
+                b3 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 5 * L)) >>> 2)), b3);
+                b0 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 6 * L)) >>> 2)), b0);
+                b1 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 6 * L)) >>> 2)), b1);
+                b2 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 6 * L)) >>> 2)), b2);
+                b3 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 6 * L)) >>> 2)), b3);
+                b0 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 7 * L)) >>> 2)), b0);
+                b1 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 7 * L)) >>> 2)), b1);
+                b2 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 7 * L)) >>> 2)), b2);
+                b3 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 7 * L)) >>> 2)), b3);
                 int ai = ao + t * L;
                 b0.fma(sv, FloatVector.fromArray(FS, acc, ai + 0 * L)).intoArray(acc, ai + 0 * L);
                 b1.fma(sv, FloatVector.fromArray(FS, acc, ai + 1 * L)).intoArray(acc, ai + 1 * L);
@@ -352,7 +352,7 @@ final class TileKernels {
     }
 
     /** {@link #fp4B4} for exactly one block (T = 4..7): the 4 accumulators stay in registers. */
-    static void fp4X4(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
+    static void fp4X4(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
             float[] acc, int ao) {
         FloatVector a0 = FloatVector.fromArray(FS, acc, ao), a1 = FloatVector.fromArray(FS, acc, ao + L);
         FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L), a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
@@ -363,40 +363,40 @@ final class TileKernels {
             FloatVector d4 = nib(q, 4), d5 = nib(q, 5), d6 = nib(q, 6), d7 = nib(q, 7);
             long xg = xo + 4L * T * c;
             {
-                MemorySegment xt = x.asSlice(xg, 16L * GROUP);
+                long xt = xg;
                 FloatVector z = FloatVector.zero(FS);
-                FloatVector b0 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 0 * L), LE), z);
-                FloatVector b1 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 0 * L), LE), z);
-                FloatVector b2 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 0 * L), LE), z);
-                FloatVector b3 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 0 * L), LE), z);
-                b0 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 1 * L), LE), b0);
-                b1 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 1 * L), LE), b1);
-                b2 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 1 * L), LE), b2);
-                b3 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 1 * L), LE), b3);
-                b0 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 2 * L), LE), b0);
-                b1 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 2 * L), LE), b1);
-                b2 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 2 * L), LE), b2);
-                b3 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 2 * L), LE), b3);
-                b0 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 3 * L), LE), b0);
-                b1 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 3 * L), LE), b1);
-                b2 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 3 * L), LE), b2);
-                b3 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 3 * L), LE), b3);
-                b0 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 4 * L), LE), b0);
-                b1 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 4 * L), LE), b1);
-                b2 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 4 * L), LE), b2);
-                b3 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 4 * L), LE), b3);
-                b0 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 5 * L), LE), b0);
-                b1 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 5 * L), LE), b1);
-                b2 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 5 * L), LE), b2);
-                b3 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 5 * L), LE), b3);
-                b0 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 6 * L), LE), b0);
-                b1 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 6 * L), LE), b1);
-                b2 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 6 * L), LE), b2);
-                b3 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 6 * L), LE), b3);
-                b0 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 7 * L), LE), b0);
-                b1 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 7 * L), LE), b1);
-                b2 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 7 * L), LE), b2);
-                b3 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 7 * L), LE), b3);
+                FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 0 * L)) >>> 2)), z);
+                FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 0 * L)) >>> 2)), z);
+                FloatVector b2 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 0 * L)) >>> 2)), z);
+                FloatVector b3 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 0 * L)) >>> 2)), z);
+                b0 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 1 * L)) >>> 2)), b0);
+                b1 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 1 * L)) >>> 2)), b1);
+                b2 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 1 * L)) >>> 2)), b2);
+                b3 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 1 * L)) >>> 2)), b3);
+                b0 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 2 * L)) >>> 2)), b0);
+                b1 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 2 * L)) >>> 2)), b1);
+                b2 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 2 * L)) >>> 2)), b2);
+                b3 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 2 * L)) >>> 2)), b3);
+                b0 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 3 * L)) >>> 2)), b0);
+                b1 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 3 * L)) >>> 2)), b1);
+                b2 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 3 * L)) >>> 2)), b2);
+                b3 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 3 * L)) >>> 2)), b3);
+                b0 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 4 * L)) >>> 2)), b0);
+                b1 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 4 * L)) >>> 2)), b1);
+                b2 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 4 * L)) >>> 2)), b2);
+                b3 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 4 * L)) >>> 2)), b3);
+                b0 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 5 * L)) >>> 2)), b0);
+                b1 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 5 * L)) >>> 2)), b1);
+                b2 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 5 * L)) >>> 2)), b2);
+                b3 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 5 * L)) >>> 2)), b3);
+                b0 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 6 * L)) >>> 2)), b0);
+                b1 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 6 * L)) >>> 2)), b1);
+                b2 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 6 * L)) >>> 2)), b2);
+                b3 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 6 * L)) >>> 2)), b3);
+                b0 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 7 * L)) >>> 2)), b0);
+                b1 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 7 * L)) >>> 2)), b1);
+                b2 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 7 * L)) >>> 2)), b2);
+                b3 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 7 * L)) >>> 2)), b3);
                 a0 = b0.fma(sv, a0);
                 a1 = b1.fma(sv, a1);
                 a2 = b2.fma(sv, a2);
@@ -410,7 +410,7 @@ final class TileKernels {
     }
 
     /** {@link #fp4}, tokens [t0, T) one at a time (the 1-3 left over by {@link #fp4B4}). */
-    static void fp4R(int T, int t0, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
+    static void fp4R(int T, int t0, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
             float[] acc, int ao) {
         for (int c = c0; c < c1; c += GROUP) {
             IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
@@ -419,15 +419,15 @@ final class TileKernels {
             FloatVector d4 = nib(q, 4), d5 = nib(q, 5), d6 = nib(q, 6), d7 = nib(q, 7);
             long xg = xo + 4L * T * c;
             for (int t = t0; t < T; t++) {
-                MemorySegment xt = x.asSlice(xg + 4L * GROUP * t, 4L * GROUP);
-                FloatVector b = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 0 * L, LE), FloatVector.zero(FS));
-                b = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 1 * L, LE), b);
-                b = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 2 * L, LE), b);
-                b = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 3 * L, LE), b);
-                b = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 4 * L, LE), b);
-                b = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 5 * L, LE), b);
-                b = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 6 * L, LE), b);
-                b = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 7 * L, LE), b);
+                long xt = xg + 4L * GROUP * t;
+                FloatVector b = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 0 * L) >>> 2)), FloatVector.zero(FS));
+                b = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 1 * L) >>> 2)), b);
+                b = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 2 * L) >>> 2)), b);
+                b = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 3 * L) >>> 2)), b);
+                b = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 4 * L) >>> 2)), b);
+                b = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 5 * L) >>> 2)), b);
+                b = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 6 * L) >>> 2)), b);
+                b = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 7 * L) >>> 2)), b);
                 int ai = ao + t * L;
                 b.fma(sv, FloatVector.fromArray(FS, acc, ai)).intoArray(acc, ai);
             }
@@ -435,28 +435,28 @@ final class TileKernels {
     }
 
     /** {@link #fp4} for one token, the accumulator in a register: the same operations. */
-    static void fp4x1(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
+    static void fp4x1(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
                       float[] acc, int ao) {
         FloatVector a = FloatVector.fromArray(FS, acc, ao);
         for (int c = c0; c < c1; c += GROUP) {
             IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
             FloatVector sv = fp4Scales(s, so, c);
-            MemorySegment xt = x.asSlice(xo + 4L * c, 4L * GROUP);
-            FloatVector b = nib(q, 0).fma(FloatVector.fromMemorySegment(FS, xt, 0, LE), FloatVector.zero(FS));
-            b = nib(q, 1).fma(FloatVector.fromMemorySegment(FS, xt, 4L * L, LE), b);
-            b = nib(q, 2).fma(FloatVector.fromMemorySegment(FS, xt, 8L * L, LE), b);
-            b = nib(q, 3).fma(FloatVector.fromMemorySegment(FS, xt, 12L * L, LE), b);
-            b = nib(q, 4).fma(FloatVector.fromMemorySegment(FS, xt, 16L * L, LE), b);
-            b = nib(q, 5).fma(FloatVector.fromMemorySegment(FS, xt, 20L * L, LE), b);
-            b = nib(q, 6).fma(FloatVector.fromMemorySegment(FS, xt, 24L * L, LE), b);
-            b = nib(q, 7).fma(FloatVector.fromMemorySegment(FS, xt, 28L * L, LE), b);
+            long xt = xo + 4L * c;
+            FloatVector b = nib(q, 0).fma(FloatVector.fromArray(FS, x, (int) ((xt) >>> 2)), FloatVector.zero(FS));
+            b = nib(q, 1).fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * L) >>> 2)), b);
+            b = nib(q, 2).fma(FloatVector.fromArray(FS, x, (int) ((xt + 8L * L) >>> 2)), b);
+            b = nib(q, 3).fma(FloatVector.fromArray(FS, x, (int) ((xt + 12L * L) >>> 2)), b);
+            b = nib(q, 4).fma(FloatVector.fromArray(FS, x, (int) ((xt + 16L * L) >>> 2)), b);
+            b = nib(q, 5).fma(FloatVector.fromArray(FS, x, (int) ((xt + 20L * L) >>> 2)), b);
+            b = nib(q, 6).fma(FloatVector.fromArray(FS, x, (int) ((xt + 24L * L) >>> 2)), b);
+            b = nib(q, 7).fma(FloatVector.fromArray(FS, x, (int) ((xt + 28L * L) >>> 2)), b);
             a = b.fma(sv, a);
         }
         a.intoArray(acc, ao);
     }
 
     /** FP8 weights (row at byte wo, the row block's per-128-column scales at so; dq: 8L scratch), tokens [0, T) of a tile of T. */
-    static void fp8(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
+    static void fp8(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
             float[] acc, int ao, float[] dq) {
         int t4 = T & ~3;
         if (t4 == 4) {
@@ -470,7 +470,7 @@ final class TileKernels {
     }
 
     /** {@link #fp8}, tokens [0, t4) in blocks of 4 (4 chains in registers), one decode per group. */
-    static void fp8B4(int T, int t4, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
+    static void fp8B4(int T, int t4, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
             float[] acc, int ao, float[] dq) {
         for (int c = c0; c < c1; c += GROUP) {
             FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
@@ -481,40 +481,40 @@ final class TileKernels {
             FloatVector d6 = FloatVector.fromArray(FS, dq, 6 * L), d7 = FloatVector.fromArray(FS, dq, 7 * L);
             long xg = xo + 4L * T * c;
             for (int t = 0; t < t4; t += 4) {
-                MemorySegment xt = x.asSlice(xg + 4L * GROUP * t, 16L * GROUP);
+                long xt = xg + 4L * GROUP * t;
                 FloatVector z = FloatVector.zero(FS);
-                FloatVector b0 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 0 * L), LE), z);
-                FloatVector b1 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 0 * L), LE), z);
-                FloatVector b2 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 0 * L), LE), z);
-                FloatVector b3 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 0 * L), LE), z);
-                b0 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 1 * L), LE), b0);
-                b1 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 1 * L), LE), b1);
-                b2 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 1 * L), LE), b2);
-                b3 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 1 * L), LE), b3);
-                b0 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 2 * L), LE), b0);
-                b1 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 2 * L), LE), b1);
-                b2 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 2 * L), LE), b2);
-                b3 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 2 * L), LE), b3);
-                b0 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 3 * L), LE), b0);
-                b1 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 3 * L), LE), b1);
-                b2 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 3 * L), LE), b2);
-                b3 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 3 * L), LE), b3);
-                b0 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 4 * L), LE), b0);
-                b1 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 4 * L), LE), b1);
-                b2 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 4 * L), LE), b2);
-                b3 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 4 * L), LE), b3);
-                b0 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 5 * L), LE), b0);
-                b1 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 5 * L), LE), b1);
-                b2 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 5 * L), LE), b2);
-                b3 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 5 * L), LE), b3);
-                b0 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 6 * L), LE), b0);
-                b1 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 6 * L), LE), b1);
-                b2 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 6 * L), LE), b2);
-                b3 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 6 * L), LE), b3);
-                b0 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 7 * L), LE), b0);
-                b1 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 7 * L), LE), b1);
-                b2 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 7 * L), LE), b2);
-                b3 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 7 * L), LE), b3);
+                FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 0 * L)) >>> 2)), z);
+                FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 0 * L)) >>> 2)), z);
+                FloatVector b2 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 0 * L)) >>> 2)), z);
+                FloatVector b3 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 0 * L)) >>> 2)), z);
+                b0 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 1 * L)) >>> 2)), b0);
+                b1 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 1 * L)) >>> 2)), b1);
+                b2 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 1 * L)) >>> 2)), b2);
+                b3 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 1 * L)) >>> 2)), b3);
+                b0 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 2 * L)) >>> 2)), b0);
+                b1 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 2 * L)) >>> 2)), b1);
+                b2 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 2 * L)) >>> 2)), b2);
+                b3 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 2 * L)) >>> 2)), b3);
+                b0 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 3 * L)) >>> 2)), b0);
+                b1 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 3 * L)) >>> 2)), b1);
+                b2 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 3 * L)) >>> 2)), b2);
+                b3 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 3 * L)) >>> 2)), b3);
+                b0 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 4 * L)) >>> 2)), b0);
+                b1 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 4 * L)) >>> 2)), b1);
+                b2 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 4 * L)) >>> 2)), b2);
+                b3 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 4 * L)) >>> 2)), b3);
+                b0 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 5 * L)) >>> 2)), b0);
+                b1 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 5 * L)) >>> 2)), b1);
+                b2 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 5 * L)) >>> 2)), b2);
+                b3 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 5 * L)) >>> 2)), b3);
+                b0 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 6 * L)) >>> 2)), b0);
+                b1 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 6 * L)) >>> 2)), b1);
+                b2 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 6 * L)) >>> 2)), b2);
+                b3 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 6 * L)) >>> 2)), b3);
+                b0 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 7 * L)) >>> 2)), b0);
+                b1 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 7 * L)) >>> 2)), b1);
+                b2 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 7 * L)) >>> 2)), b2);
+                b3 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 7 * L)) >>> 2)), b3);
                 int ai = ao + t * L;
                 b0.fma(sv, FloatVector.fromArray(FS, acc, ai + 0 * L)).intoArray(acc, ai + 0 * L);
                 b1.fma(sv, FloatVector.fromArray(FS, acc, ai + 1 * L)).intoArray(acc, ai + 1 * L);
@@ -525,7 +525,7 @@ final class TileKernels {
     }
 
     /** {@link #fp8B4} for exactly one block (T = 4..7): the 4 accumulators stay in registers. */
-    static void fp8X4(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
+    static void fp8X4(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
             float[] acc, int ao, float[] dq) {
         FloatVector a0 = FloatVector.fromArray(FS, acc, ao), a1 = FloatVector.fromArray(FS, acc, ao + L);
         FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L), a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
@@ -538,40 +538,40 @@ final class TileKernels {
             FloatVector d6 = FloatVector.fromArray(FS, dq, 6 * L), d7 = FloatVector.fromArray(FS, dq, 7 * L);
             long xg = xo + 4L * T * c;
             {
-                MemorySegment xt = x.asSlice(xg, 16L * GROUP);
+                long xt = xg;
                 FloatVector z = FloatVector.zero(FS);
-                FloatVector b0 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 0 * L), LE), z);
-                FloatVector b1 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 0 * L), LE), z);
-                FloatVector b2 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 0 * L), LE), z);
-                FloatVector b3 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 0 * L), LE), z);
-                b0 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 1 * L), LE), b0);
-                b1 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 1 * L), LE), b1);
-                b2 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 1 * L), LE), b2);
-                b3 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 1 * L), LE), b3);
-                b0 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 2 * L), LE), b0);
-                b1 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 2 * L), LE), b1);
-                b2 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 2 * L), LE), b2);
-                b3 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 2 * L), LE), b3);
-                b0 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 3 * L), LE), b0);
-                b1 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 3 * L), LE), b1);
-                b2 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 3 * L), LE), b2);
-                b3 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 3 * L), LE), b3);
-                b0 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 4 * L), LE), b0);
-                b1 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 4 * L), LE), b1);
-                b2 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 4 * L), LE), b2);
-                b3 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 4 * L), LE), b3);
-                b0 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 5 * L), LE), b0);
-                b1 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 5 * L), LE), b1);
-                b2 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 5 * L), LE), b2);
-                b3 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 5 * L), LE), b3);
-                b0 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 6 * L), LE), b0);
-                b1 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 6 * L), LE), b1);
-                b2 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 6 * L), LE), b2);
-                b3 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 6 * L), LE), b3);
-                b0 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 7 * L), LE), b0);
-                b1 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 7 * L), LE), b1);
-                b2 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 7 * L), LE), b2);
-                b3 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 7 * L), LE), b3);
+                FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 0 * L)) >>> 2)), z);
+                FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 0 * L)) >>> 2)), z);
+                FloatVector b2 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 0 * L)) >>> 2)), z);
+                FloatVector b3 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 0 * L)) >>> 2)), z);
+                b0 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 1 * L)) >>> 2)), b0);
+                b1 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 1 * L)) >>> 2)), b1);
+                b2 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 1 * L)) >>> 2)), b2);
+                b3 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 1 * L)) >>> 2)), b3);
+                b0 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 2 * L)) >>> 2)), b0);
+                b1 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 2 * L)) >>> 2)), b1);
+                b2 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 2 * L)) >>> 2)), b2);
+                b3 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 2 * L)) >>> 2)), b3);
+                b0 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 3 * L)) >>> 2)), b0);
+                b1 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 3 * L)) >>> 2)), b1);
+                b2 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 3 * L)) >>> 2)), b2);
+                b3 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 3 * L)) >>> 2)), b3);
+                b0 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 4 * L)) >>> 2)), b0);
+                b1 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 4 * L)) >>> 2)), b1);
+                b2 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 4 * L)) >>> 2)), b2);
+                b3 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 4 * L)) >>> 2)), b3);
+                b0 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 5 * L)) >>> 2)), b0);
+                b1 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 5 * L)) >>> 2)), b1);
+                b2 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 5 * L)) >>> 2)), b2);
+                b3 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 5 * L)) >>> 2)), b3);
+                b0 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 6 * L)) >>> 2)), b0);
+                b1 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 6 * L)) >>> 2)), b1);
+                b2 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 6 * L)) >>> 2)), b2);
+                b3 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 6 * L)) >>> 2)), b3);
+                b0 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 7 * L)) >>> 2)), b0);
+                b1 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 7 * L)) >>> 2)), b1);
+                b2 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 7 * L)) >>> 2)), b2);
+                b3 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 7 * L)) >>> 2)), b3);
                 a0 = b0.fma(sv, a0);
                 a1 = b1.fma(sv, a1);
                 a2 = b2.fma(sv, a2);
@@ -585,7 +585,7 @@ final class TileKernels {
     }
 
     /** {@link #fp8}, tokens [t0, T) one at a time (the 1-3 left over by {@link #fp8B4}). */
-    static void fp8R(int T, int t0, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, MemorySegment x, long xo,
+    static void fp8R(int T, int t0, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
             float[] acc, int ao, float[] dq) {
         for (int c = c0; c < c1; c += GROUP) {
             FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
@@ -596,15 +596,15 @@ final class TileKernels {
             FloatVector d6 = FloatVector.fromArray(FS, dq, 6 * L), d7 = FloatVector.fromArray(FS, dq, 7 * L);
             long xg = xo + 4L * T * c;
             for (int t = t0; t < T; t++) {
-                MemorySegment xt = x.asSlice(xg + 4L * GROUP * t, 4L * GROUP);
-                FloatVector b = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 0 * L, LE), FloatVector.zero(FS));
-                b = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 1 * L, LE), b);
-                b = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 2 * L, LE), b);
-                b = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 3 * L, LE), b);
-                b = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 4 * L, LE), b);
-                b = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 5 * L, LE), b);
-                b = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 6 * L, LE), b);
-                b = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 7 * L, LE), b);
+                long xt = xg + 4L * GROUP * t;
+                FloatVector b = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 0 * L) >>> 2)), FloatVector.zero(FS));
+                b = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 1 * L) >>> 2)), b);
+                b = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 2 * L) >>> 2)), b);
+                b = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 3 * L) >>> 2)), b);
+                b = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 4 * L) >>> 2)), b);
+                b = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 5 * L) >>> 2)), b);
+                b = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 6 * L) >>> 2)), b);
+                b = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 7 * L) >>> 2)), b);
                 int ai = ao + t * L;
                 b.fma(sv, FloatVector.fromArray(FS, acc, ai)).intoArray(acc, ai);
             }
@@ -612,7 +612,7 @@ final class TileKernels {
     }
 
     /** BF16 weights (row at byte wo), float32 accumulation, tokens [0, T) of a tile of T. */
-    static void bf16(int T, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
+    static void bf16(int T, MemorySegment w, long wo, int c0, int c1, float[] x, long xo,
             float[] acc, int ao) {
         if (T == 1) {
             bf16x1(w, wo, c0, c1, x, xo, acc, ao);
@@ -628,7 +628,7 @@ final class TileKernels {
     }
 
     /** {@link #bf16}, tokens [0, t4) in blocks of 4 (4 chains in registers), one decode per group. */
-    static void bf16B4(int T, int t4, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
+    static void bf16B4(int T, int t4, MemorySegment w, long wo, int c0, int c1, float[] x, long xo,
             float[] acc, int ao) {
         for (int c = c0; c < c1; c += GROUP) {
             MemorySegment wg = w.asSlice(wo + 2L * c, 16L * L);
@@ -640,40 +640,40 @@ final class TileKernels {
             FloatVector d4 = even(q2), d5 = odd(q2), d6 = even(q3), d7 = odd(q3);
             long xg = xo + 4L * T * c;
             for (int t = 0; t < t4; t += 4) {
-                MemorySegment xt = x.asSlice(xg + 4L * GROUP * t, 16L * GROUP);
+                long xt = xg + 4L * GROUP * t;
                 FloatVector z = FloatVector.zero(FS);
-                FloatVector b0 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 0 * L), LE), z);
-                FloatVector b1 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 0 * L), LE), z);
-                FloatVector b2 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 0 * L), LE), z);
-                FloatVector b3 = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 0 * L), LE), z);
-                b0 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 1 * L), LE), b0);
-                b1 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 1 * L), LE), b1);
-                b2 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 1 * L), LE), b2);
-                b3 = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 1 * L), LE), b3);
-                b0 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 2 * L), LE), b0);
-                b1 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 2 * L), LE), b1);
-                b2 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 2 * L), LE), b2);
-                b3 = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 2 * L), LE), b3);
-                b0 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 3 * L), LE), b0);
-                b1 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 3 * L), LE), b1);
-                b2 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 3 * L), LE), b2);
-                b3 = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 3 * L), LE), b3);
-                b0 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 4 * L), LE), b0);
-                b1 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 4 * L), LE), b1);
-                b2 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 4 * L), LE), b2);
-                b3 = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 4 * L), LE), b3);
-                b0 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 5 * L), LE), b0);
-                b1 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 5 * L), LE), b1);
-                b2 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 5 * L), LE), b2);
-                b3 = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 5 * L), LE), b3);
-                b0 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 6 * L), LE), b0);
-                b1 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 6 * L), LE), b1);
-                b2 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 6 * L), LE), b2);
-                b3 = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 6 * L), LE), b3);
-                b0 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (0 * GROUP + 7 * L), LE), b0);
-                b1 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (1 * GROUP + 7 * L), LE), b1);
-                b2 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (2 * GROUP + 7 * L), LE), b2);
-                b3 = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * (3 * GROUP + 7 * L), LE), b3);
+                FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 0 * L)) >>> 2)), z);
+                FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 0 * L)) >>> 2)), z);
+                FloatVector b2 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 0 * L)) >>> 2)), z);
+                FloatVector b3 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 0 * L)) >>> 2)), z);
+                b0 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 1 * L)) >>> 2)), b0);
+                b1 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 1 * L)) >>> 2)), b1);
+                b2 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 1 * L)) >>> 2)), b2);
+                b3 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 1 * L)) >>> 2)), b3);
+                b0 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 2 * L)) >>> 2)), b0);
+                b1 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 2 * L)) >>> 2)), b1);
+                b2 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 2 * L)) >>> 2)), b2);
+                b3 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 2 * L)) >>> 2)), b3);
+                b0 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 3 * L)) >>> 2)), b0);
+                b1 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 3 * L)) >>> 2)), b1);
+                b2 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 3 * L)) >>> 2)), b2);
+                b3 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 3 * L)) >>> 2)), b3);
+                b0 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 4 * L)) >>> 2)), b0);
+                b1 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 4 * L)) >>> 2)), b1);
+                b2 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 4 * L)) >>> 2)), b2);
+                b3 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 4 * L)) >>> 2)), b3);
+                b0 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 5 * L)) >>> 2)), b0);
+                b1 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 5 * L)) >>> 2)), b1);
+                b2 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 5 * L)) >>> 2)), b2);
+                b3 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 5 * L)) >>> 2)), b3);
+                b0 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 6 * L)) >>> 2)), b0);
+                b1 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 6 * L)) >>> 2)), b1);
+                b2 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 6 * L)) >>> 2)), b2);
+                b3 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 6 * L)) >>> 2)), b3);
+                b0 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 7 * L)) >>> 2)), b0);
+                b1 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 7 * L)) >>> 2)), b1);
+                b2 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 7 * L)) >>> 2)), b2);
+                b3 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 7 * L)) >>> 2)), b3);
                 int ai = ao + t * L;
                 b0.add(FloatVector.fromArray(FS, acc, ai + 0 * L)).intoArray(acc, ai + 0 * L);
                 b1.add(FloatVector.fromArray(FS, acc, ai + 1 * L)).intoArray(acc, ai + 1 * L);
@@ -684,7 +684,7 @@ final class TileKernels {
     }
 
     /** {@link #bf16} for one token, the accumulator in a register: the same operations. */
-    static void bf16x1(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, float[] acc, int ao) {
+    static void bf16x1(MemorySegment w, long wo, int c0, int c1, float[] x, long xo, float[] acc, int ao) {
         FloatVector a = FloatVector.fromArray(FS, acc, ao);
         for (int c = c0; c < c1; c += GROUP) {
             MemorySegment wg = w.asSlice(wo + 2L * c, 16L * L);
@@ -694,22 +694,22 @@ final class TileKernels {
             IntVector q3 = IntVector.fromMemorySegment(IS, wg, 12L * L, LE);
             FloatVector d0 = even(q0), d1 = odd(q0), d2 = even(q1), d3 = odd(q1);
             FloatVector d4 = even(q2), d5 = odd(q2), d6 = even(q3), d7 = odd(q3);
-            MemorySegment xt = x.asSlice(xo + 4L * c, 4L * GROUP);
-            FloatVector b = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 0 * L, LE), FloatVector.zero(FS));
-            b = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 1 * L, LE), b);
-            b = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 2 * L, LE), b);
-            b = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 3 * L, LE), b);
-            b = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 4 * L, LE), b);
-            b = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 5 * L, LE), b);
-            b = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 6 * L, LE), b);
-            b = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 7 * L, LE), b);
+            long xt = xo + 4L * c;
+            FloatVector b = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 0 * L) >>> 2)), FloatVector.zero(FS));
+            b = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 1 * L) >>> 2)), b);
+            b = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 2 * L) >>> 2)), b);
+            b = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 3 * L) >>> 2)), b);
+            b = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 4 * L) >>> 2)), b);
+            b = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 5 * L) >>> 2)), b);
+            b = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 6 * L) >>> 2)), b);
+            b = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 7 * L) >>> 2)), b);
             a = b.add(a);
         }
         a.intoArray(acc, ao);
     }
 
     /** {@link #bf16}, tokens [t0, T) one at a time (the 1-3 left over by {@link #bf16B4}). */
-    static void bf16R(int T, int t0, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
+    static void bf16R(int T, int t0, MemorySegment w, long wo, int c0, int c1, float[] x, long xo,
             float[] acc, int ao) {
         for (int c = c0; c < c1; c += GROUP) {
             MemorySegment wg = w.asSlice(wo + 2L * c, 16L * L);
@@ -721,15 +721,15 @@ final class TileKernels {
             FloatVector d4 = even(q2), d5 = odd(q2), d6 = even(q3), d7 = odd(q3);
             long xg = xo + 4L * T * c;
             for (int t = t0; t < T; t++) {
-                MemorySegment xt = x.asSlice(xg + 4L * GROUP * t, 4L * GROUP);
-                FloatVector b = d0.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 0 * L, LE), FloatVector.zero(FS));
-                b = d1.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 1 * L, LE), b);
-                b = d2.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 2 * L, LE), b);
-                b = d3.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 3 * L, LE), b);
-                b = d4.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 4 * L, LE), b);
-                b = d5.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 5 * L, LE), b);
-                b = d6.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 6 * L, LE), b);
-                b = d7.fma(FloatVector.fromMemorySegment(FS, xt, 4L * 7 * L, LE), b);
+                long xt = xg + 4L * GROUP * t;
+                FloatVector b = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 0 * L) >>> 2)), FloatVector.zero(FS));
+                b = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 1 * L) >>> 2)), b);
+                b = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 2 * L) >>> 2)), b);
+                b = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 3 * L) >>> 2)), b);
+                b = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 4 * L) >>> 2)), b);
+                b = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 5 * L) >>> 2)), b);
+                b = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 6 * L) >>> 2)), b);
+                b = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 7 * L) >>> 2)), b);
                 int ai = ao + t * L;
                 b.add(FloatVector.fromArray(FS, acc, ai)).intoArray(acc, ai);
             }
@@ -737,7 +737,7 @@ final class TileKernels {
     }
 
     /** BF16 weights (row at byte wo), float64 accumulation of activations stored as doubles, tokens [0, T) of a tile of T. */
-    static void bf16d(int T, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
+    static void bf16d(int T, MemorySegment w, long wo, int c0, int c1, double[] x, long xo,
             double[] acc, int ao) {
         if (T == 1) {
             bf16dx1(w, wo, c0, c1, x, xo, acc, ao);
@@ -753,7 +753,7 @@ final class TileKernels {
     }
 
     /** {@link #bf16d}, tokens [0, t4) two at a time (2 chains in registers), one weight decode per group. */
-    static void bf16dB4(int T, int t4, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
+    static void bf16dB4(int T, int t4, MemorySegment w, long wo, int c0, int c1, double[] x, long xo,
             double[] acc, int ao) {
         for (int c = c0; c < c1; c += DGROUP) {
             MemorySegment wg = w.asSlice(wo + 2L * c, 16L * LD);
@@ -767,24 +767,24 @@ final class TileKernels {
             // Two tokens per pass, not four: with four accumulators C2 (JDK 25) fails this method with "illegal
             // oopMap register name" and leaves it in C1, where every vector operation is boxed (100x slower).
             for (int t = 0; t < t4; t += 2) {
-                MemorySegment xt = x.asSlice(xg + 8L * DGROUP * t, 16L * DGROUP);
+                long xt = xg + 8L * DGROUP * t;
                 DoubleVector z = DoubleVector.zero(DS);
-                DoubleVector b0 = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 0 * LD), LE), z);
-                DoubleVector b1 = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 0 * LD), LE), z);
-                b0 = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 1 * LD), LE), b0);
-                b1 = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 1 * LD), LE), b1);
-                b0 = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 2 * LD), LE), b0);
-                b1 = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 2 * LD), LE), b1);
-                b0 = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 3 * LD), LE), b0);
-                b1 = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 3 * LD), LE), b1);
-                b0 = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 4 * LD), LE), b0);
-                b1 = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 4 * LD), LE), b1);
-                b0 = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 5 * LD), LE), b0);
-                b1 = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 5 * LD), LE), b1);
-                b0 = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 6 * LD), LE), b0);
-                b1 = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 6 * LD), LE), b1);
-                b0 = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 7 * LD), LE), b0);
-                b1 = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 7 * LD), LE), b1);
+                DoubleVector b0 = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 0 * LD)) >>> 3)), z);
+                DoubleVector b1 = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 0 * LD)) >>> 3)), z);
+                b0 = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 1 * LD)) >>> 3)), b0);
+                b1 = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 1 * LD)) >>> 3)), b1);
+                b0 = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 2 * LD)) >>> 3)), b0);
+                b1 = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 2 * LD)) >>> 3)), b1);
+                b0 = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 3 * LD)) >>> 3)), b0);
+                b1 = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 3 * LD)) >>> 3)), b1);
+                b0 = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 4 * LD)) >>> 3)), b0);
+                b1 = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 4 * LD)) >>> 3)), b1);
+                b0 = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 5 * LD)) >>> 3)), b0);
+                b1 = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 5 * LD)) >>> 3)), b1);
+                b0 = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 6 * LD)) >>> 3)), b0);
+                b1 = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 6 * LD)) >>> 3)), b1);
+                b0 = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 7 * LD)) >>> 3)), b0);
+                b1 = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 7 * LD)) >>> 3)), b1);
                 int ai = ao + t * LD;
                 b0.add(DoubleVector.fromArray(DS, acc, ai + 0 * LD)).intoArray(acc, ai + 0 * LD);
                 b1.add(DoubleVector.fromArray(DS, acc, ai + 1 * LD)).intoArray(acc, ai + 1 * LD);
@@ -793,7 +793,7 @@ final class TileKernels {
     }
 
     /** {@link #bf16d} for one token, the accumulator in a register: the same operations. */
-    static void bf16dx1(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, double[] acc, int ao) {
+    static void bf16dx1(MemorySegment w, long wo, int c0, int c1, double[] x, long xo, double[] acc, int ao) {
         DoubleVector a = DoubleVector.fromArray(DS, acc, ao);
         for (int c = c0; c < c1; c += DGROUP) {
             MemorySegment wg = w.asSlice(wo + 2L * c, 16L * LD);
@@ -803,22 +803,22 @@ final class TileKernels {
             IntVector q3 = IntVector.fromMemorySegment(IH, wg, 12L * LD, LE);
             DoubleVector d0 = wide(even(q0)), d1 = wide(odd(q0)), d2 = wide(even(q1)), d3 = wide(odd(q1));
             DoubleVector d4 = wide(even(q2)), d5 = wide(odd(q2)), d6 = wide(even(q3)), d7 = wide(odd(q3));
-            MemorySegment xt = x.asSlice(xo + 8L * c, 8L * DGROUP);
-            DoubleVector b = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 0 * LD, LE), DoubleVector.zero(DS));
-            b = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 1 * LD, LE), b);
-            b = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 2 * LD, LE), b);
-            b = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 3 * LD, LE), b);
-            b = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 4 * LD, LE), b);
-            b = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 5 * LD, LE), b);
-            b = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 6 * LD, LE), b);
-            b = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 7 * LD, LE), b);
+            long xt = xo + 8L * c;
+            DoubleVector b = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 0 * LD) >>> 3)), DoubleVector.zero(DS));
+            b = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 1 * LD) >>> 3)), b);
+            b = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 2 * LD) >>> 3)), b);
+            b = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 3 * LD) >>> 3)), b);
+            b = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 4 * LD) >>> 3)), b);
+            b = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 5 * LD) >>> 3)), b);
+            b = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 6 * LD) >>> 3)), b);
+            b = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 7 * LD) >>> 3)), b);
             a = b.add(a);
         }
         a.intoArray(acc, ao);
     }
 
     /** {@link #bf16d}, tokens [t0, T) one at a time (the 1-3 left over by {@link #bf16dB4}). */
-    static void bf16dR(int T, int t0, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
+    static void bf16dR(int T, int t0, MemorySegment w, long wo, int c0, int c1, double[] x, long xo,
             double[] acc, int ao) {
         for (int c = c0; c < c1; c += DGROUP) {
             MemorySegment wg = w.asSlice(wo + 2L * c, 16L * LD);
@@ -830,15 +830,15 @@ final class TileKernels {
             DoubleVector d4 = wide(even(q2)), d5 = wide(odd(q2)), d6 = wide(even(q3)), d7 = wide(odd(q3));
             long xg = xo + 8L * T * c;
             for (int t = t0; t < T; t++) {
-                MemorySegment xt = x.asSlice(xg + 8L * DGROUP * t, 8L * DGROUP);
-                DoubleVector b = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 0 * LD, LE), DoubleVector.zero(DS));
-                b = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 1 * LD, LE), b);
-                b = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 2 * LD, LE), b);
-                b = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 3 * LD, LE), b);
-                b = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 4 * LD, LE), b);
-                b = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 5 * LD, LE), b);
-                b = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 6 * LD, LE), b);
-                b = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 7 * LD, LE), b);
+                long xt = xg + 8L * DGROUP * t;
+                DoubleVector b = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 0 * LD) >>> 3)), DoubleVector.zero(DS));
+                b = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 1 * LD) >>> 3)), b);
+                b = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 2 * LD) >>> 3)), b);
+                b = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 3 * LD) >>> 3)), b);
+                b = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 4 * LD) >>> 3)), b);
+                b = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 5 * LD) >>> 3)), b);
+                b = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 6 * LD) >>> 3)), b);
+                b = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 7 * LD) >>> 3)), b);
                 int ai = ao + t * LD;
                 b.add(DoubleVector.fromArray(DS, acc, ai)).intoArray(acc, ai);
             }
@@ -846,7 +846,7 @@ final class TileKernels {
     }
 
     /** F32 weights (row at byte wo), float64 accumulation of activations stored as doubles, tokens [0, T) of a tile of T. */
-    static void f32d(int T, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
+    static void f32d(int T, MemorySegment w, long wo, int c0, int c1, double[] x, long xo,
             double[] acc, int ao) {
         if (T == 1) {
             f32dx1(w, wo, c0, c1, x, xo, acc, ao);
@@ -862,7 +862,7 @@ final class TileKernels {
     }
 
     /** {@link #f32d}, tokens [0, t4) in blocks of 4 (4 chains in registers), one decode per group. */
-    static void f32dB4(int T, int t4, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
+    static void f32dB4(int T, int t4, MemorySegment w, long wo, int c0, int c1, double[] x, long xo,
             double[] acc, int ao) {
         for (int c = c0; c < c1; c += DGROUP) {
             MemorySegment wg = w.asSlice(wo + 4L * c, 32L * LD);
@@ -871,40 +871,40 @@ final class TileKernels {
             DoubleVector d6 = wideF(wg, 24L * LD), d7 = wideF(wg, 28L * LD);
             long xg = xo + 8L * T * c;
             for (int t = 0; t < t4; t += 4) {
-                MemorySegment xt = x.asSlice(xg + 8L * DGROUP * t, 32L * DGROUP);
+                long xt = xg + 8L * DGROUP * t;
                 DoubleVector z = DoubleVector.zero(DS);
-                DoubleVector b0 = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 0 * LD), LE), z);
-                DoubleVector b1 = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 0 * LD), LE), z);
-                DoubleVector b2 = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 0 * LD), LE), z);
-                DoubleVector b3 = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 0 * LD), LE), z);
-                b0 = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 1 * LD), LE), b0);
-                b1 = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 1 * LD), LE), b1);
-                b2 = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 1 * LD), LE), b2);
-                b3 = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 1 * LD), LE), b3);
-                b0 = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 2 * LD), LE), b0);
-                b1 = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 2 * LD), LE), b1);
-                b2 = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 2 * LD), LE), b2);
-                b3 = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 2 * LD), LE), b3);
-                b0 = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 3 * LD), LE), b0);
-                b1 = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 3 * LD), LE), b1);
-                b2 = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 3 * LD), LE), b2);
-                b3 = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 3 * LD), LE), b3);
-                b0 = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 4 * LD), LE), b0);
-                b1 = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 4 * LD), LE), b1);
-                b2 = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 4 * LD), LE), b2);
-                b3 = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 4 * LD), LE), b3);
-                b0 = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 5 * LD), LE), b0);
-                b1 = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 5 * LD), LE), b1);
-                b2 = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 5 * LD), LE), b2);
-                b3 = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 5 * LD), LE), b3);
-                b0 = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 6 * LD), LE), b0);
-                b1 = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 6 * LD), LE), b1);
-                b2 = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 6 * LD), LE), b2);
-                b3 = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 6 * LD), LE), b3);
-                b0 = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (0 * DGROUP + 7 * LD), LE), b0);
-                b1 = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (1 * DGROUP + 7 * LD), LE), b1);
-                b2 = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (2 * DGROUP + 7 * LD), LE), b2);
-                b3 = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * (3 * DGROUP + 7 * LD), LE), b3);
+                DoubleVector b0 = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 0 * LD)) >>> 3)), z);
+                DoubleVector b1 = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 0 * LD)) >>> 3)), z);
+                DoubleVector b2 = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (2 * DGROUP + 0 * LD)) >>> 3)), z);
+                DoubleVector b3 = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (3 * DGROUP + 0 * LD)) >>> 3)), z);
+                b0 = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 1 * LD)) >>> 3)), b0);
+                b1 = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 1 * LD)) >>> 3)), b1);
+                b2 = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (2 * DGROUP + 1 * LD)) >>> 3)), b2);
+                b3 = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (3 * DGROUP + 1 * LD)) >>> 3)), b3);
+                b0 = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 2 * LD)) >>> 3)), b0);
+                b1 = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 2 * LD)) >>> 3)), b1);
+                b2 = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (2 * DGROUP + 2 * LD)) >>> 3)), b2);
+                b3 = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (3 * DGROUP + 2 * LD)) >>> 3)), b3);
+                b0 = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 3 * LD)) >>> 3)), b0);
+                b1 = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 3 * LD)) >>> 3)), b1);
+                b2 = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (2 * DGROUP + 3 * LD)) >>> 3)), b2);
+                b3 = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (3 * DGROUP + 3 * LD)) >>> 3)), b3);
+                b0 = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 4 * LD)) >>> 3)), b0);
+                b1 = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 4 * LD)) >>> 3)), b1);
+                b2 = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (2 * DGROUP + 4 * LD)) >>> 3)), b2);
+                b3 = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (3 * DGROUP + 4 * LD)) >>> 3)), b3);
+                b0 = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 5 * LD)) >>> 3)), b0);
+                b1 = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 5 * LD)) >>> 3)), b1);
+                b2 = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (2 * DGROUP + 5 * LD)) >>> 3)), b2);
+                b3 = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (3 * DGROUP + 5 * LD)) >>> 3)), b3);
+                b0 = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 6 * LD)) >>> 3)), b0);
+                b1 = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 6 * LD)) >>> 3)), b1);
+                b2 = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (2 * DGROUP + 6 * LD)) >>> 3)), b2);
+                b3 = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (3 * DGROUP + 6 * LD)) >>> 3)), b3);
+                b0 = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 7 * LD)) >>> 3)), b0);
+                b1 = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 7 * LD)) >>> 3)), b1);
+                b2 = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (2 * DGROUP + 7 * LD)) >>> 3)), b2);
+                b3 = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (3 * DGROUP + 7 * LD)) >>> 3)), b3);
                 int ai = ao + t * LD;
                 b0.add(DoubleVector.fromArray(DS, acc, ai + 0 * LD)).intoArray(acc, ai + 0 * LD);
                 b1.add(DoubleVector.fromArray(DS, acc, ai + 1 * LD)).intoArray(acc, ai + 1 * LD);
@@ -915,29 +915,29 @@ final class TileKernels {
     }
 
     /** {@link #f32d} for one token, the accumulator in a register: the same operations. */
-    static void f32dx1(MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo, double[] acc, int ao) {
+    static void f32dx1(MemorySegment w, long wo, int c0, int c1, double[] x, long xo, double[] acc, int ao) {
         DoubleVector a = DoubleVector.fromArray(DS, acc, ao);
         for (int c = c0; c < c1; c += DGROUP) {
             MemorySegment wg = w.asSlice(wo + 4L * c, 32L * LD);
             DoubleVector d0 = wideF(wg, 0), d1 = wideF(wg, 4L * LD), d2 = wideF(wg, 8L * LD);
             DoubleVector d3 = wideF(wg, 12L * LD), d4 = wideF(wg, 16L * LD), d5 = wideF(wg, 20L * LD);
             DoubleVector d6 = wideF(wg, 24L * LD), d7 = wideF(wg, 28L * LD);
-            MemorySegment xt = x.asSlice(xo + 8L * c, 8L * DGROUP);
-            DoubleVector b = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 0 * LD, LE), DoubleVector.zero(DS));
-            b = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 1 * LD, LE), b);
-            b = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 2 * LD, LE), b);
-            b = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 3 * LD, LE), b);
-            b = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 4 * LD, LE), b);
-            b = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 5 * LD, LE), b);
-            b = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 6 * LD, LE), b);
-            b = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 7 * LD, LE), b);
+            long xt = xo + 8L * c;
+            DoubleVector b = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 0 * LD) >>> 3)), DoubleVector.zero(DS));
+            b = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 1 * LD) >>> 3)), b);
+            b = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 2 * LD) >>> 3)), b);
+            b = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 3 * LD) >>> 3)), b);
+            b = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 4 * LD) >>> 3)), b);
+            b = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 5 * LD) >>> 3)), b);
+            b = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 6 * LD) >>> 3)), b);
+            b = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 7 * LD) >>> 3)), b);
             a = b.add(a);
         }
         a.intoArray(acc, ao);
     }
 
     /** {@link #f32d}, tokens [t0, T) one at a time (the 1-3 left over by {@link #f32dB4}). */
-    static void f32dR(int T, int t0, MemorySegment w, long wo, int c0, int c1, MemorySegment x, long xo,
+    static void f32dR(int T, int t0, MemorySegment w, long wo, int c0, int c1, double[] x, long xo,
             double[] acc, int ao) {
         for (int c = c0; c < c1; c += DGROUP) {
             MemorySegment wg = w.asSlice(wo + 4L * c, 32L * LD);
@@ -946,15 +946,15 @@ final class TileKernels {
             DoubleVector d6 = wideF(wg, 24L * LD), d7 = wideF(wg, 28L * LD);
             long xg = xo + 8L * T * c;
             for (int t = t0; t < T; t++) {
-                MemorySegment xt = x.asSlice(xg + 8L * DGROUP * t, 8L * DGROUP);
-                DoubleVector b = d0.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 0 * LD, LE), DoubleVector.zero(DS));
-                b = d1.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 1 * LD, LE), b);
-                b = d2.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 2 * LD, LE), b);
-                b = d3.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 3 * LD, LE), b);
-                b = d4.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 4 * LD, LE), b);
-                b = d5.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 5 * LD, LE), b);
-                b = d6.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 6 * LD, LE), b);
-                b = d7.fma(DoubleVector.fromMemorySegment(DS, xt, 8L * 7 * LD, LE), b);
+                long xt = xg + 8L * DGROUP * t;
+                DoubleVector b = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 0 * LD) >>> 3)), DoubleVector.zero(DS));
+                b = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 1 * LD) >>> 3)), b);
+                b = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 2 * LD) >>> 3)), b);
+                b = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 3 * LD) >>> 3)), b);
+                b = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 4 * LD) >>> 3)), b);
+                b = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 5 * LD) >>> 3)), b);
+                b = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 6 * LD) >>> 3)), b);
+                b = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 7 * LD) >>> 3)), b);
                 int ai = ao + t * LD;
                 b.add(DoubleVector.fromArray(DS, acc, ai)).intoArray(acc, ai);
             }
