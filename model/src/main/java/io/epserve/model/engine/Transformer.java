@@ -290,30 +290,49 @@ public final class Transformer {
      * token of each chunk.
      */
     public Output end(Pass p, boolean allLogits) {
-        if (!p.done()) {
-            throw new IllegalStateException("pass ended at layer " + p.layer + " of " + c.nLayers());
-        }
-        List<Chunk> chunks = p.chunks;
-        for (Chunk ch : chunks) {
-            ch.cache().length += ch.tokens().length;
-        }
-        int T = p.T;
-        int[] rows;
-        if (allLogits) {
-            rows = new int[T];
-            for (int i = 0; i < T; i++) {
-                rows[i] = i;
+        return end(List.of(p), allLogits);
+    }
+
+    /**
+     * Ends several finished passes with one pass over the head weights (micro-batches of one step): commits their
+     * tokens and returns the logits of their rows in pass order, as if they had been one batch.
+     */
+    public Output end(List<Pass> passes, boolean allLogits) {
+        int total = 0;
+        int rowCount = 0;
+        for (Pass p : passes) {
+            if (!p.done()) {
+                throw new IllegalStateException("pass ended at layer " + p.layer + " of " + c.nLayers());
             }
-        } else {
-            rows = new int[chunks.size()];
-            int acc = 0;
-            for (int i = 0; i < chunks.size(); i++) {
-                acc += chunks.get(i).tokens().length;
-                rows[i] = acc - 1;
-            }
+            total += p.T;
+            rowCount += allLogits ? p.T : p.chunks.size();
         }
-        float[] logits = logits(p.X, rows, w.hcHead, w.norm);
-        return new Output(logits, rows.length, p.X, T);
+        float[] X = passes.size() == 1 ? passes.get(0).X : new float[total * hc * d];
+        int[] rows = new int[rowCount];
+        int base = 0;
+        int r = 0;
+        for (Pass p : passes) {
+            for (Chunk ch : p.chunks) {
+                ch.cache().length += ch.tokens().length;
+            }
+            if (passes.size() > 1) {
+                System.arraycopy(p.X, 0, X, base * hc * d, p.T * hc * d);
+            }
+            if (allLogits) {
+                for (int i = 0; i < p.T; i++) {
+                    rows[r++] = base + i;
+                }
+            } else {
+                int acc = base;
+                for (Chunk ch : p.chunks) {
+                    acc += ch.tokens().length;
+                    rows[r++] = acc - 1;
+                }
+            }
+            base += p.T;
+        }
+        float[] logits = logits(X, rows, w.hcHead, w.norm);
+        return new Output(logits, rows.length, X, total);
     }
 
     /**
