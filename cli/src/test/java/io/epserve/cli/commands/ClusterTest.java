@@ -294,12 +294,27 @@ class ClusterTest {
 
     @Test
     @Timeout(value = 4, unit = TimeUnit.MINUTES)
-    void aKilledExpertWorkerFailsTheStepWithinTheDeadlineAndTheWorkerKeepsServing() throws Exception {
+    void badInputGetsItsStatusAndAKilledExpertWorkerFailsTheStepWithinTheDeadline() throws Exception {
         try (LocalCluster cluster = LocalCluster.start(tinyCluster(tmp.resolve("logs"), "exact").expertWorkers(2)
                 .microBatches(2).expertTimeoutMs(2_000))) {
             var stub = AttentionWorkerGrpc.newBlockingStub(cluster.channel(0)).withDeadlineAfter(1, TimeUnit.MINUTES);
             ForwardResponse ok = stub.forward(ForwardRequest.newBuilder().addAllChunks(prefill("a")).build());
             assertEquals(4, ok.getLogitsCount());
+            // Bad input: the right status and a message, and nothing changes.
+            assertStatus(Status.Code.INVALID_ARGUMENT, "outside the vocabulary",
+                    () -> stub.forward(ForwardRequest.newBuilder().addChunks(chunk("bad", 0, 512)).build()));
+            assertStatus(Status.Code.INVALID_ARGUMENT, "appears twice",
+                    () -> stub.forward(ForwardRequest.newBuilder().addChunks(chunk("d", 1)).addChunks(chunk("d", 2)).build()));
+            assertStatus(Status.Code.INVALID_ARGUMENT, "no chunks", () -> stub.forward(ForwardRequest.getDefaultInstance()));
+            assertStatus(Status.Code.INVALID_ARGUMENT, "no tokens",
+                    () -> stub.forward(ForwardRequest.newBuilder().addChunks(chunk("e")).build()));
+            assertStatus(Status.Code.OUT_OF_RANGE, "beyond the context",
+                    () -> stub.forward(ForwardRequest.newBuilder().addChunks(chunk("long", new int[ModelConfig.load(TINY)
+                            .maxPositionEmbeddings() + 1])).build()));
+            assertStatus(Status.Code.ALREADY_EXISTS, "in use", () -> stub.decode(DecodeRequest.newBuilder()
+                    .addPrompts(chunk("a0", 1)).setSteps(1).build()));
+            assertEquals(4, AttentionWorkerGrpc.newBlockingStub(cluster.channel(0)).status(StatusRequest.getDefaultInstance())
+                    .getSequences());
             cluster.expertWorkers().get(1).kill();
             long t0 = System.nanoTime();
             StatusRuntimeException e = assertThrows(StatusRuntimeException.class,
@@ -329,5 +344,12 @@ class ClusterTest {
             }
             return v;
         }
+    }
+
+    static void assertStatus(Status.Code code, String text, org.junit.jupiter.api.function.Executable call) {
+        StatusRuntimeException e = assertThrows(StatusRuntimeException.class, call);
+        assertEquals(code, e.getStatus().getCode(), e.getStatus().toString());
+        assertTrue(e.getStatus().getDescription() != null && e.getStatus().getDescription().contains(text),
+                e.getStatus().toString());
     }
 }
