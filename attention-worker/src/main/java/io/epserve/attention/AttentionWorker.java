@@ -17,6 +17,8 @@ import io.epserve.proto.worker.v1.DecodeResponse;
 import io.epserve.proto.worker.v1.ExpertWorkerStatus;
 import io.epserve.proto.worker.v1.ForwardRequest;
 import io.epserve.proto.worker.v1.ForwardResponse;
+import io.epserve.proto.worker.v1.GenerateEvent;
+import io.epserve.proto.worker.v1.GenerateRequest;
 import io.epserve.proto.worker.v1.Generated;
 import io.epserve.proto.worker.v1.Logits;
 import io.epserve.proto.worker.v1.ReleaseRequest;
@@ -33,6 +35,7 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -46,7 +49,8 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.Callable;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadPoolExecutor;
@@ -77,6 +81,10 @@ public final class AttentionWorker implements AutoCloseable {
         long sendTimeoutMs = 5_000;
         int maxSequences = 256;
         int maxQueuedRequests = 64;
+        int maxWaitingGenerations = 256;
+        int maxStepTokens = 512;
+        long kvTokenBudget = 1 << 20;
+        long drainTimeoutMs = 30_000;
         String idle = "backoff";
         Consumer<String> log = s -> { };
 
@@ -97,6 +105,10 @@ public final class AttentionWorker implements AutoCloseable {
         public Options sendTimeoutMs(long v) { sendTimeoutMs = v; return this; }
         public Options maxSequences(int v) { maxSequences = v; return this; }
         public Options maxQueuedRequests(int v) { maxQueuedRequests = v; return this; }
+        public Options maxWaitingGenerations(int v) { maxWaitingGenerations = v; return this; }
+        public Options maxStepTokens(int v) { maxStepTokens = v; return this; }
+        public Options kvTokenBudget(long v) { kvTokenBudget = v; return this; }
+        public Options drainTimeoutMs(long v) { drainTimeoutMs = v; return this; }
         public Options idle(String v) { idle = v; return this; }
         public Options log(Consumer<String> v) { log = v; return this; }
 
@@ -133,8 +145,11 @@ public final class AttentionWorker implements AutoCloseable {
             if (expertTimeoutMs <= 0 || connectTimeoutMs <= 0 || sendTimeoutMs <= 0) {
                 throw new IllegalArgumentException("timeouts must be positive");
             }
-            if (maxSequences < 1 || maxQueuedRequests < 1) {
-                throw new IllegalArgumentException("--max-sequences and --max-queued-requests must be positive");
+            if (maxSequences < 1 || maxQueuedRequests < 1 || maxWaitingGenerations < 1) {
+                throw new IllegalArgumentException("--max-sequences, --max-queued-requests and --max-waiting must be positive");
+            }
+            if (maxStepTokens < 1 || kvTokenBudget < 1 || drainTimeoutMs < 0) {
+                throw new IllegalArgumentException("--max-step-tokens and --kv-token-budget must be positive");
             }
             if (aeronDir != null && externalDriver != null) {
                 throw new IllegalArgumentException("--aeron-dir and --external-driver exclude each other");
@@ -156,6 +171,8 @@ public final class AttentionWorker implements AutoCloseable {
     private final ExpertClient experts;
     private final MicroBatchEngine engine;
     private final ThreadPoolExecutor engineThread;
+    private final AtomicInteger queuedRequests = new AtomicInteger();
+    private final GenerationScheduler generations;
     private final Map<String, SequenceCache> sequences = new LinkedHashMap<>();
     private final HealthStatusManager health = new HealthStatusManager();
     private final Server server;
@@ -183,12 +200,16 @@ public final class AttentionWorker implements AutoCloseable {
             ec.connect(TimeUnit.MILLISECONDS.toNanos(o.connectTimeoutMs));
             this.engine = new MicroBatchEngine(tr, ec, o.microBatches, TimeUnit.MILLISECONDS.toNanos(o.expertTimeoutMs),
                     IdleStrategies.of(o.idle), o.workerId);
-            ex = new ThreadPoolExecutor(1, 1, 0, TimeUnit.MILLISECONDS, new ArrayBlockingQueue<>(o.maxQueuedRequests),
+            // Unbounded queue: requests are bounded by queuedRequests (--max-queued-requests), generation steps by the
+            // scheduler (at most one queued), so a step can always re-queue itself.
+            ex = new ThreadPoolExecutor(1, 1, 0, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(),
                     r -> {
                         Thread t = new Thread(r, "epserve-attention-engine");
                         t.setDaemon(true);
                         return t;
                     });
+            this.generations = new GenerationScheduler(engine, ex, o.maxWaitingGenerations, o.maxStepTokens,
+                    o.kvTokenBudget, o.maxSequences, sequences::size, o.log);
             this.server = NettyServerBuilder.forAddress(new InetSocketAddress(o.host, o.port))
                     .addService(new Service())
                     .addService(health.getHealthService())
@@ -253,6 +274,17 @@ public final class AttentionWorker implements AutoCloseable {
     @Override
     public void close() {
         health.enterTerminalState();
+        // Running generations finish (bounded by --drain-timeout-ms); new ones are refused meanwhile.
+        generations.drain();
+        long until = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(o.drainTimeoutMs);
+        while (!generations.idle() && System.nanoTime() < until) {
+            try {
+                Thread.sleep(10);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
         server.shutdown();
         engineThread.shutdown();
         try {
@@ -399,8 +431,9 @@ public final class AttentionWorker implements AutoCloseable {
                 fresh++;
             }
         }
-        if (fresh > 0 && (!create || sequences.size() + fresh > o.maxSequences)) {
-            throw Status.RESOURCE_EXHAUSTED.withDescription("this attention worker holds " + sequences.size()
+        int held = sequences.size() + generations.running();
+        if (fresh > 0 && (!create || held + fresh > o.maxSequences)) {
+            throw Status.RESOURCE_EXHAUSTED.withDescription("this attention worker holds " + held
                     + " sequences; " + fresh + " more would pass its limit of " + o.maxSequences).asRuntimeException();
         }
         List<Transformer.Chunk> chunks = new ArrayList<>(list.size());
@@ -445,7 +478,9 @@ public final class AttentionWorker implements AutoCloseable {
                 .setStaleCombines(experts.staleCombines)
                 .setMicroBatches(engine.microBatches())
                 .setKernels(kernels.name())
-                .setRoutedSlots(experts.routedSlots);
+                .setRoutedSlots(experts.routedSlots)
+                .setWaitingRequests(generations.waiting())
+                .setRunningRequests(generations.running());
         for (ExpertLink l : experts.links()) {
             b.addExpertWorkers(ExpertWorkerStatus.newBuilder().setWorkerId(l.workerId).setChannel(l.channel)
                     .setPlacement(l.placement == null ? "" : l.placement.canonical())
@@ -458,8 +493,15 @@ public final class AttentionWorker implements AutoCloseable {
 
     private <T> void run(StreamObserver<T> obs, String what, Callable<T> work) {
         Context ctx = Context.current();
+        if (queuedRequests.incrementAndGet() > o.maxQueuedRequests) {
+            queuedRequests.decrementAndGet();
+            obs.onError(Status.RESOURCE_EXHAUSTED.withDescription("attention worker " + o.workerId + " has "
+                    + o.maxQueuedRequests + " requests queued").asRuntimeException());
+            return;
+        }
         try {
             engineThread.execute(() -> {
+                queuedRequests.decrementAndGet();
                 if (ctx.isCancelled()) {
                     obs.onError(Status.CANCELLED.withDescription(what + " cancelled or past its deadline before it ran")
                             .asRuntimeException());
@@ -483,8 +525,9 @@ public final class AttentionWorker implements AutoCloseable {
                 obs.onCompleted();
             });
         } catch (RejectedExecutionException e) {
-            obs.onError(Status.RESOURCE_EXHAUSTED.withDescription("attention worker " + o.workerId + " has "
-                    + o.maxQueuedRequests + " requests queued (or is stopping)").asRuntimeException());
+            queuedRequests.decrementAndGet();
+            obs.onError(Status.UNAVAILABLE.withDescription("attention worker " + o.workerId + " is stopping")
+                    .asRuntimeException());
         }
     }
 
@@ -507,6 +550,15 @@ public final class AttentionWorker implements AutoCloseable {
         @Override
         public void status(StatusRequest req, StreamObserver<StatusResponse> obs) {
             run(obs, "Status", AttentionWorker.this::status);
+        }
+
+        @Override
+        public void generate(GenerateRequest req, StreamObserver<GenerateEvent> obs) {
+            try {
+                generations.submit(req, (ServerCallStreamObserver<GenerateEvent>) obs);
+            } catch (StatusRuntimeException e) {
+                obs.onError(e);
+            }
         }
     }
 }

@@ -66,6 +66,23 @@ public final class AttentionWorkerFlags {
             description = "Requests waiting for the engine thread (beyond: RESOURCE_EXHAUSTED). Default: ${DEFAULT-VALUE}.")
     int maxQueuedRequests;
 
+    @Option(names = "--max-waiting", defaultValue = "256", paramLabel = "N",
+            description = "Generate requests waiting to join the batch (beyond: RESOURCE_EXHAUSTED). Default: ${DEFAULT-VALUE}.")
+    int maxWaiting;
+
+    @Option(names = "--max-step-tokens", defaultValue = "512", paramLabel = "N",
+            description = "Tokens per batched step: decodes first, then prompt chunks up to this. Default: ${DEFAULT-VALUE}.")
+    int maxStepTokens;
+
+    @Option(names = "--kv-token-budget", defaultValue = "1048576", paramLabel = "N",
+            description = "KV positions the running requests may reserve (prompt + max_tokens each); admission waits"
+                    + " beyond it. Default: ${DEFAULT-VALUE}.")
+    long kvTokenBudget;
+
+    @Option(names = "--drain-timeout-ms", defaultValue = "30000", paramLabel = "MS",
+            description = "At SIGTERM, how long running generations may take to finish. Default: ${DEFAULT-VALUE}.")
+    long drainTimeoutMs;
+
     @Option(names = "--idle", defaultValue = "backoff",
             description = "How the engine thread waits for combines: backoff, busy-spin, yielding, sleeping or noop. Default: ${DEFAULT-VALUE}.")
     String idle;
@@ -87,6 +104,10 @@ public final class AttentionWorkerFlags {
                 .connectTimeoutMs(connectTimeoutMs)
                 .maxSequences(maxSequences)
                 .maxQueuedRequests(maxQueuedRequests)
+                .maxWaitingGenerations(maxWaiting)
+                .maxStepTokens(maxStepTokens)
+                .kvTokenBudget(kvTokenBudget)
+                .drainTimeoutMs(drainTimeoutMs)
                 .idle(idle);
         if (threads != null) {
             o.threads(threads);

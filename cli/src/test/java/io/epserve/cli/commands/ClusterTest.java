@@ -20,6 +20,9 @@ import io.epserve.proto.worker.v1.DecodeRequest;
 import io.epserve.proto.worker.v1.DecodeResponse;
 import io.epserve.proto.worker.v1.ForwardRequest;
 import io.epserve.proto.worker.v1.ForwardResponse;
+import io.epserve.proto.worker.v1.GenerateEvent;
+import io.epserve.proto.worker.v1.GenerateRequest;
+import io.epserve.proto.worker.v1.SamplingParams;
 import io.epserve.proto.worker.v1.StatusRequest;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
@@ -332,6 +335,137 @@ class ClusterTest {
             assertEquals(4, status.getSequences());
             assertEquals(1, status.getFailedSteps());
             assertTrue(cluster.attentionWorkers().get(0).process.isAlive());
+        }
+    }
+
+    /** All events of one Generate call: its tokens, then the finish reason (or the error status). */
+    record Streamed(List<Integer> tokens, String reason, Status status) {}
+
+    static Streamed generate(io.grpc.Channel ch, String id, int[] prompt, SamplingParams sampling) {
+        List<Integer> tokens = new ArrayList<>();
+        GenerateRequest.Builder b = GenerateRequest.newBuilder().setRequestId(id).setSampling(sampling);
+        for (int t : prompt) {
+            b.addPromptTokens(t);
+        }
+        try {
+            var it = AttentionWorkerGrpc.newBlockingStub(ch).withDeadlineAfter(2, TimeUnit.MINUTES).generate(b.build());
+            String reason = null;
+            while (it.hasNext()) {
+                GenerateEvent e = it.next();
+                if (e.hasToken()) {
+                    tokens.add(e.getToken().getTokenId());
+                } else {
+                    reason = e.getFinished().getReason();
+                    assertEquals(prompt.length, e.getFinished().getPromptTokens());
+                    assertEquals(tokens.size(), e.getFinished().getCompletionTokens());
+                }
+            }
+            return new Streamed(tokens, reason, Status.OK);
+        } catch (StatusRuntimeException e) {
+            return new Streamed(tokens, null, e.getStatus());
+        }
+    }
+
+    @Test
+    @Timeout(value = 5, unit = TimeUnit.MINUTES)
+    void generateStreamsTheGoldenTokensAndEveryRequestGetsItsOwnTokensUnderConcurrentLoad() throws Exception {
+        int[] golden = EngineCommandsTest.goldenTokens();
+        int[] goldenGreedy = goldenInts("greedy");
+        try (LocalCluster cluster = LocalCluster.start(tinyCluster(tmp.resolve("logs"), "exact").expertWorkers(2)
+                .microBatches(2))) {
+            var ch = cluster.channel(0);
+            SamplingParams greedy = SamplingParams.newBuilder().setMaxTokens(goldenGreedy.length).setIgnoreEos(true).build();
+            Streamed alone = generate(ch, "g0", golden, greedy);
+            assertEquals(Status.OK, alone.status());
+            assertEquals("length", alone.reason());
+            assertArrayEquals(goldenGreedy, alone.tokens().stream().mapToInt(Integer::intValue).toArray());
+
+            // Each request alone, then 16 at once (greedy and seeded sampling, prompts of different lengths): the
+            // same tokens, whatever else is in the batch.
+            int n = 16;
+            List<int[]> prompts = new ArrayList<>();
+            List<SamplingParams> params = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                prompts.add(Arrays.copyOfRange(golden, 0, 5 + 5 * i));
+                SamplingParams.Builder sp = SamplingParams.newBuilder().setMaxTokens(6 + i % 5).setIgnoreEos(true);
+                if (i % 2 == 1) {
+                    sp.setTemperature(0.8f).setTopP(0.9f).setTopK(50).setSeed(1000 + i).setPresencePenalty(0.5f);
+                }
+                params.add(sp.build());
+            }
+            List<Streamed> single = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                single.add(generate(ch, "s" + i, prompts.get(i), params.get(i)));
+                assertEquals(Status.OK, single.get(i).status(), "request " + i);
+                assertEquals(params.get(i).getMaxTokens(), single.get(i).tokens().size());
+            }
+            ExecutorService pool = Executors.newFixedThreadPool(n);
+            try {
+                List<Future<Streamed>> together = new ArrayList<>();
+                for (int i = 0; i < n; i++) {
+                    int k = i;
+                    together.add(pool.submit(() -> generate(ch, "c" + k, prompts.get(k), params.get(k))));
+                }
+                for (int i = 0; i < n; i++) {
+                    Streamed t = together.get(i).get(3, TimeUnit.MINUTES);
+                    assertEquals(Status.OK, t.status(), "concurrent request " + i);
+                    assertEquals(single.get(i).tokens(), t.tokens(), "request " + i + " alone vs in a batch of " + n);
+                }
+            } finally {
+                pool.shutdownNow();
+            }
+
+            // Invalid parameters: INVALID_ARGUMENT with a message, and the worker keeps serving.
+            assertEquals(Status.Code.INVALID_ARGUMENT, generate(ch, "x1", new int[0], greedy).status().getCode());
+            assertEquals(Status.Code.INVALID_ARGUMENT, generate(ch, "x2", golden,
+                    greedy.toBuilder().setMaxTokens(0).build()).status().getCode());
+            assertEquals(Status.Code.INVALID_ARGUMENT, generate(ch, "x3", golden,
+                    greedy.toBuilder().setTemperature(-1).build()).status().getCode());
+            assertEquals(Status.Code.INVALID_ARGUMENT, generate(ch, "x4", golden,
+                    greedy.toBuilder().setTopP(1.5f).build()).status().getCode());
+            assertEquals(Status.Code.INVALID_ARGUMENT, generate(ch, "x5",
+                    new int[ModelConfig.load(TINY).maxPositionEmbeddings()], greedy).status().getCode());
+            assertEquals(Status.Code.INVALID_ARGUMENT, generate(ch, "x6", new int[] {0, 99999}, greedy).status().getCode());
+
+            // Cancelling a stream frees its sequence within a step.
+            var it = AttentionWorkerGrpc.newStub(ch);
+            var done = new java.util.concurrent.CountDownLatch(1);
+            var call = new java.util.concurrent.atomic.AtomicReference<io.grpc.stub.ClientCallStreamObserver<GenerateRequest>>();
+            it.generate(GenerateRequest.newBuilder().setRequestId("cancel-me").addAllPromptTokens(
+                    java.util.stream.IntStream.of(golden).boxed().toList()).setSampling(greedy.toBuilder()
+                    .setMaxTokens(2000)).build(), new io.grpc.stub.ClientResponseObserver<GenerateRequest, GenerateEvent>() {
+                int seen;
+
+                @Override
+                public void beforeStart(io.grpc.stub.ClientCallStreamObserver<GenerateRequest> r) {
+                    call.set(r);
+                }
+
+                @Override
+                public void onNext(GenerateEvent e) {
+                    if (++seen == 3) {
+                        call.get().cancel("enough", null);
+                    }
+                }
+
+                @Override
+                public void onError(Throwable t) {
+                    done.countDown();
+                }
+
+                @Override
+                public void onCompleted() {
+                    done.countDown();
+                }
+            });
+            assertTrue(done.await(1, TimeUnit.MINUTES));
+            var status = AttentionWorkerGrpc.newBlockingStub(ch);
+            long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+            int running;
+            do {
+                running = status.status(StatusRequest.getDefaultInstance()).getRunningRequests();
+            } while (running > 0 && System.nanoTime() < until);
+            assertEquals(0, running, "the cancelled request still runs");
         }
     }
 

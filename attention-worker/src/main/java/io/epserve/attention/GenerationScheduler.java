@@ -1,0 +1,394 @@
+package io.epserve.attention;
+
+import io.epserve.model.config.ModelConfig;
+import io.epserve.model.engine.SamplingParams;
+import io.epserve.model.engine.SequenceCache;
+import io.epserve.model.engine.SequenceSampler;
+import io.epserve.model.engine.Transformer;
+import io.epserve.proto.worker.v1.GenerateEvent;
+import io.epserve.proto.worker.v1.GenerateFinished;
+import io.epserve.proto.worker.v1.GenerateRequest;
+import io.epserve.proto.worker.v1.GeneratedToken;
+import io.epserve.proto.worker.v1.TokenLogprob;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.ServerCallStreamObserver;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Consumer;
+import java.util.function.IntSupplier;
+
+/**
+ * Continuous batching on the attention worker. Generate requests wait in a bounded queue; between steps the
+ * scheduler admits them while sequences and the KV token budget allow (a request reserves prompt + max_tokens
+ * positions), then builds one step: a token for every decoding sequence, and chunks of the prompts still being
+ * prefilled, up to a per-step token budget, oldest first. The step runs on the engine thread (the same thread as
+ * the worker's other requests, which interleave between steps); each finished prompt and each decode gives a token,
+ * sampled per sequence (so a request's tokens do not depend on the rest of the batch) and streamed at once.
+ */
+final class GenerationScheduler {
+    static final int MAX_LOGPROBS = 20;
+
+    /** One request from arrival to its last event. */
+    static final class Generation {
+        final String id;
+        final int[] prompt;
+        final SequenceSampler sampler;
+        final int maxTokens;
+        final int[] stopIds;
+        final boolean ignoreEos;
+        final int logprobs;
+        final ServerCallStreamObserver<GenerateEvent> out;
+        final long arrivedNs = System.nanoTime();
+        volatile boolean cancelled;
+        SequenceCache cache;
+        long admittedNs;
+        long firstTokenNs;
+        int prefilled;
+        int generated;
+        int last;
+        int reserved;
+
+        Generation(String id, int[] prompt, SequenceSampler sampler, int maxTokens, int[] stopIds, boolean ignoreEos,
+                   int logprobs, ServerCallStreamObserver<GenerateEvent> out) {
+            this.id = id;
+            this.prompt = prompt;
+            this.sampler = sampler;
+            this.maxTokens = maxTokens;
+            this.stopIds = stopIds;
+            this.ignoreEos = ignoreEos;
+            this.logprobs = logprobs;
+            this.out = out;
+        }
+    }
+
+    private final MicroBatchEngine engine;
+    private final ModelConfig config;
+    private final Executor engineThread;
+    private final int maxWaiting;
+    private final int maxStepTokens;
+    private final long kvTokenBudget;
+    private final IntSupplier otherSequences;
+    private final int maxSequences;
+    private final Consumer<String> log;
+    private final ConcurrentLinkedQueue<Generation> arrivals = new ConcurrentLinkedQueue<>();
+    private final AtomicInteger waiting = new AtomicInteger();
+    private final AtomicBoolean scheduled = new AtomicBoolean();
+    private final Set<String> ids = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    private final List<Generation> running = new ArrayList<>();
+    private volatile int runningCount;
+    private volatile boolean draining;
+    private long reservedTokens;
+
+    GenerationScheduler(MicroBatchEngine engine, Executor engineThread, int maxWaiting, int maxStepTokens,
+                        long kvTokenBudget, int maxSequences, IntSupplier otherSequences, Consumer<String> log) {
+        this.engine = engine;
+        this.config = engine.transformer().config();
+        this.engineThread = engineThread;
+        this.maxWaiting = maxWaiting;
+        this.maxStepTokens = maxStepTokens;
+        this.kvTokenBudget = kvTokenBudget;
+        this.maxSequences = maxSequences;
+        this.otherSequences = otherSequences;
+        this.log = log;
+    }
+
+    int waiting() {
+        return waiting.get();
+    }
+
+    int running() {
+        return runningCount;
+    }
+
+    /** Stops admitting new requests; running ones go on. */
+    void drain() {
+        draining = true;
+    }
+
+    boolean idle() {
+        return waiting.get() == 0 && runningCount == 0;
+    }
+
+    /** Validates and queues a request (gRPC thread); errors go to the caller as INVALID_ARGUMENT and the like. */
+    void submit(GenerateRequest req, ServerCallStreamObserver<GenerateEvent> out) {
+        int vocab = config.vocabSize();
+        int context = config.maxPositionEmbeddings();
+        String id = req.getRequestId();
+        if (id.isEmpty()) {
+            throw invalid("request_id is empty");
+        }
+        if (req.getPromptTokensCount() == 0) {
+            throw invalid("the prompt is empty");
+        }
+        int[] prompt = new int[req.getPromptTokensCount()];
+        for (int i = 0; i < prompt.length; i++) {
+            int t = req.getPromptTokens(i);
+            if (t < 0 || t >= vocab) {
+                throw invalid("prompt token " + i + " is " + t + ", outside the vocabulary [0, " + vocab + ")");
+            }
+            prompt[i] = t;
+        }
+        if (prompt.length >= context) {
+            throw invalid("the prompt has " + prompt.length + " tokens; the context is " + context
+                    + " (room must remain for at least one generated token)");
+        }
+        var s = req.getSampling();
+        if (s.getMaxTokens() <= 0) {
+            throw invalid("max_tokens must be > 0, got " + s.getMaxTokens());
+        }
+        if (s.getLogprobs() < 0 || s.getLogprobs() > MAX_LOGPROBS) {
+            throw invalid("logprobs must be in [0, " + MAX_LOGPROBS + "], got " + s.getLogprobs());
+        }
+        for (int t : s.getStopTokenIdsList()) {
+            if (t < 0 || t >= vocab) {
+                throw invalid("stop token id " + t + " is outside the vocabulary [0, " + vocab + ")");
+            }
+        }
+        SamplingParams params = new SamplingParams(s.getTemperature(), s.getTopP() == 0 ? 1 : s.getTopP(),
+                s.getTopK(), s.getMinP(), s.hasSeed() ? s.getSeed() : java.util.concurrent.ThreadLocalRandom.current().nextLong(),
+                s.getRepetitionPenalty() == 0 ? 1 : s.getRepetitionPenalty(), s.getPresencePenalty(),
+                s.getFrequencyPenalty());
+        SequenceSampler sampler;
+        try {
+            sampler = new SequenceSampler(params, vocab, prompt);
+        } catch (IllegalArgumentException e) {
+            throw invalid(e.getMessage());
+        }
+        int maxTokens = (int) Math.min(s.getMaxTokens(), (long) context - prompt.length);
+        if ((long) prompt.length + maxTokens > kvTokenBudget) {
+            throw invalid("prompt + max_tokens = " + ((long) prompt.length + maxTokens) + " tokens exceed this worker's"
+                    + " KV budget of " + kvTokenBudget + " tokens");
+        }
+        if (draining) {
+            throw Status.UNAVAILABLE.withDescription("this attention worker is shutting down").asRuntimeException();
+        }
+        if (!ids.add(id)) {
+            throw Status.ALREADY_EXISTS.withDescription("request '" + id + "' is already running here").asRuntimeException();
+        }
+        if (waiting.incrementAndGet() > maxWaiting) {
+            waiting.decrementAndGet();
+            ids.remove(id);
+            throw Status.RESOURCE_EXHAUSTED.withDescription(maxWaiting + " requests are already waiting on this"
+                    + " attention worker").asRuntimeException();
+        }
+        Generation g = new Generation(id, prompt, sampler, maxTokens,
+                s.getStopTokenIdsList().stream().mapToInt(Integer::intValue).toArray(), s.getIgnoreEos(), s.getLogprobs(),
+                out);
+        out.setOnCancelHandler(() -> g.cancelled = true);
+        arrivals.add(g);
+        wake();
+    }
+
+    private static StatusRuntimeException invalid(String why) {
+        return Status.INVALID_ARGUMENT.withDescription(why).asRuntimeException();
+    }
+
+    /** Makes sure a step task is queued on the engine thread. */
+    private void wake() {
+        if (scheduled.compareAndSet(false, true)) {
+            try {
+                engineThread.execute(this::step);
+            } catch (RejectedExecutionException e) {
+                scheduled.set(false);
+                failAll(Status.UNAVAILABLE.withDescription("this attention worker is shutting down"));
+            }
+        }
+    }
+
+    /** One scheduling round and one batched step (engine thread). Re-queues itself while there is work. */
+    private void step() {
+        try {
+            admit();
+            running.removeIf(g -> {
+                if (g.cancelled) {
+                    finish(g, null, null);
+                    return true;
+                }
+                return false;
+            });
+            if (!running.isEmpty()) {
+                runStep();
+            }
+        } catch (RuntimeException | Error e) {
+            log.accept("generation step failed: " + e);
+            failAll(Status.INTERNAL.withDescription("generation step failed: " + e));
+        } finally {
+            runningCount = running.size();
+            scheduled.set(false);
+            if (!running.isEmpty() || !arrivals.isEmpty()) {
+                wake();
+            }
+        }
+    }
+
+    private void admit() {
+        for (Iterator<Generation> it = arrivals.iterator(); it.hasNext(); ) {
+            Generation g = it.next();
+            if (g.cancelled) {
+                it.remove();
+                waiting.decrementAndGet();
+                ids.remove(g.id);
+                continue;
+            }
+            int reserve = g.prompt.length + g.maxTokens;
+            if (running.size() + otherSequences.getAsInt() >= maxSequences || reservedTokens + reserve > kvTokenBudget) {
+                return; // FIFO: nobody overtakes the head of the queue
+            }
+            it.remove();
+            waiting.decrementAndGet();
+            g.cache = engine.transformer().newSequence(config.maxPositionEmbeddings());
+            g.reserved = reserve;
+            reservedTokens += reserve;
+            g.admittedNs = System.nanoTime();
+            running.add(g);
+        }
+    }
+
+    private void runStep() {
+        List<Transformer.Chunk> chunks = new ArrayList<>();
+        List<Generation> members = new ArrayList<>();
+        int budget = maxStepTokens;
+        for (Generation g : running) {
+            if (g.prefilled == g.prompt.length) {
+                chunks.add(new Transformer.Chunk(g.cache, new int[] {g.last}));
+                members.add(g);
+                budget--;
+            }
+        }
+        for (Generation g : running) {
+            if (g.prefilled < g.prompt.length && budget > 0) {
+                int n = Math.min(budget, g.prompt.length - g.prefilled);
+                chunks.add(new Transformer.Chunk(g.cache, java.util.Arrays.copyOfRange(g.prompt, g.prefilled, g.prefilled + n)));
+                members.add(g);
+                budget -= n;
+            }
+        }
+        Transformer.Output out;
+        try {
+            out = engine.step(chunks, false);
+        } catch (ExpertsUnavailableException e) {
+            Status st = (e.isTimeout() ? Status.DEADLINE_EXCEEDED : Status.UNAVAILABLE).withDescription(e.getMessage()
+                    + " (the request's sequence was dropped: submit it again)");
+            for (Generation g : members) {
+                running.remove(g);
+                finish(g, null, st);
+            }
+            return;
+        }
+        int vocab = config.vocabSize();
+        int[] topIds = new int[MAX_LOGPROBS];
+        float[] topValues = new float[MAX_LOGPROBS];
+        for (int i = 0; i < members.size(); i++) {
+            Generation g = members.get(i);
+            boolean decoding = g.prefilled == g.prompt.length;
+            if (!decoding) {
+                g.prefilled += chunks.get(i).tokens().length;
+                if (g.prefilled < g.prompt.length) {
+                    continue;
+                }
+            }
+            int token = g.sampler.sample(out.logits(), i * vocab);
+            g.sampler.accept(token);
+            g.last = token;
+            g.generated++;
+            if (g.firstTokenNs == 0) {
+                g.firstTokenNs = System.nanoTime();
+            }
+            if (g.cancelled) {
+                continue;
+            }
+            GeneratedToken.Builder tb = GeneratedToken.newBuilder().setTokenId(token);
+            if (g.logprobs > 0) {
+                tb.setLogprob(SequenceSampler.logprobs(out.logits(), i * vocab, vocab, token, g.logprobs, topIds, topValues));
+                for (int k = 0; k < g.logprobs; k++) {
+                    tb.addTopLogprobs(TokenLogprob.newBuilder().setTokenId(topIds[k]).setLogprob(topValues[k]));
+                }
+            }
+            try {
+                g.out.onNext(GenerateEvent.newBuilder().setToken(tb).build());
+            } catch (RuntimeException e) {
+                g.cancelled = true; // the call is gone
+                continue;
+            }
+            String reason = null;
+            int stopId = -1;
+            if (token == config.eosTokenId() && !g.ignoreEos) {
+                reason = "stop";
+            } else if (contains(g.stopIds, token)) {
+                reason = "stop";
+                stopId = token;
+            } else if (g.generated >= g.maxTokens || g.cache.length() + 1 > g.cache.maxLength()) {
+                reason = "length";
+            }
+            if (reason != null) {
+                running.remove(g);
+                GenerateFinished.Builder fb = GenerateFinished.newBuilder().setReason(reason);
+                if (stopId >= 0) {
+                    fb.setStopTokenId(stopId);
+                }
+                finish(g, fb, null);
+            }
+        }
+    }
+
+    private static boolean contains(int[] a, int v) {
+        for (int x : a) {
+            if (x == v) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Ends a generation: its final event (or error), and frees its sequence and reservation. */
+    private void finish(Generation g, GenerateFinished.Builder done, Status error) {
+        reservedTokens -= g.reserved;
+        g.reserved = 0;
+        g.cache = null;
+        ids.remove(g.id);
+        if (g.cancelled && done == null && error == null) {
+            try {
+                g.out.onError(Status.CANCELLED.withDescription("cancelled").asRuntimeException());
+            } catch (RuntimeException e) {
+                // already closed
+            }
+            return;
+        }
+        try {
+            if (error != null) {
+                g.out.onError(error.asRuntimeException());
+                return;
+            }
+            long now = System.nanoTime();
+            done.setPromptTokens(g.prompt.length)
+                    .setCompletionTokens(g.generated)
+                    .setQueueSeconds((g.admittedNs - g.arrivedNs) / 1e9)
+                    .setPrefillSeconds(((g.firstTokenNs != 0 ? g.firstTokenNs : now) - g.admittedNs) / 1e9);
+            g.out.onNext(GenerateEvent.newBuilder().setFinished(done).build());
+            g.out.onCompleted();
+        } catch (RuntimeException e) {
+            // The client went away meanwhile.
+        }
+    }
+
+    private void failAll(Status st) {
+        for (Generation g : running) {
+            finish(g, null, st);
+        }
+        running.clear();
+        runningCount = 0;
+        for (Generation g; (g = arrivals.poll()) != null; ) {
+            waiting.decrementAndGet();
+            finish(g, null, st);
+        }
+    }
+}
