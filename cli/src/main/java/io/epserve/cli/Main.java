@@ -11,6 +11,8 @@ import io.epserve.cli.commands.ExpertWorkerCommand;
 import io.epserve.cli.commands.GenerateCommand;
 import io.epserve.cli.commands.LogitsCommand;
 import io.epserve.cli.commands.MakeCheckpointCommand;
+import io.epserve.cli.commands.RouterCommand;
+import io.epserve.cli.commands.UpCommand;
 import java.util.List;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -31,6 +33,7 @@ public final class Main {
     /** The one list of subcommands; add new commands here. */
     public static List<Object> subcommands() {
         return List.of(
+                new UpCommand(),
                 new GenerateCommand(),
                 new LogitsCommand(),
                 new MakeCheckpointCommand(),
@@ -38,6 +41,7 @@ public final class Main {
                 new CacheSizeCommand(),
                 new ExpertWorkerCommand(),
                 new AttentionWorkerCommand(),
+                new RouterCommand(),
                 new ClusterLogitsCommand(),
                 new BenchClusterCommand(),
                 new BenchExchangeCommand(),

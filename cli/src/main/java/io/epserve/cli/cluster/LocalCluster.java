@@ -32,6 +32,7 @@ import java.util.regex.Pattern;
  */
 public final class LocalCluster implements AutoCloseable {
     private static final Pattern GRPC_PORT = Pattern.compile("grpc [^ ;]+:(\\d+);");
+    private static final Pattern ROUTER_PORT = Pattern.compile("grpc [^ ,]+:(\\d+),");
 
     /** Settings; every setter returns this. */
     public static final class Options {
@@ -50,7 +51,10 @@ public final class LocalCluster implements AutoCloseable {
         String idle = "backoff";
         final List<String> jvmArgs = new ArrayList<>();
         Path logDir;
+        Integer routerPort;
 
+        /** Also start a router on this port (0: any free port) in front of the attention workers. */
+        public Options router(int port) { routerPort = port; return this; }
         public Options model(Path v) { model = v; return this; }
         public Options expertWorkers(int v) { expertWorkers = v; return this; }
         public Options attentionWorkers(int v) { attentionWorkers = v; return this; }
@@ -139,6 +143,7 @@ public final class LocalCluster implements AutoCloseable {
     private final Options o;
     private final List<Worker> experts = new ArrayList<>();
     private final List<Worker> attention = new ArrayList<>();
+    private Worker router;
     private final List<ManagedChannel> channels = new ArrayList<>();
 
     private LocalCluster(Options o) {
@@ -200,6 +205,18 @@ public final class LocalCluster implements AutoCloseable {
                 }
                 w.grpcPort = Integer.parseInt(m.group(1));
             }
+            if (o.routerPort != null) {
+                List<String> targets = cl.attention.stream().map(w -> "127.0.0.1:" + w.grpcPort).toList();
+                List<String> args = List.of("router", "--model", o.model.toString(), "--attention-workers",
+                        String.join(",", targets), "--port", String.valueOf(o.routerPort));
+                cl.router = cl.launch("router", 0, "", args, logs, 0);
+                cl.awaitReady(cl.router);
+                Matcher m = ROUTER_PORT.matcher(cl.router.readyLine);
+                if (!m.find()) {
+                    throw new IllegalStateException("no gRPC port in the router's ready line: " + cl.router.readyLine);
+                }
+                cl.router.grpcPort = Integer.parseInt(m.group(1));
+            }
             return cl;
         } catch (IOException | RuntimeException e) {
             cl.close();
@@ -213,6 +230,34 @@ public final class LocalCluster implements AutoCloseable {
 
     public List<Worker> attentionWorkers() {
         return attention;
+    }
+
+    /** A process of the cluster that is no longer running, or null. */
+    public Worker firstDead() {
+        List<Worker> all = new ArrayList<>(experts);
+        all.addAll(attention);
+        if (router != null) {
+            all.add(router);
+        }
+        for (Worker w : all) {
+            if (!w.process.isAlive()) {
+                return w;
+            }
+        }
+        return null;
+    }
+
+    /** The router process, or null when none was asked for. */
+    public Worker router() {
+        return router;
+    }
+
+    /** A plaintext gRPC channel to the router (closed with the cluster). */
+    public synchronized ManagedChannel routerChannel() {
+        ManagedChannel ch = ManagedChannelBuilder.forAddress("127.0.0.1", router.grpcPort).usePlaintext()
+                .maxInboundMessageSize(256 << 20).build();
+        channels.add(ch);
+        return ch;
     }
 
     /** A plaintext gRPC channel to attention worker i (closed with the cluster). */
@@ -314,7 +359,11 @@ public final class LocalCluster implements AutoCloseable {
         for (ManagedChannel ch : channels) {
             ch.shutdownNow();
         }
-        List<Worker> all = new ArrayList<>(attention);
+        List<Worker> all = new ArrayList<>();
+        if (router != null) {
+            all.add(router);
+        }
+        all.addAll(attention);
         all.addAll(experts);
         for (Worker w : all) {
             // SIGTERM through the handle: Process.destroy() would close our end of its output before its stop lines.

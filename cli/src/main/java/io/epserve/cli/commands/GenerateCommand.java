@@ -15,8 +15,12 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 @Command(name = "generate", mixinStandardHelpOptions = true,
-        description = "Streams a completion from the single-process engine. Without --model it uses the embedded"
-                + " default (a random-weight tiny checkpoint made on first use).")
+        description = {
+            "Streams a completion from the single-process engine. Without --model it uses the embedded default (a"
+                    + " random-weight tiny checkpoint made on first use).",
+            "With --target HOST:PORT it is a client of a running router (epserve.v1 Generate) instead: the prompt text"
+                    + " is sent as is, --json prints every streamed message as one JSON line (token ids included)."
+        })
 public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--model", description = "Model directory; default: the embedded random-weight tiny model.")
     Path model;
@@ -54,12 +58,28 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--no-bos", description = "Do not prepend the BOS token to a --prompt.")
     boolean noBos;
 
+    @Option(names = "--target", paramLabel = "HOST:PORT", description = "A router to ask instead of a local engine.")
+    String target;
+
+    @Option(names = "--json", description = "With --target: print each streamed message as one JSON line.")
+    boolean json;
+
+    @Option(names = "--stop", description = "With --target: a stop string (repeatable).")
+    List<String> stop = new java.util.ArrayList<>();
+
+    @Option(names = "--timeout-s", defaultValue = "600", description = "With --target: the call's deadline. Default: ${DEFAULT-VALUE}.")
+    long timeoutSeconds;
+
     @Override
     public Integer call() {
         if (maxTokens < 0) {
             return CliErrors.usage("--max-tokens must be >= 0");
         }
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        if (target != null) {
+            return RouterClient.generate(target, input.prompt, input.tokens, maxTokens, temperature, topP, seed, stop,
+                    json, timeoutSeconds, out);
+        }
         Path dir = model;
         if (dir == null) {
             try {

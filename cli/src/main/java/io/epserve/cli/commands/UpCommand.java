@@ -1,0 +1,105 @@
+package io.epserve.cli.commands;
+
+import io.epserve.cli.cluster.LocalCluster;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+@Command(name = "up", mixinStandardHelpOptions = true,
+        description = {
+            "Starts a local cluster on 127.0.0.1 as separate processes: expert workers (the routed experts split between"
+                    + " them), attention workers and a router serving epserve.v1 on --port. Without --model it serves the"
+                    + " embedded default (a random-weight tiny checkpoint made on first use).",
+            "Runs until Ctrl-C or SIGTERM, then stops every process cleanly. If a process dies, prints its log and"
+                    + " stops the others."
+        })
+public final class UpCommand implements Callable<Integer> {
+    @Option(names = "--model", description = "Model directory; default: the embedded random-weight tiny model.")
+    Path model;
+
+    @Option(names = "--port", defaultValue = "50051", description = "The router's gRPC port. Default: ${DEFAULT-VALUE}.")
+    int port;
+
+    @Option(names = "--expert-workers", defaultValue = "2", paramLabel = "N", description = "Default: ${DEFAULT-VALUE}.")
+    int expertWorkers;
+
+    @Option(names = "--attention-workers", defaultValue = "1", paramLabel = "N", description = "Default: ${DEFAULT-VALUE}.")
+    int attentionWorkers;
+
+    @Option(names = "--micro-batches", defaultValue = "2", paramLabel = "M", description = "1..4. Default: ${DEFAULT-VALUE}.")
+    int microBatches;
+
+    @Option(names = "--kernels", defaultValue = "fast", description = "exact or fast. Default: ${DEFAULT-VALUE}.")
+    String kernels;
+
+    @Option(names = "--threads", description = "Compute threads per worker (default: available cores).")
+    Integer threads;
+
+    @Option(names = "--log-dir", description = "Where the processes' logs go (default: a new temporary directory).")
+    Path logDir;
+
+    @Override
+    public Integer call() {
+        if (microBatches < 1 || microBatches > 4) {
+            return CliErrors.usage("--micro-batches must be 1..4, got " + microBatches);
+        }
+        if (port < 1 || port > 65535 || expertWorkers < 1 || attentionWorkers < 1) {
+            return CliErrors.usage("--port must be in 1..65535 and the worker counts positive");
+        }
+        Path dir = model;
+        if (dir == null) {
+            try {
+                dir = EmbeddedModel.ensure(System.err);
+            } catch (RuntimeException e) {
+                return CliErrors.usage("cannot prepare the embedded default model: " + e.getMessage());
+            }
+            System.err.println("note: the embedded default model has random weights, so its text is meaningless;"
+                    + " use --model DIR with a real DeepSeek-V4 checkpoint for real answers.");
+        }
+        LocalCluster.Options o = LocalCluster.options().model(dir).expertWorkers(expertWorkers)
+                .attentionWorkers(attentionWorkers).microBatches(microBatches).kernels(kernels)
+                .attentionThreads(threads).expertThreads(threads).logDir(logDir).router(port);
+        CountDownLatch stop = new CountDownLatch(1);
+        try (LocalCluster cluster = LocalCluster.start(o)) {
+            System.out.printf("epserve up: serving %s on 127.0.0.1:%d (router pid %d); %d attention worker%s, %d expert"
+                            + " worker%s, %d micro-batch%s, %s kernels; logs in %s. Ctrl-C stops.%n",
+                    dir, cluster.router().grpcPort(), cluster.router().pid(), attentionWorkers,
+                    attentionWorkers == 1 ? "" : "s", expertWorkers, expertWorkers == 1 ? "" : "s", microBatches,
+                    microBatches == 1 ? "" : "es", kernels, cluster.router().log.getParent());
+            System.out.flush();
+            onSignal("TERM", stop);
+            onSignal("INT", stop);
+            while (!stop.await(500, TimeUnit.MILLISECONDS)) {
+                LocalCluster.Worker dead = cluster.firstDead();
+                if (dead != null) {
+                    System.err.println("epserve up: " + dead + " exited with code " + dead.process.exitValue()
+                            + "; stopping the others. Its log ends with:\n" + dead.logTail(20));
+                    return 1;
+                }
+            }
+            System.err.println("epserve up: stopping");
+            return 0;
+        } catch (IllegalStateException | IllegalArgumentException e) {
+            System.err.println("epserve up: " + e.getMessage());
+            return 1;
+        } catch (IOException e) {
+            System.err.println("epserve up: " + e.getMessage());
+            return 1;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return 1;
+        }
+    }
+
+    private static void onSignal(String name, CountDownLatch stop) {
+        try {
+            sun.misc.Signal.handle(new sun.misc.Signal(name), s -> stop.countDown());
+        } catch (IllegalArgumentException e) {
+            // Not available here: the JVM's default applies.
+        }
+    }
+}

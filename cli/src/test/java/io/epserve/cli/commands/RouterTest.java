@@ -1,0 +1,199 @@
+package io.epserve.cli.commands;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.epserve.cli.cluster.LocalCluster;
+import io.epserve.model.config.ModelConfig;
+import io.epserve.proto.v1.DetokenizeRequest;
+import io.epserve.proto.v1.FinishReason;
+import io.epserve.proto.v1.GenerateRequest;
+import io.epserve.proto.v1.GenerateResponse;
+import io.epserve.proto.v1.InferenceGrpc;
+import io.epserve.proto.v1.ListModelsRequest;
+import io.epserve.proto.v1.SamplingParams;
+import io.epserve.proto.v1.TokenIds;
+import io.epserve.proto.v1.TokenizeRequest;
+import io.epserve.proto.worker.v1.AttentionWorkerGrpc;
+import io.epserve.proto.worker.v1.StatusRequest;
+import io.grpc.Channel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/** End to end through a real router, attention worker and expert workers on 127.0.0.1, public API only. */
+class RouterTest {
+    @TempDir
+    Path tmp;
+
+    record Result(List<Integer> ids, String text, io.epserve.proto.v1.Final fin, Status status) {}
+
+    static Result generate(Channel ch, GenerateRequest req) {
+        List<Integer> ids = new ArrayList<>();
+        StringBuilder text = new StringBuilder();
+        try {
+            var it = InferenceGrpc.newBlockingStub(ch).withDeadlineAfter(2, TimeUnit.MINUTES).generate(req);
+            io.epserve.proto.v1.Final fin = null;
+            while (it.hasNext()) {
+                GenerateResponse r = it.next();
+                if (r.hasDelta()) {
+                    ids.addAll(r.getDelta().getTokenIdsList());
+                    text.append(r.getDelta().getText());
+                } else {
+                    fin = r.getFinal();
+                }
+            }
+            return new Result(ids, text.toString(), fin, Status.OK);
+        } catch (StatusRuntimeException e) {
+            return new Result(ids, text.toString(), null, e.getStatus());
+        }
+    }
+
+    static GenerateRequest tokens(int[] prompt, SamplingParams s) {
+        return GenerateRequest.newBuilder().setTokenIds(TokenIds.newBuilder()
+                .addAllIds(Arrays.stream(prompt).boxed().toList())).setSampling(s).build();
+    }
+
+    @Test
+    @Timeout(value = 6, unit = TimeUnit.MINUTES)
+    void generateThroughTheRouterGivesTheGoldenTokensAndConcurrentStreamsTheirOwn() throws Exception {
+        int[] golden = EngineCommandsTest.goldenTokens();
+        int[] greedy = ClusterTest.goldenInts("greedy");
+        try (LocalCluster cluster = LocalCluster.start(ClusterTest.tinyCluster(tmp.resolve("logs"), "exact")
+                .expertWorkers(2).attentionWorkers(2).microBatches(2).router(0))) {
+            Channel ch = cluster.routerChannel();
+            SamplingParams g = SamplingParams.newBuilder().setMaxTokens(greedy.length).setIgnoreEos(true).build();
+            Result alone = generate(ch, tokens(golden, g));
+            assertEquals(Status.OK, alone.status());
+            assertArrayEquals(greedy, alone.ids().stream().mapToInt(Integer::intValue).toArray());
+            assertEquals(FinishReason.LENGTH, alone.fin().getFinishReason());
+            assertEquals(golden.length, alone.fin().getUsage().getPromptTokens());
+            assertEquals(greedy.length, alone.fin().getUsage().getCompletionTokens());
+            // The text is the detokenised ids, streamed without splitting a character.
+            String whole = InferenceGrpc.newBlockingStub(ch).detokenize(DetokenizeRequest.newBuilder()
+                    .addAllTokenIds(alone.ids()).setSkipSpecialTokens(true).build()).getText();
+            assertEquals(whole, alone.text());
+
+            // 32 concurrent streams over two attention workers: each gets the tokens it gets alone.
+            int n = 32;
+            List<GenerateRequest> reqs = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                SamplingParams.Builder s = SamplingParams.newBuilder().setMaxTokens(4 + i % 4).setIgnoreEos(true);
+                if (i % 3 == 0) {
+                    s.setTemperature(0.7f).setSeed(i).setTopK(20);
+                }
+                reqs.add(tokens(Arrays.copyOfRange(golden, i, i + 6 + i % 9), s.build()));
+            }
+            List<Result> single = new ArrayList<>();
+            for (GenerateRequest r : reqs) {
+                single.add(generate(ch, r));
+            }
+            ExecutorService pool = Executors.newFixedThreadPool(n);
+            try {
+                List<Future<Result>> together = new ArrayList<>();
+                for (GenerateRequest r : reqs) {
+                    together.add(pool.submit(() -> generate(ch, r)));
+                }
+                for (int i = 0; i < n; i++) {
+                    Result t = together.get(i).get(3, TimeUnit.MINUTES);
+                    assertEquals(Status.OK, t.status(), "stream " + i);
+                    assertEquals(single.get(i).ids(), t.ids(), "stream " + i + " alone vs with 31 others");
+                }
+            } finally {
+                pool.shutdownNow();
+            }
+
+            // A stop string ends the stream before it, and is reported.
+            String stop = alone.text().length() > 3 ? alone.text().substring(2, 3) : null;
+            if (stop != null && !stop.isBlank()) {
+                Result st = generate(ch, tokens(golden, g.toBuilder().addStop(stop).build()));
+                assertEquals(FinishReason.STOP, st.fin().getFinishReason());
+                assertEquals(stop, st.fin().getStop());
+                assertFalse(st.text().contains(stop));
+                assertTrue(alone.text().startsWith(st.text()));
+            }
+
+            // Invalid input: INVALID_ARGUMENT, and the router keeps serving.
+            int context = ModelConfig.load(ClusterTest.TINY).maxPositionEmbeddings();
+            List<GenerateRequest> bad = List.of(
+                    tokens(new int[0], g),
+                    tokens(new int[context], g),
+                    tokens(golden, g.toBuilder().setTemperature(-0.5f).build()),
+                    tokens(golden, g.toBuilder().setTopP(0f).build()),
+                    tokens(golden, g.toBuilder().setTopP(1.5f).build()),
+                    tokens(golden, g.toBuilder().setMaxTokens(0).build()),
+                    tokens(golden, g.toBuilder().setMaxTokens(-3).build()),
+                    tokens(golden, g).toBuilder().setModel("no-such-model").build(),
+                    GenerateRequest.newBuilder().setText("").setSampling(g).build());
+            for (GenerateRequest r : bad) {
+                Result res = generate(ch, r);
+                assertEquals(Status.Code.INVALID_ARGUMENT, res.status().getCode(), r.toString());
+                assertTrue(res.status().getDescription() != null && !res.status().getDescription().isEmpty());
+            }
+            assertEquals(Status.OK, generate(ch, tokens(golden, g.toBuilder().setMaxTokens(2).build())).status());
+
+            // Cancelling mid-stream frees the sequence on the worker.
+            var call = InferenceGrpc.newStub(ch);
+            var done = new java.util.concurrent.CountDownLatch(1);
+            call.generate(tokens(golden, g.toBuilder().setMaxTokens(1500).build()),
+                    new io.grpc.stub.ClientResponseObserver<GenerateRequest, GenerateResponse>() {
+                        io.grpc.stub.ClientCallStreamObserver<GenerateRequest> c;
+                        int seen;
+
+                        @Override
+                        public void beforeStart(io.grpc.stub.ClientCallStreamObserver<GenerateRequest> c) {
+                            this.c = c;
+                        }
+
+                        @Override
+                        public void onNext(GenerateResponse r) {
+                            if (++seen == 3) {
+                                c.cancel("enough", null);
+                            }
+                        }
+
+                        @Override
+                        public void onError(Throwable t) {
+                            done.countDown();
+                        }
+
+                        @Override
+                        public void onCompleted() {
+                            done.countDown();
+                        }
+                    });
+            assertTrue(done.await(1, TimeUnit.MINUTES));
+            long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+            int running;
+            do {
+                running = 0;
+                for (int i = 0; i < 2; i++) {
+                    running += AttentionWorkerGrpc.newBlockingStub(cluster.channel(i))
+                            .status(StatusRequest.getDefaultInstance()).getRunningRequests();
+                }
+            } while (running > 0 && System.nanoTime() < until);
+            assertEquals(0, running);
+
+            // Tokenize, Detokenize, ListModels.
+            var stub = InferenceGrpc.newBlockingStub(ch);
+            var models = stub.listModels(ListModelsRequest.getDefaultInstance());
+            assertEquals("tiny", models.getModels(0).getId());
+            assertEquals(context, models.getModels(0).getContextLength());
+            var ids = stub.tokenize(TokenizeRequest.newBuilder().setText("hello").build()).getTokenIdsList();
+            assertFalse(ids.isEmpty());
+            assertEquals("hello", stub.detokenize(DetokenizeRequest.newBuilder().addAllTokenIds(ids).build()).getText());
+        }
+    }
+}

@@ -1,0 +1,278 @@
+package io.epserve.router;
+
+import io.epserve.cluster.Fingerprint;
+import io.epserve.model.config.ModelConfig;
+import io.epserve.model.text.Tokenizer;
+import io.epserve.proto.v1.DetokenizeRequest;
+import io.epserve.proto.v1.DetokenizeResponse;
+import io.epserve.proto.v1.InferenceGrpc;
+import io.epserve.proto.v1.ListModelsRequest;
+import io.epserve.proto.v1.ListModelsResponse;
+import io.epserve.proto.v1.Model;
+import io.epserve.proto.v1.TokenizeRequest;
+import io.epserve.proto.v1.TokenizeResponse;
+import io.epserve.proto.worker.v1.AttentionWorkerGrpc;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.Server;
+import io.grpc.Status;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.grpc.stub.StreamObserver;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Consumer;
+
+/**
+ * The router: serves {@code epserve.v1.Inference} to clients and spreads their requests over attention workers
+ * (the worker API's {@code Generate}), choosing the worker with the fewest requests in flight from this router.
+ * It tokenises prompts, detokenises the token streams (never half a character), applies stop strings, and maps
+ * worker failures to the client's status.
+ */
+public final class Router implements AutoCloseable {
+    /** Settings; every setter returns this. */
+    public static final class Options {
+        Path model;
+        String modelId;
+        final List<String> attentionWorkers = new ArrayList<>();
+        String host = "127.0.0.1";
+        int port = 50051;
+        int maxInFlight = 1024;
+        Consumer<String> log = s -> { };
+
+        public Options model(Path v) { model = v; return this; }
+        public Options modelId(String v) { modelId = v; return this; }
+        public Options attentionWorker(String v) { attentionWorkers.add(v); return this; }
+        public Options attentionWorkers(List<String> v) { attentionWorkers.addAll(v); return this; }
+        public Options host(String v) { host = v; return this; }
+        public Options port(int v) { port = v; return this; }
+        public Options maxInFlight(int v) { maxInFlight = v; return this; }
+        public Options log(Consumer<String> v) { log = v; return this; }
+
+        public void validate() {
+            if (model == null) {
+                throw new IllegalArgumentException("--model is required");
+            }
+            if (attentionWorkers.isEmpty()) {
+                throw new IllegalArgumentException("--attention-workers: at least one HOST:PORT is required");
+            }
+            for (String t : attentionWorkers) {
+                int c = t.lastIndexOf(':');
+                if (c <= 0 || c == t.length() - 1) {
+                    throw new IllegalArgumentException("attention worker '" + t + "' is not HOST:PORT");
+                }
+                try {
+                    Integer.parseInt(t.substring(c + 1));
+                } catch (NumberFormatException e) {
+                    throw new IllegalArgumentException("attention worker '" + t + "': port is not a number");
+                }
+            }
+            if (port < 0 || port > 65535) {
+                throw new IllegalArgumentException("--port must be in 0..65535, got " + port);
+            }
+            if (maxInFlight < 1) {
+                throw new IllegalArgumentException("--max-in-flight must be positive, got " + maxInFlight);
+            }
+        }
+    }
+
+    public static Options options() {
+        return new Options();
+    }
+
+    /** One attention worker as the router sees it. */
+    static final class Backend {
+        final String target;
+        final ManagedChannel channel;
+        final AttentionWorkerGrpc.AttentionWorkerStub stub;
+        final AtomicInteger inFlight = new AtomicInteger();
+
+        Backend(String target) {
+            this.target = target;
+            this.channel = ManagedChannelBuilder.forTarget(target).usePlaintext().maxInboundMessageSize(256 << 20).build();
+            this.stub = AttentionWorkerGrpc.newStub(channel);
+        }
+    }
+
+    private final Options o;
+    private final ModelConfig config;
+    private final Tokenizer tokenizer;
+    private final String modelId;
+    private final String fingerprint;
+    private final List<Backend> backends = new ArrayList<>();
+    private final AtomicInteger inFlight = new AtomicInteger();
+    private final AtomicInteger roundRobin = new AtomicInteger();
+    private final HealthStatusManager health = new HealthStatusManager();
+    private final Server server;
+
+    private Router(Options o) throws IOException {
+        this.o = o;
+        this.config = ModelConfig.load(o.model);
+        this.fingerprint = Fingerprint.model(o.model);
+        this.modelId = o.modelId != null ? o.modelId : o.model.toAbsolutePath().normalize().getFileName().toString();
+        this.tokenizer = Tokenizer.load(o.model);
+        try {
+            for (String t : o.attentionWorkers) {
+                backends.add(new Backend(t));
+            }
+            server = NettyServerBuilder.forAddress(new InetSocketAddress(o.host, o.port))
+                    .addService(new Service())
+                    .addService(health.getHealthService())
+                    .addService(ProtoReflectionServiceV1.newInstance())
+                    .build()
+                    .start();
+        } catch (IOException | RuntimeException e) {
+            backends.forEach(b -> b.channel.shutdownNow());
+            tokenizer.close();
+            throw e;
+        }
+        health.setStatus("", ServingStatus.SERVING);
+        health.setStatus(InferenceGrpc.SERVICE_NAME, ServingStatus.SERVING);
+    }
+
+    public static Router start(Options o) throws IOException {
+        o.validate();
+        return new Router(o);
+    }
+
+    public int port() {
+        return server.getPort();
+    }
+
+    public String readyLine() {
+        return String.format(Locale.ROOT, "router ready: model %s (%s, %s), grpc %s:%d, attention workers %s; pid %d",
+                modelId, o.model, fingerprint.substring(0, Math.min(19, fingerprint.length())), o.host, port(),
+                String.join(",", o.attentionWorkers), ProcessHandle.current().pid());
+    }
+
+    ModelConfig config() {
+        return config;
+    }
+
+    Tokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    String modelId() {
+        return modelId;
+    }
+
+    /** The worker with the fewest requests in flight from here; ties go round-robin. */
+    Backend pick() {
+        int n = backends.size();
+        int start = Math.floorMod(roundRobin.getAndIncrement(), n);
+        Backend best = null;
+        for (int i = 0; i < n; i++) {
+            Backend b = backends.get((start + i) % n);
+            if (best == null || b.inFlight.get() < best.inFlight.get()) {
+                best = b;
+            }
+        }
+        return best;
+    }
+
+    /** Counts a request in; false when the router is full. */
+    boolean admit() {
+        if (inFlight.incrementAndGet() > o.maxInFlight) {
+            inFlight.decrementAndGet();
+            return false;
+        }
+        return true;
+    }
+
+    void release() {
+        inFlight.decrementAndGet();
+    }
+
+    int maxInFlight() {
+        return o.maxInFlight;
+    }
+
+    Consumer<String> log() {
+        return o.log;
+    }
+
+    /** Stops accepting calls, lets running streams finish (up to 30 s), closes the worker channels. */
+    @Override
+    public void close() {
+        health.enterTerminalState();
+        server.shutdown();
+        try {
+            if (!server.awaitTermination(30, TimeUnit.SECONDS)) {
+                server.shutdownNow();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            server.shutdownNow();
+        }
+        for (Backend b : backends) {
+            b.channel.shutdownNow();
+        }
+        tokenizer.close();
+    }
+
+    private final class Service extends InferenceGrpc.InferenceImplBase {
+        @Override
+        public void generate(io.epserve.proto.v1.GenerateRequest req, StreamObserver<io.epserve.proto.v1.GenerateResponse> obs) {
+            GenerateCall.start(Router.this, req, obs);
+        }
+
+        @Override
+        public void tokenize(TokenizeRequest req, StreamObserver<TokenizeResponse> obs) {
+            if (!checkModel(req.getModel(), obs)) {
+                return;
+            }
+            int[] ids = tokenizer.encode(req.getText());
+            TokenizeResponse.Builder b = TokenizeResponse.newBuilder();
+            for (int id : ids) {
+                b.addTokenIds(id);
+            }
+            obs.onNext(b.build());
+            obs.onCompleted();
+        }
+
+        @Override
+        public void detokenize(DetokenizeRequest req, StreamObserver<DetokenizeResponse> obs) {
+            if (!checkModel(req.getModel(), obs)) {
+                return;
+            }
+            int[] ids = req.getTokenIdsList().stream().mapToInt(Integer::intValue).toArray();
+            for (int id : ids) {
+                if (id < 0 || id >= config.vocabSize()) {
+                    obs.onError(Status.INVALID_ARGUMENT.withDescription("token id " + id + " is outside the vocabulary [0, "
+                            + config.vocabSize() + ")").asRuntimeException());
+                    return;
+                }
+            }
+            obs.onNext(DetokenizeResponse.newBuilder()
+                    .setText(tokenizer.decode(ids, 0, ids.length, req.getSkipSpecialTokens())).build());
+            obs.onCompleted();
+        }
+
+        @Override
+        public void listModels(ListModelsRequest req, StreamObserver<ListModelsResponse> obs) {
+            obs.onNext(ListModelsResponse.newBuilder().addModels(Model.newBuilder().setId(modelId)
+                    .setContextLength(config.maxPositionEmbeddings()).setVocabSize(config.vocabSize())
+                    .setFingerprint(fingerprint)).build());
+            obs.onCompleted();
+        }
+    }
+
+    /** INVALID_ARGUMENT (and false) for a model this router does not serve; empty means ours. */
+    <T> boolean checkModel(String model, StreamObserver<T> obs) {
+        if (!model.isEmpty() && !model.equals(modelId)) {
+            obs.onError(Status.INVALID_ARGUMENT.withDescription("unknown model '" + model + "'; this router serves '"
+                    + modelId + "'").asRuntimeException());
+            return false;
+        }
+        return true;
+    }
+}
