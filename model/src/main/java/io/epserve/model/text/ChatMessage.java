@@ -120,19 +120,23 @@ public record ChatMessage(
     }
 
     public ChatMessage withTools(List<ToolSpec> tools) {
-        return new ChatMessage(role, content, reasoningContent, toolCalls, toolCallId, tools, responseFormat, task, omitEos);
+        return new ChatMessage(role, content, reasoningContent, toolCalls, toolCallId, tools, responseFormat, task,
+                omitEos);
     }
 
     public ChatMessage withResponseFormat(JsonNode responseFormat) {
-        return new ChatMessage(role, content, reasoningContent, toolCalls, toolCallId, tools, responseFormat, task, omitEos);
+        return new ChatMessage(role, content, reasoningContent, toolCalls, toolCallId, tools, responseFormat, task,
+                omitEos);
     }
 
     public ChatMessage withTask(Task task) {
-        return new ChatMessage(role, content, reasoningContent, toolCalls, toolCallId, tools, responseFormat, task, omitEos);
+        return new ChatMessage(role, content, reasoningContent, toolCalls, toolCallId, tools, responseFormat, task,
+                omitEos);
     }
 
     public ChatMessage withOmitEos(boolean omitEos) {
-        return new ChatMessage(role, content, reasoningContent, toolCalls, toolCallId, tools, responseFormat, task, omitEos);
+        return new ChatMessage(role, content, reasoningContent, toolCalls, toolCallId, tools, responseFormat, task,
+                omitEos);
     }
 
     @Override

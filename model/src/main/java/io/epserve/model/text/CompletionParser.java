@@ -18,10 +18,10 @@ import java.util.regex.Pattern;
 /**
  * Reads one assistant turn of model output, incrementally, as the official parser reads a finished one (spec §6):
  * in a thinking mode the text up to {@code </think>} is reasoning; then comes the answer, and a DSML block
- * ({@code \n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="f">\n<｜DSML｜parameter name="p" string="true">v</｜DSML｜parameter>
- * ...}) becomes structured tool calls, {@code string="true"} values as JSON strings and {@code string="false"} values
- * as the JSON they hold. The turn ends at {@code <｜end▁of▁sentence｜>} (text after it is ignored) or at
- * {@link #finish}.
+ * ({@code \n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="f">\n}
+ * {@code <｜DSML｜parameter name="p" string="true">v</｜DSML｜parameter>...}) becomes structured tool calls,
+ * {@code string="true"} values as JSON strings and {@code string="false"} values as the JSON they hold. The turn
+ * ends at {@code <｜end▁of▁sentence｜>} (text after it is ignored) or at {@link #finish}.
  *
  * <p>{@link #feed} takes text as it is decoded and reports {@link CompletionEvent}s to the sink at once, holding back
  * only a tail that could still become a special marker ({@code </think>}, a DSML tag, the end of a parameter value,

@@ -1,5 +1,6 @@
 package io.epserve.model.text;
 
+import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.json.JsonReadFeature;
 import com.fasterxml.jackson.databind.DeserializationFeature;
@@ -38,7 +39,10 @@ public final class PythonJson {
         try {
             node = MAPPER.readTree(text);
         } catch (JsonProcessingException e) {
-            throw new IllegalArgumentException("not valid JSON: " + e.getOriginalMessage(), e);
+            String why = e.getOriginalMessage().replaceAll(" ?\\(start marker at \\[Source: [^\\]]*\\]\\)", "");
+            JsonLocation at = e.getLocation();
+            String where = at == null ? "" : " (line " + at.getLineNr() + ", column " + at.getColumnNr() + ")";
+            throw new IllegalArgumentException("not valid JSON: " + why + where, e);
         }
         if (node == null || node.isMissingNode()) {
             throw new IllegalArgumentException("not valid JSON: no value");
@@ -62,8 +66,8 @@ public final class PythonJson {
 
     /**
      * Appends {@code text} escaped as inside a Python JSON string (no quotes): {@code \" \\ \n \r \t \b \f}, other
-     * control characters as six-character {@code u00XX} escapes (lower-case hex), everything else as is. Escaping works character by character, so pieces
-     * of a string escaped separately concatenate to the escaped whole.
+     * control characters as six-character {@code u00XX} escapes (lower-case hex), everything else as is. Escaping
+     * works character by character, so pieces of a string escaped separately concatenate to the escaped whole.
      */
     public static void escape(StringBuilder sb, CharSequence text) {
         for (int i = 0; i < text.length(); i++) {

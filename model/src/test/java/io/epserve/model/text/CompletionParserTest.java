@@ -253,6 +253,36 @@ class CompletionParserTest {
         }
     }
 
+    @Test
+    void randomTextsFromMarkerPiecesStreamLikeTheyParseInBulk() {
+        String[] pieces = {
+            "a", "x y", "\n", "\n\n", "<", "/", ">", "\"", "｜", "💡", "5", "[1, 2]", "{\"k\": null}",
+            "</think>", "</thi", "<｜DSML｜tool_calls>\n", "\n\n<｜DSML｜tool_calls>\n", "<｜DSML｜tool_calls",
+            "<｜DSML｜invoke name=\"f\">\n", "<｜DSML｜invoke name=\"g\">\n", " name=\"p\" string=\"true\">",
+            "<｜DSML｜parameter name=\"p\" string=\"true\">", "<｜DSML｜parameter name=\"q\" string=\"false\">",
+            "</｜DSML｜parameter>\n", "/｜DSML｜parameter>", "</｜DSML｜invoke>\n", "</｜DSML｜invoke>",
+            "</｜DSML｜tool_calls>", "｜DSML｜", EOS, "<｜end▁of", "▁sentence｜>",
+        };
+        Random rnd = new Random(42);
+        for (int t = 0; t < 300; t++) {
+            StringBuilder sb = new StringBuilder();
+            if (t % 3 == 0) {
+                // mostly well-formed: a valid turn with one piece inserted somewhere
+                String valid = "r</think>c" + block(invoke("f", param("p", true, "v<"), param("q", false, "[1]")),
+                        invoke("g")) + EOS;
+                int at = rnd.nextInt(valid.length() + 1);
+                sb.append(valid, 0, at).append(pieces[rnd.nextInt(pieces.length)]).append(valid.substring(at));
+            } else {
+                for (int n = 1 + rnd.nextInt(14); n > 0; n--) {
+                    sb.append(pieces[rnd.nextInt(pieces.length)]);
+                }
+            }
+            for (ThinkingMode mode : new ThinkingMode[] {ThinkingMode.CHAT, ThinkingMode.THINKING}) {
+                assertStreamingInvariant(sb.toString(), mode);
+            }
+        }
+    }
+
     /** Every split in two, single characters and random chunkings give the bulk parse's result and events. */
     static void assertStreamingInvariant(String text, ThinkingMode mode) {
         List<CompletionEvent> bulkEvents = new ArrayList<>();
