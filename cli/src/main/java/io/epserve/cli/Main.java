@@ -11,6 +11,8 @@ import io.epserve.cli.commands.ExpertWorkerCommand;
 import io.epserve.cli.commands.GenerateCommand;
 import io.epserve.cli.commands.LogitsCommand;
 import io.epserve.cli.commands.MakeCheckpointCommand;
+import io.epserve.cli.commands.ParseCompletionCommand;
+import io.epserve.cli.commands.RenderChatCommand;
 import java.util.List;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -33,6 +35,8 @@ public final class Main {
         return List.of(
                 new GenerateCommand(),
                 new LogitsCommand(),
+                new RenderChatCommand(),
+                new ParseCompletionCommand(),
                 new MakeCheckpointCommand(),
                 new BenchDecodeCommand(),
                 new CacheSizeCommand(),
