@@ -11,6 +11,8 @@ import io.epserve.cli.commands.ExpertWorkerCommand;
 import io.epserve.cli.commands.GenerateCommand;
 import io.epserve.cli.commands.LogitsCommand;
 import io.epserve.cli.commands.MakeCheckpointCommand;
+import io.epserve.cli.commands.ParseCompletionCommand;
+import io.epserve.cli.commands.RenderChatCommand;
 import io.epserve.cli.commands.RouterCommand;
 import io.epserve.cli.commands.UpCommand;
 import java.util.List;
@@ -36,6 +38,8 @@ public final class Main {
                 new UpCommand(),
                 new GenerateCommand(),
                 new LogitsCommand(),
+                new RenderChatCommand(),
+                new ParseCompletionCommand(),
                 new MakeCheckpointCommand(),
                 new BenchDecodeCommand(),
                 new CacheSizeCommand(),
