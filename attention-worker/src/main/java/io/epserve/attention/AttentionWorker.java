@@ -85,6 +85,7 @@ public final class AttentionWorker implements AutoCloseable {
         int maxStepTokens = 512;
         long kvTokenBudget = 1 << 20;
         long drainTimeoutMs = 30_000;
+        boolean localExperts;
         String idle = "backoff";
         Consumer<String> log = s -> { };
 
@@ -109,6 +110,8 @@ public final class AttentionWorker implements AutoCloseable {
         public Options maxStepTokens(int v) { maxStepTokens = v; return this; }
         public Options kvTokenBudget(long v) { kvTokenBudget = v; return this; }
         public Options drainTimeoutMs(long v) { drainTimeoutMs = v; return this; }
+        /** Every routed expert in this process, no expert workers, no Aeron (`epserve up --single-process`). */
+        public Options localExperts(boolean v) { localExperts = v; return this; }
         public Options idle(String v) { idle = v; return this; }
         public Options log(Consumer<String> v) { log = v; return this; }
 
@@ -117,15 +120,21 @@ public final class AttentionWorker implements AutoCloseable {
             if (model == null) {
                 throw new IllegalArgumentException("--model is required");
             }
-            if (listen == null) {
-                throw new IllegalArgumentException("--listen (this worker's combine inbox) is required");
-            }
-            Channels.ofEndpoint(listen);
-            if (expertWorkers.isEmpty()) {
-                throw new IllegalArgumentException("--expert-workers: at least one expert worker endpoint is required");
-            }
-            for (String ep : expertWorkers) {
-                Channels.ofEndpoint(ep);
+            if (localExperts) {
+                if (!expertWorkers.isEmpty()) {
+                    throw new IllegalArgumentException("local experts exclude --expert-workers");
+                }
+            } else {
+                if (listen == null) {
+                    throw new IllegalArgumentException("--listen (this worker's combine inbox) is required");
+                }
+                Channels.ofEndpoint(listen);
+                if (expertWorkers.isEmpty()) {
+                    throw new IllegalArgumentException("--expert-workers: at least one expert worker endpoint is required");
+                }
+                for (String ep : expertWorkers) {
+                    Channels.ofEndpoint(ep);
+                }
             }
             if (!KernelSets.NAMES.contains(kernels)) {
                 throw new IllegalArgumentException("--kernels must be one of " + KernelSets.NAMES + ", got " + kernels);
@@ -169,7 +178,7 @@ public final class AttentionWorker implements AutoCloseable {
     private final Kernels kernels;
     private final MediaDriverHandle driver;
     private final ExpertClient experts;
-    private final MicroBatchEngine engine;
+    private final StepEngine engine;
     private final ThreadPoolExecutor engineThread;
     private final AtomicInteger queuedRequests = new AtomicInteger();
     private final GenerationScheduler generations;
@@ -182,24 +191,31 @@ public final class AttentionWorker implements AutoCloseable {
         this.config = ModelConfig.load(o.model);
         this.fingerprint = Fingerprint.model(o.model);
         // Everything but the routed experts: of a sharded checkpoint, shards holding only experts are not mapped.
-        Checkpoint ck = Checkpoint.open(o.model, name -> !name.contains(".ffn.experts."));
+        Checkpoint ck = o.localExperts ? Checkpoint.open(o.model)
+                : Checkpoint.open(o.model, name -> !name.contains(".ffn.experts."));
         Kernels k = null;
         MediaDriverHandle d = null;
         ExpertClient ec = null;
         ThreadPoolExecutor ex = null;
         try {
-            ModelWeights w = new ModelWeights(config, ck, ModelWeights.ExpertFilter.NONE);
+            ModelWeights w = new ModelWeights(config, ck,
+                    o.localExperts ? ModelWeights.ExpertFilter.ALL : ModelWeights.ExpertFilter.NONE);
             k = KernelSets.create(o.kernels, o.threads);
             Transformer tr = new Transformer(w, k);
-            d = o.externalDriver != null ? MediaDriverHandle.attach(o.externalDriver)
-                    : MediaDriverHandle.launchEmbedded(o.aeronDir != null
-                            ? MediaDriverHandle.options().directory(o.aeronDir)
-                            : MediaDriverHandle.options().name("attention-" + o.workerId));
-            ec = new ExpertClient(config, o.workerId, fingerprint, d, o.expertWorkers, o.listen, Channels.DISPATCH_STREAM,
-                    Channels.COMBINE_STREAM, o.microBatches, TimeUnit.MILLISECONDS.toNanos(o.sendTimeoutMs), o.log);
-            ec.connect(TimeUnit.MILLISECONDS.toNanos(o.connectTimeoutMs));
-            this.engine = new MicroBatchEngine(tr, ec, o.microBatches, TimeUnit.MILLISECONDS.toNanos(o.expertTimeoutMs),
-                    IdleStrategies.of(o.idle), o.workerId);
+            if (o.localExperts) {
+                this.engine = new LocalStepEngine(tr);
+            } else {
+                d = o.externalDriver != null ? MediaDriverHandle.attach(o.externalDriver)
+                        : MediaDriverHandle.launchEmbedded(o.aeronDir != null
+                                ? MediaDriverHandle.options().directory(o.aeronDir)
+                                : MediaDriverHandle.options().name("attention-" + o.workerId));
+                ec = new ExpertClient(config, o.workerId, fingerprint, d, o.expertWorkers, o.listen,
+                        Channels.DISPATCH_STREAM, Channels.COMBINE_STREAM, o.microBatches,
+                        TimeUnit.MILLISECONDS.toNanos(o.sendTimeoutMs), o.log);
+                ec.connect(TimeUnit.MILLISECONDS.toNanos(o.connectTimeoutMs));
+                this.engine = new MicroBatchEngine(tr, ec, o.microBatches,
+                        TimeUnit.MILLISECONDS.toNanos(o.expertTimeoutMs), IdleStrategies.of(o.idle), o.workerId);
+            }
             // Unbounded queue: requests are bounded by queuedRequests (--max-queued-requests), generation steps by the
             // scheduler (at most one queued), so a step can always re-queue itself.
             ex = new ThreadPoolExecutor(1, 1, 0, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(),
@@ -257,6 +273,12 @@ public final class AttentionWorker implements AutoCloseable {
     }
 
     public String readyLine() {
+        if (experts == null) {
+            return String.format(Locale.ROOT, "attention-worker %d ready: model %s (%s), kernels %s x%d, every expert in"
+                            + " this process; grpc %s:%d; pid %d", o.workerId, o.model,
+                    fingerprint.substring(0, Math.min(19, fingerprint.length())), kernels.name(), o.threads, o.host,
+                    port(), ProcessHandle.current().pid());
+        }
         StringBuilder ew = new StringBuilder();
         for (ExpertLink l : experts.links()) {
             ew.append(ew.isEmpty() ? "" : ", ").append(l.workerId).append('@').append(l.endpoint).append(" [")
@@ -299,8 +321,10 @@ public final class AttentionWorker implements AutoCloseable {
             engineThread.shutdownNow();
             server.shutdownNow();
         }
-        experts.close();
-        driver.close();
+        if (experts != null) {
+            experts.close();
+            driver.close();
+        }
         kernels.close();
         checkpoint.close();
     }
@@ -347,8 +371,8 @@ public final class AttentionWorker implements AutoCloseable {
                 generated[i][0] = Sampler.argmax(out.logits(), i * vocab, vocab);
             }
             engine.stats().reset();
-            long c0 = experts.combineBytes;
-            long r0 = experts.routedSlots;
+            long c0 = experts == null ? 0 : experts.combineBytes;
+            long r0 = experts == null ? 0 : experts.routedSlots;
             for (int s = 0; s < req.getSteps(); s++) {
                 List<Transformer.Chunk> next = new ArrayList<>(n);
                 for (int i = 0; i < n; i++) {
@@ -360,8 +384,8 @@ public final class AttentionWorker implements AutoCloseable {
                 }
             }
             StepStats st = engine.stats();
-            st.combineBytes = experts.combineBytes - c0;
-            st.routedSlots = experts.routedSlots - r0;
+            st.combineBytes = experts == null ? 0 : experts.combineBytes - c0;
+            st.routedSlots = experts == null ? 0 : experts.routedSlots - r0;
             DecodeResponse.Builder b = DecodeResponse.newBuilder().setTiming(st.toProto(engine.microBatches()));
             for (int i = 0; i < n; i++) {
                 Generated.Builder g = Generated.newBuilder().setSequenceId(req.getPrompts(i).getSequenceId());
@@ -474,14 +498,14 @@ public final class AttentionWorker implements AutoCloseable {
                 .setSequences(sequences.size())
                 .setCachedTokens(cached)
                 .setSteps(engine.steps())
-                .setFailedSteps(engine.failedSteps)
-                .setStaleCombines(experts.staleCombines)
+                .setFailedSteps(engine.failedSteps())
+                .setStaleCombines(experts == null ? 0 : experts.staleCombines)
                 .setMicroBatches(engine.microBatches())
                 .setKernels(kernels.name())
-                .setRoutedSlots(experts.routedSlots)
+                .setRoutedSlots(experts == null ? 0 : experts.routedSlots)
                 .setWaitingRequests(generations.waiting())
                 .setRunningRequests(generations.running());
-        for (ExpertLink l : experts.links()) {
+        for (ExpertLink l : experts == null ? List.<ExpertLink>of() : experts.links()) {
             b.addExpertWorkers(ExpertWorkerStatus.newBuilder().setWorkerId(l.workerId).setChannel(l.channel)
                     .setPlacement(l.placement == null ? "" : l.placement.canonical())
                     .setConnected(l.lost == null && l.sender.isConnected()));

@@ -70,7 +70,7 @@ final class GenerationScheduler {
         }
     }
 
-    private final MicroBatchEngine engine;
+    private final StepEngine engine;
     private final ModelConfig config;
     private final Executor engineThread;
     private final int maxWaiting;
@@ -88,7 +88,7 @@ final class GenerationScheduler {
     private volatile boolean draining;
     private long reservedTokens;
 
-    GenerationScheduler(MicroBatchEngine engine, Executor engineThread, int maxWaiting, int maxStepTokens,
+    GenerationScheduler(StepEngine engine, Executor engineThread, int maxWaiting, int maxStepTokens,
                         long kvTokenBudget, int maxSequences, IntSupplier otherSequences, Consumer<String> log) {
         this.engine = engine;
         this.config = engine.transformer().config();

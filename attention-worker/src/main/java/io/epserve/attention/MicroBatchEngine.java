@@ -20,7 +20,7 @@ import org.agrona.concurrent.IdleStrategy;
  * contiguous in request order and balanced by token count. Each micro-batch computes exactly what the single-process
  * engine computes for it, and the engine's kernels are batch-invariant per token, so the split changes no bits.
  */
-final class MicroBatchEngine {
+final class MicroBatchEngine implements StepEngine {
     private final Transformer tr;
     private final ExpertClient experts;
     private final int microBatches;
@@ -29,7 +29,7 @@ final class MicroBatchEngine {
     private final StepStats stats;
     private final int source;
     private long nextStep = 1;
-    long failedSteps;
+    private long failedSteps;
 
     MicroBatchEngine(Transformer tr, ExpertClient experts, int microBatches, long expertTimeoutNs, IdleStrategy idle,
                      int source) {
@@ -45,20 +45,29 @@ final class MicroBatchEngine {
         this.stats = new StepStats(tr.config().nLayers());
     }
 
-    Transformer transformer() {
+    @Override
+    public Transformer transformer() {
         return tr;
     }
 
-    int microBatches() {
+    @Override
+    public int microBatches() {
         return microBatches;
     }
 
-    StepStats stats() {
+    @Override
+    public StepStats stats() {
         return stats;
     }
 
-    long steps() {
+    @Override
+    public long steps() {
         return nextStep - 1;
+    }
+
+    @Override
+    public long failedSteps() {
+        return failedSteps;
     }
 
     /** Splits chunks into at most m contiguous groups of about equal token counts (no group empty). */
@@ -86,7 +95,8 @@ final class MicroBatchEngine {
      * One step over the chunks (distinct sequences): the same result as {@link Transformer#forward}. On failure
      * nothing is committed to the sequences, but their caches may hold parts of the step: the caller must drop them.
      */
-    Output step(List<Chunk> chunks, boolean allLogits) {
+    @Override
+    public Output step(List<Chunk> chunks, boolean allLogits) {
         long step = nextStep++;
         long t0 = System.nanoTime();
         List<List<Chunk>> groups = split(chunks, microBatches);

@@ -1,6 +1,8 @@
 package io.epserve.cli.commands;
 
+import io.epserve.attention.AttentionWorker;
 import io.epserve.cli.cluster.LocalCluster;
+import io.epserve.router.Router;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -42,6 +44,11 @@ public final class UpCommand implements Callable<Integer> {
     @Option(names = "--log-dir", description = "Where the processes' logs go (default: a new temporary directory).")
     Path logDir;
 
+    @Option(names = "--single-process",
+            description = "Serve the same API from this one process (router and an engine with every expert), for one"
+                    + " machine; --expert-workers and --micro-batches do not apply.")
+    boolean singleProcess;
+
     @Override
     public Integer call() {
         if (microBatches < 1 || microBatches > 4) {
@@ -59,6 +66,9 @@ public final class UpCommand implements Callable<Integer> {
             }
             System.err.println("note: the embedded default model has random weights, so its text is meaningless;"
                     + " use --model DIR with a real DeepSeek-V4 checkpoint for real answers.");
+        }
+        if (singleProcess) {
+            return singleProcess(dir);
         }
         LocalCluster.Options o = LocalCluster.options().model(dir).expertWorkers(expertWorkers)
                 .attentionWorkers(attentionWorkers).microBatches(microBatches).kernels(kernels)
@@ -86,6 +96,36 @@ public final class UpCommand implements Callable<Integer> {
         } catch (IllegalStateException | IllegalArgumentException e) {
             System.err.println("epserve up: " + e.getMessage());
             return 1;
+        } catch (IOException e) {
+            System.err.println("epserve up: " + e.getMessage());
+            return 1;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return 1;
+        }
+    }
+
+    private int singleProcess(Path dir) {
+        AttentionWorker.Options wo = AttentionWorker.options().model(dir).localExperts(true).kernels(kernels).port(0)
+                .log(System.err::println);
+        if (threads != null) {
+            wo.threads(threads);
+        }
+        CountDownLatch stop = new CountDownLatch(1);
+        try (AttentionWorker worker = AttentionWorker.start(wo);
+             Router router = Router.start(Router.options().model(dir).attentionWorker("127.0.0.1:" + worker.port())
+                     .port(port).log(System.err::println))) {
+            System.out.printf("epserve up: serving %s on 127.0.0.1:%d from this process (pid %d), %s kernels."
+                    + " Ctrl-C stops.%n", dir, router.port(), ProcessHandle.current().pid(), kernels);
+            System.out.flush();
+            onSignal("TERM", stop);
+            onSignal("INT", stop);
+            stop.await();
+            System.err.println("epserve up: stopping");
+            return 0;
+        } catch (IllegalArgumentException | io.epserve.model.config.ConfigException
+                 | io.epserve.model.safetensors.CheckpointException e) {
+            return CliErrors.usage("cannot serve " + dir + ": " + e.getMessage());
         } catch (IOException e) {
             System.err.println("epserve up: " + e.getMessage());
             return 1;

@@ -196,4 +196,27 @@ class RouterTest {
             assertEquals("hello", stub.detokenize(DetokenizeRequest.newBuilder().addAllTokenIds(ids).build()).getText());
         }
     }
+
+    /** `epserve up --single-process`: the same API and the same tokens from one process. */
+    @Test
+    @Timeout(value = 3, unit = TimeUnit.MINUTES)
+    void theSingleProcessModeServesTheSameApiAndTokens() throws Exception {
+        int[] golden = EngineCommandsTest.goldenTokens();
+        int[] greedy = ClusterTest.goldenInts("greedy");
+        try (var worker = io.epserve.attention.AttentionWorker.start(io.epserve.attention.AttentionWorker.options()
+                .model(ClusterTest.TINY).localExperts(true).kernels("exact").threads(1).port(0));
+             var router = io.epserve.router.Router.start(io.epserve.router.Router.options().model(ClusterTest.TINY)
+                     .attentionWorker("127.0.0.1:" + worker.port()).port(0))) {
+            var ch = io.grpc.ManagedChannelBuilder.forAddress("127.0.0.1", router.port()).usePlaintext().build();
+            try {
+                SamplingParams g = SamplingParams.newBuilder().setMaxTokens(greedy.length).setIgnoreEos(true).build();
+                Result r = generate(ch, tokens(golden, g));
+                assertEquals(Status.OK, r.status());
+                assertArrayEquals(greedy, r.ids().stream().mapToInt(Integer::intValue).toArray());
+                assertEquals(Status.Code.INVALID_ARGUMENT, generate(ch, tokens(new int[0], g)).status().getCode());
+            } finally {
+                ch.shutdownNow();
+            }
+        }
+    }
 }

@@ -1,0 +1,23 @@
+package io.epserve.attention;
+
+import io.epserve.model.engine.Transformer;
+import java.util.List;
+
+/** Runs batched steps for the worker: with the routed experts on expert workers, or in this process. */
+interface StepEngine {
+    Transformer transformer();
+
+    /**
+     * One step over the chunks (distinct sequences), the same result as {@link Transformer#forward}. On failure
+     * ({@link ExpertsUnavailableException}) nothing is committed, but the sequences' caches may hold parts of it.
+     */
+    Transformer.Output step(List<Transformer.Chunk> chunks, boolean allLogits);
+
+    int microBatches();
+
+    StepStats stats();
+
+    long steps();
+
+    long failedSteps();
+}
