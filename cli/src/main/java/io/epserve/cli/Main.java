@@ -2,6 +2,7 @@ package io.epserve.cli;
 
 import io.epserve.cli.commands.AttentionWorkerCommand;
 import io.epserve.cli.commands.BenchClusterCommand;
+import io.epserve.cli.commands.ChatCommand;
 import io.epserve.cli.commands.BenchDecodeCommand;
 import io.epserve.cli.commands.BenchExchangeCommand;
 import io.epserve.cli.commands.ClusterLogitsCommand;
@@ -37,6 +38,7 @@ public final class Main {
         return List.of(
                 new UpCommand(),
                 new GenerateCommand(),
+                new ChatCommand(),
                 new LogitsCommand(),
                 new RenderChatCommand(),
                 new ParseCompletionCommand(),

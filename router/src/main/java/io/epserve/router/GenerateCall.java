@@ -27,8 +27,6 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * the worker call, which frees the sequence there.
  */
 final class GenerateCall implements ClientResponseObserver<io.epserve.proto.worker.v1.GenerateRequest, GenerateEvent> {
-    static final int DEFAULT_MAX_TOKENS = 256;
-
     private final Router router;
     private final Router.Backend backend;
     private final ServerCallStreamObserver<GenerateResponse> client;
@@ -66,24 +64,7 @@ final class GenerateCall implements ClientResponseObserver<io.epserve.proto.work
             default -> prompt = new int[0];
         }
         var s = req.getSampling();
-        String problem = null;
-        if (prompt.length == 0) {
-            problem = "the prompt is empty";
-        } else if (prompt.length >= router.config().maxPositionEmbeddings()) {
-            problem = "the prompt has " + prompt.length + " tokens; the model's context is "
-                    + router.config().maxPositionEmbeddings();
-        } else if (s.hasMaxTokens() && s.getMaxTokens() <= 0) {
-            problem = "max_tokens must be > 0, got " + s.getMaxTokens();
-        } else if (s.hasTopP() && !(s.getTopP() > 0 && s.getTopP() <= 1)) {
-            problem = "top_p must be in (0, 1], got " + s.getTopP();
-        } else if (!(s.getTemperature() >= 0)) {
-            problem = "temperature must be >= 0, got " + s.getTemperature();
-        }
-        for (String stop : s.getStopList()) {
-            if (stop.isEmpty()) {
-                problem = "a stop string is empty";
-            }
-        }
+        String problem = Requests.problem(router, prompt, s);
         if (problem != null) {
             obs.onError(Status.INVALID_ARGUMENT.withDescription(problem).asRuntimeException());
             return;
@@ -94,21 +75,7 @@ final class GenerateCall implements ClientResponseObserver<io.epserve.proto.work
             return;
         }
         String id = req.getRequestId().isEmpty() ? UUID.randomUUID().toString() : req.getRequestId();
-        SamplingParams.Builder w = SamplingParams.newBuilder()
-                .setTemperature(s.getTemperature())
-                .setTopP(s.hasTopP() ? s.getTopP() : 1)
-                .setTopK(s.getTopK())
-                .setMinP(s.getMinP())
-                .setRepetitionPenalty(s.getRepetitionPenalty())
-                .setPresencePenalty(s.getPresencePenalty())
-                .setFrequencyPenalty(s.getFrequencyPenalty())
-                .setMaxTokens(s.hasMaxTokens() ? s.getMaxTokens() : DEFAULT_MAX_TOKENS)
-                .addAllStopTokenIds(s.getStopTokenIdsList())
-                .setIgnoreEos(s.getIgnoreEos())
-                .setLogprobs(s.getLogprobs());
-        if (s.hasSeed()) {
-            w.setSeed(s.getSeed());
-        }
+        SamplingParams.Builder w = Requests.workerSampling(s);
         io.epserve.proto.worker.v1.GenerateRequest.Builder wr = io.epserve.proto.worker.v1.GenerateRequest.newBuilder()
                 .setRequestId(id).setSampling(w);
         for (int t : prompt) {

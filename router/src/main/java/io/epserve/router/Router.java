@@ -226,6 +226,11 @@ public final class Router implements AutoCloseable {
         }
 
         @Override
+        public void chat(io.epserve.proto.v1.ChatRequest req, StreamObserver<io.epserve.proto.v1.ChatResponse> obs) {
+            ChatCall.start(Router.this, req, obs);
+        }
+
+        @Override
         public void tokenize(TokenizeRequest req, StreamObserver<TokenizeResponse> obs) {
             if (!checkModel(req.getModel(), obs)) {
                 return;

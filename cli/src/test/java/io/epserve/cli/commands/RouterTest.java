@@ -214,9 +214,59 @@ class RouterTest {
                 assertEquals(Status.OK, r.status());
                 assertArrayEquals(greedy, r.ids().stream().mapToInt(Integer::intValue).toArray());
                 assertEquals(Status.Code.INVALID_ARGUMENT, generate(ch, tokens(new int[0], g)).status().getCode());
+                chatStreamsDeltasThatAddUpToTheParsedMessage(ch);
             } finally {
                 ch.shutdownNow();
             }
+        }
+    }
+
+    /** Chat: the deltas of each kind add up to the final parsed message; bad conversations are INVALID_ARGUMENT. */
+    static void chatStreamsDeltasThatAddUpToTheParsedMessage(Channel ch) {
+        var stub = InferenceGrpc.newBlockingStub(ch).withDeadlineAfter(1, TimeUnit.MINUTES);
+        for (var mode : new io.epserve.proto.v1.ThinkingMode[] {io.epserve.proto.v1.ThinkingMode.CHAT,
+                io.epserve.proto.v1.ThinkingMode.THINKING}) {
+            var req = io.epserve.proto.v1.ChatRequest.newBuilder().setThinking(mode)
+                    .setSampling(SamplingParams.newBuilder().setMaxTokens(12).setSeed(3).setTemperature(1f))
+                    .addMessages(io.epserve.proto.v1.ChatMessage.newBuilder().setRole("system").setContent("Be brief."))
+                    .addMessages(io.epserve.proto.v1.ChatMessage.newBuilder().setRole("user").setContent("Hi there"))
+                    .addToolsJson("{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\":"
+                            + " \"Weather\", \"parameters\": {\"type\": \"object\", \"properties\": {}}}}")
+                    .build();
+            StringBuilder reasoning = new StringBuilder();
+            StringBuilder content = new StringBuilder();
+            io.epserve.proto.v1.ChatFinal fin = null;
+            int tokens = 0;
+            for (var it = stub.chat(req); it.hasNext(); ) {
+                var r = it.next();
+                if (r.hasDelta()) {
+                    reasoning.append(r.getDelta().getReasoning());
+                    content.append(r.getDelta().getContent());
+                    tokens += r.getDelta().getTokenIdsCount();
+                } else {
+                    fin = r.getFinal();
+                }
+            }
+            assertTrue(fin != null, "no final message");
+            assertEquals("assistant", fin.getMessage().getRole());
+            assertEquals(fin.getUsage().getCompletionTokens(), tokens);
+            if (!fin.getMalformed()) {
+                assertEquals(fin.getMessage().getReasoningContent(), reasoning.toString(), mode.toString());
+                assertEquals(fin.getMessage().getContent(), content.toString(), mode.toString());
+            }
+            if (mode == io.epserve.proto.v1.ThinkingMode.CHAT) {
+                assertEquals("", fin.getMessage().getReasoningContent());
+            }
+        }
+        for (var bad : List.of(
+                io.epserve.proto.v1.ChatRequest.getDefaultInstance(),
+                io.epserve.proto.v1.ChatRequest.newBuilder().addMessages(io.epserve.proto.v1.ChatMessage.newBuilder()
+                        .setRole("wizard").setContent("x")).build(),
+                io.epserve.proto.v1.ChatRequest.newBuilder().addMessages(io.epserve.proto.v1.ChatMessage.newBuilder()
+                        .setRole("user").setContent("x")).addToolsJson("{not json").build())) {
+            StatusRuntimeException e = org.junit.jupiter.api.Assertions.assertThrows(StatusRuntimeException.class,
+                    () -> stub.chat(bad).forEachRemaining(r -> { }));
+            assertEquals(Status.Code.INVALID_ARGUMENT, e.getStatus().getCode(), e.getStatus().toString());
         }
     }
 }
