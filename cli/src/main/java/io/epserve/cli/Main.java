@@ -5,6 +5,7 @@ import io.epserve.cli.commands.BenchClusterCommand;
 import io.epserve.cli.commands.ChatCommand;
 import io.epserve.cli.commands.BenchDecodeCommand;
 import io.epserve.cli.commands.BenchExchangeCommand;
+import io.epserve.cli.commands.BenchRouterCommand;
 import io.epserve.cli.commands.ClusterLogitsCommand;
 import io.epserve.cli.commands.CacheSizeCommand;
 import io.epserve.cli.commands.EnvCommand;
@@ -51,6 +52,7 @@ public final class Main {
                 new ClusterLogitsCommand(),
                 new BenchClusterCommand(),
                 new BenchExchangeCommand(),
+                new BenchRouterCommand(),
                 new EnvCommand());
     }
 
