@@ -83,7 +83,8 @@ public final class AttentionWorker implements AutoCloseable {
         int maxQueuedRequests = 64;
         int maxWaitingGenerations = 256;
         int maxStepTokens = 512;
-        long kvTokenBudget = 1 << 20;
+        /** Bytes of KV cache the running generations may reserve; default half the heap. */
+        long kvMemoryBytes = Runtime.getRuntime().maxMemory() / 2;
         long drainTimeoutMs = 30_000;
         boolean localExperts;
         String idle = "backoff";
@@ -108,7 +109,7 @@ public final class AttentionWorker implements AutoCloseable {
         public Options maxQueuedRequests(int v) { maxQueuedRequests = v; return this; }
         public Options maxWaitingGenerations(int v) { maxWaitingGenerations = v; return this; }
         public Options maxStepTokens(int v) { maxStepTokens = v; return this; }
-        public Options kvTokenBudget(long v) { kvTokenBudget = v; return this; }
+        public Options kvMemoryBytes(long v) { kvMemoryBytes = v; return this; }
         public Options drainTimeoutMs(long v) { drainTimeoutMs = v; return this; }
         /** Every routed expert in this process, no expert workers, no Aeron (`epserve up --single-process`). */
         public Options localExperts(boolean v) { localExperts = v; return this; }
@@ -157,8 +158,8 @@ public final class AttentionWorker implements AutoCloseable {
             if (maxSequences < 1 || maxQueuedRequests < 1 || maxWaitingGenerations < 1) {
                 throw new IllegalArgumentException("--max-sequences, --max-queued-requests and --max-waiting must be positive");
             }
-            if (maxStepTokens < 1 || kvTokenBudget < 1 || drainTimeoutMs < 0) {
-                throw new IllegalArgumentException("--max-step-tokens and --kv-token-budget must be positive");
+            if (maxStepTokens < 1 || kvMemoryBytes < 1 || drainTimeoutMs < 0) {
+                throw new IllegalArgumentException("--max-step-tokens and --kv-memory must be positive");
             }
             if (aeronDir != null && externalDriver != null) {
                 throw new IllegalArgumentException("--aeron-dir and --external-driver exclude each other");
@@ -225,7 +226,7 @@ public final class AttentionWorker implements AutoCloseable {
                         return t;
                     });
             this.generations = new GenerationScheduler(engine, ex, o.maxWaitingGenerations, o.maxStepTokens,
-                    o.kvTokenBudget, o.maxSequences, sequences::size, o.log);
+                    o.kvMemoryBytes, o.maxSequences, sequences::size, o.log);
             this.server = NettyServerBuilder.forAddress(new InetSocketAddress(o.host, o.port))
                     .addService(new Service())
                     .addService(health.getHealthService())
@@ -504,7 +505,9 @@ public final class AttentionWorker implements AutoCloseable {
                 .setKernels(kernels.name())
                 .setRoutedSlots(experts == null ? 0 : experts.routedSlots)
                 .setWaitingRequests(generations.waiting())
-                .setRunningRequests(generations.running());
+                .setRunningRequests(generations.running())
+                .setKvReservedBytes(generations.reservedBytes())
+                .setKvBudgetBytes(generations.budgetBytes());
         for (ExpertLink l : experts == null ? List.<ExpertLink>of() : experts.links()) {
             b.addExpertWorkers(ExpertWorkerStatus.newBuilder().setWorkerId(l.workerId).setChannel(l.channel)
                     .setPlacement(l.placement == null ? "" : l.placement.canonical())

@@ -74,10 +74,10 @@ public final class AttentionWorkerFlags {
             description = "Tokens per batched step: decodes first, then prompt chunks up to this. Default: ${DEFAULT-VALUE}.")
     int maxStepTokens;
 
-    @Option(names = "--kv-token-budget", defaultValue = "1048576", paramLabel = "N",
-            description = "KV positions the running requests may reserve (prompt + max_tokens each); admission waits"
-                    + " beyond it. Default: ${DEFAULT-VALUE}.")
-    long kvTokenBudget;
+    @Option(names = "--kv-memory", paramLabel = "BYTES",
+            description = "KV cache memory the running requests may reserve (each: the compact cache of prompt +"
+                    + " max_tokens positions), e.g. 4g; admission waits beyond it. Default: half the heap.")
+    String kvMemory;
 
     @Option(names = "--drain-timeout-ms", defaultValue = "30000", paramLabel = "MS",
             description = "At SIGTERM, how long running generations may take to finish. Default: ${DEFAULT-VALUE}.")
@@ -106,7 +106,7 @@ public final class AttentionWorkerFlags {
                 .maxQueuedRequests(maxQueuedRequests)
                 .maxWaitingGenerations(maxWaiting)
                 .maxStepTokens(maxStepTokens)
-                .kvTokenBudget(kvTokenBudget)
+                .kvMemoryBytes(kvMemory == null ? Runtime.getRuntime().maxMemory() / 2 : bytes(kvMemory, "--kv-memory"))
                 .drainTimeoutMs(drainTimeoutMs)
                 .idle(idle);
         if (threads != null) {
@@ -114,5 +114,29 @@ public final class AttentionWorkerFlags {
         }
         o.validate();
         return o;
+    }
+
+    /** "4g", "512m", "65536k" or plain bytes. */
+    static long bytes(String v, String flag) {
+        String t = v.trim().toLowerCase(java.util.Locale.ROOT);
+        long mult = 1;
+        if (t.endsWith("k") || t.endsWith("m") || t.endsWith("g") || t.endsWith("t")) {
+            mult = switch (t.charAt(t.length() - 1)) {
+                case 'k' -> 1L << 10;
+                case 'm' -> 1L << 20;
+                case 'g' -> 1L << 30;
+                default -> 1L << 40;
+            };
+            t = t.substring(0, t.length() - 1);
+        }
+        try {
+            long n = Long.parseLong(t);
+            if (n <= 0) {
+                throw new NumberFormatException();
+            }
+            return Math.multiplyExact(n, mult);
+        } catch (NumberFormatException | ArithmeticException e) {
+            throw new IllegalArgumentException(flag + " must be a positive size like 4g, 512m or 1048576, got '" + v + "'");
+        }
     }
 }

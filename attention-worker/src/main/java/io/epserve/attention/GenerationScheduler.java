@@ -1,6 +1,7 @@
 package io.epserve.attention;
 
 import io.epserve.model.config.ModelConfig;
+import io.epserve.model.engine.CacheLayout;
 import io.epserve.model.engine.SamplingParams;
 import io.epserve.model.engine.SequenceCache;
 import io.epserve.model.engine.SequenceSampler;
@@ -28,8 +29,8 @@ import java.util.function.IntSupplier;
 
 /**
  * Continuous batching on the attention worker. Generate requests wait in a bounded queue; between steps the
- * scheduler admits them while sequences and the KV token budget allow (a request reserves prompt + max_tokens
- * positions), then builds one step: a token for every decoding sequence, and chunks of the prompts still being
+ * scheduler admits them while sequences and the KV memory allow (a request reserves the compact cache of
+ * prompt + max_tokens positions), then builds one step: a token for every decoding sequence, and chunks of the prompts still being
  * prefilled, up to a per-step token budget, oldest first. The step runs on the engine thread (the same thread as
  * the worker's other requests, which interleave between steps); each finished prompt and each decode gives a token,
  * sampled per sequence (so a request's tokens do not depend on the rest of the batch) and streamed at once.
@@ -55,7 +56,7 @@ final class GenerationScheduler {
         int prefilled;
         int generated;
         int last;
-        int reserved;
+        long reserved;
 
         Generation(String id, int[] prompt, SequenceSampler sampler, int maxTokens, int[] stopIds, boolean ignoreEos,
                    int logprobs, ServerCallStreamObserver<GenerateEvent> out) {
@@ -75,7 +76,8 @@ final class GenerationScheduler {
     private final Executor engineThread;
     private final int maxWaiting;
     private final int maxStepTokens;
-    private final long kvTokenBudget;
+    private final long kvBudgetBytes;
+    private final CacheLayout layout;
     private final IntSupplier otherSequences;
     private final int maxSequences;
     private final Consumer<String> log;
@@ -86,16 +88,17 @@ final class GenerationScheduler {
     private final List<Generation> running = new ArrayList<>();
     private volatile int runningCount;
     private volatile boolean draining;
-    private long reservedTokens;
+    private volatile long reservedBytes;
 
     GenerationScheduler(StepEngine engine, Executor engineThread, int maxWaiting, int maxStepTokens,
-                        long kvTokenBudget, int maxSequences, IntSupplier otherSequences, Consumer<String> log) {
+                        long kvBudgetBytes, int maxSequences, IntSupplier otherSequences, Consumer<String> log) {
         this.engine = engine;
         this.config = engine.transformer().config();
         this.engineThread = engineThread;
         this.maxWaiting = maxWaiting;
         this.maxStepTokens = maxStepTokens;
-        this.kvTokenBudget = kvTokenBudget;
+        this.kvBudgetBytes = kvBudgetBytes;
+        this.layout = CacheLayout.of(config);
         this.maxSequences = maxSequences;
         this.otherSequences = otherSequences;
         this.log = log;
@@ -107,6 +110,19 @@ final class GenerationScheduler {
 
     int running() {
         return runningCount;
+    }
+
+    long reservedBytes() {
+        return reservedBytes;
+    }
+
+    long budgetBytes() {
+        return kvBudgetBytes;
+    }
+
+    /** KV bytes a sequence of that many positions needs at most (the compact layout's fixed part plus rows). */
+    long bytesFor(long positions) {
+        return (long) Math.ceil(layout.bytesFor(positions));
     }
 
     /** Stops admitting new requests; running ones go on. */
@@ -164,9 +180,10 @@ final class GenerationScheduler {
             throw invalid(e.getMessage());
         }
         int maxTokens = (int) Math.min(s.getMaxTokens(), (long) context - prompt.length);
-        if ((long) prompt.length + maxTokens > kvTokenBudget) {
-            throw invalid("prompt + max_tokens = " + ((long) prompt.length + maxTokens) + " tokens exceed this worker's"
-                    + " KV budget of " + kvTokenBudget + " tokens");
+        long need = bytesFor((long) prompt.length + maxTokens);
+        if (need > kvBudgetBytes) {
+            throw invalid("prompt + max_tokens = " + ((long) prompt.length + maxTokens) + " positions need "
+                    + need + " bytes of KV cache; this worker's KV memory is " + kvBudgetBytes + " bytes");
         }
         if (draining) {
             throw Status.UNAVAILABLE.withDescription("this attention worker is shutting down").asRuntimeException();
@@ -239,15 +256,15 @@ final class GenerationScheduler {
                 ids.remove(g.id);
                 continue;
             }
-            int reserve = g.prompt.length + g.maxTokens;
-            if (running.size() + otherSequences.getAsInt() >= maxSequences || reservedTokens + reserve > kvTokenBudget) {
+            long reserve = bytesFor((long) g.prompt.length + g.maxTokens);
+            if (running.size() + otherSequences.getAsInt() >= maxSequences || reservedBytes + reserve > kvBudgetBytes) {
                 return; // FIFO: nobody overtakes the head of the queue
             }
             it.remove();
             waiting.decrementAndGet();
             g.cache = engine.transformer().newSequence(config.maxPositionEmbeddings());
             g.reserved = reserve;
-            reservedTokens += reserve;
+            reservedBytes += reserve;
             g.admittedNs = System.nanoTime();
             running.add(g);
         }
@@ -351,7 +368,7 @@ final class GenerationScheduler {
 
     /** Ends a generation: its final event (or error), and frees its sequence and reservation. */
     private void finish(Generation g, GenerateFinished.Builder done, Status error) {
-        reservedTokens -= g.reserved;
+        reservedBytes -= g.reserved;
         g.reserved = 0;
         g.cache = null;
         ids.remove(g.id);

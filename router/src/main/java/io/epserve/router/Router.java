@@ -94,6 +94,10 @@ public final class Router implements AutoCloseable {
         final ManagedChannel channel;
         final AttentionWorkerGrpc.AttentionWorkerStub stub;
         final AtomicInteger inFlight = new AtomicInteger();
+        // From its Status, polled every POLL_MS: requests waiting there, free KV memory, and whether it answered.
+        volatile int waiting;
+        volatile long kvFree = Long.MAX_VALUE;
+        volatile boolean reachable = true;
 
         Backend(String target) {
             this.target = target;
@@ -111,6 +115,8 @@ public final class Router implements AutoCloseable {
     private final AtomicInteger inFlight = new AtomicInteger();
     private final AtomicInteger roundRobin = new AtomicInteger();
     private final HealthStatusManager health = new HealthStatusManager();
+    private final java.util.concurrent.ScheduledExecutorService poller;
+    static final long POLL_MS = 250;
     private final Server server;
 
     private Router(Options o) throws IOException {
@@ -134,8 +140,35 @@ public final class Router implements AutoCloseable {
             tokenizer.close();
             throw e;
         }
+        poller = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "epserve-router-poller");
+            t.setDaemon(true);
+            return t;
+        });
+        poller.scheduleWithFixedDelay(this::poll, 0, POLL_MS, TimeUnit.MILLISECONDS);
         health.setStatus("", ServingStatus.SERVING);
         health.setStatus(InferenceGrpc.SERVICE_NAME, ServingStatus.SERVING);
+    }
+
+    /** Refreshes every worker's load from its Status (a worker that does not answer within 1 s is unreachable). */
+    private void poll() {
+        for (Backend b : backends) {
+            try {
+                var st = AttentionWorkerGrpc.newBlockingStub(b.channel).withDeadlineAfter(1, TimeUnit.SECONDS)
+                        .status(io.epserve.proto.worker.v1.StatusRequest.getDefaultInstance());
+                b.waiting = st.getWaitingRequests();
+                b.kvFree = st.getKvBudgetBytes() - st.getKvReservedBytes();
+                if (!b.reachable) {
+                    o.log.accept("router: attention worker " + b.target + " answers again");
+                }
+                b.reachable = true;
+            } catch (RuntimeException e) {
+                if (b.reachable) {
+                    o.log.accept("router: attention worker " + b.target + " does not answer: " + e.getMessage());
+                }
+                b.reachable = false;
+            }
+        }
     }
 
     public static Router start(Options o) throws IOException {
@@ -165,18 +198,31 @@ public final class Router implements AutoCloseable {
         return modelId;
     }
 
-    /** The worker with the fewest requests in flight from here; ties go round-robin. */
+    /**
+     * The reachable worker with the shortest queue (requests in flight from here plus those waiting there), then the
+     * most free KV memory; ties go round-robin. If none answered its last poll, any of them (the call then fails with
+     * the worker's status, UNAVAILABLE when it is down).
+     */
     Backend pick() {
         int n = backends.size();
         int start = Math.floorMod(roundRobin.getAndIncrement(), n);
         Backend best = null;
-        for (int i = 0; i < n; i++) {
-            Backend b = backends.get((start + i) % n);
-            if (best == null || b.inFlight.get() < best.inFlight.get()) {
-                best = b;
+        for (int pass = 0; pass < 2 && best == null; pass++) {
+            for (int i = 0; i < n; i++) {
+                Backend b = backends.get((start + i) % n);
+                if (pass == 0 && !b.reachable) {
+                    continue;
+                }
+                if (best == null || load(b) < load(best) || load(b) == load(best) && b.kvFree > best.kvFree) {
+                    best = b;
+                }
             }
         }
         return best;
+    }
+
+    private static int load(Backend b) {
+        return b.inFlight.get() + b.waiting;
     }
 
     /** Counts a request in; false when the router is full. */
@@ -204,6 +250,7 @@ public final class Router implements AutoCloseable {
     @Override
     public void close() {
         health.enterTerminalState();
+        poller.shutdownNow();
         server.shutdown();
         try {
             if (!server.awaitTermination(30, TimeUnit.SECONDS)) {

@@ -186,6 +186,8 @@ class RouterTest {
             } while (running > 0 && System.nanoTime() < until);
             assertEquals(0, running);
 
+            chatStreamsDeltasThatAddUpToTheParsedMessage(ch);
+
             // Tokenize, Detokenize, ListModels.
             var stub = InferenceGrpc.newBlockingStub(ch);
             var models = stub.listModels(ListModelsRequest.getDefaultInstance());
@@ -203,8 +205,12 @@ class RouterTest {
     void theSingleProcessModeServesTheSameApiAndTokens() throws Exception {
         int[] golden = EngineCommandsTest.goldenTokens();
         int[] greedy = ClusterTest.goldenInts("greedy");
+        // KV memory for one golden request (prompt + 24 tokens) and a half: a second one waits for the first.
+        long one = (long) Math.ceil(io.epserve.model.engine.CacheLayout.of(ModelConfig.load(ClusterTest.TINY))
+                .bytesFor(golden.length + greedy.length));
         try (var worker = io.epserve.attention.AttentionWorker.start(io.epserve.attention.AttentionWorker.options()
-                .model(ClusterTest.TINY).localExperts(true).kernels("exact").threads(1).port(0));
+                .model(ClusterTest.TINY).localExperts(true).kernels("exact").threads(1).port(0)
+                .kvMemoryBytes(one + one / 2));
              var router = io.epserve.router.Router.start(io.epserve.router.Router.options().model(ClusterTest.TINY)
                      .attentionWorker("127.0.0.1:" + worker.port()).port(0))) {
             var ch = io.grpc.ManagedChannelBuilder.forAddress("127.0.0.1", router.port()).usePlaintext().build();
@@ -214,7 +220,23 @@ class RouterTest {
                 assertEquals(Status.OK, r.status());
                 assertArrayEquals(greedy, r.ids().stream().mapToInt(Integer::intValue).toArray());
                 assertEquals(Status.Code.INVALID_ARGUMENT, generate(ch, tokens(new int[0], g)).status().getCode());
-                chatStreamsDeltasThatAddUpToTheParsedMessage(ch);
+                // Admission by KV memory: two at once still both finish with the golden tokens (one waits).
+                ExecutorService pool = Executors.newFixedThreadPool(2);
+                try {
+                    var a = pool.submit(() -> generate(ch, tokens(golden, g)));
+                    var b = pool.submit(() -> generate(ch, tokens(golden, g)));
+                    for (var f : List.of(a, b)) {
+                        Result x = f.get(2, TimeUnit.MINUTES);
+                        assertEquals(Status.OK, x.status());
+                        assertArrayEquals(greedy, x.ids().stream().mapToInt(Integer::intValue).toArray());
+                    }
+                } finally {
+                    pool.shutdownNow();
+                }
+                // More than the whole KV memory: refused with the reason, not queued forever.
+                Result tooBig = generate(ch, tokens(golden, g.toBuilder().setMaxTokens(10_000).build()));
+                assertEquals(Status.Code.INVALID_ARGUMENT, tooBig.status().getCode());
+                assertTrue(tooBig.status().getDescription().contains("KV memory"), tooBig.status().toString());
             } finally {
                 ch.shutdownNow();
             }
