@@ -52,6 +52,13 @@ public final class LocalCluster implements AutoCloseable {
         final List<String> jvmArgs = new ArrayList<>();
         Path logDir;
         Integer routerPort;
+        boolean ipc;
+
+        /**
+         * One attention worker and one expert worker over Aeron IPC: the attention worker's embedded media driver is
+         * shared with the expert worker ({@code --external-driver}), both listening on {@code ipc}.
+         */
+        public Options ipc(boolean v) { ipc = v; return this; }
 
         /** Also start a router on this port (0: any free port) in front of the attention workers. */
         public Options router(int port) { routerPort = port; return this; }
@@ -166,8 +173,15 @@ public final class LocalCluster implements AutoCloseable {
         }
         Path logs = o.logDir != null ? o.logDir : Files.createTempDirectory("epserve-cluster-");
         Files.createDirectories(logs);
+        if (o.ipc && (o.expertWorkers != 1 || o.attentionWorkers != 1)) {
+            throw new IllegalArgumentException("an IPC cluster has one attention worker and one expert worker");
+        }
         LocalCluster cl = new LocalCluster(o);
         try {
+            if (o.ipc) {
+                cl.startIpc(logs);
+                return cl;
+            }
             for (int i = 0; i < o.expertWorkers; i++) {
                 int lo = i * experts / o.expertWorkers;
                 int hi = (i + 1) * experts / o.expertWorkers - 1;
@@ -222,6 +236,50 @@ public final class LocalCluster implements AutoCloseable {
             cl.close();
             throw e;
         }
+    }
+
+    /** The IPC pair: the attention worker first (its driver), then the expert worker attached to that driver. */
+    private void startIpc(Path logs) throws IOException {
+        String dir = Path.of(io.epserve.transport.MediaDriverHandle.defaultBaseDir().toString(),
+                io.epserve.transport.MediaDriverHandle.DIR_PREFIX + ProcessHandle.current().pid() + "-ipc-"
+                        + freeUdpPort()).toString();
+        List<String> aw = new ArrayList<>(List.of("attention-worker", "--model", o.model.toString(), "--expert-workers",
+                "ipc", "--listen", "ipc", "--aeron-dir", dir, "--port", "0", "--worker-id", "100", "--micro-batches",
+                String.valueOf(o.microBatches), "--kernels", o.kernels, "--expert-timeout-ms",
+                String.valueOf(o.expertTimeoutMs), "--idle", o.idle));
+        if (o.attentionThreads != null) {
+            aw.addAll(List.of("--threads", o.attentionThreads.toString()));
+        }
+        attention.add(launch("attention-worker", 100, "ipc", aw, logs, 0));
+        // The expert worker needs the driver the attention worker starts: wait for its directory to be usable.
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(o.readyTimeoutMs);
+        while (!java.nio.file.Files.exists(Path.of(dir, "cnc.dat"))) {
+            if (!attention.get(0).process.isAlive() || System.nanoTime() > deadline) {
+                throw new IllegalStateException(attention.get(0) + " did not start its media driver:\n"
+                        + attention.get(0).logTail(20));
+            }
+            try {
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted");
+            }
+        }
+        List<String> ew = new ArrayList<>(List.of("expert-worker", "--model", o.model.toString(), "--experts", "all",
+                "--listen", "ipc", "--external-driver", dir, "--worker-id", "1", "--kernels", o.kernels,
+                "--wave-experts", String.valueOf(o.waveExperts), "--idle", o.idle));
+        if (o.expertThreads != null) {
+            ew.addAll(List.of("--threads", o.expertThreads.toString()));
+        }
+        experts.add(launch("expert-worker", 1, "ipc", ew, logs, 1));
+        awaitReady(experts.get(0));
+        Worker a = attention.get(0);
+        awaitReady(a);
+        Matcher m = GRPC_PORT.matcher(a.readyLine);
+        if (!m.find()) {
+            throw new IllegalStateException("no gRPC port in the ready line of " + a + ": " + a.readyLine);
+        }
+        a.grpcPort = Integer.parseInt(m.group(1));
     }
 
     public List<Worker> expertWorkers() {
@@ -353,6 +411,20 @@ public final class LocalCluster implements AutoCloseable {
         }
     }
 
+    private static void stopAndWait(List<Worker> ws) {
+        for (Worker w : ws) {
+            w.process.toHandle().destroy();
+        }
+        for (Worker w : ws) {
+            try {
+                w.process.waitFor(20, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+    }
+
     /** SIGTERM to every process (attention workers first), SIGKILL to those still running after 20 s. */
     @Override
     public void close() {
@@ -365,6 +437,10 @@ public final class LocalCluster implements AutoCloseable {
         }
         all.addAll(attention);
         all.addAll(experts);
+        if (o.ipc) {
+            // The expert worker is a client of the attention worker's driver: stop it first.
+            stopAndWait(experts);
+        }
         for (Worker w : all) {
             // SIGTERM through the handle: Process.destroy() would close our end of its output before its stop lines.
             w.process.toHandle().destroy();

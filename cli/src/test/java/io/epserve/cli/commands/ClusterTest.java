@@ -278,6 +278,24 @@ class ClusterTest {
         assertEquals(expected, expertRowsComputed(cluster), "expert rows computed by the expert workers");
     }
 
+    /** IPC: the expert worker uses the attention worker's media driver; the same bits as over UDP. */
+    @Test
+    @Timeout(value = 4, unit = TimeUnit.MINUTES)
+    void overIpcWithASharedMediaDriverTheClusterComputesTheSameBits() throws Exception {
+        List<float[]> local;
+        try (LocalModel m = LocalModel.open(TINY, "exact", 1)) {
+            local = runLocal(m, 2);
+        }
+        try (LocalCluster cluster = LocalCluster.start(tinyCluster(tmp.resolve("logs"), "exact").expertWorkers(1)
+                .microBatches(2).ipc(true))) {
+            assertTrue(cluster.attentionWorkers().get(0).readyLine().contains("combine inbox aeron:ipc"),
+                    cluster.attentionWorkers().get(0).readyLine());
+            assertTrue(cluster.expertWorkers().get(0).readyLine().contains("external driver"),
+                    cluster.expertWorkers().get(0).readyLine());
+            assertIdentical(local, runRemote(AttentionWorkerGrpc.newBlockingStub(cluster.channel(0)), "ipc-", 2), "IPC");
+        }
+    }
+
     @Test
     @Timeout(value = 5, unit = TimeUnit.MINUTES)
     void fastClusterIsBitIdenticalToTheFastSingleProcessEngine() throws Exception {
