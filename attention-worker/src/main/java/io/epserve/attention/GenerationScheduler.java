@@ -240,6 +240,11 @@ final class GenerationScheduler {
             failAll(Status.INTERNAL.withDescription("generation step failed: " + e));
         } finally {
             runningCount = running.size();
+            if (running.isEmpty() && !arrivals.isEmpty()) {
+                // Waiting requests, none admissible (Forward's sequences fill --max-sequences): look again in 1 ms
+                // instead of spinning the engine thread.
+                java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+            }
             scheduled.set(false);
             if (!running.isEmpty() || !arrivals.isEmpty()) {
                 wake();
