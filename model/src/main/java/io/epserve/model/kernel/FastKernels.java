@@ -97,6 +97,7 @@ public final class FastKernels implements Kernels {
     // Prepared activations live in heap arrays, not segments: an array load is intrinsified whatever C2's profile
     // says, while a segment load depends on C2 knowing the segment's class (measured: when it does not, every vector
     // op of the kernel is boxed, 5-100x slower, and which runs get unlucky varies).
+    private final java.util.Map<Fp4Matrix, long[]> rareRowsByMatrix = new java.util.IdentityHashMap<>();
     private float[] xf = new float[16];
     private double[] xd = new double[16];
     private final float[] block = new float[128];
@@ -177,6 +178,7 @@ public final class FastKernels implements Kernels {
         int cols = w.cols();
         requireMultiple(cols, 128, w.name());
         int colsP = prepare(x, xOff, xStride, tokens, cols, cols, 8, L, true, false);
+        linear.rareRows = rareRows(w);
         runLinear(K_FP4, w.data(), w.scale(), 0, 0, w.rows(), cols, cols, colsP, tokens, y, null, yOff, yStride, true);
     }
 
@@ -356,6 +358,28 @@ public final class FastKernels implements Kernels {
         }
     }
 
+    /**
+     * Rows of an FP4 matrix with a scale byte the vector decode cannot express (a bit per row), found once per
+     * matrix: the scales never change, and scanning them on every call cost an expert worker ~15 % of its time.
+     * Keyed by the matrix instance (identity), so a re-mapped checkpoint at the same address is never confused.
+     */
+    private long[] rareRows(Fp4Matrix w) {
+        synchronized (rareRowsByMatrix) {
+            long[] bits = rareRowsByMatrix.get(w);
+            if (bits == null) {
+                int n = w.cols() >>> 5;
+                bits = new long[(w.rows() + 63) >>> 6];
+                for (int r = 0; r < w.rows(); r++) {
+                    if (rareScales(w.scale(), (long) r * n, n)) {
+                        bits[r >>> 6] |= 1L << r;
+                    }
+                }
+                rareRowsByMatrix.put(w, bits);
+            }
+            return bits;
+        }
+    }
+
     private void runLinear(int kind, MemorySegment w, MemorySegment s, int scaleCols, int rowStart, int rows,
                            int cols, int colsVec, int colsP, int tokens, float[] y, double[] yd, int yOff, int yStride,
                            boolean round) {
@@ -441,6 +465,7 @@ public final class FastKernels implements Kernels {
         int kind;
         MemorySegment w;
         MemorySegment s;
+        long[] rareRows;
         int scaleCols;
         int rowStart;
         int rows;
@@ -478,8 +503,10 @@ public final class FastKernels implements Kernels {
                 int i0 = ch * chunkRows;
                 int i1 = Math.min(rows, i0 + chunkRows);
                 if (kind == K_FP4) {
+                    long[] bits = rareRows;
                     for (int i = i0; i < i1; i++) {
-                        rare[i - i0] = rareScales(s, (long) (rowStart + i) * (cols >>> 5), cols >>> 5);
+                        int r = rowStart + i;
+                        rare[i - i0] = (bits[r >>> 6] & 1L << r) != 0;
                     }
                 }
                 for (int t0 = 0, n; t0 < tokens; t0 += n) {
