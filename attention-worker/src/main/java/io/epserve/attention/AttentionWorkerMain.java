@@ -5,6 +5,7 @@ import io.epserve.model.safetensors.CheckpointException;
 import io.epserve.transport.TransportException;
 import java.io.IOException;
 import java.io.PrintStream;
+import io.epserve.cluster.TerminationSignals;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine;
@@ -35,7 +36,6 @@ public final class AttentionWorkerMain implements Callable<Integer> {
     }
 
     public static int serve(AttentionWorkerFlags flags, PrintStream out, PrintStream err) {
-        CountDownLatch stop = new CountDownLatch(1);
         AttentionWorker.Options options;
         try {
             options = flags.toOptions();
@@ -54,8 +54,7 @@ public final class AttentionWorkerMain implements Callable<Integer> {
             err.println("epserve attention-worker: " + e.getMessage());
             return FAILED;
         }
-        onSignal("TERM", stop);
-        onSignal("INT", stop);
+        CountDownLatch stop = TerminationSignals.install();
         try (worker) {
             out.println(worker.readyLine());
             out.flush();
@@ -68,11 +67,4 @@ public final class AttentionWorkerMain implements Callable<Integer> {
         return 0;
     }
 
-    private static void onSignal(String name, CountDownLatch stop) {
-        try {
-            sun.misc.Signal.handle(new sun.misc.Signal(name), s -> stop.countDown());
-        } catch (IllegalArgumentException e) {
-            // Not available here: the JVM's default applies.
-        }
-    }
 }

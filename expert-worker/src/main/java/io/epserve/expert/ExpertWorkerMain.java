@@ -4,6 +4,7 @@ import io.epserve.model.config.ConfigException;
 import io.epserve.model.safetensors.CheckpointException;
 import io.epserve.transport.TransportException;
 import java.io.PrintStream;
+import io.epserve.cluster.TerminationSignals;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine;
@@ -42,7 +43,6 @@ public final class ExpertWorkerMain implements Callable<Integer> {
      * @return the exit code: 0 after a clean shutdown, 2 for bad flags or model, 1 if the transport failed
      */
     public static int serve(ExpertWorkerFlags flags, PrintStream out, PrintStream err) {
-        CountDownLatch stop = new CountDownLatch(1);
         ExpertWorker.Options options;
         try {
             options = flags.toOptions();
@@ -62,8 +62,7 @@ public final class ExpertWorkerMain implements Callable<Integer> {
             return FAILED;
         }
         // Taken over only once serving (a signal during start-up gets the JVM's default: exit, shutdown hooks).
-        onSignal("TERM", stop);
-        onSignal("INT", stop);
+        CountDownLatch stop = TerminationSignals.install();
         try (worker) {
             out.println(worker.readyLine());
             out.flush();
@@ -77,12 +76,4 @@ public final class ExpertWorkerMain implements Callable<Integer> {
         return 0;
     }
 
-    @SuppressWarnings("sunapi")
-    private static void onSignal(String name, CountDownLatch stop) {
-        try {
-            sun.misc.Signal.handle(new sun.misc.Signal(name), s -> stop.countDown());
-        } catch (IllegalArgumentException e) {
-            // the signal is not available on this platform (or the JVM reserves it): the default applies
-        }
-    }
 }

@@ -3,6 +3,7 @@ package io.epserve.router;
 import io.epserve.model.config.ConfigException;
 import java.io.IOException;
 import java.io.PrintStream;
+import io.epserve.cluster.TerminationSignals;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine;
@@ -46,9 +47,7 @@ public final class RouterMain implements Callable<Integer> {
             err.println("epserve router: " + e.getMessage());
             return 1;
         }
-        CountDownLatch stop = new CountDownLatch(1);
-        onSignal("TERM", stop);
-        onSignal("INT", stop);
+        CountDownLatch stop = TerminationSignals.install();
         try (router) {
             out.println(router.readyLine());
             out.flush();
@@ -61,11 +60,4 @@ public final class RouterMain implements Callable<Integer> {
         return 0;
     }
 
-    private static void onSignal(String name, CountDownLatch stop) {
-        try {
-            sun.misc.Signal.handle(new sun.misc.Signal(name), s -> stop.countDown());
-        } catch (IllegalArgumentException e) {
-            // Not available here: the JVM's default applies.
-        }
-    }
 }

@@ -212,24 +212,14 @@ public final class LocalCluster implements AutoCloseable {
                 cl.attention.add(cl.launch("attention-worker", 100 + i, ep, args, logs, 0));
             }
             for (Worker w : cl.attention) {
-                cl.awaitReady(w);
-                Matcher m = GRPC_PORT.matcher(w.readyLine);
-                if (!m.find()) {
-                    throw new IllegalStateException("no gRPC port in the ready line of " + w + ": " + w.readyLine);
-                }
-                w.grpcPort = Integer.parseInt(m.group(1));
+                cl.awaitPort(w, GRPC_PORT);
             }
             if (o.routerPort != null) {
                 List<String> targets = cl.attention.stream().map(w -> "127.0.0.1:" + w.grpcPort).toList();
                 List<String> args = List.of("router", "--model", o.model.toString(), "--attention-workers",
                         String.join(",", targets), "--port", String.valueOf(o.routerPort));
                 cl.router = cl.launch("router", 0, "", args, logs, 0);
-                cl.awaitReady(cl.router);
-                Matcher m = ROUTER_PORT.matcher(cl.router.readyLine);
-                if (!m.find()) {
-                    throw new IllegalStateException("no gRPC port in the router's ready line: " + cl.router.readyLine);
-                }
-                cl.router.grpcPort = Integer.parseInt(m.group(1));
+                cl.awaitPort(cl.router, ROUTER_PORT);
             }
             return cl;
         } catch (IOException | RuntimeException e) {
@@ -273,13 +263,7 @@ public final class LocalCluster implements AutoCloseable {
         }
         experts.add(launch("expert-worker", 1, "ipc", ew, logs, 1));
         awaitReady(experts.get(0));
-        Worker a = attention.get(0);
-        awaitReady(a);
-        Matcher m = GRPC_PORT.matcher(a.readyLine);
-        if (!m.find()) {
-            throw new IllegalStateException("no gRPC port in the ready line of " + a + ": " + a.readyLine);
-        }
-        a.grpcPort = Integer.parseInt(m.group(1));
+        awaitPort(attention.get(0), GRPC_PORT);
     }
 
     public List<Worker> expertWorkers() {
@@ -365,6 +349,16 @@ public final class LocalCluster implements AutoCloseable {
         } catch (IOException e) {
             // The process went away; its exit is noticed by whoever waits for it.
         }
+    }
+
+    /** Waits for the ready line and reads the gRPC port from it. */
+    private void awaitPort(Worker w, Pattern port) {
+        awaitReady(w);
+        Matcher m = port.matcher(w.readyLine);
+        if (!m.find()) {
+            throw new IllegalStateException("no gRPC port in the ready line of " + w + ": " + w.readyLine);
+        }
+        w.grpcPort = Integer.parseInt(m.group(1));
     }
 
     private void awaitReady(Worker w) {

@@ -9,7 +9,6 @@ import io.epserve.model.safetensors.TensorInfo;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -56,17 +55,11 @@ public final class BenchDecodeCommand implements Callable<Integer> {
             }
             Transformer tr = m.transformer();
             int vocab = m.config().vocabSize();
-            SplittableRandom rnd = new SplittableRandom(seed);
             List<SequenceCache> seqs = new ArrayList<>();
             List<Transformer.Chunk> prefill = new ArrayList<>();
-            for (int b = 0; b < batch; b++) {
+            for (int[] p : BenchClusterCommand.prompts(m.config(), batch, promptTokens, seed)) {
                 SequenceCache s = tr.newSequence(m.contextLimit());
                 seqs.add(s);
-                int[] p = new int[promptTokens];
-                p[0] = m.config().bosTokenId();
-                for (int i = 1; i < p.length; i++) {
-                    p[i] = 3 + rnd.nextInt(Math.min(256, vocab - 3));
-                }
                 prefill.add(new Transformer.Chunk(s, p));
             }
             float[] logits = tr.forward(prefill, false).logits();

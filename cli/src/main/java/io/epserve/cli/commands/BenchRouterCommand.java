@@ -11,7 +11,6 @@ import io.grpc.Channel;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -57,14 +56,7 @@ public final class BenchRouterCommand implements Callable<Integer> {
         }
         Path dir = model != null ? model : EmbeddedModel.ensure(System.err);
         ModelConfig c = ModelConfig.load(dir);
-        SplittableRandom rnd = new SplittableRandom(1);
-        int[][] prompts = new int[requests][promptTokens];
-        for (int[] p : prompts) {
-            p[0] = c.bosTokenId();
-            for (int i = 1; i < p.length; i++) {
-                p[i] = 3 + rnd.nextInt(Math.min(256, c.vocabSize() - 3));
-            }
-        }
+        int[][] prompts = BenchClusterCommand.prompts(c, requests, promptTokens, 1);
         try (LocalCluster cluster = LocalCluster.start(LocalCluster.options().model(dir).expertWorkers(expertWorkers)
                 .kernels(kernels).logDir(logDir).router(0))) {
             Channel router = cluster.routerChannel();

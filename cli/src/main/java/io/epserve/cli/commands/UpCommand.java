@@ -5,6 +5,7 @@ import io.epserve.cli.cluster.LocalCluster;
 import io.epserve.router.Router;
 import java.io.IOException;
 import java.nio.file.Path;
+import io.epserve.cluster.TerminationSignals;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -73,7 +74,6 @@ public final class UpCommand implements Callable<Integer> {
         LocalCluster.Options o = LocalCluster.options().model(dir).expertWorkers(expertWorkers)
                 .attentionWorkers(attentionWorkers).microBatches(microBatches).kernels(kernels)
                 .attentionThreads(threads).expertThreads(threads).logDir(logDir).router(port);
-        CountDownLatch stop = new CountDownLatch(1);
         try (LocalCluster cluster = LocalCluster.start(o)) {
             System.out.printf("epserve up: serving %s on 127.0.0.1:%d (router pid %d); %d attention worker%s, %d expert"
                             + " worker%s, %d micro-batch%s, %s kernels; logs in %s. Ctrl-C stops.%n",
@@ -81,8 +81,7 @@ public final class UpCommand implements Callable<Integer> {
                     attentionWorkers == 1 ? "" : "s", expertWorkers, expertWorkers == 1 ? "" : "s", microBatches,
                     microBatches == 1 ? "" : "es", kernels, cluster.router().log.getParent());
             System.out.flush();
-            onSignal("TERM", stop);
-            onSignal("INT", stop);
+            CountDownLatch stop = TerminationSignals.install();
             while (!stop.await(500, TimeUnit.MILLISECONDS)) {
                 LocalCluster.Worker dead = cluster.firstDead();
                 if (dead != null) {
@@ -111,15 +110,13 @@ public final class UpCommand implements Callable<Integer> {
         if (threads != null) {
             wo.threads(threads);
         }
-        CountDownLatch stop = new CountDownLatch(1);
         try (AttentionWorker worker = AttentionWorker.start(wo);
              Router router = Router.start(Router.options().model(dir).attentionWorker("127.0.0.1:" + worker.port())
                      .port(port).log(System.err::println))) {
             System.out.printf("epserve up: serving %s on 127.0.0.1:%d from this process (pid %d), %s kernels."
                     + " Ctrl-C stops.%n", dir, router.port(), ProcessHandle.current().pid(), kernels);
             System.out.flush();
-            onSignal("TERM", stop);
-            onSignal("INT", stop);
+            CountDownLatch stop = TerminationSignals.install();
             stop.await();
             System.err.println("epserve up: stopping");
             return 0;
@@ -135,11 +132,4 @@ public final class UpCommand implements Callable<Integer> {
         }
     }
 
-    private static void onSignal(String name, CountDownLatch stop) {
-        try {
-            sun.misc.Signal.handle(new sun.misc.Signal(name), s -> stop.countDown());
-        } catch (IllegalArgumentException e) {
-            // Not available here: the JVM's default applies.
-        }
-    }
 }
