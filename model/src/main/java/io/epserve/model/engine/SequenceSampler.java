@@ -4,15 +4,18 @@ import java.util.Arrays;
 import java.util.SplittableRandom;
 
 /**
- * The next-token choice of one sequence: its {@link SamplingParams}, its own seeded random stream, and the token
- * counts the penalties need. The choice depends only on the sequence's logits, history and seed, never on the rest of
- * the batch. Sampling is Gumbel-max over the kept tokens ({@code argmax(p / Exp(1))}, one draw per kept token in
- * index order), as the reference generator samples. Scratch is per instance and reused.
+ * The next-token choice of one sequence: its {@link SamplingParams}, its seeded randomness, and the token counts the
+ * penalties need. The choice depends only on the sequence's logits, history and seed, never on the rest of the batch.
+ * Sampling is Gumbel-max over the kept tokens ({@code argmax(p / Exp(1))}, one draw per kept token in index order), as
+ * the reference generator samples. The draws of output position i come from their own stream, keyed by (seed, i): a
+ * sequence resumed elsewhere after i output tokens ({@link #accept} them, then sample) continues exactly as it would
+ * have, however many draws the earlier positions took. Scratch is per instance and reused.
  */
 public final class SequenceSampler {
     private final SamplingParams p;
     private final int vocab;
-    private final SplittableRandom random;
+    private final long seed;
+    private int position;
     private final int[] promptCount;
     private final int[] outputCount;
     private final double[] z;
@@ -22,7 +25,7 @@ public final class SequenceSampler {
     public SequenceSampler(SamplingParams params, int vocab, int[] prompt) {
         this.p = params.validate(vocab);
         this.vocab = vocab;
-        this.random = new SplittableRandom(params.seed());
+        this.seed = params.seed();
         boolean penalties = params.repetitionPenalty() != 1 || params.presencePenalty() != 0
                 || params.frequencyPenalty() != 0;
         this.promptCount = penalties ? new int[vocab] : null;
@@ -40,14 +43,31 @@ public final class SequenceSampler {
         return p;
     }
 
-    /** Records a token of the output (the penalties count it from now on). */
+    /**
+     * Records a token of the output (the penalties count it from now on) and moves to the next output position. A
+     * resumed sequence accepts the tokens it had already generated before it samples again.
+     */
     public void accept(int token) {
         if (outputCount != null) {
             outputCount[token]++;
         }
+        position++;
     }
 
-    /** The next token from raw logits[off, off + vocab). */
+    /** Output tokens accepted so far: the position the next {@link #sample} draws for. */
+    public int position() {
+        return position;
+    }
+
+    /** The seed of the draws of output position i (a bijective mix, distinct for every position of one seed). */
+    static long positionSeed(long seed, int position) {
+        long z = seed + (position + 1L) * 0xD1B54A32D192ED03L;
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
+    }
+
+    /** The token for the current output position from raw logits[off, off + vocab). */
     public int sample(float[] logits, int off) {
         int n = vocab;
         for (int i = 0; i < n; i++) {
@@ -101,6 +121,7 @@ public final class SequenceSampler {
                 }
             }
         }
+        SplittableRandom random = new SplittableRandom(positionSeed(seed, position));
         int best = -1;
         double bestScore = -1;
         for (int i = 0; i < n; i++) {

@@ -55,6 +55,50 @@ class SequenceSamplerTest {
     }
 
     @Test
+    void aSequenceResumedAfterKOutputTokensContinuesExactlyAsItWouldHave() {
+        int vocab = 64;
+        int steps = 40;
+        java.util.SplittableRandom r = new java.util.SplittableRandom(5);
+        float[][] logits = new float[steps][vocab];
+        for (float[] row : logits) {
+            for (int i = 0; i < vocab; i++) {
+                row[i] = (float) (r.nextGaussian() * 2);
+            }
+        }
+        int[] prompt = {3, 4, 5, 3, 60};
+        // Sampling with every truncation and penalty on: the number of draws per position varies with the logits.
+        SamplingParams p = params(0.9, 0.95, 40, 0.01, 1234, 1.3, 0.4, 0.3);
+        SequenceSampler whole = new SequenceSampler(p, vocab, prompt);
+        int[] tokens = new int[steps];
+        for (int i = 0; i < steps; i++) {
+            tokens[i] = whole.sample(logits[i], 0);
+            whole.accept(tokens[i]);
+        }
+        assertTrue(java.util.Arrays.stream(tokens).distinct().count() > 5, "the draws vary");
+        for (int k : new int[] {0, 1, 7, 20, 39}) {
+            SequenceSampler resumed = new SequenceSampler(p, vocab, prompt);
+            for (int i = 0; i < k; i++) {
+                resumed.accept(tokens[i]);
+            }
+            assertEquals(k, resumed.position());
+            for (int i = k; i < steps; i++) {
+                int t = resumed.sample(logits[i], 0);
+                assertEquals(tokens[i], t, "resumed after " + k + ", output position " + i);
+                resumed.accept(t);
+            }
+        }
+        // Another seed, other draws.
+        SequenceSampler other = new SequenceSampler(params(0.9, 0.95, 40, 0.01, 1235, 1.3, 0.4, 0.3), vocab, prompt);
+        int same = 0;
+        for (int i = 0; i < steps; i++) {
+            int t = other.sample(logits[i], 0);
+            other.accept(t);
+            same += t == tokens[i] ? 1 : 0;
+        }
+        assertTrue(same < steps, "seed 1235 repeats seed 1234");
+    }
+
+    @Test
     void logprobsAreOfTheModelDistribution() {
         int[] ids = new int[3];
         float[] v = new float[3];
