@@ -34,6 +34,10 @@ import java.util.function.IntSupplier;
  * prefilled, up to a per-step token budget, oldest first. The step runs on the engine thread (the same thread as
  * the worker's other requests, which interleave between steps); each finished prompt and each decode gives a token,
  * sampled per sequence (so a request's tokens do not depend on the rest of the batch) and streamed at once.
+ *
+ * <p>A request resumed from a lost worker brings the tokens it had generated (resume_tokens): they are prefilled
+ * after the prompt but count as output (max_tokens, penalties, the seeded draws' position, completion_tokens), so it
+ * continues with exactly the tokens it would have had.
  */
 final class GenerationScheduler {
     static final int MAX_LOGPROBS = 20;
@@ -42,6 +46,8 @@ final class GenerationScheduler {
     static final class Generation {
         final String id;
         final int[] prompt;
+        /** What is prefilled: the prompt, then the resume tokens. */
+        final int[] input;
         final SequenceSampler sampler;
         final int maxTokens;
         final int[] stopIds;
@@ -58,10 +64,12 @@ final class GenerationScheduler {
         int last;
         long reserved;
 
-        Generation(String id, int[] prompt, SequenceSampler sampler, int maxTokens, int[] stopIds, boolean ignoreEos,
-                   int logprobs, ServerCallStreamObserver<GenerateEvent> out) {
+        Generation(String id, int[] prompt, int[] resume, SequenceSampler sampler, int maxTokens, int[] stopIds,
+                   boolean ignoreEos, int logprobs, ServerCallStreamObserver<GenerateEvent> out) {
             this.id = id;
             this.prompt = prompt;
+            this.input = resume.length == 0 ? prompt : concat(prompt, resume);
+            this.generated = resume.length;
             this.sampler = sampler;
             this.maxTokens = maxTokens;
             this.stopIds = stopIds;
@@ -180,6 +188,37 @@ final class GenerationScheduler {
             throw invalid(e.getMessage());
         }
         int maxTokens = (int) Math.min(s.getMaxTokens(), (long) context - prompt.length);
+        int[] stopIds = s.getStopTokenIdsList().stream().mapToInt(Integer::intValue).toArray();
+        // Resume tokens: output already streamed by a worker that was lost. Each must be one the request could have
+        // generated; the last may have ended it (then it finishes here at once).
+        int[] resume = new int[req.getResumeTokensCount()];
+        if (resume.length > maxTokens) {
+            throw invalid("there are " + resume.length + " resume tokens; max_tokens allows " + maxTokens);
+        }
+        String ended = null;
+        for (int i = 0; i < resume.length; i++) {
+            int t = req.getResumeTokens(i);
+            if (t < 0 || t >= vocab) {
+                throw invalid("resume token " + i + " is " + t + ", outside the vocabulary [0, " + vocab + ")");
+            }
+            if (ended != null) {
+                throw invalid("resume token " + (i - 1) + " ended the request (" + ended + "), yet more follow");
+            }
+            resume[i] = t;
+            sampler.accept(t);
+            ended = endReason(t, i + 1, maxTokens, stopIds, s.getIgnoreEos());
+        }
+        if (ended != null) {
+            GenerateFinished.Builder fb = GenerateFinished.newBuilder().setReason(ended)
+                    .setPromptTokens(prompt.length).setCompletionTokens(resume.length);
+            int last = resume[resume.length - 1];
+            if (ended.equals("stop") && contains(stopIds, last) && !(last == config.eosTokenId() && !s.getIgnoreEos())) {
+                fb.setStopTokenId(last);
+            }
+            out.onNext(GenerateEvent.newBuilder().setFinished(fb).build());
+            out.onCompleted();
+            return;
+        }
         long need = bytesFor((long) prompt.length + maxTokens);
         if (need > kvBudgetBytes) {
             throw invalid("prompt + max_tokens = " + ((long) prompt.length + maxTokens) + " positions need "
@@ -197,12 +236,28 @@ final class GenerationScheduler {
             throw Status.RESOURCE_EXHAUSTED.withDescription(maxWaiting + " requests are already waiting on this"
                     + " attention worker").asRuntimeException();
         }
-        Generation g = new Generation(id, prompt, sampler, maxTokens,
-                s.getStopTokenIdsList().stream().mapToInt(Integer::intValue).toArray(), s.getIgnoreEos(), s.getLogprobs(),
+        Generation g = new Generation(id, prompt, resume, sampler, maxTokens, stopIds, s.getIgnoreEos(), s.getLogprobs(),
                 out);
         out.setOnCancelHandler(() -> g.cancelled = true);
         arrivals.add(g);
         wake();
+    }
+
+    /**
+     * Why the output token at 1-based position n ends the request ("stop": EOS or a stop token; "length": max_tokens),
+     * or null. The context limit is within max_tokens (capped to the room the prompt leaves).
+     */
+    private String endReason(int token, int n, int maxTokens, int[] stopIds, boolean ignoreEos) {
+        if (token == config.eosTokenId() && !ignoreEos || contains(stopIds, token)) {
+            return "stop";
+        }
+        return n >= maxTokens ? "length" : null;
+    }
+
+    private static int[] concat(int[] a, int[] b) {
+        int[] c = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, c, a.length, b.length);
+        return c;
     }
 
     private static StatusRuntimeException invalid(String why) {
@@ -280,16 +335,16 @@ final class GenerationScheduler {
         List<Generation> members = new ArrayList<>();
         int budget = maxStepTokens;
         for (Generation g : running) {
-            if (g.prefilled == g.prompt.length) {
+            if (g.prefilled == g.input.length) {
                 chunks.add(new Transformer.Chunk(g.cache, new int[] {g.last}));
                 members.add(g);
                 budget--;
             }
         }
         for (Generation g : running) {
-            if (g.prefilled < g.prompt.length && budget > 0) {
-                int n = Math.min(budget, g.prompt.length - g.prefilled);
-                chunks.add(new Transformer.Chunk(g.cache, java.util.Arrays.copyOfRange(g.prompt, g.prefilled, g.prefilled + n)));
+            if (g.prefilled < g.input.length && budget > 0) {
+                int n = Math.min(budget, g.input.length - g.prefilled);
+                chunks.add(new Transformer.Chunk(g.cache, java.util.Arrays.copyOfRange(g.input, g.prefilled, g.prefilled + n)));
                 members.add(g);
                 budget -= n;
             }
@@ -311,10 +366,10 @@ final class GenerationScheduler {
         float[] topValues = new float[MAX_LOGPROBS];
         for (int i = 0; i < members.size(); i++) {
             Generation g = members.get(i);
-            boolean decoding = g.prefilled == g.prompt.length;
+            boolean decoding = g.prefilled == g.input.length;
             if (!decoding) {
                 g.prefilled += chunks.get(i).tokens().length;
-                if (g.prefilled < g.prompt.length) {
+                if (g.prefilled < g.input.length) {
                     continue;
                 }
             }
