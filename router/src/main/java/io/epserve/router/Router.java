@@ -35,7 +35,9 @@ import java.util.function.Consumer;
  * The router: serves {@code epserve.v1.Inference} to clients and spreads their requests over attention workers
  * (the worker API's {@code Generate}), choosing the worker with the fewest requests in flight from this router.
  * It tokenises prompts, detokenises the token streams (never half a character), applies stop strings, and maps
- * worker failures to the client's status.
+ * worker failures to the client's status. A request whose worker is lost mid-stream is resubmitted, with the tokens
+ * streamed so far, to another worker, which continues it (see {@link WorkerStream}); {@link #resubmissions()} counts
+ * them.
  */
 public final class Router implements AutoCloseable {
     /** Settings; every setter returns this. */
@@ -46,6 +48,7 @@ public final class Router implements AutoCloseable {
         String host = "127.0.0.1";
         int port = 50051;
         int maxInFlight = 1024;
+        int maxResubmits = 3;
         Consumer<String> log = s -> { };
 
         public Options model(Path v) { model = v; return this; }
@@ -55,6 +58,8 @@ public final class Router implements AutoCloseable {
         public Options host(String v) { host = v; return this; }
         public Options port(int v) { port = v; return this; }
         public Options maxInFlight(int v) { maxInFlight = v; return this; }
+        /** Resubmissions of one request to another attention worker when its worker is lost (0: none). */
+        public Options maxResubmits(int v) { maxResubmits = v; return this; }
         public Options log(Consumer<String> v) { log = v; return this; }
 
         public void validate() {
@@ -81,6 +86,9 @@ public final class Router implements AutoCloseable {
             if (maxInFlight < 1) {
                 throw new IllegalArgumentException("--max-in-flight must be positive, got " + maxInFlight);
             }
+            if (maxResubmits < 0) {
+                throw new IllegalArgumentException("--max-resubmits must be >= 0, got " + maxResubmits);
+            }
         }
     }
 
@@ -98,6 +106,8 @@ public final class Router implements AutoCloseable {
         volatile int waiting;
         volatile long kvFree = Long.MAX_VALUE;
         volatile boolean reachable = true;
+        // When a stream to it last failed as if it were gone: only a poll sent after that may count it back in.
+        volatile long downSinceNs;
 
         Backend(String target) {
             this.target = target;
@@ -114,6 +124,7 @@ public final class Router implements AutoCloseable {
     private final List<Backend> backends = new ArrayList<>();
     private final AtomicInteger inFlight = new AtomicInteger();
     private final AtomicInteger roundRobin = new AtomicInteger();
+    private final java.util.concurrent.atomic.AtomicLong resubmissions = new java.util.concurrent.atomic.AtomicLong();
     private final HealthStatusManager health = new HealthStatusManager();
     private final java.util.concurrent.ScheduledExecutorService poller;
     static final long POLL_MS = 250;
@@ -154,10 +165,14 @@ public final class Router implements AutoCloseable {
     private void poll() {
         for (Backend b : backends) {
             try {
+                long asked = System.nanoTime();
                 var st = AttentionWorkerGrpc.newBlockingStub(b.channel).withDeadlineAfter(1, TimeUnit.SECONDS)
                         .status(io.epserve.proto.worker.v1.StatusRequest.getDefaultInstance());
                 b.waiting = st.getWaitingRequests();
                 b.kvFree = st.getKvBudgetBytes() - st.getKvReservedBytes();
+                if (!b.reachable && asked - b.downSinceNs < 0) {
+                    continue; // a stream failed after this poll was sent: the next poll decides
+                }
                 if (!b.reachable) {
                     o.log.accept("router: attention worker " + b.target + " answers again");
                 }
@@ -204,13 +219,18 @@ public final class Router implements AutoCloseable {
      * the worker's status, UNAVAILABLE when it is down).
      */
     Backend pick() {
+        return pick(java.util.Set.of());
+    }
+
+    /** As {@link #pick()}, never one of these (the workers that already failed a request); null if that leaves none. */
+    Backend pick(java.util.Set<Backend> except) {
         int n = backends.size();
         int start = Math.floorMod(roundRobin.getAndIncrement(), n);
         Backend best = null;
         for (int pass = 0; pass < 2 && best == null; pass++) {
             for (int i = 0; i < n; i++) {
                 Backend b = backends.get((start + i) % n);
-                if (pass == 0 && !b.reachable) {
+                if (pass == 0 && !b.reachable || except.contains(b)) {
                     continue;
                 }
                 if (best == null || load(b) < load(best) || load(b) == load(best) && b.kvFree > best.kvFree) {
@@ -240,6 +260,29 @@ public final class Router implements AutoCloseable {
 
     int maxInFlight() {
         return o.maxInFlight;
+    }
+
+    int maxResubmits() {
+        return o.maxResubmits;
+    }
+
+    /** Requests resubmitted to another attention worker after theirs was lost, since start. */
+    public long resubmissions() {
+        return resubmissions.get();
+    }
+
+    long countResubmission() {
+        return resubmissions.incrementAndGet();
+    }
+
+    /** A stream to b failed as if b were gone: no new requests go there until a later Status poll answers. */
+    void markDown(Backend b, Status why) {
+        b.downSinceNs = System.nanoTime();
+        if (b.reachable) {
+            b.reachable = false;
+            o.log.accept("router: attention worker " + b.target + " left out until it answers a Status poll (a stream"
+                    + " failed: " + why.getCode() + ": " + why.getDescription() + ")");
+        }
     }
 
     Consumer<String> log() {

@@ -26,9 +26,14 @@ public final class RouterFlags {
             description = "Requests in flight through this router (beyond: RESOURCE_EXHAUSTED). Default: ${DEFAULT-VALUE}.")
     int maxInFlight;
 
+    @Option(names = "--max-resubmits", defaultValue = "3", paramLabel = "N",
+            description = "Times one request is resubmitted to another attention worker (with the tokens generated so"
+                    + " far) when its worker is lost; 0: never. Default: ${DEFAULT-VALUE}.")
+    int maxResubmits;
+
     public Router.Options toOptions() {
         Router.Options o = Router.options().model(model).attentionWorkers(attentionWorkers).port(port).host(host)
-                .modelId(modelId).maxInFlight(maxInFlight);
+                .modelId(modelId).maxInFlight(maxInFlight).maxResubmits(maxResubmits);
         o.validate();
         return o;
     }

@@ -6,30 +6,46 @@ import io.epserve.proto.worker.v1.GenerateEvent;
 import io.epserve.proto.worker.v1.GenerateFinished;
 import io.epserve.proto.worker.v1.GenerateRequest;
 import io.epserve.proto.worker.v1.GeneratedToken;
+import io.grpc.Context;
 import io.grpc.Status;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * One client call relayed to an attention worker's Generate stream: what Generate and Chat share. It counts the
  * request in and out of the router and its worker, times the tokens, cancels the worker call when the client goes
  * away, and passes worker failures to the client with the worker named. Subclasses turn tokens and the final event
- * into their own responses; events are delivered one at a time (gRPC serialises a call's callbacks).
+ * into their own responses; events are delivered one at a time (under this object's lock).
+ *
+ * <p>When the worker is lost mid-stream (its call fails with UNAVAILABLE: the process died, the connection dropped,
+ * or it lost its experts and dropped the sequence), the request is resubmitted to another attention worker with the
+ * tokens streamed so far as resume tokens: that worker prefills prompt + those tokens and streams the tokens after
+ * them, so the subclass sees one unbroken token stream (its detokeniser, stop strings or parser carry on as if
+ * nothing happened). A worker that failed a request is not tried again for it, and is left out of everybody's
+ * choice until its Status poll answers again; at most {@link Router#maxResubmits()} resubmissions per request.
  *
  * @param <R> the client's response message
  */
-abstract class WorkerStream<R> implements ClientResponseObserver<GenerateRequest, GenerateEvent> {
+abstract class WorkerStream<R> {
     protected final Router router;
-    protected final Router.Backend backend;
     protected final ServerCallStreamObserver<R> client;
     protected final String requestId;
     protected final int promptTokens;
     private final long startNs = System.nanoTime();
     private final AtomicBoolean released = new AtomicBoolean();
-    private volatile ClientCallStreamObserver<GenerateRequest> call;
+    // Guarded by this: the worker call now, the workers that failed this request, the request and its output so far.
+    private Attempt attempt;
+    private final Set<Router.Backend> failed = new HashSet<>();
+    private GenerateRequest request;
+    private Context context;
+    private int[] tokens = new int[64];
+    private int resubmits;
     private volatile boolean done;
     private long firstTokenNs;
     private long lastTokenNs;
@@ -38,7 +54,7 @@ abstract class WorkerStream<R> implements ClientResponseObserver<GenerateRequest
     protected WorkerStream(Router router, Router.Backend backend, StreamObserver<R> client, String requestId,
                            int promptTokens) {
         this.router = router;
-        this.backend = backend;
+        this.attempt = new Attempt(backend);
         this.client = (ServerCallStreamObserver<R>) client;
         this.requestId = requestId;
         this.promptTokens = promptTokens;
@@ -58,33 +74,66 @@ abstract class WorkerStream<R> implements ClientResponseObserver<GenerateRequest
         return b;
     }
 
-    /** Sends the request to the worker; a client cancel from now on cancels it there. */
-    final void start(GenerateRequest req) {
-        client.setOnCancelHandler(this::clientCancelled);
-        backend.stub.generate(req, this);
+    /** One call to one worker; events of a call that is no longer the current one are ignored. */
+    private final class Attempt implements ClientResponseObserver<GenerateRequest, GenerateEvent> {
+        final Router.Backend backend;
+        volatile ClientCallStreamObserver<GenerateRequest> call;
+
+        Attempt(Router.Backend backend) {
+            this.backend = backend;
+        }
+
+        @Override
+        public void beforeStart(ClientCallStreamObserver<GenerateRequest> c) {
+            this.call = c;
+        }
+
+        @Override
+        public void onNext(GenerateEvent e) {
+            event(this, e);
+        }
+
+        @Override
+        public void onError(Throwable t) {
+            failed(this, t);
+        }
+
+        @Override
+        public void onCompleted() {
+            ended(this);
+        }
     }
 
-    @Override
-    public final void beforeStart(ClientCallStreamObserver<GenerateRequest> call) {
-        this.call = call;
+    /** Sends the request to the worker; a client cancel from now on cancels it there. */
+    final synchronized void start(GenerateRequest req) {
+        this.request = req;
+        // The client's call context (its deadline and cancellation), for resubmissions made from worker callbacks.
+        this.context = Context.current();
+        client.setOnCancelHandler(this::clientCancelled);
+        attempt.backend.stub.generate(req, attempt);
     }
 
     private void clientCancelled() {
-        done = true;
-        cancelWorker("the client cancelled");
+        ClientCallStreamObserver<GenerateRequest> c;
+        synchronized (this) {
+            done = true;
+            c = attempt.call;
+        }
+        if (c != null) {
+            c.cancel("the client cancelled", null);
+        }
         release();
     }
 
     protected final void cancelWorker(String why) {
-        var c = call;
+        var c = attempt.call;
         if (c != null) {
             c.cancel(why, null);
         }
     }
 
-    @Override
-    public final void onNext(GenerateEvent e) {
-        if (done) {
+    private synchronized void event(Attempt a, GenerateEvent e) {
+        if (done || a != attempt) {
             return;
         }
         if (e.hasToken()) {
@@ -93,7 +142,10 @@ abstract class WorkerStream<R> implements ClientResponseObserver<GenerateRequest
                 firstTokenNs = now;
             }
             lastTokenNs = now;
-            completionTokens++;
+            if (completionTokens == tokens.length) {
+                tokens = Arrays.copyOf(tokens, tokens.length * 2);
+            }
+            tokens[completionTokens++] = e.getToken().getTokenId();
             onToken(e.getToken());
         } else if (e.hasFinished()) {
             onFinished(e.getFinished());
@@ -143,21 +195,65 @@ abstract class WorkerStream<R> implements ClientResponseObserver<GenerateRequest
         release();
     }
 
-    @Override
-    public final void onError(Throwable t) {
-        if (!done) {
-            done = true;
-            Status s = Status.fromThrowable(t);
-            fail(s.withDescription("attention worker " + backend.target + ": " + s.getDescription()));
+    private void failed(Attempt a, Throwable t) {
+        synchronized (this) {
+            if (a != attempt) {
+                return;
+            }
+            if (!done) {
+                Status s = Status.fromThrowable(t);
+                String why = s.getCode() == Status.Code.UNAVAILABLE && !client.isCancelled() ? resubmit(a, s) : "";
+                if (why == null) {
+                    return; // a new attempt runs
+                }
+                done = true;
+                fail(s.withDescription("attention worker " + a.backend.target + ": " + s.getDescription() + why));
+            }
         }
         release();
     }
 
-    @Override
-    public final void onCompleted() {
+    /**
+     * Sends the request, with the tokens streamed so far as resume tokens, to another attention worker. Returns null
+     * when it did, or why not (appended to the failure the client gets).
+     */
+    private String resubmit(Attempt a, Status s) {
+        failed.add(a.backend);
+        router.markDown(a.backend, s);
+        if (resubmits >= router.maxResubmits()) {
+            return " (after " + completionTokens + " tokens; not resumed: resubmitted " + resubmits
+                    + " times already)";
+        }
+        Router.Backend next = router.pick(failed);
+        if (next == null) {
+            return " (after " + completionTokens + " tokens; not resumed: no other attention worker is reachable)";
+        }
+        resubmits++;
+        long total = router.countResubmission();
+        router.log().accept("router: request " + requestId + ": attention worker " + a.backend.target + " failed ("
+                + s.getCode() + ": " + s.getDescription() + ") after " + completionTokens
+                + " tokens; resubmitted to " + next.target + " with them as resume tokens (resubmission " + resubmits
+                + " of at most " + router.maxResubmits() + "; resubmissions=" + total + ")");
+        GenerateRequest.Builder b = request.toBuilder().clearResumeTokens();
+        for (int i = 0; i < completionTokens; i++) {
+            b.addResumeTokens(tokens[i]);
+        }
+        a.backend.inFlight.decrementAndGet();
+        next.inFlight.incrementAndGet();
+        Attempt n = new Attempt(next);
+        attempt = n;
+        GenerateRequest req = b.build();
+        context.run(() -> next.stub.generate(req, n));
+        return null;
+    }
+
+    private synchronized void ended(Attempt a) {
+        if (a != attempt) {
+            return;
+        }
         if (!done) {
             done = true;
-            fail(Status.INTERNAL.withDescription("attention worker " + backend.target
+            fail(Status.INTERNAL.withDescription("attention worker " + a.backend.target
                     + " ended the stream without a final event"));
         }
         release();
@@ -173,7 +269,11 @@ abstract class WorkerStream<R> implements ClientResponseObserver<GenerateRequest
 
     private void release() {
         if (released.compareAndSet(false, true)) {
-            backend.inFlight.decrementAndGet();
+            Router.Backend b;
+            synchronized (this) {
+                b = attempt.backend;
+            }
+            b.inFlight.decrementAndGet();
             router.release();
         }
     }
