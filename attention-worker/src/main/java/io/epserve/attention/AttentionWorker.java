@@ -1,6 +1,8 @@
 package io.epserve.attention;
 
 import com.google.protobuf.ByteString;
+import io.epserve.cluster.ClusterNode;
+import io.epserve.cluster.ControlPlane;
 import io.epserve.cluster.Fingerprint;
 import io.epserve.model.config.ModelConfig;
 import io.epserve.model.engine.Sampler;
@@ -87,6 +89,10 @@ public final class AttentionWorker implements AutoCloseable {
         long kvMemoryBytes = Runtime.getRuntime().maxMemory() / 2;
         long drainTimeoutMs = 30_000;
         boolean localExperts;
+        ControlPlane.Settings controlPlane;
+        String advertiseHost;
+        long failoverTimeoutMs = 30_000;
+        int loadWindowSeconds = 60;
         String idle = "backoff";
         Consumer<String> log = s -> { };
 
@@ -113,6 +119,14 @@ public final class AttentionWorker implements AutoCloseable {
         public Options drainTimeoutMs(long v) { drainTimeoutMs = v; return this; }
         /** Every routed expert in this process, no expert workers, no Aeron (`epserve up --single-process`). */
         public Options localExperts(boolean v) { localExperts = v; return this; }
+        /** Join the cluster: expert workers and the placement come from the control plane (no --expert-workers). */
+        public Options controlPlane(ControlPlane.Settings v) { controlPlane = v; return this; }
+        /** The host the router is told to reach the gRPC port at (default: --host). */
+        public Options advertiseHost(String v) { advertiseHost = v; return this; }
+        /** With the control plane: how long a step that lost an expert worker waits for the experts' new owners. */
+        public Options failoverTimeoutMs(long v) { failoverTimeoutMs = v; return this; }
+        /** With the control plane: the sliding window of routed-token counts reported for EPLB. */
+        public Options loadWindowSeconds(int v) { loadWindowSeconds = v; return this; }
         public Options idle(String v) { idle = v; return this; }
         public Options log(Consumer<String> v) { log = v; return this; }
 
@@ -122,16 +136,26 @@ public final class AttentionWorker implements AutoCloseable {
                 throw new IllegalArgumentException("--model is required");
             }
             if (localExperts) {
-                if (!expertWorkers.isEmpty()) {
-                    throw new IllegalArgumentException("local experts exclude --expert-workers");
+                if (!expertWorkers.isEmpty() || controlPlane != null) {
+                    throw new IllegalArgumentException("local experts exclude --expert-workers and a cluster");
                 }
             } else {
                 if (listen == null) {
                     throw new IllegalArgumentException("--listen (this worker's combine inbox) is required");
                 }
                 Channels.ofEndpoint(listen);
-                if (expertWorkers.isEmpty()) {
-                    throw new IllegalArgumentException("--expert-workers: at least one expert worker endpoint is required");
+                if (controlPlane != null) {
+                    if (!expertWorkers.isEmpty()) {
+                        throw new IllegalArgumentException("in a cluster (--cluster-members) the expert workers come"
+                                + " from the control plane: leave out --expert-workers");
+                    }
+                    controlPlane.validate();
+                    if (failoverTimeoutMs <= 0 || loadWindowSeconds < 1) {
+                        throw new IllegalArgumentException("--failover-timeout-ms and --load-window-s must be positive");
+                    }
+                } else if (expertWorkers.isEmpty()) {
+                    throw new IllegalArgumentException("--expert-workers: at least one expert worker endpoint is"
+                            + " required (or join a cluster with --cluster-members)");
                 }
                 for (String ep : expertWorkers) {
                     Channels.ofEndpoint(ep);
@@ -179,6 +203,7 @@ public final class AttentionWorker implements AutoCloseable {
     private final Kernels kernels;
     private final MediaDriverHandle driver;
     private final ExpertClient experts;
+    private final AttentionMembership membership;
     private final StepEngine engine;
     private final ThreadPoolExecutor engineThread;
     private final AtomicInteger queuedRequests = new AtomicInteger();
@@ -197,6 +222,7 @@ public final class AttentionWorker implements AutoCloseable {
         Kernels k = null;
         MediaDriverHandle d = null;
         ExpertClient ec = null;
+        AttentionMembership am = null;
         ThreadPoolExecutor ex = null;
         try {
             ModelWeights w = new ModelWeights(config, ck,
@@ -210,12 +236,19 @@ public final class AttentionWorker implements AutoCloseable {
                         : MediaDriverHandle.launchEmbedded(o.aeronDir != null
                                 ? MediaDriverHandle.options().directory(o.aeronDir)
                                 : MediaDriverHandle.options().name("attention-" + o.workerId));
-                ec = new ExpertClient(config, o.workerId, fingerprint, d, o.expertWorkers, o.listen,
-                        Channels.DISPATCH_STREAM, Channels.COMBINE_STREAM, o.microBatches,
+                ec = new ExpertClient(config, o.workerId, fingerprint, d, o.expertWorkers, o.controlPlane != null,
+                        o.listen, Channels.DISPATCH_STREAM, Channels.COMBINE_STREAM, o.microBatches,
                         TimeUnit.MILLISECONDS.toNanos(o.sendTimeoutMs), o.log);
+                if (o.controlPlane != null) {
+                    am = AttentionMembership.join(o.controlPlane, ClusterNode.ModelIdentity.of(fingerprint, config),
+                            ec, o.workerId, o.listen, o.loadWindowSeconds, this::gauges,
+                            m -> o.log.accept("attention-worker " + o.workerId + ": " + m));
+                }
                 ec.connect(TimeUnit.MILLISECONDS.toNanos(o.connectTimeoutMs));
                 this.engine = new MicroBatchEngine(tr, ec, o.microBatches,
-                        TimeUnit.MILLISECONDS.toNanos(o.expertTimeoutMs), IdleStrategies.of(o.idle), o.workerId);
+                        TimeUnit.MILLISECONDS.toNanos(o.expertTimeoutMs), IdleStrategies.of(o.idle), o.workerId,
+                        TimeUnit.MILLISECONDS.toNanos(o.failoverTimeoutMs),
+                        m -> o.log.accept("attention-worker " + o.workerId + ": " + m));
             }
             // Unbounded queue: requests are bounded by queuedRequests (--max-queued-requests), generation steps by the
             // scheduler (at most one queued), so a step can always re-queue itself.
@@ -238,6 +271,9 @@ public final class AttentionWorker implements AutoCloseable {
             if (ex != null) {
                 ex.shutdownNow();
             }
+            if (am != null) {
+                am.close();
+            }
             if (ec != null) {
                 ec.close();
             }
@@ -254,9 +290,35 @@ public final class AttentionWorker implements AutoCloseable {
         this.kernels = k;
         this.driver = d;
         this.experts = ec;
+        this.membership = am;
         this.engineThread = ex;
         health.setStatus("", io.grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING);
         health.setStatus(AttentionWorkerGrpc.SERVICE_NAME, io.grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING);
+        if (am != null) {
+            am.ready((o.advertiseHost != null ? o.advertiseHost : o.host) + ":" + server.getPort());
+        }
+    }
+
+    /** The operator's numbers, announced in the cluster (membership thread: only racy reads of engine counters). */
+    private Map<String, Long> gauges() {
+        Map<String, Long> g = new LinkedHashMap<>();
+        GenerationScheduler gen = generations;
+        if (gen != null) {
+            g.put("waiting", (long) gen.waiting());
+            g.put("running", (long) gen.running());
+            g.put("kv_reserved_bytes", gen.reservedBytes());
+            g.put("kv_budget_bytes", gen.budgetBytes());
+        }
+        StepEngine e = engine;
+        if (e != null) {
+            g.put("steps", e.steps());
+            g.put("failed_steps", e.failedSteps());
+            if (e instanceof MicroBatchEngine mb) {
+                g.put("failovers", mb.failovers());
+            }
+        }
+        g.put("queued_requests", (long) queuedRequests.get());
+        return g;
     }
 
     /** Loads the model, starts the media driver, connects to every expert worker, then serves gRPC. */
@@ -281,21 +343,31 @@ public final class AttentionWorker implements AutoCloseable {
                     port(), ProcessHandle.current().pid());
         }
         StringBuilder ew = new StringBuilder();
-        for (ExpertLink l : experts.links()) {
-            ew.append(ew.isEmpty() ? "" : ", ").append(l.workerId).append('@').append(l.endpoint).append(" [")
-                    .append(l.placement.canonical()).append(']');
+        for (ExpertLink l : List.copyOf(experts.links())) {
+            if (l.lost == null && l.placement != null) {
+                ew.append(ew.isEmpty() ? "" : ", ").append(l.workerId).append('@').append(l.endpoint).append(" [")
+                        .append(l.placement.canonical()).append(']');
+            }
         }
         return String.format(Locale.ROOT, "attention-worker %d ready: model %s (%s), kernels %s x%d, %d micro-batch%s; "
                         + "grpc %s:%d; combine inbox %s; expert workers %s; aeron dir %s (%s driver); pid %d",
                 o.workerId, o.model, fingerprint.substring(0, Math.min(19, fingerprint.length())), kernels.name(),
                 o.threads, o.microBatches, o.microBatches == 1 ? "" : "es", o.host, port(), experts.inboxChannel(), ew,
                 driver.aeronDirectoryName(), driver.isEmbedded() ? "embedded" : "external",
-                ProcessHandle.current().pid());
+                ProcessHandle.current().pid()) + (membership == null ? "" : "; " + membership.describe()
+                + ", placement epoch " + experts.epoch());
     }
 
     /** Stops accepting requests, lets the running one finish (bounded), says GOODBYE, closes everything. */
     @Override
     public void close() {
+        if (membership != null) {
+            try {
+                membership.node().update(i -> i.withState(io.epserve.cluster.MemberInfo.DRAINING));
+            } catch (RuntimeException e) {
+                // leaving anyway
+            }
+        }
         health.enterTerminalState();
         // Running generations finish (bounded by --drain-timeout-ms); new ones are refused meanwhile.
         generations.drain();
@@ -321,6 +393,9 @@ public final class AttentionWorker implements AutoCloseable {
             Thread.currentThread().interrupt();
             engineThread.shutdownNow();
             server.shutdownNow();
+        }
+        if (membership != null) {
+            membership.close();
         }
         if (experts != null) {
             experts.close();

@@ -2,6 +2,8 @@ package io.epserve.attention;
 
 import java.nio.file.Path;
 import java.util.List;
+import io.epserve.cluster.ClusterFlags;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -12,10 +14,26 @@ public final class AttentionWorkerFlags {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Model directory (config.json, safetensors).")
     Path model;
 
-    @Option(names = "--expert-workers", required = true, split = ",", paramLabel = "ENDPOINT",
-            description = "The expert workers' --listen endpoints, comma-separated (HOST:PORT, ipc or aeron: URIs)."
-                    + " An expert held by several goes to the first listed.")
-    List<String> expertWorkers;
+    @Option(names = "--expert-workers", split = ",", paramLabel = "ENDPOINT",
+            description = "Without a cluster: the expert workers' --listen endpoints, comma-separated (HOST:PORT, ipc"
+                    + " or aeron: URIs). An expert held by several goes to the first listed.")
+    List<String> expertWorkers = List.of();
+
+    @Mixin
+    ClusterFlags cluster = new ClusterFlags();
+
+    @Option(names = "--advertise-host", paramLabel = "HOST",
+            description = "In a cluster: the host the router reaches the gRPC port at (default: --host).")
+    String advertiseHost;
+
+    @Option(names = "--failover-timeout-ms", defaultValue = "30000", paramLabel = "MS",
+            description = "In a cluster: how long a step that lost an expert worker waits for its experts' new owners."
+                    + " Default: ${DEFAULT-VALUE}.")
+    long failoverTimeoutMs;
+
+    @Option(names = "--load-window-s", defaultValue = "60", paramLabel = "S",
+            description = "In a cluster: the sliding window of routed-token counts reported for EPLB. Default: ${DEFAULT-VALUE}.")
+    int loadWindowSeconds;
 
     @Option(names = "--listen", required = true, paramLabel = "ENDPOINT",
             description = "This worker's combine inbox: HOST:PORT (UDP), ipc (shared external driver) or an aeron: URI.")
@@ -112,6 +130,10 @@ public final class AttentionWorkerFlags {
         if (threads != null) {
             o.threads(threads);
         }
+        if (cluster.enabled()) {
+            o.controlPlane(cluster.settings());
+        }
+        o.advertiseHost(advertiseHost).failoverTimeoutMs(failoverTimeoutMs).loadWindowSeconds(loadWindowSeconds);
         o.validate();
         return o;
     }

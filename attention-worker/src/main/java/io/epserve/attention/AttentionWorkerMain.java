@@ -5,6 +5,7 @@ import io.epserve.model.safetensors.CheckpointException;
 import io.epserve.transport.TransportException;
 import java.io.IOException;
 import java.io.PrintStream;
+import io.epserve.cluster.ClusterException;
 import io.epserve.cluster.TerminationSignals;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -50,7 +51,8 @@ public final class AttentionWorkerMain implements Callable<Integer> {
         } catch (IllegalArgumentException | ConfigException | CheckpointException e) {
             err.println("epserve attention-worker: cannot serve " + flags.model + ": " + e.getMessage());
             return BAD_INPUT;
-        } catch (ExpertsUnavailableException | TransportException | IllegalStateException | IOException e) {
+        } catch (ExpertsUnavailableException | TransportException | IllegalStateException | IOException
+                 | ClusterException e) {
             err.println("epserve attention-worker: " + e.getMessage());
             return FAILED;
         }

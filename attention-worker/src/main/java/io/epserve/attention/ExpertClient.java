@@ -17,8 +17,11 @@ import io.epserve.transport.sbe.ErrorDecoder;
 import io.epserve.transport.sbe.HelloDecoder;
 import io.epserve.transport.sbe.HelloStatus;
 import io.epserve.transport.sbe.Role;
+import io.epserve.cluster.PlacementTable;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import org.agrona.concurrent.BackoffIdleStrategy;
@@ -45,6 +48,15 @@ final class ExpertClient implements AutoCloseable, WireHandler {
     private ExpertMap map;
     private byte[] rowBytes;
     private String handshakeFailure;
+    /** Expert workers come and go with the control plane (else: the fixed list given at start). */
+    private final boolean elastic;
+    /** Elastic: the usable link of each expert worker id. */
+    private final Map<Integer, ExpertLink> linkById = new HashMap<>();
+    private volatile ClusterView view;
+    private volatile long activeEpoch;
+    private long nextHelloNs;
+    /** Routed slots sent per [layer][expert], for the control plane's load balancing; engine thread only. */
+    final long[][] load;
 
     long staleCombines;
     long combineBytes;
@@ -57,11 +69,15 @@ final class ExpertClient implements AutoCloseable, WireHandler {
      * @param inbox this worker's combine inbox endpoint
      */
     ExpertClient(ModelConfig config, int source, String modelFingerprint, MediaDriverHandle driver,
-                 List<String> endpoints, String inbox, int dispatchStream, int inboxStream, int microBatches,
-                 long sendTimeoutNs, Consumer<String> log) {
-        if (endpoints.isEmpty()) {
+                 List<String> endpoints, boolean elastic, String inbox, int dispatchStream, int inboxStream,
+                 int microBatches, long sendTimeoutNs, Consumer<String> log) {
+        if (endpoints.isEmpty() && !elastic) {
             throw new IllegalArgumentException("no expert workers given");
         }
+        this.elastic = elastic;
+        this.dispatchStream = dispatchStream;
+        this.sendTimeoutNs = sendTimeoutNs;
+        this.load = new long[ExpertWeights.layerCount(config)][config.nRoutedExperts()];
         this.config = config;
         this.source = source;
         this.modelFingerprint = modelFingerprint;
@@ -79,9 +95,7 @@ final class ExpertClient implements AutoCloseable, WireHandler {
         try {
             in = driver.newReceiver(inboxChannel, inboxStream, this);
             for (String ep : endpoints) {
-                String channel = Channels.ofEndpoint(ep);
-                MessageSender s = driver.newSender(channel, dispatchStream, new BackoffIdleStrategy(), sendTimeoutNs);
-                links.add(new ExpertLink(links.size(), ep, channel, s));
+                newLink(ep);
             }
         } catch (RuntimeException e) {
             links.forEach(ExpertLink::close);
@@ -93,8 +107,150 @@ final class ExpertClient implements AutoCloseable, WireHandler {
         this.inbox = in;
     }
 
+    private final int dispatchStream;
+    private final long sendTimeoutNs;
+
+    private ExpertLink newLink(String endpoint) {
+        String channel = Channels.ofEndpoint(endpoint);
+        MessageSender s = driver.newSender(channel, dispatchStream, new BackoffIdleStrategy(), sendTimeoutNs);
+        ExpertLink link = new ExpertLink(links.size(), endpoint, channel, s);
+        links.add(link);
+        return link;
+    }
+
     String inboxChannel() {
         return inboxChannel;
+    }
+
+    /** What the control plane says: the current table and the live expert workers' endpoints by id. */
+    record ClusterView(PlacementTable table, Map<Integer, String> endpoints) {
+    }
+
+    boolean elastic() {
+        return elastic;
+    }
+
+    /** From the membership thread: the latest view, taken by the engine thread at its next {@link #refresh}. */
+    void offer(ClusterView v) {
+        view = v;
+    }
+
+    /** The placement epoch steps use now (0 before the first, or without the control plane). */
+    long epoch() {
+        return activeEpoch;
+    }
+
+    /**
+     * Engine thread, elastic only: connects to expert workers that joined, marks those that left as lost, says Hello
+     * to those not ready yet and, with {@code maySwitch} (between steps, or in a failover), moves to a newer table once
+     * every worker in it is ready with its experts. Returns whether it switched.
+     */
+    boolean refresh(boolean maySwitch) {
+        ClusterView v = view;
+        if (!elastic || v == null) {
+            return false;
+        }
+        for (Map.Entry<Integer, String> e : v.endpoints().entrySet()) {
+            int id = e.getKey();
+            String ep = e.getValue();
+            ExpertLink l = linkById.get(id);
+            if (l != null && l.lost == null && l.endpoint.equals(ep)) {
+                continue;
+            }
+            if (l != null && l.lost == null) {
+                l.lost = "it joined again at " + ep;
+            }
+            ExpertLink created;
+            try {
+                created = newLink(ep);
+            } catch (RuntimeException ex) {
+                log.accept("cannot reach expert worker " + id + " at " + ep + ": " + ex.getMessage());
+                continue;
+            }
+            created.workerId = id;
+            linkById.put(id, created);
+            log.accept("expert worker " + id + " at " + ep + " is in the cluster: connecting");
+        }
+        for (ExpertLink l : linkById.values()) {
+            if (l.lost == null && !v.endpoints().containsKey(l.workerId)) {
+                l.lost = "it left the cluster";
+                log.accept(l.name() + " left the cluster");
+            }
+        }
+        long now = System.nanoTime();
+        if (now >= nextHelloNs) {
+            nextHelloNs = now + TimeUnit.MILLISECONDS.toNanos(200);
+            for (ExpertLink l : linkById.values()) {
+                if (!l.ready && l.lost == null && l.sender.isConnected()) {
+                    try {
+                        l.control.hello(0, source, Role.ATTENTION_WORKER, HelloStatus.HELLO, modelFingerprint,
+                                inboxChannel, inboxStream);
+                    } catch (TransportException ex) {
+                        // Not up yet: again at the next round.
+                    }
+                }
+            }
+            closeAbandonedLinks();
+        }
+        if (maySwitch && v.table() != null && (map == null || v.table().epoch() > map.epoch)) {
+            ExpertMap m = ExpertMap.of(v.table(), linkById);
+            if (m != null) {
+                map = m;
+                activeEpoch = m.epoch;
+                log.accept("stepping with placement " + v.table().describe());
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Lost links no exchange waits on: their publications are closed (indices stay, so buffers stay valid). */
+    private void closeAbandonedLinks() {
+        for (ExpertLink l : links) {
+            if (l.lost != null && !l.isClosed()) {
+                boolean waitedOn = false;
+                for (MoeExchange ex : exchanges) {
+                    waitedOn |= ex.open && ex.pendingOn(l.index) > 0;
+                }
+                if (!waitedOn) {
+                    l.close();
+                }
+            }
+        }
+    }
+
+    private ExpertMap checkedMap;
+    private int checkedLost = -1;
+    private boolean checkedUsesLost;
+
+    /** Whether the current map sends to a lost worker (cached until the map or the number of lost links changes). */
+    boolean mapUsesLost() {
+        int lost = 0;
+        for (ExpertLink l : links) {
+            lost += l.lost != null ? 1 : 0;
+        }
+        if (map != checkedMap || lost != checkedLost) {
+            checkedMap = map;
+            checkedLost = lost;
+            checkedUsesLost = false;
+            for (ExpertLink l : links) {
+                if (l.lost != null && map != null && map.uses(l.index)) {
+                    checkedUsesLost = true;
+                    break;
+                }
+            }
+        }
+        return checkedUsesLost;
+    }
+
+    /** Why an open exchange cannot complete: a lost worker it still waits on (name and reason), or null. */
+    String lostPending(MoeExchange ex) {
+        for (ExpertLink l : links) {
+            if (l.lost != null && ex.open && ex.pendingOn(l.index) > 0) {
+                return l.name() + " (" + l.lost + ") owes " + ex.pendingOn(l.index) + " expert outputs";
+            }
+        }
+        return null;
     }
 
     List<ExpertLink> links() {
@@ -110,6 +266,10 @@ final class ExpertClient implements AutoCloseable, WireHandler {
      * builds the expert map. Throws {@link ExpertsUnavailableException} naming the workers that did not answer.
      */
     void connect(long timeoutNs) {
+        if (elastic) {
+            awaitTable(timeoutNs);
+            return;
+        }
         long deadline = System.nanoTime() + timeoutNs;
         long nextHello = 0;
         BackoffIdleStrategy idle = new BackoffIdleStrategy(10, 20, TimeUnit.MICROSECONDS.toNanos(10),
@@ -153,7 +313,36 @@ final class ExpertClient implements AutoCloseable, WireHandler {
             }
             idle.idle(poll());
         }
-        map = new ExpertMap(links, ExpertWeights.layerCount(config), config.nRoutedExperts());
+        map = ExpertMap.firstHolder(links, ExpertWeights.layerCount(config), config.nRoutedExperts());
+    }
+
+    /** Elastic: waits until a placement table is usable (its workers ready with their experts). */
+    void awaitTable(long timeoutNs) {
+        long deadline = System.nanoTime() + timeoutNs;
+        BackoffIdleStrategy idle = new BackoffIdleStrategy(10, 20, TimeUnit.MICROSECONDS.toNanos(10),
+                TimeUnit.MILLISECONDS.toNanos(5));
+        while (map == null) {
+            int work = poll();
+            refresh(true);
+            if (map != null) {
+                return;
+            }
+            if (System.nanoTime() > deadline) {
+                ClusterView v = view;
+                StringBuilder sb = new StringBuilder();
+                for (ExpertLink l : linkById.values()) {
+                    sb.append(sb.isEmpty() ? "" : ", ").append(l.name()).append(l.lost != null ? " (lost: " + l.lost + ")"
+                            : !l.ready ? (l.sender.isConnected() ? " (connected, no READY)" : " (not reachable)")
+                            : " (ready, holds " + l.placement.describe() + ")");
+                }
+                throw new ExpertsUnavailableException("no usable placement within "
+                        + TimeUnit.NANOSECONDS.toMillis(timeoutNs) + " ms: " + (v == null ? "no news from the cluster"
+                        : v.table() == null ? "the coordinator has published no placement yet (no expert worker?)"
+                        : "placement " + v.table().describe() + "; expert workers: " + (sb.isEmpty() ? "none" : sb)),
+                        null, true);
+            }
+            idle.idle(work);
+        }
     }
 
     ExpertMap map() {
@@ -198,10 +387,19 @@ final class ExpertClient implements AutoCloseable, WireHandler {
             return;
         }
         for (ExpertLink link : links) {
-            if (link.channel.equals(replyChannel)) {
+            if (link.lost == null && link.channel.equals(replyChannel)) {
+                if (elastic && link.workerId != src) {
+                    log.accept("ignored a READY from expert worker " + src + " at " + link.endpoint
+                            + ", which the cluster knows as expert worker " + link.workerId);
+                    return;
+                }
                 if (!Fingerprint.modelPart(fp).equals(modelFingerprint)) {
                     handshakeFailure = link.endpoint + " serves another model: " + Fingerprint.modelPart(fp)
                             + ", this attention worker " + modelFingerprint;
+                    if (elastic) {
+                        link.lost = handshakeFailure;
+                        log.accept(handshakeFailure);
+                    }
                     return;
                 }
                 int semi = fp.indexOf(";experts=");
@@ -222,7 +420,7 @@ final class ExpertClient implements AutoCloseable, WireHandler {
                     return;
                 }
                 ExpertLink other = byWorker[(int) src];
-                if (other != null && other != link) {
+                if (other != null && other != link && other.lost == null) {
                     handshakeFailure = link.endpoint + " and " + other.endpoint + " both call themselves expert worker "
                             + src + " (give each a distinct --worker-id)";
                     return;
@@ -273,7 +471,7 @@ final class ExpertClient implements AutoCloseable, WireHandler {
         CombineDecoder.RowsDecoder rows = m.rows();
         ExpertLink link = src < byWorker.length ? byWorker[(int) src] : null;
         MoeExchange ex = mb < exchanges.length ? exchanges[mb] : null;
-        if (link == null || ex == null || !ex.matches(step, layer)) {
+        if (link == null || link.lost != null || ex == null || !ex.matches(step, layer)) {
             staleCombines++;
             while (rows.hasNext()) {
                 rows.next();
@@ -319,7 +517,7 @@ final class ExpertClient implements AutoCloseable, WireHandler {
      */
     void checkLinks() {
         for (ExpertLink link : links) {
-            if (link.lost == null && !link.sender.isConnected()) {
+            if (link.lost == null && link.ready && !link.sender.isConnected()) {
                 for (MoeExchange ex : exchanges) {
                     if (ex.open && ex.pendingOn(link.index) > 0) {
                         link.lost = "its connection was lost";
@@ -335,7 +533,7 @@ final class ExpertClient implements AutoCloseable, WireHandler {
     public void close() {
         for (ExpertLink link : links) {
             try {
-                if (link.ready && link.lost == null && link.sender.isConnected()) {
+                if (link.ready && link.lost == null && !link.isClosed() && link.sender.isConnected()) {
                     link.control.hello(0, source, Role.ATTENTION_WORKER, HelloStatus.GOODBYE, modelFingerprint,
                             inboxChannel, inboxStream);
                 }

@@ -34,8 +34,17 @@ final class ExpertLink implements AutoCloseable {
         return "expert worker " + (workerId >= 0 ? workerId + " " : "") + "at " + endpoint;
     }
 
+    private boolean closed;
+
+    boolean isClosed() {
+        return closed;
+    }
+
     @Override
     public void close() {
-        sender.close();
+        if (!closed) {
+            closed = true;
+            sender.close();
+        }
     }
 }

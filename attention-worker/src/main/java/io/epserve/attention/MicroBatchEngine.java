@@ -6,7 +6,9 @@ import io.epserve.model.engine.Transformer.Output;
 import io.epserve.model.engine.Transformer.Pass;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import org.agrona.concurrent.IdleStrategy;
 
 /**
@@ -28,11 +30,23 @@ final class MicroBatchEngine implements StepEngine {
     private final IdleStrategy idle;
     private final StepStats stats;
     private final int source;
+    private final long failoverTimeoutNs;
+    private final Consumer<String> log;
     private long nextStep = 1;
     private long failedSteps;
+    private long failovers;
 
     MicroBatchEngine(Transformer tr, ExpertClient experts, int microBatches, long expertTimeoutNs, IdleStrategy idle,
                      int source) {
+        this(tr, experts, microBatches, expertTimeoutNs, idle, source, expertTimeoutNs, s -> { });
+    }
+
+    /**
+     * @param failoverTimeoutNs with the control plane: how long a step whose expert worker died waits for a placement
+     *     without it before it fails
+     */
+    MicroBatchEngine(Transformer tr, ExpertClient experts, int microBatches, long expertTimeoutNs, IdleStrategy idle,
+                     int source, long failoverTimeoutNs, Consumer<String> log) {
         if (microBatches < 1 || microBatches > 4) {
             throw new IllegalArgumentException("micro-batches must be 1..4, got " + microBatches);
         }
@@ -42,7 +56,14 @@ final class MicroBatchEngine implements StepEngine {
         this.expertTimeoutNs = expertTimeoutNs;
         this.idle = idle;
         this.source = source;
+        this.failoverTimeoutNs = failoverTimeoutNs;
+        this.log = log;
         this.stats = new StepStats(tr.config().nLayers());
+    }
+
+    /** Steps that lost an expert worker and went on with the experts' new owners. */
+    long failovers() {
+        return failovers;
     }
 
     @Override
@@ -99,6 +120,12 @@ final class MicroBatchEngine implements StepEngine {
     public Output step(List<Chunk> chunks, boolean allLogits) {
         long step = nextStep++;
         long t0 = System.nanoTime();
+        // Tables change only here, between steps (and in a failover): a step never mixes placements otherwise.
+        experts.refresh(true);
+        if (experts.elastic() && experts.mapUsesLost()) {
+            awaitPlacement(step, "before it starts: the placement sends to an expert worker that is gone",
+                    experts.map().epoch);
+        }
         List<List<Chunk>> groups = split(chunks, microBatches);
         int m = groups.size();
         Pass[] passes = new Pass[m];
@@ -109,8 +136,6 @@ final class MicroBatchEngine implements StepEngine {
             passes[i] = tr.begin(groups.get(i));
             tokens += passes[i].tokens();
         }
-        ExpertMap map = experts.map();
-        List<ExpertLink> links = experts.links();
         int done = 0;
         try {
             while (done < m) {
@@ -125,7 +150,12 @@ final class MicroBatchEngine implements StepEngine {
                         long a = System.nanoTime();
                         tr.attentionHalf(p);
                         long b = System.nanoTime();
-                        stats.dispatchBytes += ex.send(0, source, step, p, map, links, expertTimeoutNs);
+                        if (experts.elastic() && experts.mapUsesLost()) {
+                            awaitPlacement(step, "micro-batch " + i + " at layer " + p.layer()
+                                    + ": the placement sends to an expert worker that is gone", experts.map().epoch);
+                        }
+                        stats.dispatchBytes += ex.send(source, step, p, experts.map(), experts.links(),
+                                expertTimeoutNs, experts.load);
                         long c = System.nanoTime();
                         tr.sharedExpert(p);
                         long e = System.nanoTime();
@@ -136,6 +166,9 @@ final class MicroBatchEngine implements StepEngine {
                         waiting[i] = true;
                         progressed = true;
                         experts.poll();
+                    } else if (experts.elastic() && experts.lostPending(ex) != null) {
+                        failover(step, i, ex);
+                        progressed = true;
                     } else if (ex.failure != null) {
                         throw new ExpertsUnavailableException("step " + step + " failed at layer " + ex.layer
                                 + " (micro-batch " + i + "): " + ex.failure);
@@ -183,8 +216,51 @@ final class MicroBatchEngine implements StepEngine {
         return out;
     }
 
+    /**
+     * An expert worker this micro-batch waits on is gone: wait (bounded) for the coordinator's placement without it,
+     * switch to it and send the missing slots to their new owners. The outputs are the same bits whoever computes
+     * them, and those already received are kept, so the step's result does not change.
+     */
+    private void failover(long step, int i, MoeExchange ex) {
+        String why = experts.lostPending(ex);
+        long start = System.nanoTime();
+        awaitPlacement(step, "layer " + ex.layer + " micro-batch " + i + ": " + why, ex.epoch);
+        stats.dispatchBytes += ex.resend(source, experts.map(), experts.links(), expertTimeoutNs);
+        failovers++;
+        long pause = System.nanoTime() - start;
+        log.accept(String.format(Locale.ROOT, "step %d layer %d micro-batch %d: re-dispatched to placement epoch %d"
+                + " after %.1f ms", step, ex.layer, i, experts.map().epoch, pause / 1e6));
+    }
+
+    /** Waits (bounded by the failover timeout) until the map is newer than {@code epoch} and avoids lost workers. */
+    private void awaitPlacement(long step, String why, long epoch) {
+        long start = System.nanoTime();
+        long deadline = start + failoverTimeoutNs;
+        long sentEpoch = epoch;
+        log.accept("step " + step + ", " + why + "; waiting for a placement without it");
+        while (true) {
+            int work = experts.poll();
+            experts.refresh(true);
+            if (experts.map().epoch > sentEpoch && !experts.mapUsesLost()) {
+                break;
+            }
+            long now = System.nanoTime();
+            if (now > deadline) {
+                throw new ExpertsUnavailableException("step " + step + ", " + why + "; no placement without it within "
+                        + TimeUnit.NANOSECONDS.toMillis(failoverTimeoutNs) + " ms", null, true);
+            }
+            if (work == 0) {
+                idle.idle();
+            } else {
+                idle.reset();
+            }
+        }
+        stats.waitNs += System.nanoTime() - start;
+    }
+
     private void checkDeadlines(long step, int m, boolean[] waiting, long now) {
         experts.checkLinks();
+        experts.refresh(false);
         for (int i = 0; i < m; i++) {
             MoeExchange ex = experts.exchange(i);
             if (waiting[i] && ex.open && ex.failure == null && now > ex.deadlineNs) {

@@ -24,6 +24,8 @@ final class MoeExchange {
     // The exchange in flight.
     long step = -1;
     int layer = -1;
+    /** The placement epoch of the last (re)send. */
+    long epoch;
     boolean open;
     int tokens;
     int pending;
@@ -52,6 +54,9 @@ final class MoeExchange {
 
     private void ensure(int T, int links) {
         if (experts.length < T * k) {
+            if (open) {
+                throw new IllegalStateException("an exchange in flight cannot grow its buffers");
+            }
             int n = Math.max(T * k, experts.length * 2);
             experts = new int[n];
             weights = new double[n];
@@ -69,11 +74,12 @@ final class MoeExchange {
     }
 
     /**
-     * Sends the pass's current layer to the expert workers; returns the dispatch bytes handed to Aeron. Throws
-     * {@link ExpertsUnavailableException} when a needed worker is lost or a send times out.
+     * Sends the pass's current layer to the expert workers of {@code map}; returns the dispatch bytes handed to Aeron.
+     * Counts each routed slot in {@code load} [layer][expert]. Throws {@link ExpertsUnavailableException} when a
+     * needed worker is lost or a send times out.
      */
-    long send(long epoch, int source, long step, Transformer.Pass p, ExpertMap map, List<ExpertLink> links,
-              long timeoutNs) {
+    long send(int source, long step, Transformer.Pass p, ExpertMap map, List<ExpertLink> links, long timeoutNs,
+              long[][] load) {
         int T = p.tokens();
         int layer = p.layer();
         Transformer.Routing rt = p.routing();
@@ -85,14 +91,12 @@ final class MoeExchange {
         this.layer = layer;
         this.tokens = T;
         this.failure = null;
-        Arrays.fill(pendingPerLink, 0);
+        long[] layerLoad = load[layer];
         for (int i = 0; i < T * k; i++) {
             experts[i] = rt.experts()[i];
             weights[i] = rt.weights()[i];
-            int owner = map.owner(layer, experts[i]);
-            ownerOf[i] = owner;
             got[i] = false;
-            pendingPerLink[owner]++;
+            layerLoad[experts[i]]++;
         }
         pending = T * k;
         float[] x = p.ffnInput();
@@ -102,6 +106,30 @@ final class MoeExchange {
         for (int i = 0; i < T * scaleCount; i++) {
             scales[i] = (byte) exps[i];
         }
+        return route(source, map, links, timeoutNs);
+    }
+
+    /**
+     * Sends again, under {@code map} (a newer placement), the slots whose outputs have not arrived — the failover of
+     * an exchange whose expert worker died. Outputs already received are kept, so each slot is still summed once.
+     */
+    long resend(int source, ExpertMap map, List<ExpertLink> links, long timeoutNs) {
+        ensure(tokens, links.size());
+        failure = null;
+        return route(source, map, links, timeoutNs);
+    }
+
+    private long route(int source, ExpertMap map, List<ExpertLink> links, long timeoutNs) {
+        int T = tokens;
+        Arrays.fill(pendingPerLink, 0);
+        for (int i = 0; i < T * k; i++) {
+            if (!got[i]) {
+                int owner = map.owner(layer, experts[i], i / k);
+                ownerOf[i] = owner;
+                pendingPerLink[owner]++;
+            }
+        }
+        epoch = map.epoch;
         open = true;
         sentNs = System.nanoTime();
         deadlineNs = sentNs + timeoutNs;
@@ -132,8 +160,9 @@ final class MoeExchange {
                     }
                     w.row(t, n);
                     for (int s = 0; s < k; s++) {
-                        if (ownerOf[t * k + s] == link.index) {
-                            w.slot(experts[t * k + s], s, weights[t * k + s]);
+                        int i = t * k + s;
+                        if (!got[i] && ownerOf[i] == link.index) {
+                            w.slot(experts[i], s, weights[i]);
                         }
                     }
                     w.activation(codes, t * d, scales, t * scaleCount);
@@ -149,10 +178,11 @@ final class MoeExchange {
         return bytes;
     }
 
+    /** Slots of token t still awaited from link. */
     private int slotsOn(int t, int link) {
         int n = 0;
         for (int s = 0; s < k; s++) {
-            if (ownerOf[t * k + s] == link) {
+            if (!got[t * k + s] && ownerOf[t * k + s] == link) {
                 n++;
             }
         }

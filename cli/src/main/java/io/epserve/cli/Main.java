@@ -1,5 +1,6 @@
 package io.epserve.cli;
 
+import io.epserve.cli.commands.AdminCommand;
 import io.epserve.cli.commands.AttentionWorkerCommand;
 import io.epserve.cli.commands.BenchClusterCommand;
 import io.epserve.cli.commands.ChatCommand;
@@ -49,6 +50,7 @@ public final class Main {
                 new ExpertWorkerCommand(),
                 new AttentionWorkerCommand(),
                 new RouterCommand(),
+                new AdminCommand(),
                 new ClusterLogitsCommand(),
                 new BenchClusterCommand(),
                 new BenchExchangeCommand(),

@@ -24,9 +24,12 @@ import java.util.Map;
  *       layers not named get no experts.
  * </ul>
  *
- * Every error names the offending item and the valid range. Immutable.
+ * Every error names the offending item and the valid range. Immutable. Only the control plane makes empty placements
+ * ({@link #none}: an expert worker waiting for its assignment).
  */
 public final class Placement implements ModelWeights.ExpertFilter {
+    /** The canonical text of the empty placement. */
+    public static final String NONE = "none";
     private final boolean[][] placed;
     /** Whether the last layer index is the MTP block. */
     private final boolean mtp;
@@ -41,10 +44,57 @@ public final class Placement implements ModelWeights.ExpertFilter {
                 n += b ? 1 : 0;
             }
         }
-        if (n == 0) {
+        this.size = n;
+    }
+
+    /** Placements people give must place something; an expert worker waiting for its assignment holds nothing. */
+    private static Placement nonEmpty(Placement p) {
+        if (p.size == 0) {
             throw new IllegalArgumentException("the placement selects no experts");
         }
-        this.size = n;
+        return p;
+    }
+
+    /** A copy of {@code placed} [layer][expert]; may be empty. */
+    public static Placement of(boolean[][] placed, boolean mtp) {
+        boolean[][] copy = new boolean[placed.length][];
+        for (int l = 0; l < placed.length; l++) {
+            copy[l] = placed[l].clone();
+        }
+        return new Placement(copy, mtp);
+    }
+
+    /** No experts at all: what an expert worker holds before the control plane assigns it some. */
+    public static Placement none(int layers, boolean mtp, int experts) {
+        return new Placement(new boolean[layers][experts], mtp);
+    }
+
+    /** Everything in this placement or in {@code other} (same shape). */
+    public Placement union(Placement other) {
+        boolean[][] u = new boolean[placed.length][];
+        for (int l = 0; l < placed.length; l++) {
+            u[l] = placed[l].clone();
+            for (int e = 0; e < u[l].length; e++) {
+                u[l][e] |= other.wants(l, e);
+            }
+        }
+        return new Placement(u, mtp);
+    }
+
+    /** Whether every expert of {@code other} is in this placement. */
+    public boolean containsAll(Placement other) {
+        for (int l = 0; l < other.placed.length; l++) {
+            for (int e = 0; e < other.placed[l].length; e++) {
+                if (other.placed[l][e] && !wants(l, e)) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    public boolean isEmpty() {
+        return size == 0;
     }
 
     /** {@code --experts SPEC} for the model of {@code c}: the same experts in all its expert layers. */
@@ -62,7 +112,7 @@ public final class Placement implements ModelWeights.ExpertFilter {
         for (int l = 0; l < layers; l++) {
             placed[l] = set.clone();
         }
-        return new Placement(placed, mtp);
+        return nonEmpty(new Placement(placed, mtp));
     }
 
     /**
@@ -70,6 +120,9 @@ public final class Placement implements ModelWeights.ExpertFilter {
      * {@code "*:0-3,7"} or {@code "0:0-1;1:2-3"}.
      */
     public static Placement ofCanonical(String text, int layers, boolean mtp, int experts) {
+        if (text.equals(NONE)) {
+            return none(layers, mtp, experts);
+        }
         if (text.startsWith("*:")) {
             return ofSpec(text.substring(2), layers, mtp, experts);
         }
@@ -82,7 +135,7 @@ public final class Placement implements ModelWeights.ExpertFilter {
             int layer = parseLayer(part.substring(0, colon), layers, mtp, "placement '" + text + "'");
             placed[layer] = parseSpec(part.substring(colon + 1), experts, "placement '" + text + "' layer " + layer);
         }
-        return new Placement(placed, mtp);
+        return nonEmpty(new Placement(placed, mtp));
     }
 
     /** {@code --placement FILE} for the model of {@code c}. */
@@ -140,7 +193,7 @@ public final class Placement implements ModelWeights.ExpertFilter {
                 throw new IllegalArgumentException(where + ": expected an array of expert ids or a spec like \"0-3,7\"");
             }
         }
-        return new Placement(placed, mtp);
+        return nonEmpty(new Placement(placed, mtp));
     }
 
     private static int parseLayer(String key, int layers, boolean mtp, String source) {
@@ -261,6 +314,9 @@ public final class Placement implements ModelWeights.ExpertFilter {
      * {@code "0:0-1;1:2-3;4:5"} (layers without experts left out). Equal placements give equal text.
      */
     public String canonical() {
+        if (size == 0) {
+            return NONE;
+        }
         if (uniform()) {
             return "*:" + ranges(experts(0));
         }
@@ -279,6 +335,9 @@ public final class Placement implements ModelWeights.ExpertFilter {
 
     /** For people: "experts 0-3 of 8 in each of 5 layers (0-3, MTP 4)" or the per-layer list. */
     public String describe() {
+        if (size == 0) {
+            return "no experts";
+        }
         int mtpIndex = mtp ? placed.length - 1 : -1;
         if (uniform()) {
             return "experts " + ranges(experts(0)) + " of " + expertsPerLayer() + " in each of " + placed.length

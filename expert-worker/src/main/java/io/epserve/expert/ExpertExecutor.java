@@ -55,7 +55,7 @@ public final class ExpertExecutor {
     private static final int INITIAL_TOKENS = 16;
 
     private final ModelConfig c;
-    private final ExpertWeights weights;
+    private ExpertWeights weights;
     private final Kernels kernels;
     private final int waveExperts;
     private final int maxTokens;
@@ -120,6 +120,18 @@ public final class ExpertExecutor {
         this.start = new int[experts];
         this.cursor = new int[experts];
         this.single = newExchange();
+    }
+
+    /**
+     * Serves from {@code w} from now on (same model): the control plane changed what this worker holds. Only between
+     * exchanges, on the thread that runs them; counters carry on.
+     */
+    public void weights(ExpertWeights w) {
+        if (w.layerCount() != layers || w.config().nRoutedExperts() != experts) {
+            throw new IllegalArgumentException("new expert weights cover " + w.layerCount() + " layers of "
+                    + w.config().nRoutedExperts() + " experts, this executor " + layers + " of " + experts);
+        }
+        this.weights = w;
     }
 
     /** The rows of one dispatch exchange (all its parts), as received from one attention worker. */

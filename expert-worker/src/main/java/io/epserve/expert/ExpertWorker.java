@@ -28,7 +28,13 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
+import io.epserve.cluster.ControlPlane;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 import org.agrona.CloseHelper;
 import org.agrona.collections.Long2ObjectHashMap;
@@ -88,6 +94,9 @@ public final class ExpertWorker implements AutoCloseable {
         int controlStream = Channels.CONTROL_STREAM;
         long sendTimeoutNs = MessageSender.DEFAULT_TIMEOUT_NS;
         Consumer<String> log = System.err::println;
+        ControlPlane.Settings controlPlane;
+        String advertise;
+        long drainTimeoutMs = 120_000;
 
         /** The model directory (config.json and the checkpoint). */
         public Options model(Path dir) {
@@ -183,6 +192,24 @@ public final class ExpertWorker implements AutoCloseable {
             return this;
         }
 
+        /** Join the cluster: the coordinator assigns the experts (instead of --experts or --placement). */
+        public Options controlPlane(ControlPlane.Settings s) {
+            this.controlPlane = s;
+            return this;
+        }
+
+        /** The endpoint attention workers send to, announced in the cluster (default: --listen). */
+        public Options advertise(String endpoint) {
+            this.advertise = endpoint;
+            return this;
+        }
+
+        /** How long a drain (SIGTERM in a cluster, or `admin drain`) may wait for the experts to move away. */
+        public Options drainTimeoutMs(long ms) {
+            this.drainTimeoutMs = ms;
+            return this;
+        }
+
         /** Where log lines go (default stderr). */
         public Options log(Consumer<String> log) {
             this.log = log;
@@ -195,13 +222,26 @@ public final class ExpertWorker implements AutoCloseable {
                 throw new IllegalArgumentException("--model is required");
             }
             int sources = (expertsSpec != null ? 1 : 0) + (placementFile != null ? 1 : 0) + (placement != null ? 1 : 0);
-            if (sources != 1) {
-                throw new IllegalArgumentException("give exactly one of --experts SPEC and --placement FILE");
+            if (controlPlane != null) {
+                if (sources != 0) {
+                    throw new IllegalArgumentException("in a cluster (--cluster-members) the coordinator assigns the"
+                            + " experts: --experts and --placement are for expert workers without a control plane");
+                }
+                controlPlane.validate();
+            } else if (sources != 1) {
+                throw new IllegalArgumentException("give exactly one of --experts SPEC and --placement FILE"
+                        + " (or join a cluster with --cluster-members)");
+            }
+            if (drainTimeoutMs <= 0) {
+                throw new IllegalArgumentException("--drain-timeout-ms must be positive");
             }
             if (listen == null) {
                 throw new IllegalArgumentException("--listen is required (HOST:PORT, ipc, or an aeron: URI)");
             }
             listenChannel(listen);
+            if (advertise != null) {
+                Channels.ofEndpoint(advertise);
+            }
             if (aeronDir != null && externalDriver != null) {
                 throw new IllegalArgumentException("--aeron-dir (embedded driver) and --external-driver exclude each other");
             }
@@ -246,10 +286,13 @@ public final class ExpertWorker implements AutoCloseable {
 
     private final Options options;
     private final ModelConfig config;
-    private final Placement placement;
+    private volatile Placement placement;
     private final String modelFingerprint;
-    private final String fingerprint;
-    private final ExpertWeights weights;
+    private volatile String fingerprint;
+    private volatile ExpertWeights weights;
+    /** New holdings for the agent to switch to between exchanges, and who waits for it. */
+    private final AtomicReference<Holding> nextHolding = new AtomicReference<>();
+    private ExpertMembership membership;
     private final Kernels kernels;
     private final MediaDriverHandle driver;
     private final String channel;
@@ -287,7 +330,9 @@ public final class ExpertWorker implements AutoCloseable {
     public static ExpertWorker start(Options o) {
         o.validate();
         ModelConfig config = ModelConfig.load(o.model);
-        Placement placement = o.placement != null ? o.placement
+        Placement placement = o.controlPlane != null ? Placement.none(ExpertWeights.layerCount(config),
+                        config.nMtpLayers() > 0, config.nRoutedExperts())
+                : o.placement != null ? o.placement
                 : o.expertsSpec != null ? Placement.ofSpec(o.expertsSpec, config)
                 : Placement.ofFile(o.placementFile, config);
         if (placement.layerCount() != ExpertWeights.layerCount(config)
@@ -322,6 +367,11 @@ public final class ExpertWorker implements AutoCloseable {
                 t.setDaemon(false);
                 return t;
             });
+            opened.add(w.runner);
+            if (o.controlPlane != null) {
+                w.membership = ExpertMembership.join(w, o.controlPlane, modelFingerprint,
+                        o.advertise != null ? o.advertise : o.listen, m -> o.log.accept(w.prefix() + m));
+            }
             return w;
         } catch (RuntimeException e) {
             for (int i = opened.size() - 1; i >= 0; i--) {
@@ -345,7 +395,7 @@ public final class ExpertWorker implements AutoCloseable {
                         + (options.waveExperts == 1 ? "" : "s"),
                 options.maxTokensPerDispatch, channel, options.dispatchStream, options.controlStream,
                 driver.aeronDirectoryName(), driver.isEmbedded() ? "embedded" : "external",
-                ProcessHandle.current().pid());
+                ProcessHandle.current().pid()) + (membership == null ? "" : "; " + membership.describe());
     }
 
     public ModelConfig config() {
@@ -356,6 +406,48 @@ public final class ExpertWorker implements AutoCloseable {
         return placement;
     }
 
+    /** Whether it is a member of a cluster (its experts come from the coordinator). */
+    public boolean clustered() {
+        return membership != null;
+    }
+
+    ExpertMembership membership() {
+        return membership;
+    }
+
+    /**
+     * Serves exactly the experts of {@code p} from now on: maps them (on the calling thread), has the agent switch
+     * between exchanges and tell every attention worker (a READY with the new experts), then unmaps the old ones.
+     * Returns once the agent has switched; throws if it does not within 10 s.
+     */
+    void hold(Placement p) {
+        if (p.equals(placement)) {
+            return;
+        }
+        ExpertWeights w = ExpertWeights.open(options.model, config, p);
+        Holding h = new Holding(p, w);
+        Holding replaced = nextHolding.getAndSet(h);
+        if (replaced != null) {
+            replaced.weights.close();
+            replaced.done.completeExceptionally(new IllegalStateException("superseded"));
+        }
+        try {
+            h.done.get(10, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while switching experts", e);
+        } catch (ExecutionException | TimeoutException e) {
+            throw new IllegalStateException("the agent did not switch to " + p.describe() + ": " + e, e);
+        }
+    }
+
+    /** Experts to switch to. */
+    private record Holding(Placement placement, ExpertWeights weights, CompletableFuture<Void> done) {
+        Holding(Placement placement, ExpertWeights weights) {
+            this(placement, weights, new CompletableFuture<>());
+        }
+    }
+
     public ExpertWeights weights() {
         return weights;
     }
@@ -364,7 +456,7 @@ public final class ExpertWorker implements AutoCloseable {
     public String summaryLine() {
         long calls = 0;
         for (int l = 0; l < placement.layerCount(); l++) {
-            for (int e : placement.experts(l)) {
+            for (int e = 0; e < placement.expertsPerLayer(); e++) {
                 calls += executor.expertCalls(l, e);
             }
         }
@@ -419,6 +511,11 @@ public final class ExpertWorker implements AutoCloseable {
         return agent.unknownSource;
     }
 
+    /** Wall-clock time of the first dispatch received (0: none yet): when a new worker starts to serve. */
+    public long firstDispatchMs() {
+        return agent.firstDispatchMs;
+    }
+
     /** Messages that could not be decoded (logged and skipped). */
     public long malformedMessages() {
         return agent.malformed;
@@ -435,8 +532,15 @@ public final class ExpertWorker implements AutoCloseable {
             return;
         }
         try {
+            if (membership != null) {
+                membership.close();
+            }
             CloseHelper.close(runner);
         } finally {
+            Holding pending = nextHolding.getAndSet(null);
+            if (pending != null) {
+                pending.weights.close();
+            }
             CloseHelper.quietCloseAll(kernels, weights);
             driver.close();
         }
@@ -484,6 +588,7 @@ public final class ExpertWorker implements AutoCloseable {
         volatile int peerCount;
         volatile long unknownSource;
         volatile long malformed;
+        volatile long firstDispatchMs;
 
         void subscribe() {
             dispatchIn = driver.newReceiver(channel, options.dispatchStream, this);
@@ -501,7 +606,32 @@ public final class ExpertWorker implements AutoCloseable {
 
         @Override
         public int doWork() {
+            Holding h = nextHolding.get();
+            if (h != null && nextHolding.compareAndSet(h, null)) {
+                switchTo(h);
+                return 1;
+            }
             return poll(controlIn) + poll(dispatchIn);
+        }
+
+        /** Between exchanges: serve the new experts, tell the attention workers, unmap the old ones. */
+        private void switchTo(Holding h) {
+            ExpertWeights old = weights;
+            executor.weights(h.weights);
+            weights = h.weights;
+            placement = h.placement;
+            fingerprint = Fingerprint.expertWorker(modelFingerprint, h.placement);
+            for (Peer peer : peers.values()) {
+                try {
+                    peer.control.hello(0, options.workerId, Role.EXPERT_WORKER, HelloStatus.READY, fingerprint,
+                            channel, options.dispatchStream);
+                } catch (RuntimeException e) {
+                    log("could not tell attention worker " + peer.source + " about the new experts: " + e.getMessage());
+                }
+            }
+            CloseHelper.quietClose(old);
+            log("now holds " + h.placement.describe());
+            h.done.complete(null);
         }
 
         private int poll(MessageReceiver in) {
@@ -583,6 +713,9 @@ public final class ExpertWorker implements AutoCloseable {
 
         @Override
         public void onDispatch(DispatchDecoder dispatch) {
+            if (firstDispatchMs == 0) {
+                firstDispatchMs = System.currentTimeMillis();
+            }
             long source = dispatch.source();
             Peer peer = peers.get(source);
             if (peer == null) {

@@ -2,6 +2,8 @@ package io.epserve.expert;
 
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
+import io.epserve.cluster.ClusterFlags;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -68,6 +70,19 @@ public final class ExpertWorkerFlags {
             description = "Give up an attention worker whose sends stay blocked this long. Default: ${DEFAULT-VALUE}.")
     long sendTimeoutMs;
 
+    @Option(names = "--advertise", paramLabel = "ENDPOINT",
+            description = "In a cluster: the endpoint attention workers send to, if not --listen (e.g. the pod's"
+                    + " address when listening on 0.0.0.0).")
+    String advertise;
+
+    @Option(names = "--drain-timeout-ms", defaultValue = "120000", paramLabel = "MS",
+            description = "In a cluster, SIGTERM first moves this worker's experts away; give up waiting after this."
+                    + " Default: ${DEFAULT-VALUE}.")
+    long drainTimeoutMs;
+
+    @Mixin
+    ClusterFlags cluster = new ClusterFlags();
+
     /** The worker options these flags ask for; throws IllegalArgumentException naming a bad flag. */
     public ExpertWorker.Options toOptions() {
         ExpertWorker.Options o = ExpertWorker.options()
@@ -85,6 +100,13 @@ public final class ExpertWorkerFlags {
         if (experts != null) {
             o.experts(experts);
         }
+        if (cluster.enabled()) {
+            o.controlPlane(cluster.settings());
+        }
+        if (advertise != null) {
+            o.advertise(advertise);
+        }
+        o.drainTimeoutMs(drainTimeoutMs);
         if (placement != null) {
             o.placementFile(placement);
         }

@@ -4,6 +4,7 @@ import io.epserve.model.config.ConfigException;
 import io.epserve.model.safetensors.CheckpointException;
 import io.epserve.transport.TransportException;
 import java.io.PrintStream;
+import io.epserve.cluster.ClusterException;
 import io.epserve.cluster.TerminationSignals;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -57,7 +58,7 @@ public final class ExpertWorkerMain implements Callable<Integer> {
         } catch (IllegalArgumentException | ConfigException | CheckpointException e) {
             err.println("epserve expert-worker: cannot serve " + flags.model + ": " + e.getMessage());
             return BAD_INPUT;
-        } catch (TransportException e) {
+        } catch (TransportException | ClusterException e) {
             err.println("epserve expert-worker: " + e.getMessage());
             return FAILED;
         }
@@ -66,7 +67,28 @@ public final class ExpertWorkerMain implements Callable<Integer> {
         try (worker) {
             out.println(worker.readyLine());
             out.flush();
+            if (worker.clustered()) {
+                // Drained on request (`admin drain`) stops it like a signal does.
+                ExpertMembership m = worker.membership();
+                Thread.ofPlatform().daemon().name("epserve-expert-drained").start(() -> {
+                    try {
+                        m.drainedLatch().await();
+                        stop.countDown();
+                    } catch (InterruptedException ignored) {
+                        // stopping anyway
+                    }
+                });
+            }
             stop.await();
+            if (worker.clustered() && !worker.membership().drained()) {
+                // A cluster member stops without losing steps: its experts move away first (bounded).
+                err.println("expert-worker " + worker.workerId() + ": draining before it stops");
+                worker.membership().requestDrain();
+                if (!worker.membership().awaitDrained(options.drainTimeoutMs)) {
+                    err.println("expert-worker " + worker.workerId() + ": not drained within "
+                            + options.drainTimeoutMs + " ms (no other expert worker to take its experts?); stopping");
+                }
+            }
             err.println("expert-worker " + worker.workerId() + ": stopping");
             err.println(worker.summaryLine());
         } catch (InterruptedException e) {

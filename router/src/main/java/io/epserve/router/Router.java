@@ -1,6 +1,9 @@
 package io.epserve.router;
 
+import io.epserve.cluster.ClusterNode;
+import io.epserve.cluster.ControlPlane;
 import io.epserve.cluster.Fingerprint;
+import io.epserve.cluster.MemberInfo;
 import io.epserve.model.config.ModelConfig;
 import io.epserve.model.text.Tokenizer;
 import io.epserve.proto.v1.DetokenizeRequest;
@@ -29,6 +32,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Consumer;
 
 /**
@@ -49,6 +53,8 @@ public final class Router implements AutoCloseable {
         int port = 50051;
         int maxInFlight = 1024;
         int maxResubmits = 3;
+        ControlPlane.Settings controlPlane;
+        String advertiseHost;
         Consumer<String> log = s -> { };
 
         public Options model(Path v) { model = v; return this; }
@@ -61,13 +67,24 @@ public final class Router implements AutoCloseable {
         /** Resubmissions of one request to another attention worker when its worker is lost (0: none). */
         public Options maxResubmits(int v) { maxResubmits = v; return this; }
         public Options log(Consumer<String> v) { log = v; return this; }
+        /** Join the cluster: attention workers come from the control plane; serves the Admin API too. */
+        public Options controlPlane(ControlPlane.Settings v) { controlPlane = v; return this; }
+        /** The host this router announces in the cluster (default: --host). */
+        public Options advertiseHost(String v) { advertiseHost = v; return this; }
 
         public void validate() {
             if (model == null) {
                 throw new IllegalArgumentException("--model is required");
             }
-            if (attentionWorkers.isEmpty()) {
-                throw new IllegalArgumentException("--attention-workers: at least one HOST:PORT is required");
+            if (controlPlane != null) {
+                if (!attentionWorkers.isEmpty()) {
+                    throw new IllegalArgumentException("in a cluster (--cluster-members) the attention workers come"
+                            + " from the control plane: leave out --attention-workers");
+                }
+                controlPlane.validate();
+            } else if (attentionWorkers.isEmpty()) {
+                throw new IllegalArgumentException("--attention-workers: at least one HOST:PORT is required (or join"
+                        + " a cluster with --cluster-members)");
             }
             for (String t : attentionWorkers) {
                 int c = t.lastIndexOf(':');
@@ -121,7 +138,8 @@ public final class Router implements AutoCloseable {
     private final Tokenizer tokenizer;
     private final String modelId;
     private final String fingerprint;
-    private final List<Backend> backends = new ArrayList<>();
+    private final List<Backend> backends = new CopyOnWriteArrayList<>();
+    private final ControlPlane plane;
     private final AtomicInteger inFlight = new AtomicInteger();
     private final AtomicInteger roundRobin = new AtomicInteger();
     private final java.util.concurrent.atomic.AtomicLong resubmissions = new java.util.concurrent.atomic.AtomicLong();
@@ -136,20 +154,36 @@ public final class Router implements AutoCloseable {
         this.fingerprint = Fingerprint.model(o.model);
         this.modelId = o.modelId != null ? o.modelId : o.model.toAbsolutePath().normalize().getFileName().toString();
         this.tokenizer = Tokenizer.load(o.model);
+        ControlPlane cp = null;
         try {
             for (String t : o.attentionWorkers) {
                 backends.add(new Backend(t));
             }
-            server = NettyServerBuilder.forAddress(new InetSocketAddress(o.host, o.port))
+            if (o.controlPlane != null) {
+                cp = ControlPlane.join(o.controlPlane, ClusterNode.ModelIdentity.of(fingerprint, config),
+                        MemberInfo.of(MemberInfo.ROUTER, 0, "", "", fingerprint), m -> o.log.accept("router: " + m));
+            }
+            NettyServerBuilder sb = NettyServerBuilder.forAddress(new InetSocketAddress(o.host, o.port))
                     .addService(new Service())
                     .addService(health.getHealthService())
-                    .addService(ProtoReflectionServiceV1.newInstance())
-                    .build()
-                    .start();
+                    .addService(ProtoReflectionServiceV1.newInstance());
+            if (cp != null) {
+                sb.addService(new AdminService(cp.node()));
+            }
+            server = sb.build().start();
         } catch (IOException | RuntimeException e) {
             backends.forEach(b -> b.channel.shutdownNow());
+            if (cp != null) {
+                cp.close();
+            }
             tokenizer.close();
             throw e;
+        }
+        this.plane = cp;
+        if (cp != null) {
+            String at = (o.advertiseHost != null ? o.advertiseHost : o.host) + ":" + server.getPort();
+            cp.node().update(i -> i.withGrpc(at).withState(MemberInfo.READY));
+            syncBackends();
         }
         poller = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "epserve-router-poller");
@@ -163,6 +197,13 @@ public final class Router implements AutoCloseable {
 
     /** Refreshes every worker's load from its Status (a worker that does not answer within 1 s is unreachable). */
     private void poll() {
+        if (plane != null) {
+            try {
+                syncBackends();
+            } catch (RuntimeException e) {
+                o.log.accept("router: cannot read the cluster's members: " + e);
+            }
+        }
         for (Backend b : backends) {
             try {
                 long asked = System.nanoTime();
@@ -186,6 +227,32 @@ public final class Router implements AutoCloseable {
         }
     }
 
+    /**
+     * With the control plane: the ready attention workers of the cluster become backends, the departed or draining
+     * stop getting new requests (their channels close gracefully, so streams in flight end on their own).
+     */
+    private synchronized void syncBackends() {
+        java.util.Set<String> ready = new java.util.HashSet<>();
+        for (MemberInfo m : plane.node().liveMembers()) {
+            if (m.isAttentionWorker() && m.ready() && !m.grpc().isEmpty()) {
+                ready.add(m.grpc());
+            }
+        }
+        for (Backend b : backends) {
+            if (!ready.contains(b.target)) {
+                backends.remove(b);
+                b.channel.shutdown();
+                o.log.accept("router: attention worker " + b.target + " left the cluster or is draining");
+            }
+        }
+        for (String t : ready) {
+            if (backends.stream().noneMatch(b -> b.target.equals(t))) {
+                backends.add(new Backend(t));
+                o.log.accept("router: attention worker " + t + " joined");
+            }
+        }
+    }
+
     public static Router start(Options o) throws IOException {
         o.validate();
         return new Router(o);
@@ -198,7 +265,9 @@ public final class Router implements AutoCloseable {
     public String readyLine() {
         return String.format(Locale.ROOT, "router ready: model %s (%s, %s), grpc %s:%d, attention workers %s; pid %d",
                 modelId, o.model, fingerprint.substring(0, Math.min(19, fingerprint.length())), o.host, port(),
-                String.join(",", o.attentionWorkers), ProcessHandle.current().pid());
+                plane == null ? String.join(",", o.attentionWorkers) : "from cluster '" + plane.node().clusterName()
+                        + "' (member " + plane.node().address() + ", admin API on the same port)",
+                ProcessHandle.current().pid());
     }
 
     ModelConfig config() {
@@ -224,7 +293,11 @@ public final class Router implements AutoCloseable {
 
     /** As {@link #pick()}, never one of these (the workers that already failed a request); null if that leaves none. */
     Backend pick(java.util.Set<Backend> except) {
+        List<Backend> backends = List.copyOf(this.backends);
         int n = backends.size();
+        if (n == 0) {
+            return null;
+        }
         int start = Math.floorMod(roundRobin.getAndIncrement(), n);
         Backend best = null;
         for (int pass = 0; pass < 2 && best == null; pass++) {
@@ -305,6 +378,9 @@ public final class Router implements AutoCloseable {
         }
         for (Backend b : backends) {
             b.channel.shutdownNow();
+        }
+        if (plane != null) {
+            plane.close();
         }
         tokenizer.close();
     }

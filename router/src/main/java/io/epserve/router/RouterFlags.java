@@ -2,6 +2,8 @@ package io.epserve.router;
 
 import java.nio.file.Path;
 import java.util.List;
+import io.epserve.cluster.ClusterFlags;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** The router's flags, declared once for {@link RouterMain} and the cli's {@code epserve router}. */
@@ -9,9 +11,16 @@ public final class RouterFlags {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Model directory (config.json, tokenizer.json).")
     Path model;
 
-    @Option(names = "--attention-workers", required = true, split = ",", paramLabel = "HOST:PORT",
-            description = "The attention workers' gRPC addresses, comma-separated.")
-    List<String> attentionWorkers;
+    @Option(names = "--attention-workers", split = ",", paramLabel = "HOST:PORT",
+            description = "Without a cluster: the attention workers' gRPC addresses, comma-separated.")
+    List<String> attentionWorkers = List.of();
+
+    @Mixin
+    ClusterFlags cluster = new ClusterFlags();
+
+    @Option(names = "--advertise-host", paramLabel = "HOST",
+            description = "In a cluster: the host this router is announced at (default: --host).")
+    String advertiseHost;
 
     @Option(names = "--port", defaultValue = "50051", description = "gRPC port (0: any free port). Default: ${DEFAULT-VALUE}.")
     int port;
@@ -33,7 +42,10 @@ public final class RouterFlags {
 
     public Router.Options toOptions() {
         Router.Options o = Router.options().model(model).attentionWorkers(attentionWorkers).port(port).host(host)
-                .modelId(modelId).maxInFlight(maxInFlight).maxResubmits(maxResubmits);
+                .modelId(modelId).maxInFlight(maxInFlight).maxResubmits(maxResubmits).advertiseHost(advertiseHost);
+        if (cluster.enabled()) {
+            o.controlPlane(cluster.settings());
+        }
         o.validate();
         return o;
     }

@@ -43,7 +43,7 @@ public final class RouterMain implements Callable<Integer> {
         } catch (IllegalArgumentException | ConfigException e) {
             err.println("epserve router: cannot serve " + flags.model + ": " + e.getMessage());
             return 2;
-        } catch (IOException e) {
+        } catch (IOException | io.epserve.cluster.ClusterException e) {
             err.println("epserve router: " + e.getMessage());
             return 1;
         }

@@ -70,6 +70,12 @@ abstract class WorkerStream<R> {
             return null;
         }
         Router.Backend b = router.pick();
+        if (b == null) {
+            router.release();
+            client.onError(Status.UNAVAILABLE.withDescription("no attention worker is ready in the cluster yet")
+                    .asRuntimeException());
+            return null;
+        }
         b.inFlight.incrementAndGet();
         return b;
     }

@@ -53,12 +53,25 @@ public final class LocalCluster implements AutoCloseable {
         Path logDir;
         Integer routerPort;
         boolean ipc;
+        boolean controlPlane;
+        String clusterName;
+        final List<String> clusterArgs = new ArrayList<>();
 
         /**
          * One attention worker and one expert worker over Aeron IPC: the attention worker's embedded media driver is
          * shared with the expert worker ({@code --external-driver}), both listening on {@code ipc}.
          */
         public Options ipc(boolean v) { ipc = v; return this; }
+        /**
+         * Every process joins one Hazelcast cluster (its own name and ports): the coordinator places the experts,
+         * attention workers and the router find each other there. Expert workers start one after the other, so
+         * expert worker 1 is the oldest member, i.e. the first coordinator.
+         */
+        public Options controlPlane(boolean v) { controlPlane = v; return this; }
+        /** More flags for every process of a control-plane cluster (e.g. --redundant-experts 1). */
+        public Options clusterArg(String v) { clusterArgs.add(v); return this; }
+        /** The cluster's name (default: one of its own, so that test clusters never meet). */
+        public Options clusterName(String v) { clusterName = v; return this; }
 
         /** Also start a router on this port (0: any free port) in front of the attention workers. */
         public Options router(int port) { routerPort = port; return this; }
@@ -148,13 +161,122 @@ public final class LocalCluster implements AutoCloseable {
     }
 
     private final Options o;
-    private final List<Worker> experts = new ArrayList<>();
+    private final List<Worker> experts = new java.util.concurrent.CopyOnWriteArrayList<>();
     private final List<Worker> attention = new ArrayList<>();
-    private Worker router;
+    private volatile Worker router;
     private final List<ManagedChannel> channels = new ArrayList<>();
+
+    private String clusterName;
+    private int clusterPort;
+    private Path logs;
 
     private LocalCluster(Options o) {
         this.o = o;
+    }
+
+    /** The flags that make a process join this cluster's control plane (empty without one). */
+    public List<String> clusterFlags() {
+        if (clusterName == null) {
+            return List.of();
+        }
+        List<String> f = new ArrayList<>(List.of("--cluster-name", clusterName, "--cluster-port",
+                String.valueOf(clusterPort), "--cluster-members", "127.0.0.1:" + clusterPort + "-" + (clusterPort + 9)));
+        f.addAll(o.clusterArgs);
+        return f;
+    }
+
+    /** A free range of 10 TCP ports for the Hazelcast members, away from the default 5701. */
+    private static int freeClusterPorts() throws IOException {
+        java.util.Random r = new java.util.Random();
+        for (int attempt = 0; attempt < 50; attempt++) {
+            int base = 20_000 + r.nextInt(2_000) * 10;
+            boolean free = true;
+            for (int p = base; p < base + 10 && free; p++) {
+                try (ServerSocket t = new ServerSocket(p, 1, InetAddress.getLoopbackAddress())) {
+                    t.getLocalPort();
+                } catch (IOException e) {
+                    free = false;
+                }
+            }
+            if (free) {
+                return base;
+            }
+        }
+        throw new IOException("no free range of 10 TCP ports for the cluster's members");
+    }
+
+    /** Expert worker {@code id} in the cluster (its experts come from the coordinator). */
+    private Worker launchClusterExpert(int id) throws IOException {
+        String ep = "127.0.0.1:" + freeUdpPort();
+        List<String> args = new ArrayList<>(List.of("expert-worker", "--model", o.model.toString(), "--listen", ep,
+                "--worker-id", String.valueOf(id), "--kernels", o.kernels, "--wave-experts",
+                String.valueOf(o.waveExperts), "--idle", o.idle));
+        if (o.expertThreads != null) {
+            args.addAll(List.of("--threads", o.expertThreads.toString()));
+        }
+        args.addAll(clusterFlags());
+        return launch("expert-worker", id, ep, args, logs, 1);
+    }
+
+    /**
+     * Scale-up: starts one more expert worker (the next id) and waits for its ready line; the coordinator then gives
+     * it experts.
+     */
+    public synchronized Worker addExpertWorker() throws IOException {
+        if (clusterName == null) {
+            throw new IllegalStateException("expert workers join at run time only with the control plane");
+        }
+        int id = experts.stream().mapToInt(w -> w.id).max().orElse(0) + 1;
+        Worker w = launchClusterExpert(id);
+        experts.add(w);
+        awaitReady(w);
+        return w;
+    }
+
+    /** What a short-lived epserve process did: its exit code and output. */
+    public record Exit(int code, String output) {
+    }
+
+    /** Runs {@code ./epserve ARGS} (this JVM's class path and flags) to completion, bounded by {@code timeoutMs}. */
+    public Exit run(List<String> args, long timeoutMs) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.addAll(jvmFlags());
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "io.epserve.cli.Main"));
+        cmd.addAll(args);
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        CompletableFuture<String> out = CompletableFuture.supplyAsync(() -> {
+            try {
+                return new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            } catch (IOException e) {
+                return "(output unreadable: " + e + ")";
+            }
+        });
+        if (!p.waitFor(timeoutMs, TimeUnit.MILLISECONDS)) {
+            p.toHandle().destroyForcibly();
+            p.waitFor(10, TimeUnit.SECONDS);
+            throw new IllegalStateException("epserve " + args + " did not finish within " + timeoutMs + " ms");
+        }
+        try {
+            return new Exit(p.exitValue(), out.get(10, TimeUnit.SECONDS));
+        } catch (java.util.concurrent.ExecutionException | TimeoutException e) {
+            return new Exit(p.exitValue(), "(output unreadable: " + e + ")");
+        }
+    }
+
+    /** Starts a router (after a crash of the old one, say) on {@code port} in this cluster; waits for it. */
+    public synchronized Worker startRouter(int port) throws IOException {
+        List<String> args = new ArrayList<>(List.of("router", "--model", o.model.toString(), "--port",
+                String.valueOf(port)));
+        if (clusterName != null) {
+            args.addAll(clusterFlags());
+        } else {
+            args.addAll(List.of("--attention-workers", String.join(",",
+                    attention.stream().map(w -> "127.0.0.1:" + w.grpcPort).toList())));
+        }
+        router = launch("router", 0, "", args, logs, 0);
+        awaitPort(router, ROUTER_PORT);
+        return router;
     }
 
     /** Starts the expert workers, waits for them, then the attention workers; throws (after stopping all) on failure. */
@@ -176,10 +298,18 @@ public final class LocalCluster implements AutoCloseable {
         if (o.ipc && (o.expertWorkers != 1 || o.attentionWorkers != 1)) {
             throw new IllegalArgumentException("an IPC cluster has one attention worker and one expert worker");
         }
+        if (o.ipc && o.controlPlane) {
+            throw new IllegalArgumentException("the IPC pair runs without the control plane");
+        }
         LocalCluster cl = new LocalCluster(o);
+        cl.logs = logs;
         try {
             if (o.ipc) {
                 cl.startIpc(logs);
+                return cl;
+            }
+            if (o.controlPlane) {
+                cl.startClustered();
                 return cl;
             }
             for (int i = 0; i < o.expertWorkers; i++) {
@@ -225,6 +355,37 @@ public final class LocalCluster implements AutoCloseable {
         } catch (IOException | RuntimeException e) {
             cl.close();
             throw e;
+        }
+    }
+
+    /** Expert workers one by one (join order = coordinator order), then the attention workers, then the router. */
+    private void startClustered() throws IOException {
+        clusterName = o.clusterName != null ? o.clusterName
+                : "epserve-local-" + ProcessHandle.current().pid() + "-" + Long.toHexString(System.nanoTime());
+        clusterPort = freeClusterPorts();
+        for (int i = 0; i < o.expertWorkers; i++) {
+            Worker w = launchClusterExpert(i + 1);
+            experts.add(w);
+            awaitReady(w);
+        }
+        for (int i = 0; i < o.attentionWorkers; i++) {
+            String ep = "127.0.0.1:" + freeUdpPort();
+            List<String> args = new ArrayList<>(List.of("attention-worker", "--model", o.model.toString(),
+                    "--listen", ep, "--port", "0", "--worker-id", String.valueOf(100 + i), "--micro-batches",
+                    String.valueOf(o.microBatchesPerWorker != null ? o.microBatchesPerWorker[i] : o.microBatches),
+                    "--kernels", o.kernels, "--expert-timeout-ms", String.valueOf(o.expertTimeoutMs),
+                    "--idle", o.idle));
+            if (o.attentionThreads != null) {
+                args.addAll(List.of("--threads", o.attentionThreads.toString()));
+            }
+            args.addAll(clusterFlags());
+            attention.add(launch("attention-worker", 100 + i, ep, args, logs, 0));
+        }
+        for (Worker w : attention) {
+            awaitPort(w, GRPC_PORT);
+        }
+        if (o.routerPort != null) {
+            startRouter(o.routerPort);
         }
     }
 
@@ -274,19 +435,24 @@ public final class LocalCluster implements AutoCloseable {
         return attention;
     }
 
-    /** A process of the cluster that is no longer running, or null. */
-    public Worker firstDead() {
+    /** A process of the cluster that is no longer running and not in {@code known}, or null. */
+    public Worker firstDead(java.util.Set<Worker> known) {
         List<Worker> all = new ArrayList<>(experts);
         all.addAll(attention);
         if (router != null) {
             all.add(router);
         }
         for (Worker w : all) {
-            if (!w.process.isAlive()) {
+            if (!w.process.isAlive() && !known.contains(w)) {
                 return w;
             }
         }
         return null;
+    }
+
+    /** A process of the cluster that is no longer running, or null. */
+    public Worker firstDead() {
+        return firstDead(java.util.Set.of());
     }
 
     /** The router process, or null when none was asked for. */

@@ -45,6 +45,10 @@ public final class UpCommand implements Callable<Integer> {
     @Option(names = "--log-dir", description = "Where the processes' logs go (default: a new temporary directory).")
     Path logDir;
 
+    @Option(names = "--no-control-plane",
+            description = "Run without Hazelcast: a fixed expert placement, no scaling or failover.")
+    boolean noControlPlane;
+
     @Option(names = "--single-process",
             description = "Serve the same API from this one process (router and an engine with every expert), for one"
                     + " machine; --expert-workers and --micro-batches do not apply.")
@@ -73,22 +77,38 @@ public final class UpCommand implements Callable<Integer> {
         }
         LocalCluster.Options o = LocalCluster.options().model(dir).expertWorkers(expertWorkers)
                 .attentionWorkers(attentionWorkers).microBatches(microBatches).kernels(kernels)
-                .attentionThreads(threads).expertThreads(threads).logDir(logDir).router(port);
+                .attentionThreads(threads).expertThreads(threads).logDir(logDir).router(port)
+                .controlPlane(!noControlPlane).clusterName("epserve-up-" + ProcessHandle.current().pid());
         try (LocalCluster cluster = LocalCluster.start(o)) {
             System.out.printf("epserve up: serving %s on 127.0.0.1:%d (router pid %d); %d attention worker%s, %d expert"
                             + " worker%s, %d micro-batch%s, %s kernels; logs in %s. Ctrl-C stops.%n",
                     dir, cluster.router().grpcPort(), cluster.router().pid(), attentionWorkers,
                     attentionWorkers == 1 ? "" : "s", expertWorkers, expertWorkers == 1 ? "" : "s", microBatches,
                     microBatches == 1 ? "" : "es", kernels, cluster.router().log.getParent());
+            if (!noControlPlane) {
+                String flags = String.join(" ", cluster.clusterFlags());
+                System.out.printf("epserve up: operate it with `epserve admin status|placement|drain ID|rebalance"
+                        + " --router 127.0.0.1:%d`; add an expert worker with `epserve expert-worker --model %s"
+                        + " --listen 127.0.0.1:UDP_PORT --worker-id ID %s`.%n", cluster.router().grpcPort(), dir, flags);
+            }
             System.out.flush();
             CountDownLatch stop = TerminationSignals.install();
+            java.util.Set<LocalCluster.Worker> reported = new java.util.HashSet<>();
             while (!stop.await(500, TimeUnit.MILLISECONDS)) {
-                LocalCluster.Worker dead = cluster.firstDead();
-                if (dead != null) {
+                LocalCluster.Worker dead = cluster.firstDead(reported);
+                if (dead == null) {
+                    continue;
+                }
+                if (noControlPlane || dead == cluster.router()) {
                     System.err.println("epserve up: " + dead + " exited with code " + dead.process.exitValue()
                             + "; stopping the others. Its log ends with:\n" + dead.logTail(20));
                     return 1;
                 }
+                // With the control plane the others carry on: its experts move, its sequences are resubmitted.
+                reported.add(dead);
+                System.err.println("epserve up: " + dead + " exited with code " + dead.process.exitValue()
+                        + (dead.process.exitValue() == 0 ? " (drained)" : "; the cluster carries on without it."
+                        + " Its log ends with:\n" + dead.logTail(10)));
             }
             System.err.println("epserve up: stopping");
             return 0;

@@ -1,0 +1,152 @@
+package io.epserve.attention;
+
+import io.epserve.cluster.ClusterNode;
+import io.epserve.cluster.ControlPlane;
+import io.epserve.cluster.MemberInfo;
+import io.epserve.cluster.PlacementTable;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.function.Consumer;
+import java.util.function.Supplier;
+
+/**
+ * An attention worker's part in the control plane. Every 50 ms it hands the engine thread the current placement table
+ * and the live expert workers' endpoints ({@link ExpertClient#offer}); it announces the epoch the engine steps with
+ * (expert workers unmap old experts only once every attention worker has moved on), its gauges for the operator, and
+ * once a second its routed-token counts per (layer, expert) over a sliding window, which feed EPLB.
+ */
+final class AttentionMembership implements AutoCloseable {
+    private static final long TICK_MS = 50;
+    private static final long REPORT_MS = 1_000;
+
+    private final ControlPlane plane;
+    private final ClusterNode node;
+    private final ExpertClient experts;
+    private final Supplier<Map<String, Long>> gauges;
+    private final Consumer<String> log;
+    private final int id;
+    /** Snapshots of the cumulative counts, one per report, oldest first (a ring). */
+    private final long[][][] window;
+    private int windowNext;
+    private int windowFilled;
+    private final Thread thread;
+    private volatile boolean running = true;
+    private long lastReportMs;
+    private String lastProblem;
+
+    private AttentionMembership(ControlPlane plane, ExpertClient experts, int id, int windowSeconds,
+                                Supplier<Map<String, Long>> gauges, Consumer<String> log) {
+        this.plane = plane;
+        this.node = plane.node();
+        this.experts = experts;
+        this.id = id;
+        this.gauges = gauges;
+        this.log = log;
+        this.window = new long[Math.max(1, windowSeconds)][][];
+        this.thread = new Thread(this::run, "epserve-attention-membership-" + id);
+        this.thread.setDaemon(true);
+    }
+
+    /** Joins as a starting attention worker whose combine inbox is {@code inbox}; ready comes with {@link #ready}. */
+    static AttentionMembership join(ControlPlane.Settings s, ClusterNode.ModelIdentity model, ExpertClient experts,
+                                    int id, String inbox, int windowSeconds, Supplier<Map<String, Long>> gauges,
+                                    Consumer<String> log) {
+        MemberInfo info = MemberInfo.of(MemberInfo.ATTENTION_WORKER, id, "", inbox, model.fingerprint());
+        ControlPlane plane = ControlPlane.join(s, model, info, log);
+        AttentionMembership m = new AttentionMembership(plane, experts, id, windowSeconds, gauges, log);
+        m.tick();
+        m.thread.start();
+        return m;
+    }
+
+    /** Serving: the router may send requests to {@code grpc} from now on. */
+    void ready(String grpc) {
+        node.update(i -> i.withGrpc(grpc).withState(MemberInfo.READY).withEpoch(experts.epoch()));
+    }
+
+    String describe() {
+        return "cluster '" + node.clusterName() + "' member " + node.address();
+    }
+
+    ClusterNode node() {
+        return node;
+    }
+
+    private void run() {
+        while (running) {
+            try {
+                tick();
+                lastProblem = null;
+            } catch (RuntimeException e) {
+                String problem = e.toString();
+                if (!problem.equals(lastProblem)) {
+                    lastProblem = problem;
+                    log.accept("membership: " + problem);
+                }
+            }
+            try {
+                Thread.sleep(TICK_MS);
+            } catch (InterruptedException e) {
+                return;
+            }
+        }
+    }
+
+    private void tick() {
+        PlacementTable current = node.current();
+        Map<Integer, String> endpoints = new HashMap<>();
+        for (MemberInfo m : node.liveMembers()) {
+            if (m.isExpertWorker() && !m.aeron().isEmpty()) {
+                endpoints.put(m.id(), m.aeron());
+            }
+        }
+        experts.offer(new ExpertClient.ClusterView(current, Map.copyOf(endpoints)));
+        long epoch = experts.epoch();
+        if (node.self().epoch() != epoch) {
+            node.update(i -> i.withEpoch(epoch));
+        }
+        long now = System.currentTimeMillis();
+        if (now - lastReportMs >= REPORT_MS) {
+            lastReportMs = now;
+            node.update(i -> i.withGauges(gauges.get()));
+            node.putLoad(id, windowCounts());
+        }
+    }
+
+    /** Routed slots per [layer][expert] over the window: the cumulative counts now minus the oldest snapshot. */
+    private long[][] windowCounts() {
+        long[][] cumulative = experts.load;
+        long[][] now = new long[cumulative.length][];
+        for (int l = 0; l < now.length; l++) {
+            // The engine thread increments these; a count read a step late only shifts it into the next window.
+            now[l] = cumulative[l].clone();
+        }
+        long[][] oldest = windowFilled < window.length ? window[0] : window[windowNext];
+        window[windowNext] = now;
+        windowNext = (windowNext + 1) % window.length;
+        windowFilled = Math.min(window.length, windowFilled + 1);
+        if (oldest == null) {
+            return now;
+        }
+        long[][] diff = new long[now.length][];
+        for (int l = 0; l < now.length; l++) {
+            diff[l] = new long[now[l].length];
+            for (int e = 0; e < now[l].length; e++) {
+                diff[l][e] = now[l][e] - oldest[l][e];
+            }
+        }
+        return diff;
+    }
+
+    @Override
+    public void close() {
+        running = false;
+        thread.interrupt();
+        try {
+            thread.join(2_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        plane.close();
+    }
+}

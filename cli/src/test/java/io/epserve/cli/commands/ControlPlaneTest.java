@@ -1,0 +1,270 @@
+package io.epserve.cli.commands;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import io.epserve.cli.cluster.LocalCluster;
+import io.epserve.proto.admin.v1.AdminGrpc;
+import io.epserve.proto.admin.v1.DrainRequest;
+import io.epserve.proto.admin.v1.DrainResponse;
+import io.epserve.proto.admin.v1.Member;
+import io.epserve.proto.admin.v1.PlacementRequest;
+import io.epserve.proto.admin.v1.PlacementResponse;
+import io.epserve.proto.admin.v1.StatusRequest;
+import io.epserve.proto.admin.v1.StatusResponse;
+import io.epserve.proto.admin.v1.WorkerLoad;
+import io.epserve.proto.v1.GenerateRequest;
+import io.epserve.proto.v1.GenerateResponse;
+import io.epserve.proto.v1.InferenceGrpc;
+import io.epserve.proto.v1.SamplingParams;
+import io.grpc.Channel;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.StreamObserver;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The control plane with real processes on 127.0.0.1, through the public gRPC APIs only: expert workers join, drain
+ * and die (the first coordinator drained, the second killed) while requests stream, and every request gets exactly
+ * the tokens of an undisturbed run; a router restarts; a process with another model is refused.
+ */
+class ControlPlaneTest {
+    @TempDir
+    Path tmp;
+
+    /** A streaming Generate whose tokens can be watched while it runs. */
+    static final class Stream implements StreamObserver<GenerateResponse> {
+        final List<Integer> ids = Collections.synchronizedList(new ArrayList<>());
+        final CompletableFuture<Status> done = new CompletableFuture<>();
+
+        static Stream start(Channel ch, GenerateRequest req) {
+            Stream s = new Stream();
+            InferenceGrpc.newStub(ch).withDeadlineAfter(3, TimeUnit.MINUTES).generate(req, s);
+            return s;
+        }
+
+        @Override
+        public void onNext(GenerateResponse r) {
+            if (r.hasDelta()) {
+                ids.addAll(r.getDelta().getTokenIdsList());
+            }
+        }
+
+        @Override
+        public void onError(Throwable t) {
+            done.complete(Status.fromThrowable(t));
+        }
+
+        @Override
+        public void onCompleted() {
+            done.complete(Status.OK);
+        }
+
+        List<Integer> await() throws Exception {
+            Status s = done.get(3, TimeUnit.MINUTES);
+            assertEquals(Status.Code.OK, s.getCode(), "stream failed after " + ids.size() + " tokens: " + s);
+            return List.copyOf(ids);
+        }
+    }
+
+    /** Four greedy requests and one seeded sampling request, each long enough to span a placement change. */
+    static List<GenerateRequest> requests(int tokens) {
+        List<GenerateRequest> r = new ArrayList<>();
+        String[] prompts = {"The quick brown fox", "Expert parallelism on CPUs", "Hello, world", "0 1 2 3 4 5"};
+        for (String p : prompts) {
+            r.add(GenerateRequest.newBuilder().setText(p).setSampling(SamplingParams.newBuilder()
+                    .setMaxTokens(tokens).setIgnoreEos(true)).build());
+        }
+        r.add(GenerateRequest.newBuilder().setText("Sampling, seeded").setSampling(SamplingParams.newBuilder()
+                .setMaxTokens(tokens).setIgnoreEos(true).setTemperature(0.8f).setTopP(0.9f).setSeed(7)).build());
+        return r;
+    }
+
+    static List<Stream> startAll(Channel ch, List<GenerateRequest> reqs) {
+        return reqs.stream().map(r -> Stream.start(ch, r)).toList();
+    }
+
+    static List<List<Integer>> awaitAll(List<Stream> streams) throws Exception {
+        List<List<Integer>> out = new ArrayList<>();
+        for (Stream s : streams) {
+            out.add(s.await());
+        }
+        return out;
+    }
+
+    static void waitFor(String what, long timeoutMs, BooleanSupplier cond) throws InterruptedException {
+        long until = System.currentTimeMillis() + timeoutMs;
+        while (!cond.getAsBoolean()) {
+            if (System.currentTimeMillis() > until) {
+                fail("timed out after " + timeoutMs + " ms waiting for " + what);
+            }
+            Thread.sleep(50);
+        }
+    }
+
+    static boolean everyStreamHasTokens(List<Stream> streams, int n) {
+        return streams.stream().allMatch(s -> s.ids.size() >= n || s.done.isDone());
+    }
+
+    static Member member(StatusResponse st, String role, int id) {
+        return st.getMembersList().stream().filter(m -> m.getRole().equals(role) && m.getId() == id).findFirst()
+                .orElse(null);
+    }
+
+    static String workers(PlacementResponse p) {
+        return p.getWorkersList().stream().map(w -> Integer.toString(w.getWorkerId())).toList().toString();
+    }
+
+    @Test
+    @Timeout(value = 8, unit = TimeUnit.MINUTES)
+    void expertWorkersJoinDrainAndDieMidStreamAndEveryRequestKeepsItsTokens() throws Exception {
+        // -Depserve.test.logs=DIR keeps the processes' logs after the run.
+        Path logs = System.getProperty("epserve.test.logs") != null ? Path.of(System.getProperty("epserve.test.logs"))
+                : tmp.resolve("logs");
+        try (LocalCluster cluster = LocalCluster.start(ClusterTest.tinyCluster(logs, "exact")
+                .controlPlane(true).expertWorkers(2).attentionWorkers(1).microBatches(2).router(0))) {
+            Channel ch = cluster.routerChannel();
+            var admin = AdminGrpc.newBlockingStub(ch);
+            waitFor("a placement over expert workers 1 and 2", 60_000, () -> {
+                try {
+                    PlacementResponse p = admin.placement(PlacementRequest.getDefaultInstance());
+                    return p.getWorkersCount() == 2 && p.getTargetEpoch() == 0;
+                } catch (StatusRuntimeException e) {
+                    return false;
+                }
+            });
+            StatusResponse st = admin.status(StatusRequest.getDefaultInstance());
+            assertTrue(member(st, "expert-worker", 1).getCoordinator(), "the oldest member coordinates: " + st);
+            assertEquals(4, st.getMembersCount(), st.toString());
+
+            // A process serving another model is refused with a message naming both, and exits 1.
+            Path other = tmp.resolve("other-model");
+            Files.createDirectories(other);
+            Path tiny = ClusterTest.TINY;
+            for (String f : new String[] {"model.safetensors", "tokenizer.json", "tokenizer_config.json"}) {
+                Files.createSymbolicLink(other.resolve(f), tiny.resolve(f).toAbsolutePath());
+            }
+            Files.writeString(other.resolve("config.json"), Files.readString(tiny.resolve("config.json")) + "\n");
+            List<String> args = new ArrayList<>(List.of("expert-worker", "--model", other.toString(), "--listen",
+                    "127.0.0.1:" + freePort(), "--worker-id", "9"));
+            args.addAll(cluster.clusterFlags());
+            LocalCluster.Exit refused = cluster.run(args, 90_000);
+            assertEquals(1, refused.code(), refused.output());
+            assertTrue(refused.output().contains("serves model") && refused.output().contains("was started with model"),
+                    refused.output());
+
+            List<GenerateRequest> reqs = requests(48);
+            List<List<Integer>> reference = awaitAll(startAll(ch, reqs));
+            for (List<Integer> r : reference) {
+                assertEquals(48, r.size());
+            }
+
+            // Scale up: a third expert worker joins while the requests stream.
+            List<Stream> streams = startAll(ch, reqs);
+            waitFor("first tokens", 60_000, () -> everyStreamHasTokens(streams, 2));
+            long launched = System.currentTimeMillis();
+            LocalCluster.Worker third = cluster.addExpertWorker();
+            waitFor("a placement with expert worker 3", 60_000, () -> {
+                PlacementResponse p = admin.placement(PlacementRequest.getDefaultInstance());
+                return p.getWorkersCount() == 3 && p.getTargetEpoch() == 0;
+            });
+            assertEquals(reference, awaitAll(streams), "tokens changed by the scale-up");
+            // Its first dispatch: it serves the attention worker from the first step after the epoch flip.
+            awaitAll(startAll(ch, reqs.subList(0, 1)));
+            long[] firstDispatch = new long[1];
+            waitFor("expert worker 3's first dispatch", 30_000, () -> {
+                Member m = member(admin.status(StatusRequest.getDefaultInstance()), "expert-worker", 3);
+                firstDispatch[0] = m == null ? 0 : m.getGaugesOrDefault("first_dispatch_ms", 0);
+                return firstDispatch[0] > 0;
+            });
+            long joinToFirstDispatchMs = firstDispatch[0] - launched;
+
+            // Drain the first coordinator: its experts move away, it exits 0, nothing changes for the client.
+            List<Stream> during = startAll(ch, reqs);
+            waitFor("first tokens", 60_000, () -> everyStreamHasTokens(during, 2));
+            DrainResponse drained = admin.withDeadlineAfter(2, TimeUnit.MINUTES).drain(DrainRequest.newBuilder()
+                    .setWorkerId(1).setWait(true).setTimeoutMs(100_000).build());
+            assertTrue(drained.getDone(), drained.toString());
+            LocalCluster.Worker first = cluster.expertWorkers().get(0);
+            assertTrue(first.process.waitFor(30, TimeUnit.SECONDS), "expert worker 1 did not exit");
+            assertEquals(0, first.process.exitValue(), first.logTail(20));
+            assertEquals(reference, awaitAll(during), "tokens changed by the drain");
+            PlacementResponse afterDrain = admin.placement(PlacementRequest.getDefaultInstance());
+            assertEquals("[2, 3]", workers(afterDrain));
+
+            // SIGKILL the coordinator now (expert worker 2) mid-generation: the steps waiting on it go to the
+            // experts' new owner, another member takes over as coordinator, every request keeps its tokens.
+            StatusResponse before = admin.status(StatusRequest.getDefaultInstance());
+            assertTrue(member(before, "expert-worker", 2).getCoordinator(), before.toString());
+            List<Stream> killed = startAll(ch, reqs);
+            waitFor("first tokens", 60_000, () -> everyStreamHasTokens(killed, 4));
+            LocalCluster.Worker second = cluster.expertWorkers().get(1);
+            second.kill();
+            assertEquals(reference, awaitAll(killed), "tokens changed by the failover");
+            PlacementResponse afterKill = admin.placement(PlacementRequest.getDefaultInstance());
+            assertEquals("[3]", workers(afterKill));
+            for (WorkerLoad w : afterKill.getWorkersList()) {
+                assertEquals(40, w.getExperts(), "expert worker 3 holds all 5 x 8 experts");
+            }
+            StatusResponse after = admin.status(StatusRequest.getDefaultInstance());
+            assertTrue(after.getMembersList().stream().anyMatch(Member::getCoordinator), after.toString());
+            String awLog = Files.readString(cluster.attentionWorkers().get(0).log);
+            Matcher pause = Pattern.compile("re-dispatched to placement epoch \\d+ after ([0-9.]+) ms").matcher(awLog);
+            double maxPauseMs = 0;
+            boolean any = false;
+            while (pause.find()) {
+                any = true;
+                maxPauseMs = Math.max(maxPauseMs, Double.parseDouble(pause.group(1)));
+            }
+            // The kill may land between steps (then the next step waits for the new placement instead).
+            assertTrue(any || awLog.contains("waiting for a placement without it"), awLog);
+
+            // The router dies and a new one starts: the cluster serves through it as before.
+            cluster.router().kill();
+            LocalCluster.Worker router = cluster.startRouter(0);
+            ManagedChannel ch2 = ManagedChannelBuilder.forAddress("127.0.0.1", router.grpcPort()).usePlaintext()
+                    .build();
+            try {
+                waitFor("the new router to see the attention worker", 30_000, () -> {
+                    try {
+                        return admin(ch2).status(StatusRequest.getDefaultInstance()).getMembersList().stream()
+                                .anyMatch(m -> m.getRole().equals("attention-worker") && m.getState().equals("ready"));
+                    } catch (StatusRuntimeException e) {
+                        return false;
+                    }
+                });
+                assertEquals(reference.subList(0, 2), awaitAll(startAll(ch2, reqs.subList(0, 2))));
+            } finally {
+                ch2.shutdownNow();
+            }
+            System.out.printf(Locale.ROOT, "control plane figures: new expert worker start to first dispatch %d ms;"
+                    + " longest failover pause %.1f ms%n", joinToFirstDispatchMs, maxPauseMs);
+        }
+    }
+
+    static AdminGrpc.AdminBlockingStub admin(Channel ch) {
+        return AdminGrpc.newBlockingStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS);
+    }
+
+    static int freePort() throws java.io.IOException {
+        try (java.net.DatagramSocket s = new java.net.DatagramSocket(0, java.net.InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+}
