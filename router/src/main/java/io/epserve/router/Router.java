@@ -123,8 +123,8 @@ public final class Router implements AutoCloseable {
         volatile int waiting;
         volatile long kvFree = Long.MAX_VALUE;
         volatile boolean reachable = true;
-        // When a stream to it last failed as if it were gone: only a poll sent after that may count it back in.
-        volatile long downSinceNs;
+        // Streams to it that failed as if it were gone: only a poll sent after the last of them may count it back in.
+        final AtomicInteger downs = new AtomicInteger();
 
         Backend(String target) {
             this.target = target;
@@ -206,18 +206,21 @@ public final class Router implements AutoCloseable {
         }
         for (Backend b : backends) {
             try {
-                long asked = System.nanoTime();
+                int downs = b.downs.get();
                 var st = AttentionWorkerGrpc.newBlockingStub(b.channel).withDeadlineAfter(1, TimeUnit.SECONDS)
                         .status(io.epserve.proto.worker.v1.StatusRequest.getDefaultInstance());
                 b.waiting = st.getWaitingRequests();
                 b.kvFree = st.getKvBudgetBytes() - st.getKvReservedBytes();
-                if (!b.reachable && asked - b.downSinceNs < 0) {
+                if (b.downs.get() != downs) {
                     continue; // a stream failed after this poll was sent: the next poll decides
                 }
                 if (!b.reachable) {
                     o.log.accept("router: attention worker " + b.target + " answers again");
                 }
                 b.reachable = true;
+                if (b.downs.get() != downs) {
+                    b.reachable = false; // a stream failed meanwhile
+                }
             } catch (RuntimeException e) {
                 if (b.reachable) {
                     o.log.accept("router: attention worker " + b.target + " does not answer: " + e.getMessage());
@@ -350,7 +353,7 @@ public final class Router implements AutoCloseable {
 
     /** A stream to b failed as if b were gone: no new requests go there until a later Status poll answers. */
     void markDown(Backend b, Status why) {
-        b.downSinceNs = System.nanoTime();
+        b.downs.incrementAndGet();
         if (b.reachable) {
             b.reachable = false;
             o.log.accept("router: attention worker " + b.target + " left out until it answers a Status poll (a stream"

@@ -112,6 +112,11 @@ abstract class WorkerStream<R> {
 
     /** Sends the request to the worker; a client cancel from now on cancels it there. */
     final synchronized void start(GenerateRequest req) {
+        if (!req.getSampling().hasSeed()) {
+            // A seed of its own (the worker would draw one), so a resubmitted request continues the same random draws.
+            req = req.toBuilder().setSampling(req.getSampling().toBuilder()
+                    .setSeed(java.util.concurrent.ThreadLocalRandom.current().nextLong())).build();
+        }
         this.request = req;
         // The client's call context (its deadline and cancellation), for resubmissions made from worker callbacks.
         this.context = Context.current();
