@@ -258,6 +258,55 @@ class ControlPlaneTest {
         }
     }
 
+    @Test
+    @Timeout(value = 5, unit = TimeUnit.MINUTES)
+    void eplbSpreadsASkewedLoadOverReplicasAndKeepsEveryToken() throws Exception {
+        Path logs = System.getProperty("epserve.test.logs") != null
+                ? Path.of(System.getProperty("epserve.test.logs"), "eplb") : tmp.resolve("logs");
+        try (LocalCluster cluster = LocalCluster.start(ClusterTest.tinyCluster(logs, "exact").controlPlane(true)
+                .clusterArg("--redundant-experts").clusterArg("2").expertWorkers(2).attentionWorkers(1)
+                .microBatches(2).router(0))) {
+            Channel ch = cluster.routerChannel();
+            var admin = AdminGrpc.newBlockingStub(ch);
+            waitFor("a placement over expert workers 1 and 2", 60_000, () -> {
+                try {
+                    PlacementResponse p = admin.placement(PlacementRequest.getDefaultInstance());
+                    return p.getWorkersCount() == 2 && p.getTargetEpoch() == 0;
+                } catch (StatusRuntimeException e) {
+                    return false;
+                }
+            });
+            // Skewed: the same prompt eight times routes every step's tokens to the same few experts.
+            List<GenerateRequest> skewed = new ArrayList<>();
+            for (int i = 0; i < 8; i++) {
+                skewed.add(GenerateRequest.newBuilder().setText("The same prompt, again and again").setSampling(
+                        SamplingParams.newBuilder().setMaxTokens(24).setIgnoreEos(true)).build());
+            }
+            List<List<Integer>> reference = awaitAll(startAll(ch, skewed));
+            // The attention worker reports its counts once a second.
+            waitFor("the load to be reported", 10_000, () -> {
+                PlacementResponse p = admin.placement(PlacementRequest.getDefaultInstance());
+                return p.getMaxLoad() > 8 * 24;
+            });
+            Thread.sleep(1_200);
+            PlacementResponse before = admin.placement(PlacementRequest.getDefaultInstance());
+            var result = admin.withDeadlineAfter(1, TimeUnit.MINUTES).rebalance(
+                    io.epserve.proto.admin.v1.RebalanceRequest.newBuilder().setTimeoutMs(50_000).build());
+            PlacementResponse after = admin.placement(PlacementRequest.getDefaultInstance());
+            System.out.printf(Locale.ROOT, "EPLB on a skewed load: balance (mean/max tokens per expert worker)"
+                            + " %.3f -> %.3f (rebalance says %.3f -> %.3f, %d replicas moved, epoch %d -> %d)%n",
+                    before.getBalance(), after.getBalance(), result.getBalanceBefore(), result.getBalanceAfter(),
+                    result.getMoved(), before.getEpoch(), after.getEpoch());
+            assertTrue(result.getBalanceAfter() >= result.getBalanceBefore() - 1e-9, result.toString());
+            assertTrue(after.getEpoch() > before.getEpoch() || result.getMessage().contains("nothing better"),
+                    result.toString());
+            // Hot experts have replicas on both workers; the tokens do not depend on which replica computed them.
+            long replicated = after.getReplicasList().stream().filter(r -> r.getWorkersCount() > 1).count();
+            assertTrue(replicated > 0, "no expert has two replicas: " + after);
+            assertEquals(reference, awaitAll(startAll(ch, skewed)), "tokens changed by the rebalance");
+        }
+    }
+
     static AdminGrpc.AdminBlockingStub admin(Channel ch) {
         return AdminGrpc.newBlockingStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS);
     }
