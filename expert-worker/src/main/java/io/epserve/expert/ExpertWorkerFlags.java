@@ -1,7 +1,9 @@
 package io.epserve.expert;
 
+import io.epserve.cluster.metrics.MetricsFlags;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -68,6 +70,9 @@ public final class ExpertWorkerFlags {
             description = "Give up an attention worker whose sends stay blocked this long. Default: ${DEFAULT-VALUE}.")
     long sendTimeoutMs;
 
+    @Mixin
+    MetricsFlags metrics = new MetricsFlags();
+
     /** The worker options these flags ask for; throws IllegalArgumentException naming a bad flag. */
     public ExpertWorker.Options toOptions() {
         ExpertWorker.Options o = ExpertWorker.options()
@@ -81,7 +86,9 @@ public final class ExpertWorkerFlags {
                 .workerId(workerId)
                 .idle(idle)
                 .dispatchStream(dispatchStream)
-                .controlStream(controlStream);
+                .controlStream(controlStream)
+                .metricsPort(metrics.port())
+                .metricsHost(metrics.host());
         if (experts != null) {
             o.experts(experts);
         }

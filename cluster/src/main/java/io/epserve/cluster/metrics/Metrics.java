@@ -9,6 +9,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.util.Properties;
 import java.util.function.DoubleSupplier;
+import java.util.function.LongSupplier;
 
 /**
  * The names of every epserve metric (one place, so the processes, their tests and README's table agree), the bucket
@@ -105,6 +106,21 @@ public final class Metrics {
     /** A counter read at scrape time from a monotonic source. */
     public static void counter(PrometheusRegistry r, String name, String help, DoubleSupplier value) {
         CounterWithCallback.builder().name(name).help(help).callback(cb -> cb.call(value.getAsDouble())).register(r);
+    }
+
+    /**
+     * {@value #AERON_OFFER_FAILURES}{result} from the failed-offer counters of a process's Aeron senders (the
+     * transport's OfferCounters): BACK_PRESSURED, ADMIN_ACTION and NOT_CONNECTED offers, each retry counted.
+     */
+    public static void offerFailures(PrometheusRegistry r, LongSupplier backPressured, LongSupplier adminActions,
+                                     LongSupplier notConnected) {
+        CounterWithCallback.builder().name(AERON_OFFER_FAILURES)
+                .help("Aeron offers of this process's senders that did not go through (each retry counts), by result")
+                .labelNames("result").callback(cb -> {
+                    cb.call(backPressured.getAsLong(), "back_pressured");
+                    cb.call(adminActions.getAsLong(), "admin_action");
+                    cb.call(notConnected.getAsLong(), "not_connected");
+                }).register(r);
     }
 
     /** The epserve version (of the cluster module's build), or "dev" when unknown. */
