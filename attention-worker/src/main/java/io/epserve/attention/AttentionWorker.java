@@ -2,6 +2,7 @@ package io.epserve.attention;
 
 import com.google.protobuf.ByteString;
 import io.epserve.cluster.Fingerprint;
+import io.epserve.cluster.metrics.ProcessMetrics;
 import io.epserve.model.config.ModelConfig;
 import io.epserve.model.engine.Sampler;
 import io.epserve.model.engine.SequenceCache;
@@ -89,6 +90,8 @@ public final class AttentionWorker implements AutoCloseable {
         boolean localExperts;
         String idle = "backoff";
         Consumer<String> log = s -> { };
+        int metricsPort = ProcessMetrics.OFF;
+        String metricsHost = "127.0.0.1";
 
         public Options model(Path v) { model = v; return this; }
         public Options listen(String v) { listen = v; return this; }
@@ -115,6 +118,9 @@ public final class AttentionWorker implements AutoCloseable {
         public Options localExperts(boolean v) { localExperts = v; return this; }
         public Options idle(String v) { idle = v; return this; }
         public Options log(Consumer<String> v) { log = v; return this; }
+        /** Port of the Prometheus endpoint (0: any free port; -1, the default: none). */
+        public Options metricsPort(int v) { metricsPort = v; return this; }
+        public Options metricsHost(String v) { metricsHost = v; return this; }
 
         /** Throws IllegalArgumentException naming the first bad setting. */
         public void validate() {
@@ -165,6 +171,7 @@ public final class AttentionWorker implements AutoCloseable {
                 throw new IllegalArgumentException("--aeron-dir and --external-driver exclude each other");
             }
             IdleStrategies.of(idle);
+            ProcessMetrics.validatePort(metricsPort);
         }
     }
 
@@ -186,11 +193,15 @@ public final class AttentionWorker implements AutoCloseable {
     private final Map<String, SequenceCache> sequences = new LinkedHashMap<>();
     private final HealthStatusManager health = new HealthStatusManager();
     private final Server server;
+    private final AttentionMetrics metrics;
+    /** sequences.size() as of the engine thread's last request, for the metrics. */
+    private volatile int sequencesHeld;
 
     private AttentionWorker(Options o) throws IOException {
         this.o = o;
         this.config = ModelConfig.load(o.model);
         this.fingerprint = Fingerprint.model(o.model);
+        this.metrics = new AttentionMetrics(config, !o.localExperts);
         // Everything but the routed experts: of a sharded checkpoint, shards holding only experts are not mapped.
         Checkpoint ck = o.localExperts ? Checkpoint.open(o.model)
                 : Checkpoint.open(o.model, name -> !name.contains(".ffn.experts."));
@@ -204,7 +215,7 @@ public final class AttentionWorker implements AutoCloseable {
             k = KernelSets.create(o.kernels, o.threads);
             Transformer tr = new Transformer(w, k);
             if (o.localExperts) {
-                this.engine = new LocalStepEngine(tr);
+                this.engine = metrics.meter(new LocalStepEngine(tr));
             } else {
                 d = o.externalDriver != null ? MediaDriverHandle.attach(o.externalDriver)
                         : MediaDriverHandle.launchEmbedded(o.aeronDir != null
@@ -214,8 +225,8 @@ public final class AttentionWorker implements AutoCloseable {
                         Channels.DISPATCH_STREAM, Channels.COMBINE_STREAM, o.microBatches,
                         TimeUnit.MILLISECONDS.toNanos(o.sendTimeoutMs), o.log);
                 ec.connect(TimeUnit.MILLISECONDS.toNanos(o.connectTimeoutMs));
-                this.engine = new MicroBatchEngine(tr, ec, o.microBatches,
-                        TimeUnit.MILLISECONDS.toNanos(o.expertTimeoutMs), IdleStrategies.of(o.idle), o.workerId);
+                this.engine = metrics.meter(new MicroBatchEngine(tr, ec, o.microBatches,
+                        TimeUnit.MILLISECONDS.toNanos(o.expertTimeoutMs), IdleStrategies.of(o.idle), o.workerId));
             }
             // Unbounded queue: requests are bounded by queuedRequests (--max-queued-requests), generation steps by the
             // scheduler (at most one queued), so a step can always re-queue itself.
@@ -227,6 +238,8 @@ public final class AttentionWorker implements AutoCloseable {
                     });
             this.generations = new GenerationScheduler(engine, ex, o.maxWaitingGenerations, o.maxStepTokens,
                     o.kvMemoryBytes, o.maxSequences, sequences::size, o.log);
+            metrics.watch(generations, () -> sequencesHeld, d == null ? null : d.offerCounters());
+            metrics.serve(o.metricsHost, o.metricsPort);
             this.server = NettyServerBuilder.forAddress(new InetSocketAddress(o.host, o.port))
                     .addService(new Service())
                     .addService(health.getHealthService())
@@ -235,6 +248,7 @@ public final class AttentionWorker implements AutoCloseable {
                     .build()
                     .start();
         } catch (IOException | RuntimeException e) {
+            metrics.close();
             if (ex != null) {
                 ex.shutdownNow();
             }
@@ -278,7 +292,7 @@ public final class AttentionWorker implements AutoCloseable {
             return String.format(Locale.ROOT, "attention-worker %d ready: model %s (%s), kernels %s x%d, every expert in"
                             + " this process; grpc %s:%d; pid %d", o.workerId, o.model,
                     fingerprint.substring(0, Math.min(19, fingerprint.length())), kernels.name(), o.threads, o.host,
-                    port(), ProcessHandle.current().pid());
+                    port(), ProcessHandle.current().pid()) + metrics.readySuffix();
         }
         StringBuilder ew = new StringBuilder();
         for (ExpertLink l : experts.links()) {
@@ -290,7 +304,12 @@ public final class AttentionWorker implements AutoCloseable {
                 o.workerId, o.model, fingerprint.substring(0, Math.min(19, fingerprint.length())), kernels.name(),
                 o.threads, o.microBatches, o.microBatches == 1 ? "" : "es", o.host, port(), experts.inboxChannel(), ew,
                 driver.aeronDirectoryName(), driver.isEmbedded() ? "embedded" : "external",
-                ProcessHandle.current().pid());
+                ProcessHandle.current().pid()) + metrics.readySuffix();
+    }
+
+    /** This worker's metrics (its registry, the placement epoch gauge; the endpoint when --metrics-port was given). */
+    public AttentionMetrics metrics() {
+        return metrics;
     }
 
     /** Stops accepting requests, lets the running one finish (bounded), says GOODBYE, closes everything. */
@@ -328,6 +347,7 @@ public final class AttentionWorker implements AutoCloseable {
         }
         kernels.close();
         checkpoint.close();
+        metrics.close();
     }
 
     // ------------------------------------------------------------------------------------------ engine-thread work
@@ -547,6 +567,8 @@ public final class AttentionWorker implements AutoCloseable {
                     o.log.accept("attention-worker " + o.workerId + ": " + what + " failed: " + e);
                     obs.onError(Status.INTERNAL.withDescription(what + " failed: " + e).asRuntimeException());
                     return;
+                } finally {
+                    sequencesHeld = sequences.size();
                 }
                 obs.onNext(result);
                 obs.onCompleted();
