@@ -1,6 +1,7 @@
 package io.epserve.router;
 
 import io.epserve.cluster.Fingerprint;
+import io.epserve.cluster.metrics.ProcessMetrics;
 import io.epserve.model.config.ModelConfig;
 import io.epserve.model.text.Tokenizer;
 import io.epserve.proto.v1.DetokenizeRequest;
@@ -15,6 +16,7 @@ import io.epserve.proto.worker.v1.AttentionWorkerGrpc;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.Server;
+import io.grpc.ServerInterceptors;
 import io.grpc.Status;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
@@ -47,6 +49,8 @@ public final class Router implements AutoCloseable {
         int port = 50051;
         int maxInFlight = 1024;
         Consumer<String> log = s -> { };
+        int metricsPort = ProcessMetrics.OFF;
+        String metricsHost = "127.0.0.1";
 
         public Options model(Path v) { model = v; return this; }
         public Options modelId(String v) { modelId = v; return this; }
@@ -56,6 +60,9 @@ public final class Router implements AutoCloseable {
         public Options port(int v) { port = v; return this; }
         public Options maxInFlight(int v) { maxInFlight = v; return this; }
         public Options log(Consumer<String> v) { log = v; return this; }
+        /** Port of the Prometheus endpoint (0: any free port; -1, the default: none). */
+        public Options metricsPort(int v) { metricsPort = v; return this; }
+        public Options metricsHost(String v) { metricsHost = v; return this; }
 
         public void validate() {
             if (model == null) {
@@ -81,6 +88,7 @@ public final class Router implements AutoCloseable {
             if (maxInFlight < 1) {
                 throw new IllegalArgumentException("--max-in-flight must be positive, got " + maxInFlight);
             }
+            ProcessMetrics.validatePort(metricsPort);
         }
     }
 
@@ -118,6 +126,7 @@ public final class Router implements AutoCloseable {
     private final java.util.concurrent.ScheduledExecutorService poller;
     static final long POLL_MS = 250;
     private final Server server;
+    private final RouterMetrics metrics;
 
     private Router(Options o) throws IOException {
         this.o = o;
@@ -125,17 +134,20 @@ public final class Router implements AutoCloseable {
         this.fingerprint = Fingerprint.model(o.model);
         this.modelId = o.modelId != null ? o.modelId : o.model.toAbsolutePath().normalize().getFileName().toString();
         this.tokenizer = Tokenizer.load(o.model);
+        this.metrics = new RouterMetrics(backends, inFlight::get);
         try {
             for (String t : o.attentionWorkers) {
                 backends.add(new Backend(t));
             }
+            metrics.serve(o.metricsHost, o.metricsPort);
             server = NettyServerBuilder.forAddress(new InetSocketAddress(o.host, o.port))
-                    .addService(new Service())
+                    .addService(ServerInterceptors.intercept(new Service(), metrics.interceptor()))
                     .addService(health.getHealthService())
                     .addService(ProtoReflectionServiceV1.newInstance())
                     .build()
                     .start();
         } catch (IOException | RuntimeException e) {
+            metrics.close();
             backends.forEach(b -> b.channel.shutdownNow());
             tokenizer.close();
             throw e;
@@ -183,7 +195,16 @@ public final class Router implements AutoCloseable {
     public String readyLine() {
         return String.format(Locale.ROOT, "router ready: model %s (%s, %s), grpc %s:%d, attention workers %s; pid %d",
                 modelId, o.model, fingerprint.substring(0, Math.min(19, fingerprint.length())), o.host, port(),
-                String.join(",", o.attentionWorkers), ProcessHandle.current().pid());
+                String.join(",", o.attentionWorkers), ProcessHandle.current().pid()) + metrics.readySuffix();
+    }
+
+    /** The metrics endpoint's port, or -1 when there is none. */
+    public int metricsPort() {
+        return metrics.port();
+    }
+
+    RouterMetrics metrics() {
+        return metrics;
     }
 
     ModelConfig config() {
@@ -264,6 +285,7 @@ public final class Router implements AutoCloseable {
             b.channel.shutdownNow();
         }
         tokenizer.close();
+        metrics.close();
     }
 
     private final class Service extends InferenceGrpc.InferenceImplBase {

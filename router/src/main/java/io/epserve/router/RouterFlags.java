@@ -1,7 +1,9 @@
 package io.epserve.router;
 
+import io.epserve.cluster.metrics.MetricsFlags;
 import java.nio.file.Path;
 import java.util.List;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** The router's flags, declared once for {@link RouterMain} and the cli's {@code epserve router}. */
@@ -26,9 +28,12 @@ public final class RouterFlags {
             description = "Requests in flight through this router (beyond: RESOURCE_EXHAUSTED). Default: ${DEFAULT-VALUE}.")
     int maxInFlight;
 
+    @Mixin
+    MetricsFlags metrics = new MetricsFlags();
+
     public Router.Options toOptions() {
         Router.Options o = Router.options().model(model).attentionWorkers(attentionWorkers).port(port).host(host)
-                .modelId(modelId).maxInFlight(maxInFlight);
+                .modelId(modelId).maxInFlight(maxInFlight).metricsPort(metrics.port()).metricsHost(metrics.host());
         o.validate();
         return o;
     }

@@ -42,6 +42,7 @@ abstract class WorkerStream<R> implements ClientResponseObserver<GenerateRequest
         this.client = (ServerCallStreamObserver<R>) client;
         this.requestId = requestId;
         this.promptTokens = promptTokens;
+        router.metrics().prompt(promptTokens);
     }
 
     /**
@@ -92,6 +93,7 @@ abstract class WorkerStream<R> implements ClientResponseObserver<GenerateRequest
             if (firstTokenNs == 0) {
                 firstTokenNs = now;
             }
+            router.metrics().token(startNs, lastTokenNs, now);
             lastTokenNs = now;
             completionTokens++;
             onToken(e.getToken());
@@ -148,6 +150,7 @@ abstract class WorkerStream<R> implements ClientResponseObserver<GenerateRequest
         if (!done) {
             done = true;
             Status s = Status.fromThrowable(t);
+            router.metrics().workerError(backend.target, s.getCode());
             fail(s.withDescription("attention worker " + backend.target + ": " + s.getDescription()));
         }
         release();
@@ -157,6 +160,7 @@ abstract class WorkerStream<R> implements ClientResponseObserver<GenerateRequest
     public final void onCompleted() {
         if (!done) {
             done = true;
+            router.metrics().workerError(backend.target, Status.Code.INTERNAL);
             fail(Status.INTERNAL.withDescription("attention worker " + backend.target
                     + " ended the stream without a final event"));
         }
