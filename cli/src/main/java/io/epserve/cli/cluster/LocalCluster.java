@@ -33,6 +33,7 @@ import java.util.regex.Pattern;
 public final class LocalCluster implements AutoCloseable {
     private static final Pattern GRPC_PORT = Pattern.compile("grpc [^ ;]+:(\\d+);");
     private static final Pattern ROUTER_PORT = Pattern.compile("grpc [^ ,]+:(\\d+),");
+    private static final Pattern METRICS_PORT = Pattern.compile("; metrics [^ ;,]+:(\\d+)");
 
     /** Settings; every setter returns this. */
     public static final class Options {
@@ -53,6 +54,10 @@ public final class LocalCluster implements AutoCloseable {
         Path logDir;
         Integer routerPort;
         boolean ipc;
+        boolean metrics;
+
+        /** Every process serves /metrics on a free port ({@code --metrics-port 0}): {@link Worker#metricsPort()}. */
+        public Options metrics(boolean v) { metrics = v; return this; }
 
         /**
          * One attention worker and one expert worker over Aeron IPC: the attention worker's embedded media driver is
@@ -96,6 +101,7 @@ public final class LocalCluster implements AutoCloseable {
         public final List<String> command;
         volatile String readyLine;
         volatile int grpcPort = -1;
+        volatile int metricsPort = -1;
         Thread pump;
 
         Worker(String role, int id, Process process, Path log, String endpoint, List<String> command) {
@@ -114,6 +120,11 @@ public final class LocalCluster implements AutoCloseable {
         /** The attention worker's gRPC port. */
         public int grpcPort() {
             return grpcPort;
+        }
+
+        /** The port of its /metrics endpoint (from its ready line), or -1 when it has none. */
+        public int metricsPort() {
+            return metricsPort;
         }
 
         public long pid() {
@@ -323,6 +334,9 @@ public final class LocalCluster implements AutoCloseable {
         cmd.addAll(o.jvmArgs);
         cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "io.epserve.cli.Main"));
         cmd.addAll(args);
+        if (o.metrics) {
+            cmd.addAll(List.of("--metrics-port", "0"));
+        }
         Path log = logs.resolve(role + "-" + id + ".log");
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         Worker w = new Worker(role, id, p, log, endpoint, cmd);
@@ -378,6 +392,10 @@ public final class LocalCluster implements AutoCloseable {
                 Thread.currentThread().interrupt();
                 throw new IllegalStateException("interrupted while starting " + w);
             }
+        }
+        Matcher m = METRICS_PORT.matcher(w.readyLine);
+        if (m.find()) {
+            w.metricsPort = Integer.parseInt(m.group(1));
         }
     }
 
