@@ -89,8 +89,9 @@ public final class Metrics {
     }
 
     /**
-     * A classic histogram (no native buckets, no exemplars) for observations from any thread. Its observe allocates a
-     * little per call: on a per-token or per-layer path of one thread use {@link NanosHistogram} instead.
+     * A classic histogram (no native buckets, no exemplars) for observations from any thread. Its observe goes through
+     * a capturing lambda (the JIT usually removes the allocation, nothing guarantees it) and atomic adders: on a
+     * per-layer or per-token path of one thread use {@link NanosHistogram}, which never allocates.
      */
     public static Histogram histogram(PrometheusRegistry r, String name, String help, double[] bounds,
                                       String... labelNames) {
