@@ -7,6 +7,7 @@ import io.epserve.cluster.PlacementTable;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.function.Consumer;
+import java.util.function.LongConsumer;
 import java.util.function.Supplier;
 
 /**
@@ -23,6 +24,7 @@ final class AttentionMembership implements AutoCloseable {
     private final ClusterNode node;
     private final ExpertClient experts;
     private final Supplier<Map<String, Long>> gauges;
+    private final LongConsumer epochChanged;
     private final Consumer<String> log;
     private final int id;
     /** Snapshots of the cumulative counts, one per report, oldest first (a ring). */
@@ -35,7 +37,8 @@ final class AttentionMembership implements AutoCloseable {
     private String lastProblem;
 
     private AttentionMembership(ControlPlane plane, ExpertClient experts, int id, int windowSeconds,
-                                Supplier<Map<String, Long>> gauges, Consumer<String> log) {
+                                Supplier<Map<String, Long>> gauges, LongConsumer epochChanged, Consumer<String> log) {
+        this.epochChanged = epochChanged;
         this.plane = plane;
         this.node = plane.node();
         this.experts = experts;
@@ -50,10 +53,11 @@ final class AttentionMembership implements AutoCloseable {
     /** Joins as a starting attention worker whose combine inbox is {@code inbox}; ready comes with {@link #ready}. */
     static AttentionMembership join(ControlPlane.Settings s, ClusterNode.ModelIdentity model, ExpertClient experts,
                                     int id, String inbox, int windowSeconds, Supplier<Map<String, Long>> gauges,
-                                    Consumer<String> log) {
+                                    LongConsumer epochChanged, Consumer<String> log) {
         MemberInfo info = MemberInfo.of(MemberInfo.ATTENTION_WORKER, id, "", inbox, model.fingerprint());
         ControlPlane plane = ControlPlane.join(s, model, info, log);
-        AttentionMembership m = new AttentionMembership(plane, experts, id, windowSeconds, gauges, log);
+        AttentionMembership m = new AttentionMembership(plane, experts, id, windowSeconds, gauges, epochChanged,
+                log);
         m.tick();
         m.thread.start();
         return m;
@@ -104,6 +108,7 @@ final class AttentionMembership implements AutoCloseable {
         long epoch = experts.epoch();
         if (node.self().epoch() != epoch) {
             node.update(i -> i.withEpoch(epoch));
+            epochChanged.accept(epoch);
         }
         long now = System.currentTimeMillis();
         if (now - lastReportMs >= REPORT_MS) {

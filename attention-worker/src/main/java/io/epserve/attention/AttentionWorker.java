@@ -4,6 +4,7 @@ import com.google.protobuf.ByteString;
 import io.epserve.cluster.ClusterNode;
 import io.epserve.cluster.ControlPlane;
 import io.epserve.cluster.Fingerprint;
+import io.epserve.cluster.metrics.ProcessMetrics;
 import io.epserve.model.config.ModelConfig;
 import io.epserve.model.engine.Sampler;
 import io.epserve.model.engine.SequenceCache;
@@ -95,6 +96,8 @@ public final class AttentionWorker implements AutoCloseable {
         int loadWindowSeconds = 60;
         String idle = "backoff";
         Consumer<String> log = s -> { };
+        int metricsPort = ProcessMetrics.OFF;
+        String metricsHost = "127.0.0.1";
 
         public Options model(Path v) { model = v; return this; }
         public Options listen(String v) { listen = v; return this; }
@@ -129,6 +132,9 @@ public final class AttentionWorker implements AutoCloseable {
         public Options loadWindowSeconds(int v) { loadWindowSeconds = v; return this; }
         public Options idle(String v) { idle = v; return this; }
         public Options log(Consumer<String> v) { log = v; return this; }
+        /** Port of the Prometheus endpoint (0: any free port; -1, the default: none). */
+        public Options metricsPort(int v) { metricsPort = v; return this; }
+        public Options metricsHost(String v) { metricsHost = v; return this; }
 
         /** Throws IllegalArgumentException naming the first bad setting. */
         public void validate() {
@@ -189,6 +195,7 @@ public final class AttentionWorker implements AutoCloseable {
                 throw new IllegalArgumentException("--aeron-dir and --external-driver exclude each other");
             }
             IdleStrategies.of(idle);
+            ProcessMetrics.validatePort(metricsPort);
         }
     }
 
@@ -211,11 +218,15 @@ public final class AttentionWorker implements AutoCloseable {
     private final Map<String, SequenceCache> sequences = new LinkedHashMap<>();
     private final HealthStatusManager health = new HealthStatusManager();
     private final Server server;
+    private final AttentionMetrics metrics;
+    /** sequences.size() as of the engine thread's last request, for the metrics. */
+    private volatile int sequencesHeld;
 
     private AttentionWorker(Options o) throws IOException {
         this.o = o;
         this.config = ModelConfig.load(o.model);
         this.fingerprint = Fingerprint.model(o.model);
+        this.metrics = new AttentionMetrics(config, !o.localExperts);
         // Everything but the routed experts: of a sharded checkpoint, shards holding only experts are not mapped.
         Checkpoint ck = o.localExperts ? Checkpoint.open(o.model)
                 : Checkpoint.open(o.model, name -> !name.contains(".ffn.experts."));
@@ -230,7 +241,7 @@ public final class AttentionWorker implements AutoCloseable {
             k = KernelSets.create(o.kernels, o.threads);
             Transformer tr = new Transformer(w, k);
             if (o.localExperts) {
-                this.engine = new LocalStepEngine(tr);
+                this.engine = metrics.meter(new LocalStepEngine(tr));
             } else {
                 d = o.externalDriver != null ? MediaDriverHandle.attach(o.externalDriver)
                         : MediaDriverHandle.launchEmbedded(o.aeronDir != null
@@ -241,14 +252,14 @@ public final class AttentionWorker implements AutoCloseable {
                         TimeUnit.MILLISECONDS.toNanos(o.sendTimeoutMs), o.log);
                 if (o.controlPlane != null) {
                     am = AttentionMembership.join(o.controlPlane, ClusterNode.ModelIdentity.of(fingerprint, config),
-                            ec, o.workerId, o.listen, o.loadWindowSeconds, this::gauges,
+                            ec, o.workerId, o.listen, o.loadWindowSeconds, this::gauges, metrics::placementEpoch,
                             m -> o.log.accept("attention-worker " + o.workerId + ": " + m));
                 }
                 ec.connect(TimeUnit.MILLISECONDS.toNanos(o.connectTimeoutMs));
-                this.engine = new MicroBatchEngine(tr, ec, o.microBatches,
+                this.engine = metrics.meter(new MicroBatchEngine(tr, ec, o.microBatches,
                         TimeUnit.MILLISECONDS.toNanos(o.expertTimeoutMs), IdleStrategies.of(o.idle), o.workerId,
                         TimeUnit.MILLISECONDS.toNanos(o.failoverTimeoutMs),
-                        m -> o.log.accept("attention-worker " + o.workerId + ": " + m));
+                        m -> o.log.accept("attention-worker " + o.workerId + ": " + m)));
             }
             // Unbounded queue: requests are bounded by queuedRequests (--max-queued-requests), generation steps by the
             // scheduler (at most one queued), so a step can always re-queue itself.
@@ -260,6 +271,8 @@ public final class AttentionWorker implements AutoCloseable {
                     });
             this.generations = new GenerationScheduler(engine, ex, o.maxWaitingGenerations, o.maxStepTokens,
                     o.kvMemoryBytes, o.maxSequences, sequences::size, o.log);
+            metrics.watch(generations, () -> sequencesHeld, d == null ? null : d.offerCounters());
+            metrics.serve(o.metricsHost, o.metricsPort);
             this.server = NettyServerBuilder.forAddress(new InetSocketAddress(o.host, o.port))
                     .addService(new Service())
                     .addService(health.getHealthService())
@@ -268,6 +281,7 @@ public final class AttentionWorker implements AutoCloseable {
                     .build()
                     .start();
         } catch (IOException | RuntimeException e) {
+            metrics.close();
             if (ex != null) {
                 ex.shutdownNow();
             }
@@ -313,9 +327,7 @@ public final class AttentionWorker implements AutoCloseable {
         if (e != null) {
             g.put("steps", e.steps());
             g.put("failed_steps", e.failedSteps());
-            if (e instanceof MicroBatchEngine mb) {
-                g.put("failovers", mb.failovers());
-            }
+            g.put("failovers", e.failovers());
         }
         g.put("queued_requests", (long) queuedRequests.get());
         return g;
@@ -340,7 +352,7 @@ public final class AttentionWorker implements AutoCloseable {
             return String.format(Locale.ROOT, "attention-worker %d ready: model %s (%s), kernels %s x%d, every expert in"
                             + " this process; grpc %s:%d; pid %d", o.workerId, o.model,
                     fingerprint.substring(0, Math.min(19, fingerprint.length())), kernels.name(), o.threads, o.host,
-                    port(), ProcessHandle.current().pid());
+                    port(), ProcessHandle.current().pid()) + metrics.readySuffix();
         }
         StringBuilder ew = new StringBuilder();
         for (ExpertLink l : List.copyOf(experts.links())) {
@@ -355,7 +367,12 @@ public final class AttentionWorker implements AutoCloseable {
                 o.threads, o.microBatches, o.microBatches == 1 ? "" : "es", o.host, port(), experts.inboxChannel(), ew,
                 driver.aeronDirectoryName(), driver.isEmbedded() ? "embedded" : "external",
                 ProcessHandle.current().pid()) + (membership == null ? "" : "; " + membership.describe()
-                + ", placement epoch " + experts.epoch());
+                + ", placement epoch " + experts.epoch()) + metrics.readySuffix();
+    }
+
+    /** This worker's metrics (its registry, the placement epoch gauge; the endpoint when --metrics-port was given). */
+    public AttentionMetrics metrics() {
+        return metrics;
     }
 
     /** Stops accepting requests, lets the running one finish (bounded), says GOODBYE, closes everything. */
@@ -403,6 +420,7 @@ public final class AttentionWorker implements AutoCloseable {
         }
         kernels.close();
         checkpoint.close();
+        metrics.close();
     }
 
     // ------------------------------------------------------------------------------------------ engine-thread work
@@ -622,6 +640,8 @@ public final class AttentionWorker implements AutoCloseable {
                     o.log.accept("attention-worker " + o.workerId + ": " + what + " failed: " + e);
                     obs.onError(Status.INTERNAL.withDescription(what + " failed: " + e).asRuntimeException());
                     return;
+                } finally {
+                    sequencesHeld = sequences.size();
                 }
                 obs.onNext(result);
                 obs.onCompleted();

@@ -1,5 +1,6 @@
 package io.epserve.attention;
 
+import io.epserve.cluster.metrics.MetricsFlags;
 import java.nio.file.Path;
 import java.util.List;
 import io.epserve.cluster.ClusterFlags;
@@ -105,6 +106,9 @@ public final class AttentionWorkerFlags {
             description = "How the engine thread waits for combines: backoff, busy-spin, yielding, sleeping or noop. Default: ${DEFAULT-VALUE}.")
     String idle;
 
+    @Mixin
+    MetricsFlags metrics = new MetricsFlags();
+
     /** The options these flags ask for; throws IllegalArgumentException naming a bad flag. */
     public AttentionWorker.Options toOptions() {
         AttentionWorker.Options o = AttentionWorker.options()
@@ -126,7 +130,9 @@ public final class AttentionWorkerFlags {
                 .maxStepTokens(maxStepTokens)
                 .kvMemoryBytes(kvMemory == null ? Runtime.getRuntime().maxMemory() / 2 : bytes(kvMemory, "--kv-memory"))
                 .drainTimeoutMs(drainTimeoutMs)
-                .idle(idle);
+                .idle(idle)
+                .metricsPort(metrics.port())
+                .metricsHost(metrics.host());
         if (threads != null) {
             o.threads(threads);
         }

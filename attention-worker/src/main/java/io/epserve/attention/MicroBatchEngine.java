@@ -61,8 +61,8 @@ final class MicroBatchEngine implements StepEngine {
         this.stats = new StepStats(tr.config().nLayers());
     }
 
-    /** Steps that lost an expert worker and went on with the experts' new owners. */
-    long failovers() {
+    @Override
+    public long failovers() {
         return failovers;
     }
 
@@ -162,7 +162,7 @@ final class MicroBatchEngine implements StepEngine {
                         stats.attentionNs += b - a;
                         stats.dispatchSendNs += c - b;
                         stats.sharedNs += e - c;
-                        StepStats.record(stats.dispatchNs[p.layer()], c - b);
+                        stats.dispatched(p, c - b);
                         waiting[i] = true;
                         progressed = true;
                         experts.poll();
@@ -174,7 +174,7 @@ final class MicroBatchEngine implements StepEngine {
                                 + " (micro-batch " + i + "): " + ex.failure);
                     } else if (ex.complete()) {
                         long a = System.nanoTime();
-                        StepStats.record(stats.roundTripNs[p.layer()], a - ex.sentNs);
+                        stats.combined(p.layer(), a - ex.sentNs, ex.tokens);
                         ex.sumInto(p.routedSums());
                         tr.ffnHalf(p);
                         waiting[i] = false;

@@ -20,4 +20,9 @@ interface StepEngine {
     long steps();
 
     long failedSteps();
+
+    /** Steps that lost an expert worker and went on with the experts' new owners (control plane only). */
+    default long failovers() {
+        return 0;
+    }
 }

@@ -1,12 +1,15 @@
 package io.epserve.attention;
 
+import io.epserve.model.engine.Transformer;
 import io.epserve.proto.worker.v1.LayerLatency;
 import io.epserve.proto.worker.v1.StepTiming;
 import org.HdrHistogram.Histogram;
 
 /**
  * Where the engine thread's time went over a run of steps, and per-layer exchange latencies. Reset by the caller;
- * recording allocates nothing (histograms are preallocated, 1 µs to 60 s at 3 significant digits).
+ * recording allocates nothing (histograms are preallocated, 1 µs to 60 s at 3 significant digits). With
+ * {@link #metrics} set, {@link #dispatched} and {@link #combined} also feed the /metrics endpoint (still allocation
+ * free).
  */
 final class StepStats {
     final Histogram[] dispatchNs;
@@ -21,6 +24,10 @@ final class StepStats {
     long dispatchBytes;
     long combineBytes;
     long wallNs;
+    /** Where the exchange figures also go (the /metrics endpoint), or null. */
+    AttentionMetrics metrics;
+    /** {@link #dispatchBytes} already passed to the metrics. */
+    private long dispatchBytesSeen;
 
     StepStats(int layers) {
         dispatchNs = new Histogram[layers];
@@ -38,6 +45,24 @@ final class StepStats {
         }
         attentionNs = sharedNs = dispatchSendNs = waitNs = steps = tokens = routedSlots = 0;
         dispatchBytes = combineBytes = wallNs = 0;
+        dispatchBytesSeen = 0;
+    }
+
+    /** A micro-batch's dispatch of its current layer took ns to send (after {@link #dispatchBytes} counted it). */
+    void dispatched(Transformer.Pass p, long ns) {
+        record(dispatchNs[p.layer()], ns);
+        if (metrics != null) {
+            metrics.dispatched(p, ns, dispatchBytes - dispatchBytesSeen);
+        }
+        dispatchBytesSeen = dispatchBytes;
+    }
+
+    /** A micro-batch's exchange of {@code layer} for {@code tokens} tokens completed ns after its dispatch. */
+    void combined(int layer, long ns, int tokens) {
+        record(roundTripNs[layer], ns);
+        if (metrics != null) {
+            metrics.combined(layer, ns, tokens);
+        }
     }
 
     static void record(Histogram h, long ns) {

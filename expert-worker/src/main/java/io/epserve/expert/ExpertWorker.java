@@ -3,6 +3,7 @@ package io.epserve.expert;
 import io.epserve.transport.IdleStrategies;
 import io.epserve.cluster.Fingerprint;
 import io.epserve.cluster.Placement;
+import io.epserve.cluster.metrics.ProcessMetrics;
 import io.epserve.model.config.ModelConfig;
 import io.epserve.model.kernel.KernelSets;
 import io.epserve.model.kernel.Kernels;
@@ -97,6 +98,8 @@ public final class ExpertWorker implements AutoCloseable {
         ControlPlane.Settings controlPlane;
         String advertise;
         long drainTimeoutMs = 120_000;
+        int metricsPort = ProcessMetrics.OFF;
+        String metricsHost = "127.0.0.1";
 
         /** The model directory (config.json and the checkpoint). */
         public Options model(Path dir) {
@@ -210,6 +213,18 @@ public final class ExpertWorker implements AutoCloseable {
             return this;
         }
 
+        /** Port of the Prometheus endpoint (0: any free port; -1, the default: none). */
+        public Options metricsPort(int port) {
+            this.metricsPort = port;
+            return this;
+        }
+
+        /** Bind address of the Prometheus endpoint (default 127.0.0.1). */
+        public Options metricsHost(String host) {
+            this.metricsHost = host;
+            return this;
+        }
+
         /** Where log lines go (default stderr). */
         public Options log(Consumer<String> log) {
             this.log = log;
@@ -268,6 +283,7 @@ public final class ExpertWorker implements AutoCloseable {
             if (sendTimeoutNs <= 0) {
                 throw new IllegalArgumentException("the send timeout must be positive");
             }
+            ProcessMetrics.validatePort(metricsPort);
         }
     }
 
@@ -300,6 +316,7 @@ public final class ExpertWorker implements AutoCloseable {
     private final WorkerAgent agent;
     private final AgentRunner runner;
     private final AtomicBoolean closed = new AtomicBoolean();
+    private final ProcessMetrics metrics;
 
     private ExpertWorker(Options o, ModelConfig config, Placement placement, String modelFingerprint,
                          ExpertWeights weights, Kernels kernels, MediaDriverHandle driver) {
@@ -316,6 +333,7 @@ public final class ExpertWorker implements AutoCloseable {
         this.agent = new WorkerAgent();
         this.runner = new AgentRunner(IdleStrategies.of(o.idle), t -> o.log.accept(prefix() + "agent error: " + t),
                 null, agent);
+        this.metrics = ExpertWorkerMetrics.create(this, executor, driver.offerCounters());
     }
 
     /**
@@ -362,6 +380,12 @@ public final class ExpertWorker implements AutoCloseable {
             ExpertWorker w = new ExpertWorker(o, config, placement, modelFingerprint, weights, kernels, driver);
             w.agent.subscribe();
             opened.add(w.agent::closeReceivers);
+            try {
+                w.metrics.serve(o.metricsHost, o.metricsPort);
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+            opened.add(w.metrics);
             AgentRunner.startOnThread(w.runner, r -> {
                 Thread t = new Thread(r, "epserve-expert-worker-" + o.workerId);
                 t.setDaemon(false);
@@ -395,7 +419,8 @@ public final class ExpertWorker implements AutoCloseable {
                         + (options.waveExperts == 1 ? "" : "s"),
                 options.maxTokensPerDispatch, channel, options.dispatchStream, options.controlStream,
                 driver.aeronDirectoryName(), driver.isEmbedded() ? "embedded" : "external",
-                ProcessHandle.current().pid()) + (membership == null ? "" : "; " + membership.describe());
+                ProcessHandle.current().pid()) + (membership == null ? "" : "; " + membership.describe())
+                + metrics.readySuffix();
     }
 
     public ModelConfig config() {
@@ -521,6 +546,11 @@ public final class ExpertWorker implements AutoCloseable {
         return agent.malformed;
     }
 
+    /** This worker's metrics (its registry; the endpoint when --metrics-port was given). */
+    public ProcessMetrics metrics() {
+        return metrics;
+    }
+
     public boolean isClosed() {
         return closed.get();
     }
@@ -531,6 +561,7 @@ public final class ExpertWorker implements AutoCloseable {
         if (!closed.compareAndSet(false, true)) {
             return;
         }
+        metrics.close();
         try {
             if (membership != null) {
                 membership.close();

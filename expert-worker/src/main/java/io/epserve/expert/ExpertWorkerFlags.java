@@ -1,5 +1,6 @@
 package io.epserve.expert;
 
+import io.epserve.cluster.metrics.MetricsFlags;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 import io.epserve.cluster.ClusterFlags;
@@ -82,6 +83,8 @@ public final class ExpertWorkerFlags {
 
     @Mixin
     ClusterFlags cluster = new ClusterFlags();
+    @Mixin
+    MetricsFlags metrics = new MetricsFlags();
 
     /** The worker options these flags ask for; throws IllegalArgumentException naming a bad flag. */
     public ExpertWorker.Options toOptions() {
@@ -96,7 +99,9 @@ public final class ExpertWorkerFlags {
                 .workerId(workerId)
                 .idle(idle)
                 .dispatchStream(dispatchStream)
-                .controlStream(controlStream);
+                .controlStream(controlStream)
+                .metricsPort(metrics.port())
+                .metricsHost(metrics.host());
         if (experts != null) {
             o.experts(experts);
         }

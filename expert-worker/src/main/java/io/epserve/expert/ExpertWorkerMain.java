@@ -58,7 +58,7 @@ public final class ExpertWorkerMain implements Callable<Integer> {
         } catch (IllegalArgumentException | ConfigException | CheckpointException e) {
             err.println("epserve expert-worker: cannot serve " + flags.model + ": " + e.getMessage());
             return BAD_INPUT;
-        } catch (TransportException | ClusterException e) {
+        } catch (TransportException | ClusterException | java.io.UncheckedIOException e) {
             err.println("epserve expert-worker: " + e.getMessage());
             return FAILED;
         }

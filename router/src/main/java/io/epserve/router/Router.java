@@ -4,6 +4,7 @@ import io.epserve.cluster.ClusterNode;
 import io.epserve.cluster.ControlPlane;
 import io.epserve.cluster.Fingerprint;
 import io.epserve.cluster.MemberInfo;
+import io.epserve.cluster.metrics.ProcessMetrics;
 import io.epserve.model.config.ModelConfig;
 import io.epserve.model.text.Tokenizer;
 import io.epserve.proto.v1.DetokenizeRequest;
@@ -18,6 +19,7 @@ import io.epserve.proto.worker.v1.AttentionWorkerGrpc;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.Server;
+import io.grpc.ServerInterceptors;
 import io.grpc.Status;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
@@ -56,6 +58,8 @@ public final class Router implements AutoCloseable {
         ControlPlane.Settings controlPlane;
         String advertiseHost;
         Consumer<String> log = s -> { };
+        int metricsPort = ProcessMetrics.OFF;
+        String metricsHost = "127.0.0.1";
 
         public Options model(Path v) { model = v; return this; }
         public Options modelId(String v) { modelId = v; return this; }
@@ -71,6 +75,9 @@ public final class Router implements AutoCloseable {
         public Options controlPlane(ControlPlane.Settings v) { controlPlane = v; return this; }
         /** The host this router announces in the cluster (default: --host). */
         public Options advertiseHost(String v) { advertiseHost = v; return this; }
+        /** Port of the Prometheus endpoint (0: any free port; -1, the default: none). */
+        public Options metricsPort(int v) { metricsPort = v; return this; }
+        public Options metricsHost(String v) { metricsHost = v; return this; }
 
         public void validate() {
             if (model == null) {
@@ -106,6 +113,7 @@ public final class Router implements AutoCloseable {
             if (maxResubmits < 0) {
                 throw new IllegalArgumentException("--max-resubmits must be >= 0, got " + maxResubmits);
             }
+            ProcessMetrics.validatePort(metricsPort);
         }
     }
 
@@ -147,6 +155,7 @@ public final class Router implements AutoCloseable {
     private final java.util.concurrent.ScheduledExecutorService poller;
     static final long POLL_MS = 250;
     private final Server server;
+    private final RouterMetrics metrics;
 
     private Router(Options o) throws IOException {
         this.o = o;
@@ -154,6 +163,7 @@ public final class Router implements AutoCloseable {
         this.fingerprint = Fingerprint.model(o.model);
         this.modelId = o.modelId != null ? o.modelId : o.model.toAbsolutePath().normalize().getFileName().toString();
         this.tokenizer = Tokenizer.load(o.model);
+        this.metrics = new RouterMetrics(backends, inFlight::get);
         ControlPlane cp = null;
         try {
             for (String t : o.attentionWorkers) {
@@ -163,8 +173,9 @@ public final class Router implements AutoCloseable {
                 cp = ControlPlane.join(o.controlPlane, ClusterNode.ModelIdentity.of(fingerprint, config),
                         MemberInfo.of(MemberInfo.ROUTER, 0, "", "", fingerprint), m -> o.log.accept("router: " + m));
             }
+            metrics.serve(o.metricsHost, o.metricsPort);
             NettyServerBuilder sb = NettyServerBuilder.forAddress(new InetSocketAddress(o.host, o.port))
-                    .addService(new Service())
+                    .addService(ServerInterceptors.intercept(new Service(), metrics.interceptor()))
                     .addService(health.getHealthService())
                     .addService(ProtoReflectionServiceV1.newInstance());
             if (cp != null) {
@@ -172,6 +183,7 @@ public final class Router implements AutoCloseable {
             }
             server = sb.build().start();
         } catch (IOException | RuntimeException e) {
+            metrics.close();
             backends.forEach(b -> b.channel.shutdownNow());
             if (cp != null) {
                 cp.close();
@@ -270,7 +282,16 @@ public final class Router implements AutoCloseable {
                 modelId, o.model, fingerprint.substring(0, Math.min(19, fingerprint.length())), o.host, port(),
                 plane == null ? String.join(",", o.attentionWorkers) : "from cluster '" + plane.node().clusterName()
                         + "' (member " + plane.node().address() + ", admin API on the same port)",
-                ProcessHandle.current().pid());
+                ProcessHandle.current().pid()) + metrics.readySuffix();
+    }
+
+    /** The metrics endpoint's port, or -1 when there is none. */
+    public int metricsPort() {
+        return metrics.port();
+    }
+
+    RouterMetrics metrics() {
+        return metrics;
     }
 
     ModelConfig config() {
@@ -386,6 +407,7 @@ public final class Router implements AutoCloseable {
             plane.close();
         }
         tokenizer.close();
+        metrics.close();
     }
 
     private final class Service extends InferenceGrpc.InferenceImplBase {

@@ -1,5 +1,6 @@
 package io.epserve.router;
 
+import io.epserve.cluster.metrics.MetricsFlags;
 import java.nio.file.Path;
 import java.util.List;
 import io.epserve.cluster.ClusterFlags;
@@ -40,9 +41,13 @@ public final class RouterFlags {
                     + " far) when its worker is lost; 0: never. Default: ${DEFAULT-VALUE}.")
     int maxResubmits;
 
+    @Mixin
+    MetricsFlags metrics = new MetricsFlags();
+
     public Router.Options toOptions() {
         Router.Options o = Router.options().model(model).attentionWorkers(attentionWorkers).port(port).host(host)
-                .modelId(modelId).maxInFlight(maxInFlight).maxResubmits(maxResubmits).advertiseHost(advertiseHost);
+                .modelId(modelId).maxInFlight(maxInFlight).maxResubmits(maxResubmits).advertiseHost(advertiseHost)
+                .metricsPort(metrics.port()).metricsHost(metrics.host());
         if (cluster.enabled()) {
             o.controlPlane(cluster.settings());
         }

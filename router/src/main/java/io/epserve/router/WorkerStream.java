@@ -58,6 +58,7 @@ abstract class WorkerStream<R> {
         this.client = (ServerCallStreamObserver<R>) client;
         this.requestId = requestId;
         this.promptTokens = promptTokens;
+        router.metrics().prompt(promptTokens);
     }
 
     /**
@@ -152,6 +153,7 @@ abstract class WorkerStream<R> {
             if (firstTokenNs == 0) {
                 firstTokenNs = now;
             }
+            router.metrics().token(startNs, lastTokenNs, now);
             lastTokenNs = now;
             if (completionTokens == tokens.length) {
                 tokens = Arrays.copyOf(tokens, tokens.length * 2);
@@ -213,6 +215,7 @@ abstract class WorkerStream<R> {
             }
             if (!done) {
                 Status s = Status.fromThrowable(t);
+                router.metrics().workerError(a.backend.target, s.getCode());
                 String why = s.getCode() == Status.Code.UNAVAILABLE && !client.isCancelled() ? resubmit(a, s) : "";
                 if (why == null) {
                     return; // a new attempt runs
@@ -264,6 +267,7 @@ abstract class WorkerStream<R> {
         }
         if (!done) {
             done = true;
+            router.metrics().workerError(a.backend.target, Status.Code.INTERNAL);
             fail(Status.INTERNAL.withDescription("attention worker " + a.backend.target
                     + " ended the stream without a final event"));
         }

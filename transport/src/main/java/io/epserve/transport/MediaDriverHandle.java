@@ -44,6 +44,7 @@ public final class MediaDriverHandle implements AutoCloseable {
     private final Aeron aeron;
     private final String directory;
     private final AtomicBoolean closed = new AtomicBoolean();
+    private final OfferCounters offers = new OfferCounters();
     private final Thread shutdownHook;
 
     private MediaDriverHandle(MediaDriver driver, Aeron aeron, String directory) {
@@ -206,6 +207,11 @@ public final class MediaDriverHandle implements AutoCloseable {
         }
     }
 
+    /** Failed offers of every sender made by {@link #newSender}, over this handle's life (thread-safe). */
+    public OfferCounters offerCounters() {
+        return offers;
+    }
+
     public Aeron aeron() {
         return aeron;
     }
@@ -221,13 +227,14 @@ public final class MediaDriverHandle implements AutoCloseable {
 
     /** A sender on a new exclusive publication, with the default deadline. */
     public MessageSender newSender(String channel, int streamId) {
-        return new MessageSender(aeron.addExclusivePublication(channel, streamId));
+        return new MessageSender(aeron.addExclusivePublication(channel, streamId), new BackoffIdleStrategy(),
+                MessageSender.DEFAULT_TIMEOUT_NS, offers);
     }
 
     /** A sender on a new exclusive publication. */
     public MessageSender newSender(String channel, int streamId, IdleStrategy idleStrategy, long timeoutNs) {
         ExclusivePublication publication = aeron.addExclusivePublication(channel, streamId);
-        return new MessageSender(publication, idleStrategy, timeoutNs);
+        return new MessageSender(publication, idleStrategy, timeoutNs, offers);
     }
 
     /** A receiver on a new subscription. */

@@ -27,6 +27,7 @@ public final class MessageSender implements MessageSink, AutoCloseable {
     private final Publication publication;
     private final IdleStrategy idleStrategy;
     private final long timeoutNs;
+    private final OfferCounters shared;
 
     private long messages;
     private long bytes;
@@ -40,12 +41,21 @@ public final class MessageSender implements MessageSink, AutoCloseable {
     }
 
     public MessageSender(Publication publication, IdleStrategy idleStrategy, long timeoutNs) {
+        this(publication, idleStrategy, timeoutNs, null);
+    }
+
+    /**
+     * A sender that also counts its failed offers in {@code shared} (thread-safe, read by the metrics endpoint);
+     * null: only in this sender's own counters.
+     */
+    public MessageSender(Publication publication, IdleStrategy idleStrategy, long timeoutNs, OfferCounters shared) {
         if (timeoutNs <= 0) {
             throw new IllegalArgumentException("timeoutNs must be positive, got " + timeoutNs);
         }
         this.publication = publication;
         this.idleStrategy = idleStrategy;
         this.timeoutNs = timeoutNs;
+        this.shared = shared;
     }
 
     @Override
@@ -66,10 +76,19 @@ public final class MessageSender implements MessageSink, AutoCloseable {
         while (true) {
             if (result == Publication.BACK_PRESSURED) {
                 backPressured++;
+                if (shared != null) {
+                    shared.countBackPressured();
+                }
             } else if (result == Publication.ADMIN_ACTION) {
                 adminActions++;
+                if (shared != null) {
+                    shared.countAdminAction();
+                }
             } else if (result == Publication.NOT_CONNECTED) {
                 notConnected++;
+                if (shared != null) {
+                    shared.countNotConnected();
+                }
             } else if (result == Publication.CLOSED) {
                 throw new TransportException("publication closed: " + describe());
             } else if (result == Publication.MAX_POSITION_EXCEEDED) {
@@ -134,6 +153,11 @@ public final class MessageSender implements MessageSink, AutoCloseable {
     /** Bytes of messages sent (without Aeron frame headers). */
     public long bytes() {
         return bytes;
+    }
+
+    /** The counters this sender shares with the other senders of its driver handle, or null. */
+    public OfferCounters sharedCounters() {
+        return shared;
     }
 
     /** Offers that returned {@code BACK_PRESSURED}. */

@@ -69,6 +69,9 @@ class BackPressureTest {
                     slow.await(() -> collector.seen.get() == want, Duration.ofSeconds(8), "all messages");
                 }
                 assertTrue(out.backPressured() > 0, "the sender never saw BACK_PRESSURED");
+                assertEquals(out.backPressured(), a.offerCounters().backPressured(),
+                        "the driver handle's shared counters see the sender's failed offers");
+                assertEquals(0, b.offerCounters().backPressured());
                 assertTrue(partsPerStep.contains(2), "some steps needed two messages");
                 // every message, in order: steps ascending, parts 0..n-1 with last only on the final part
                 int i = 0;

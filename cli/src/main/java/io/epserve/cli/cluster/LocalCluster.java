@@ -33,6 +33,7 @@ import java.util.regex.Pattern;
 public final class LocalCluster implements AutoCloseable {
     private static final Pattern GRPC_PORT = Pattern.compile("grpc [^ ;]+:(\\d+);");
     private static final Pattern ROUTER_PORT = Pattern.compile("grpc [^ ,]+:(\\d+),");
+    private static final Pattern METRICS_PORT = Pattern.compile("; metrics [^ ;,]+:(\\d+)");
 
     /** Settings; every setter returns this. */
     public static final class Options {
@@ -56,6 +57,10 @@ public final class LocalCluster implements AutoCloseable {
         boolean controlPlane;
         String clusterName;
         final List<String> clusterArgs = new ArrayList<>();
+        boolean metrics;
+
+        /** Every process serves /metrics on a free port ({@code --metrics-port 0}): {@link Worker#metricsPort()}. */
+        public Options metrics(boolean v) { metrics = v; return this; }
 
         /**
          * One attention worker and one expert worker over Aeron IPC: the attention worker's embedded media driver is
@@ -109,6 +114,7 @@ public final class LocalCluster implements AutoCloseable {
         public final List<String> command;
         volatile String readyLine;
         volatile int grpcPort = -1;
+        volatile int metricsPort = -1;
         Thread pump;
 
         Worker(String role, int id, Process process, Path log, String endpoint, List<String> command) {
@@ -127,6 +133,11 @@ public final class LocalCluster implements AutoCloseable {
         /** The attention worker's gRPC port. */
         public int grpcPort() {
             return grpcPort;
+        }
+
+        /** The port of its /metrics endpoint (from its ready line), or -1 when it has none. */
+        public int metricsPort() {
+            return metricsPort;
         }
 
         public long pid() {
@@ -489,6 +500,9 @@ public final class LocalCluster implements AutoCloseable {
         cmd.addAll(o.jvmArgs);
         cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "io.epserve.cli.Main"));
         cmd.addAll(args);
+        if (o.metrics) {
+            cmd.addAll(List.of("--metrics-port", "0"));
+        }
         Path log = logs.resolve(role + "-" + id + ".log");
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         Worker w = new Worker(role, id, p, log, endpoint, cmd);
@@ -544,6 +558,10 @@ public final class LocalCluster implements AutoCloseable {
                 Thread.currentThread().interrupt();
                 throw new IllegalStateException("interrupted while starting " + w);
             }
+        }
+        Matcher m = METRICS_PORT.matcher(w.readyLine);
+        if (m.find()) {
+            w.metricsPort = Integer.parseInt(m.group(1));
         }
     }
 

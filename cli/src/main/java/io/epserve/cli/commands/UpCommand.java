@@ -5,6 +5,8 @@ import io.epserve.cli.cluster.LocalCluster;
 import io.epserve.router.Router;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import io.epserve.cluster.TerminationSignals;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -54,6 +56,10 @@ public final class UpCommand implements Callable<Integer> {
                     + " machine; --expert-workers and --micro-batches do not apply.")
     boolean singleProcess;
 
+    @Option(names = "--metrics",
+            description = "Every process serves Prometheus metrics on a free port of 127.0.0.1 (printed at start).")
+    boolean metrics;
+
     @Override
     public Integer call() {
         if (microBatches < 1 || microBatches > 4) {
@@ -78,7 +84,7 @@ public final class UpCommand implements Callable<Integer> {
         LocalCluster.Options o = LocalCluster.options().model(dir).expertWorkers(expertWorkers)
                 .attentionWorkers(attentionWorkers).microBatches(microBatches).kernels(kernels)
                 .attentionThreads(threads).expertThreads(threads).logDir(logDir).router(port)
-                .controlPlane(!noControlPlane).clusterName("epserve-up-" + ProcessHandle.current().pid());
+                .controlPlane(!noControlPlane).clusterName("epserve-up-" + ProcessHandle.current().pid()).metrics(metrics);
         try (LocalCluster cluster = LocalCluster.start(o)) {
             System.out.printf("epserve up: serving %s on 127.0.0.1:%d (router pid %d); %d attention worker%s, %d expert"
                             + " worker%s, %d micro-batch%s, %s kernels; logs in %s. Ctrl-C stops.%n",
@@ -90,6 +96,17 @@ public final class UpCommand implements Callable<Integer> {
                 System.out.printf("epserve up: operate it with `epserve admin status|placement|drain ID|rebalance"
                         + " --router 127.0.0.1:%d`; add an expert worker with `epserve expert-worker --model %s"
                         + " --listen 127.0.0.1:UDP_PORT --worker-id ID %s`.%n", cluster.router().grpcPort(), dir, flags);
+            }
+            if (metrics) {
+                List<LocalCluster.Worker> all = new ArrayList<>(List.of(cluster.router()));
+                all.addAll(cluster.attentionWorkers());
+                all.addAll(cluster.expertWorkers());
+                java.util.StringJoiner urls = new java.util.StringJoiner(", ", "epserve up: metrics at ", "");
+                for (LocalCluster.Worker w : all) {
+                    urls.add(w.role + (w.role.equals("router") ? "" : " " + w.id) + " http://127.0.0.1:"
+                            + w.metricsPort() + "/metrics");
+                }
+                System.out.println(urls);
             }
             System.out.flush();
             CountDownLatch stop = TerminationSignals.install();
@@ -126,15 +143,19 @@ public final class UpCommand implements Callable<Integer> {
 
     private int singleProcess(Path dir) {
         AttentionWorker.Options wo = AttentionWorker.options().model(dir).localExperts(true).kernels(kernels).port(0)
-                .log(System.err::println);
+                .metricsPort(metrics ? 0 : -1).log(System.err::println);
         if (threads != null) {
             wo.threads(threads);
         }
         try (AttentionWorker worker = AttentionWorker.start(wo);
              Router router = Router.start(Router.options().model(dir).attentionWorker("127.0.0.1:" + worker.port())
-                     .port(port).log(System.err::println))) {
+                     .port(port).metricsPort(metrics ? 0 : -1).log(System.err::println))) {
             System.out.printf("epserve up: serving %s on 127.0.0.1:%d from this process (pid %d), %s kernels."
                     + " Ctrl-C stops.%n", dir, router.port(), ProcessHandle.current().pid(), kernels);
+            if (metrics) {
+                System.out.printf("epserve up: metrics at router http://127.0.0.1:%d/metrics, attention-worker"
+                        + " http://127.0.0.1:%d/metrics%n", router.metricsPort(), worker.metrics().port());
+            }
             System.out.flush();
             CountDownLatch stop = TerminationSignals.install();
             stop.await();

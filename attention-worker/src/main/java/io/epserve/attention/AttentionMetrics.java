@@ -1,0 +1,246 @@
+package io.epserve.attention;
+
+import io.epserve.cluster.metrics.Metrics;
+import io.epserve.cluster.metrics.NanosHistogram;
+import io.epserve.cluster.metrics.ProcessMetrics;
+import io.epserve.cluster.metrics.SingleWriterCounts;
+import io.epserve.model.config.ModelConfig;
+import io.epserve.model.engine.Transformer;
+import io.epserve.transport.OfferCounters;
+import io.prometheus.metrics.core.datapoints.CounterDataPoint;
+import io.prometheus.metrics.core.metrics.Counter;
+import io.prometheus.metrics.core.metrics.Gauge;
+import io.prometheus.metrics.model.registry.PrometheusRegistry;
+import java.io.IOException;
+import java.util.List;
+import java.util.function.IntSupplier;
+
+/**
+ * The attention worker's metrics. The engine thread's figures (steps, per-layer exchange latencies, per-expert
+ * tokens, routed slots, bytes) are recorded where {@link StepStats} already records them, into single-writer
+ * histograms and counters and pre-bound counter data points resolved once here: nothing is allocated per step, layer
+ * or token. Queue, KV and sequence gauges are read at scrape time from the scheduler's thread-safe fields.
+ */
+public final class AttentionMetrics implements AutoCloseable {
+    private final ProcessMetrics process;
+    private final PrometheusRegistry registry;
+    private final int topK;
+    private final long combineRowBytes;
+    private final boolean remoteExperts;
+    // Engine thread: steps.
+    private final CounterDataPoint prefillSteps;
+    private final CounterDataPoint decodeSteps;
+    private final CounterDataPoint prefillTokens;
+    private final CounterDataPoint decodeTokens;
+    private final Counter failedSteps;
+    private final NanosHistogram prefillStepTime;
+    private final NanosHistogram decodeStepTime;
+    // Engine thread: expert exchanges (remote experts only).
+    private final NanosHistogram[] dispatch;
+    private final NanosHistogram[] roundTrip;
+    private final SingleWriterCounts expertTokens;
+    private final Counter routedSlots;
+    private final Counter dispatchBytes;
+    private final Counter combineBytes;
+    private final Gauge placementEpoch;
+
+    AttentionMetrics(ModelConfig config, boolean remoteExperts) {
+        this.process = ProcessMetrics.create("attention-worker");
+        this.registry = process.registry();
+        this.remoteExperts = remoteExperts;
+        this.topK = config.nActivatedExperts();
+        this.combineRowBytes = 2L * config.dim();
+        PrometheusRegistry r = registry;
+        Counter steps = Metrics.counter(r, Metrics.ATTENTION_STEPS, "Batched steps run, by kind (prefill: the step"
+                + " holds a chunk of more than one token; decode: one token per sequence)", "kind");
+        prefillSteps = steps.labelValues("prefill");
+        decodeSteps = steps.labelValues("decode");
+        Counter tokens = Metrics.counter(r, Metrics.ATTENTION_STEP_TOKENS, "Tokens computed by the steps, by kind",
+                "kind");
+        prefillTokens = tokens.labelValues("prefill");
+        decodeTokens = tokens.labelValues("decode");
+        failedSteps = Metrics.counter(r, Metrics.ATTENTION_FAILED_STEPS, "Steps that failed (expert workers lost or"
+                + " late); their sequences were dropped");
+        NanosHistogram.Family stepTime = NanosHistogram.Family.register(r, Metrics.ATTENTION_STEP_DURATION,
+                "Wall time of a batched step, by kind", Metrics.LATENCY_SECONDS, "kind");
+        prefillStepTime = stepTime.add("prefill");
+        decodeStepTime = stepTime.add("decode");
+        int layers = config.nLayers();
+        String[] ids = SingleWriterCounts.ids(layers);
+        dispatch = new NanosHistogram[remoteExperts ? layers : 0];
+        roundTrip = new NanosHistogram[remoteExperts ? layers : 0];
+        if (remoteExperts) {
+            NanosHistogram.Family d = NanosHistogram.Family.register(r, Metrics.ATTENTION_DISPATCH, "Time to hand one"
+                    + " micro-batch's dispatch of a layer to Aeron, by layer", Metrics.EXCHANGE_SECONDS, "layer");
+            NanosHistogram.Family rt = NanosHistogram.Family.register(r, Metrics.ATTENTION_ROUND_TRIP, "From a"
+                    + " micro-batch's dispatch of a layer to its last combine row, by layer", Metrics.EXCHANGE_SECONDS,
+                    "layer");
+            for (int l = 0; l < layers; l++) {
+                dispatch[l] = d.add(ids[l]);
+                roundTrip[l] = rt.add(ids[l]);
+            }
+            expertTokens = new SingleWriterCounts(layers, config.nRoutedExperts());
+            expertTokens.register(r, Metrics.ATTENTION_EXPERT_TOKENS, "Tokens dispatched to each routed expert, by"
+                    + " layer and expert (sum = tokens x top-k x layers)", "layer", "expert");
+        } else {
+            expertTokens = null;
+        }
+        routedSlots = Metrics.counter(r, Metrics.ATTENTION_ROUTED_SLOTS, "(token, expert) slots whose expert"
+                + " outputs came back from expert workers");
+        dispatchBytes = Metrics.counter(r, Metrics.ATTENTION_DISPATCH_BYTES, "Dispatch message bytes handed to Aeron");
+        combineBytes = Metrics.counter(r, Metrics.ATTENTION_COMBINE_BYTES, "Expert output bytes received (bf16 rows)");
+        placementEpoch = Gauge.builder().name(Metrics.ATTENTION_PLACEMENT_EPOCH)
+                .help("Epoch of the expert placement table in use").register(r);
+    }
+
+    /** Gauges read at scrape time; the Aeron counters when the experts are remote (offers null: local experts). */
+    void watch(GenerationScheduler generations, IntSupplier forwardSequences, OfferCounters offers) {
+        PrometheusRegistry r = registry;
+        Metrics.gauge(r, Metrics.ATTENTION_WAITING, "Generate requests waiting to join the batch",
+                generations::waiting);
+        Metrics.gauge(r, Metrics.ATTENTION_RUNNING, "Generate requests in the batch", generations::running);
+        Metrics.gauge(r, Metrics.ATTENTION_SEQUENCES, "Sequences held (Forward/Decode sequences and running"
+                + " generations)", () -> forwardSequences.getAsInt() + generations.running());
+        Metrics.gauge(r, Metrics.ATTENTION_KV_RESERVED, "KV cache bytes reserved by running generations",
+                generations::reservedBytes);
+        Metrics.gauge(r, Metrics.ATTENTION_KV_BUDGET, "KV cache bytes generations may reserve (--kv-memory)",
+                generations::budgetBytes);
+        if (offers != null) {
+            Metrics.offerFailures(r, offers::backPressured, offers::adminActions, offers::notConnected);
+        }
+    }
+
+    /** Starts the endpoint (port -1: none). */
+    void serve(String host, int port) throws IOException {
+        process.serve(host, port);
+    }
+
+    /** The registry, for anything else this process wants to export. */
+    public PrometheusRegistry registry() {
+        return registry;
+    }
+
+    /** The endpoint's port, or -1 when not serving. */
+    public int port() {
+        return process.port();
+    }
+
+    String readySuffix() {
+        return process.readySuffix();
+    }
+
+    /** The epoch of the placement table now in use (any thread). */
+    public void placementEpoch(long epoch) {
+        placementEpoch.set(epoch);
+    }
+
+    /** Wraps a step engine so that its steps are counted and timed, and attaches this to its {@link StepStats}. */
+    StepEngine meter(StepEngine engine) {
+        engine.stats().metrics = this;
+        return new Metered(engine);
+    }
+
+    // ------------------------------------------------------------------------------------------ engine thread
+
+    /** A micro-batch's dispatch of a layer went out: its send time, its tokens per expert, its bytes. */
+    void dispatched(Transformer.Pass p, long ns, long bytes) {
+        int layer = p.layer();
+        if (layer < dispatch.length) {
+            dispatch[layer].record(ns);
+        }
+        if (expertTokens != null && layer < expertTokens.rows()) {
+            int[] experts = p.routing().experts();
+            int slots = p.tokens() * topK;
+            for (int i = 0; i < slots; i++) {
+                expertTokens.add(layer, experts[i], 1);
+            }
+        }
+        if (bytes > 0) {
+            dispatchBytes.inc(bytes);
+        }
+    }
+
+    /** A micro-batch's exchange of a layer completed: every (token, slot) of its tokens came back. */
+    void combined(int layer, long ns, int tokens) {
+        if (layer < roundTrip.length) {
+            roundTrip[layer].record(ns);
+        }
+        long slots = (long) tokens * topK;
+        routedSlots.inc(slots);
+        combineBytes.inc(slots * combineRowBytes);
+    }
+
+    @Override
+    public void close() {
+        process.close();
+    }
+
+    /** Counts and times the steps of the engine it wraps; everything else is the engine's. */
+    private final class Metered implements StepEngine {
+        private final StepEngine engine;
+
+        Metered(StepEngine engine) {
+            this.engine = engine;
+        }
+
+        @Override
+        public Transformer transformer() {
+            return engine.transformer();
+        }
+
+        @Override
+        public Transformer.Output step(List<Transformer.Chunk> chunks, boolean allLogits) {
+            int tokens = 0;
+            boolean prefill = false;
+            for (int i = 0; i < chunks.size(); i++) {
+                int n = chunks.get(i).tokens().length;
+                tokens += n;
+                prefill |= n > 1;
+            }
+            long t0 = System.nanoTime();
+            Transformer.Output out;
+            try {
+                out = engine.step(chunks, allLogits);
+            } catch (RuntimeException e) {
+                failedSteps.inc();
+                throw e;
+            }
+            long ns = System.nanoTime() - t0;
+            if (prefill) {
+                prefillSteps.inc();
+                prefillTokens.inc(tokens);
+                prefillStepTime.record(ns);
+            } else {
+                decodeSteps.inc();
+                decodeTokens.inc(tokens);
+                decodeStepTime.record(ns);
+            }
+            return out;
+        }
+
+        @Override
+        public int microBatches() {
+            return engine.microBatches();
+        }
+
+        @Override
+        public StepStats stats() {
+            return engine.stats();
+        }
+
+        @Override
+        public long steps() {
+            return engine.steps();
+        }
+
+        @Override
+        public long failedSteps() {
+            return engine.failedSteps();
+        }
+
+        @Override
+        public long failovers() {
+            return engine.failovers();
+        }
+    }
+}

@@ -1,0 +1,239 @@
+package io.epserve.cli.commands;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.epserve.attention.AttentionWorker;
+import io.epserve.cli.cluster.LocalCluster;
+import io.epserve.cluster.metrics.Metrics;
+import io.epserve.cluster.metrics.MetricsScrape;
+import io.epserve.model.config.ModelConfig;
+import io.epserve.proto.v1.InferenceGrpc;
+import io.epserve.proto.v1.SamplingParams;
+import io.epserve.proto.v1.TokenizeRequest;
+import io.epserve.router.Router;
+import io.grpc.Channel;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.Status;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Every process's /metrics after known traffic: the router counts what the client saw, the attention worker what its
+ * steps computed, the expert workers what they were sent, and the three agree with each other.
+ */
+class MetricsEndpointTest {
+    @TempDir
+    Path tmp;
+
+    /** Prompts of 3 lengths and their max_tokens (EOS ignored, so each generates exactly that many). */
+    static final int[][] PROMPTS = {Arrays.copyOfRange(EngineCommandsTest.goldenTokens(), 0, 9),
+        Arrays.copyOfRange(EngineCommandsTest.goldenTokens(), 5, 12), Arrays.copyOfRange(EngineCommandsTest.goldenTokens(), 20, 33)};
+    static final int[] MAX_TOKENS = {4, 6, 5};
+
+    /** Runs the workload; returns {prompt tokens, generated tokens, tokens the steps compute}. */
+    static long[] workload(Channel ch) {
+        long prompt = 0;
+        long generated = 0;
+        for (int i = 0; i < PROMPTS.length; i++) {
+            RouterTest.Result r = RouterTest.generate(ch, RouterTest.tokens(PROMPTS[i],
+                    SamplingParams.newBuilder().setMaxTokens(MAX_TOKENS[i]).setIgnoreEos(true).build()));
+            assertEquals(Status.OK, r.status(), "request " + i);
+            assertEquals(MAX_TOKENS[i], r.ids().size());
+            prompt += PROMPTS[i].length;
+            generated += r.ids().size();
+        }
+        // The last token of each stream is sampled, never fed back.
+        return new long[] {prompt, generated, prompt + generated - PROMPTS.length};
+    }
+
+    /** What the router must report after {@link #workload} plus one bad Generate and one Tokenize. */
+    static void assertRouter(MetricsScrape s, long[] w, String worker) {
+        int n = PROMPTS.length;
+        assertEquals(n, s.value(Metrics.ROUTER_REQUESTS, "rpc", "Generate", "code", "OK"));
+        assertEquals(1, s.value(Metrics.ROUTER_REQUESTS, "rpc", "Generate", "code", "INVALID_ARGUMENT"));
+        assertEquals(1, s.value(Metrics.ROUTER_REQUESTS, "rpc", "Tokenize", "code", "OK"));
+        assertEquals(n + 2, s.sum(Metrics.ROUTER_REQUESTS));
+        assertEquals(n + 1, s.value(Metrics.ROUTER_REQUEST_DURATION + "_count", "rpc", "Generate"));
+        assertEquals(n + 1, s.value(Metrics.ROUTER_REQUEST_DURATION + "_bucket", "rpc", "Generate", "le", "+Inf"));
+        assertEquals(1, s.value(Metrics.ROUTER_REQUEST_DURATION + "_count", "rpc", "Tokenize"));
+        assertEquals(n, s.value(Metrics.ROUTER_TTFT + "_count"));
+        assertTrue(s.value(Metrics.ROUTER_TTFT + "_sum") > 0);
+        assertEquals(w[1] - n, s.value(Metrics.ROUTER_INTER_TOKEN + "_count"), "one gap per token after the first");
+        assertEquals(w[0], s.value(Metrics.ROUTER_PROMPT_TOKENS));
+        assertEquals(w[1], s.value(Metrics.ROUTER_GENERATED_TOKENS));
+        assertEquals(0, s.value(Metrics.ROUTER_IN_FLIGHT));
+        assertEquals(0, s.value(Metrics.ROUTER_WORKER_IN_FLIGHT, "worker", worker));
+        assertEquals(1, s.value(Metrics.ROUTER_WORKER_UP, "worker", worker));
+        assertEquals(0, s.value(Metrics.ROUTER_WORKER_WAITING, "worker", worker));
+        assertEquals(0, s.sum(Metrics.ROUTER_WORKER_ERRORS));
+        assertEquals(1, s.value(Metrics.BUILD_INFO, "role", "router"));
+        assertTrue(s.has("jvm_memory_used_bytes"));
+    }
+
+    /** What any attention worker must report after {@link #workload}: its steps computed w[2] tokens. */
+    static void assertAttentionSteps(MetricsScrape s, long[] w) {
+        double prefill = s.value(Metrics.ATTENTION_STEPS, "kind", "prefill");
+        double decode = s.value(Metrics.ATTENTION_STEPS, "kind", "decode");
+        assertTrue(prefill >= 1 && decode >= 1, prefill + " prefill and " + decode + " decode steps");
+        assertEquals(w[2], s.sum(Metrics.ATTENTION_STEP_TOKENS));
+        assertEquals(prefill, s.value(Metrics.ATTENTION_STEP_DURATION + "_count", "kind", "prefill"));
+        assertEquals(decode, s.value(Metrics.ATTENTION_STEP_DURATION + "_count", "kind", "decode"));
+        assertEquals(0, s.value(Metrics.ATTENTION_FAILED_STEPS));
+        assertEquals(0, s.value(Metrics.ATTENTION_WAITING));
+        assertEquals(0, s.value(Metrics.ATTENTION_RUNNING));
+        assertEquals(0, s.value(Metrics.ATTENTION_SEQUENCES));
+        assertEquals(0, s.value(Metrics.ATTENTION_KV_RESERVED));
+        assertTrue(s.value(Metrics.ATTENTION_KV_BUDGET) > 0);
+        assertEquals(0, s.value(Metrics.ATTENTION_PLACEMENT_EPOCH));
+        assertEquals(1, s.value(Metrics.BUILD_INFO, "role", "attention-worker"));
+    }
+
+    @Test
+    @Timeout(value = 6, unit = TimeUnit.MINUTES)
+    void routerAttentionAndExpertWorkersReportTrafficThatAddsUp() throws Exception {
+        ModelConfig c = ModelConfig.load(ClusterTest.TINY);
+        int routerPort;
+        try (LocalCluster cluster = LocalCluster.start(ClusterTest.tinyCluster(tmp.resolve("logs"), "exact")
+                .expertWorkers(2).attentionWorkers(1).microBatches(2).router(0).metrics(true))) {
+            LocalCluster.Worker aw = cluster.attentionWorkers().get(0);
+            routerPort = cluster.router().metricsPort();
+            assertTrue(routerPort > 0, cluster.router().readyLine());
+            assertTrue(aw.metricsPort() > 0, aw.readyLine());
+            for (LocalCluster.Worker ew : cluster.expertWorkers()) {
+                assertTrue(ew.metricsPort() > 0, ew.readyLine());
+            }
+            Channel ch = cluster.routerChannel();
+            long[] w = workload(ch);
+            RouterTest.Result bad = RouterTest.generate(ch, RouterTest.tokens(PROMPTS[0],
+                    SamplingParams.newBuilder().setMaxTokens(0).build()));
+            assertEquals(Status.Code.INVALID_ARGUMENT, bad.status().getCode());
+            InferenceGrpc.newBlockingStub(ch).tokenize(TokenizeRequest.newBuilder().setText("hello").build());
+
+            assertRouter(MetricsScrape.fetch("127.0.0.1", routerPort), w, "127.0.0.1:" + aw.grpcPort());
+
+            MetricsScrape a = MetricsScrape.fetch("127.0.0.1", aw.metricsPort());
+            assertAttentionSteps(a, w);
+            long slots = w[2] * c.nActivatedExperts() * c.nLayers();
+            assertEquals(slots, a.sum(Metrics.ATTENTION_EXPERT_TOKENS), "tokens x top-k x layers");
+            assertEquals(slots, a.value(Metrics.ATTENTION_ROUTED_SLOTS));
+            assertEquals(slots * 2L * c.dim(), a.value(Metrics.ATTENTION_COMBINE_BYTES), "bf16 rows");
+            assertTrue(a.value(Metrics.ATTENTION_DISPATCH_BYTES) > w[2] * c.dim(), "FP8 rows at least");
+            double exchanges = a.value(Metrics.ATTENTION_ROUND_TRIP + "_count", "layer", "0");
+            assertTrue(exchanges >= a.sum(Metrics.ATTENTION_STEPS), exchanges + " exchanges of layer 0");
+            for (int l = 0; l < c.nLayers(); l++) {
+                String layer = String.valueOf(l);
+                assertEquals(exchanges, a.value(Metrics.ATTENTION_ROUND_TRIP + "_count", "layer", layer));
+                assertEquals(exchanges, a.value(Metrics.ATTENTION_DISPATCH + "_count", "layer", layer));
+                assertEquals(w[2] * c.nActivatedExperts(), a.sum(Metrics.ATTENTION_EXPERT_TOKENS, "layer", layer));
+            }
+            assertEquals(3, a.samples(Metrics.AERON_OFFER_FAILURES).size());
+
+            // The expert workers computed exactly the rows the attention worker sent each (layer, expert).
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (true) {
+                double rows = 0;
+                double exchangesServed = 0;
+                for (LocalCluster.Worker ew : cluster.expertWorkers()) {
+                    MetricsScrape e = MetricsScrape.fetch("127.0.0.1", ew.metricsPort());
+                    rows += e.sum(Metrics.EXPERT_ROWS);
+                    exchangesServed += e.value(Metrics.EXPERT_EXCHANGES);
+                }
+                if (rows == slots || System.nanoTime() > deadline) {
+                    assertEquals(slots, rows, "rows computed over the expert workers");
+                    assertTrue(exchangesServed >= exchanges, exchangesServed + " exchanges served");
+                    break;
+                }
+                Thread.sleep(50);
+            }
+            for (LocalCluster.Worker ew : cluster.expertWorkers()) {
+                MetricsScrape e = MetricsScrape.fetch("127.0.0.1", ew.metricsPort());
+                assertEquals(1, e.value(Metrics.EXPERT_PEERS));
+                assertEquals(0, e.value(Metrics.EXPERT_REJECTED));
+                assertEquals(1, e.value(Metrics.BUILD_INFO, "role", "expert-worker"));
+                for (MetricsScrape.Sample r : e.samples(Metrics.EXPERT_ROWS)) {
+                    String l = r.labels().get("layer");
+                    if (Integer.parseInt(l) < c.nLayers()) {
+                        assertEquals(a.value(Metrics.ATTENTION_EXPERT_TOKENS, "layer", l, "expert",
+                                r.labels().get("expert")), r.value(), "layer " + l + " expert " + r.labels());
+                    } else {
+                        assertEquals(0, r.value(), "the MTP block is not run by generation");
+                    }
+                }
+            }
+        }
+        assertThrows(IOException.class, () -> MetricsScrape.fetch("127.0.0.1", routerPort), "stopped with the router");
+    }
+
+    /** up --single-process: a router and an attention worker with every expert in one JVM, each with its endpoint. */
+    @Test
+    @Timeout(value = 3, unit = TimeUnit.MINUTES)
+    void inOneProcessTheRouterAndALocalExpertsWorkerServeSeparateRegistries() throws Exception {
+        int routerPort;
+        int workerPort;
+        try (AttentionWorker worker = AttentionWorker.start(AttentionWorker.options().model(ClusterTest.TINY)
+                .localExperts(true).threads(1).port(0).metricsPort(0));
+             Router router = Router.start(Router.options().model(ClusterTest.TINY)
+                     .attentionWorker("127.0.0.1:" + worker.port()).port(0).metricsPort(0))) {
+            routerPort = router.metricsPort();
+            workerPort = worker.metrics().port();
+            assertTrue(routerPort > 0 && workerPort > 0);
+            assertNotEquals(routerPort, workerPort);
+            assertTrue(router.readyLine().endsWith("; metrics 127.0.0.1:" + routerPort), router.readyLine());
+            assertTrue(worker.readyLine().endsWith("; metrics 127.0.0.1:" + workerPort), worker.readyLine());
+            ManagedChannel ch = ManagedChannelBuilder.forAddress("127.0.0.1", router.port()).usePlaintext().build();
+            try {
+                long[] w = workload(ch);
+                RouterTest.Result bad = RouterTest.generate(ch, RouterTest.tokens(PROMPTS[0],
+                        SamplingParams.newBuilder().setMaxTokens(0).build()));
+                assertEquals(Status.Code.INVALID_ARGUMENT, bad.status().getCode());
+                InferenceGrpc.newBlockingStub(ch).tokenize(TokenizeRequest.newBuilder().setText("hello").build());
+                assertRouter(MetricsScrape.fetch("127.0.0.1", routerPort), w, "127.0.0.1:" + worker.port());
+                worker.metrics().placementEpoch(7);
+                MetricsScrape a = MetricsScrape.fetch("127.0.0.1", workerPort);
+                assertEquals(7, a.value(Metrics.ATTENTION_PLACEMENT_EPOCH));
+                worker.metrics().placementEpoch(0);
+                assertAttentionSteps(MetricsScrape.fetch("127.0.0.1", workerPort), w);
+                // Every expert in this process: no exchanges, so no per-layer exchange series.
+                assertTrue(!a.has(Metrics.ATTENTION_EXPERT_TOKENS) && !a.has(Metrics.ATTENTION_ROUND_TRIP + "_count"));
+                assertEquals(0, a.value(Metrics.ATTENTION_ROUTED_SLOTS));
+                assertTrue(!a.has(Metrics.AERON_OFFER_FAILURES));
+                assertEquals(0, a.samples(Metrics.BUILD_INFO, "role", "router").size(), "its own registry");
+            } finally {
+                ch.shutdownNow();
+            }
+        }
+        assertThrows(IOException.class, () -> MetricsScrape.fetch("127.0.0.1", routerPort));
+        assertThrows(IOException.class, () -> MetricsScrape.fetch("127.0.0.1", workerPort));
+    }
+
+    @Test
+    void everyServingCommandTakesTheMetricsFlagsAndRefusesABadPortWithExitTwo() {
+        String model = ClusterTest.TINY.toString();
+        for (String role : List.of("router", "attention-worker", "expert-worker")) {
+            EngineCommandsTest.Run help = EngineCommandsTest.run(role, "--help");
+            assertEquals(0, help.exit(), help.err());
+            assertTrue(help.out().contains("--metrics-port") && help.out().contains("--metrics-host"), help.out());
+        }
+        List<List<String>> bad = List.of(
+                List.of("router", "--model", model, "--attention-workers", "127.0.0.1:1", "--metrics-port", "70000"),
+                List.of("attention-worker", "--model", model, "--expert-workers", "127.0.0.1:40001", "--listen",
+                        "127.0.0.1:40002", "--metrics-port", "-2"),
+                List.of("expert-worker", "--model", model, "--experts", "0-3", "--listen", "127.0.0.1:40003",
+                        "--metrics-port", "65536"));
+        for (List<String> args : bad) {
+            EngineCommandsTest.Run r = EngineCommandsTest.run(args.toArray(String[]::new));
+            assertEquals(2, r.exit(), args + ": " + r.err());
+            assertTrue(r.err().contains("--metrics-port"), r.err());
+        }
+    }
+}
