@@ -221,6 +221,8 @@ public final class AttentionWorker implements AutoCloseable {
     private final AttentionMetrics metrics;
     /** sequences.size() as of the engine thread's last request, for the metrics. */
     private volatile int sequencesHeld;
+    /** Positions cached by the Forward/Decode API's sequences, as of the last engine task (for Status). */
+    private volatile long cachedTokens;
 
     private AttentionWorker(Options o) throws IOException {
         this.o = o;
@@ -248,11 +250,12 @@ public final class AttentionWorker implements AutoCloseable {
                                 ? MediaDriverHandle.options().directory(o.aeronDir)
                                 : MediaDriverHandle.options().name("attention-" + o.workerId));
                 ec = new ExpertClient(config, o.workerId, fingerprint, d, o.expertWorkers, o.controlPlane != null,
-                        o.listen, Channels.DISPATCH_STREAM, Channels.COMBINE_STREAM, o.microBatches,
+                        o.listen, advertisedInbox(o), Channels.DISPATCH_STREAM, Channels.COMBINE_STREAM, o.microBatches,
                         TimeUnit.MILLISECONDS.toNanos(o.sendTimeoutMs), o.log);
                 if (o.controlPlane != null) {
+                    String inbox = advertisedInbox(o) != null ? advertisedInbox(o) : o.listen;
                     am = AttentionMembership.join(o.controlPlane, ClusterNode.ModelIdentity.of(fingerprint, config),
-                            ec, o.workerId, o.listen, o.loadWindowSeconds, this::gauges, metrics::placementEpoch,
+                            ec, o.workerId, inbox, o.loadWindowSeconds, this::gauges, metrics::placementEpoch,
                             m -> o.log.accept("attention-worker " + o.workerId + ": " + m));
                 }
                 ec.connect(TimeUnit.MILLISECONDS.toNanos(o.connectTimeoutMs));
@@ -311,6 +314,18 @@ public final class AttentionWorker implements AutoCloseable {
         if (am != null) {
             am.ready((o.advertiseHost != null ? o.advertiseHost : o.host) + ":" + server.getPort());
         }
+    }
+
+    /**
+     * With --advertise-host and a HOST:PORT inbox listening on all interfaces (say 0.0.0.0:40100 in a pod): the same
+     * port at the advertised host, which expert workers can reach; else null (the inbox as given).
+     */
+    static String advertisedInbox(Options o) {
+        if (o.advertiseHost == null || o.listen == null || o.listen.startsWith("aeron:") || o.listen.equals("ipc")) {
+            return null;
+        }
+        int colon = o.listen.lastIndexOf(':');
+        return colon < 0 ? null : o.advertiseHost + o.listen.substring(colon);
     }
 
     /** The operator's numbers, announced in the cluster (membership thread: only racy reads of engine counters). */
@@ -581,16 +596,16 @@ public final class AttentionWorker implements AutoCloseable {
         return ReleaseResponse.newBuilder().setReleased(n).build();
     }
 
+    /**
+     * Answered on the gRPC thread, from values the engine thread publishes: the router polls every 250 ms and must
+     * not wait behind steps (a busy worker would look unreachable).
+     */
     private StatusResponse status() {
-        long cached = 0;
-        for (SequenceCache s : sequences.values()) {
-            cached += s.length();
-        }
         StatusResponse.Builder b = StatusResponse.newBuilder()
                 .setWorkerId(o.workerId)
                 .setModelFingerprint(fingerprint)
-                .setSequences(sequences.size())
-                .setCachedTokens(cached)
+                .setSequences(sequencesHeld)
+                .setCachedTokens(cachedTokens)
                 .setSteps(engine.steps())
                 .setFailedSteps(engine.failedSteps())
                 .setStaleCombines(experts == null ? 0 : experts.staleCombines)
@@ -642,6 +657,11 @@ public final class AttentionWorker implements AutoCloseable {
                     return;
                 } finally {
                     sequencesHeld = sequences.size();
+                    long cached = 0;
+                    for (SequenceCache sc : sequences.values()) {
+                        cached += sc.length();
+                    }
+                    cachedTokens = cached;
                 }
                 obs.onNext(result);
                 obs.onCompleted();
@@ -671,7 +691,8 @@ public final class AttentionWorker implements AutoCloseable {
 
         @Override
         public void status(StatusRequest req, StreamObserver<StatusResponse> obs) {
-            run(obs, "Status", AttentionWorker.this::status);
+            obs.onNext(AttentionWorker.this.status());
+            obs.onCompleted();
         }
 
         @Override

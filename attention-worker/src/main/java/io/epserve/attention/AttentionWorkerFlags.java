@@ -24,7 +24,8 @@ public final class AttentionWorkerFlags {
     ClusterFlags cluster = new ClusterFlags();
 
     @Option(names = "--advertise-host", paramLabel = "HOST",
-            description = "In a cluster: the host the router reaches the gRPC port at (default: --host).")
+            description = "The host others reach this worker at, when it binds all interfaces (e.g. a pod's IP): the"
+                    + " router's gRPC address and the combine inbox expert workers send to (default: --host, --listen).")
     String advertiseHost;
 
     @Option(names = "--failover-timeout-ms", defaultValue = "30000", paramLabel = "MS",

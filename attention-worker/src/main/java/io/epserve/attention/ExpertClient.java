@@ -22,6 +22,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import org.agrona.concurrent.BackoffIdleStrategy;
@@ -39,9 +40,12 @@ final class ExpertClient implements AutoCloseable, WireHandler {
     private final String modelFingerprint;
     private final MediaDriverHandle driver;
     private final String inboxChannel;
+    /** Where expert workers send to reach the inbox: the inbox, or its advertised address (a pod's IP). */
+    private final String replyChannel;
     private final int inboxStream;
     private final MessageReceiver inbox;
-    private final List<ExpertLink> links = new ArrayList<>();
+    /** Copy-on-write: the Status RPC reads it from a gRPC thread while the engine thread adds links. */
+    private final List<ExpertLink> links = new CopyOnWriteArrayList<>();
     private final ExpertLink[] byWorker;
     private final MoeExchange[] exchanges;
     private final Consumer<String> log;
@@ -69,7 +73,8 @@ final class ExpertClient implements AutoCloseable, WireHandler {
      * @param inbox this worker's combine inbox endpoint
      */
     ExpertClient(ModelConfig config, int source, String modelFingerprint, MediaDriverHandle driver,
-                 List<String> endpoints, boolean elastic, String inbox, int dispatchStream, int inboxStream,
+                 List<String> endpoints, boolean elastic, String inbox, String advertisedInbox, int dispatchStream,
+                 int inboxStream,
                  int microBatches, long sendTimeoutNs, Consumer<String> log) {
         if (endpoints.isEmpty() && !elastic) {
             throw new IllegalArgumentException("no expert workers given");
@@ -84,6 +89,7 @@ final class ExpertClient implements AutoCloseable, WireHandler {
         this.driver = driver;
         this.log = log;
         this.inboxChannel = Channels.ofEndpoint(inbox);
+        this.replyChannel = advertisedInbox == null ? inboxChannel : Channels.ofEndpoint(advertisedInbox);
         this.inboxStream = inboxStream;
         this.rowBytes = new byte[2 * config.dim()];
         this.exchanges = new MoeExchange[microBatches];
@@ -184,7 +190,7 @@ final class ExpertClient implements AutoCloseable, WireHandler {
                 if (!l.ready && l.lost == null && l.sender.isConnected()) {
                     try {
                         l.control.hello(0, source, Role.ATTENTION_WORKER, HelloStatus.HELLO, modelFingerprint,
-                                inboxChannel, inboxStream);
+                                replyChannel, inboxStream);
                     } catch (TransportException ex) {
                         // Not up yet: again at the next round.
                     }
@@ -288,7 +294,7 @@ final class ExpertClient implements AutoCloseable, WireHandler {
                 if (now >= nextHello && link.sender.isConnected()) {
                     try {
                         link.control.hello(0, source, Role.ATTENTION_WORKER, HelloStatus.HELLO, modelFingerprint,
-                                inboxChannel, inboxStream);
+                                replyChannel, inboxStream);
                     } catch (TransportException e) {
                         // Not up yet: try again at the next round.
                     }
@@ -535,7 +541,7 @@ final class ExpertClient implements AutoCloseable, WireHandler {
             try {
                 if (link.ready && link.lost == null && !link.isClosed() && link.sender.isConnected()) {
                     link.control.hello(0, source, Role.ATTENTION_WORKER, HelloStatus.GOODBYE, modelFingerprint,
-                            inboxChannel, inboxStream);
+                            replyChannel, inboxStream);
                 }
             } catch (RuntimeException e) {
                 // Best effort: it may already be gone.
