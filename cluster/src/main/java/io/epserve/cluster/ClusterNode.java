@@ -55,6 +55,7 @@ public final class ClusterNode implements AutoCloseable {
     static final String CURRENT = "current";
     static final String TARGET = "target";
     static final String REBALANCE = "rebalance";
+    static final String REBALANCE_RESULT = "rebalance-result";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** Settings; every setter returns this. */
@@ -462,12 +463,22 @@ public final class ClusterNode implements AutoCloseable {
 
     /** Asks the coordinator for an EPLB rebalance now, whatever the gain. */
     public void requestRebalance() {
+        requests.delete(REBALANCE_RESULT);
         requests.set(REBALANCE, Long.toString(System.currentTimeMillis()));
     }
 
     /** Whether a rebalance request waits for the coordinator. */
     public boolean rebalancePending() {
         return requests.containsKey(REBALANCE);
+    }
+
+    /** The coordinator's answer to the last rebalance request: "target N", "unchanged N" or "failed: why". */
+    public String rebalanceResult() {
+        return requests.get(REBALANCE_RESULT);
+    }
+
+    void rebalanceResult(String result) {
+        requests.set(REBALANCE_RESULT, result);
     }
 
     /** Takes the pending rebalance request, if any. */

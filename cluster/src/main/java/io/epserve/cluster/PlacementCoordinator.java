@@ -236,10 +236,17 @@ public final class PlacementCoordinator implements AutoCloseable {
             return;
         }
         if (node.takeRebalanceRequest()) {
-            publish(new PlacementTable(current.epoch() + 1, model.mtp(),
-                    PlacementPlanner.plan(load, workers, o.redundant, current)), current, load,
-                    "rebalance requested" + (measured == null ? " (no load measured yet: uniform)" : ""), now);
             lastRebalanceMs = now;
+            try {
+                PlacementTable t = new PlacementTable(current.epoch() + 1, model.mtp(),
+                        PlacementPlanner.plan(load, workers, o.redundant, current));
+                boolean changed = publish(t, current, load, "rebalance requested"
+                        + (measured == null ? " (no load measured yet: uniform)" : ""), now);
+                node.rebalanceResult(changed ? "target " + t.epoch() : "unchanged " + current.epoch());
+            } catch (RuntimeException e) {
+                node.rebalanceResult("failed: " + e.getMessage());
+                throw e;
+            }
             return;
         }
         if (o.rebalanceIntervalMs > 0 && measured != null && now - lastRebalanceMs >= o.rebalanceIntervalMs) {
@@ -254,10 +261,11 @@ public final class PlacementCoordinator implements AutoCloseable {
         }
     }
 
-    private void publish(PlacementTable t, PlacementTable current, double[][] load, String reason, long now) {
+    /** Publishes {@code t} as the target unless it places the same as {@code current}; returns whether it did. */
+    private boolean publish(PlacementTable t, PlacementTable current, double[][] load, String reason, long now) {
         if (t.samePlacement(current)) {
             log.accept(reason + ": the placement stays as it is (epoch " + current.epoch() + ")");
-            return;
+            return false;
         }
         node.putTarget(t);
         lastTargetEpoch = t.epoch();
@@ -266,6 +274,7 @@ public final class PlacementCoordinator implements AutoCloseable {
         log.accept(String.format(Locale.ROOT, "target epoch %d (%s): %s; balance %s -> %.3f", t.epoch(), reason,
                 t.describe(), current == null ? "-" : String.format(Locale.ROOT, "%.3f",
                         PlacementPlanner.balance(load, current)), PlacementPlanner.balance(load, t)));
+        return true;
     }
 
     private static double total(double[][] load) {

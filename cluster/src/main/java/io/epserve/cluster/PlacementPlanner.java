@@ -49,12 +49,8 @@ public final class PlacementPlanner {
         int[][][] out = new int[layers][experts][];
         for (int l = 0; l < layers; l++) {
             for (int e = 0; e < experts; e++) {
-                int[] r = byIndex[l][e];
-                out[l][e] = new int[r.length];
-                for (int i = 0; i < r.length; i++) {
-                    out[l][e][i] = workers[r[i]];
-                }
-                Arrays.sort(out[l][e]);
+                // EPLB may give a very hot expert more replicas than there are workers; two on one worker are one.
+                out[l][e] = Arrays.stream(byIndex[l][e]).map(i -> workers[i]).distinct().sorted().toArray();
             }
         }
         return out;

@@ -88,4 +88,23 @@ class PlacementTableTest {
         }
         assertTrue(kept >= 25, "only " + kept + " of 30 replicas on workers 1 and 2 stayed where they were");
     }
+
+    @Test
+    void aVeryHotExpertWithMoreReplicasThanWorkersStillMakesAValidTable() {
+        double[][] uniform = PlacementPlanner.uniform(5, 8);
+        PlacementTable t = new PlacementTable(1, true, PlacementPlanner.plan(uniform, new int[] {1, 2}, 2, null));
+        double[][] skew = new double[5][8];
+        for (int l = 0; l < 5; l++) {
+            for (int e = 0; e < 8; e++) {
+                skew[l][e] = e == l ? 100 : e == (l + 3) % 8 ? 60 : 5;
+            }
+        }
+        PlacementTable t2 = new PlacementTable(2, true, PlacementPlanner.plan(skew, new int[] {1, 2}, 2, t));
+        assertFalse(t2.samePlacement(t));
+        assertTrue(PlacementPlanner.balance(skew, t2) > PlacementPlanner.balance(skew, t),
+                PlacementPlanner.balance(skew, t) + " -> " + PlacementPlanner.balance(skew, t2));
+        for (int l = 0; l < 5; l++) {
+            assertArrayEquals(new int[] {1, 2}, t2.replicas(l, l), "the hottest expert of layer " + l + " on both");
+        }
+    }
 }

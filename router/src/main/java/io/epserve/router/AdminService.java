@@ -95,7 +95,7 @@ final class AdminService extends AdminGrpc.AdminImplBase {
                 sum += perWorker[i];
             }
             double mean = workers.length == 0 ? 0 : sum / workers.length;
-            return b.setMeanLoad(mean).setMaxLoad(max).setBalance(max == 0 ? 1 : mean / max).build();
+            return b.setMeanLoad(mean).setMaxLoad(max).setBalance(PlacementPlanner.balance(load, t)).build();
         });
     }
 
@@ -155,7 +155,12 @@ final class AdminService extends AdminGrpc.AdminImplBase {
                             .setMessage(String.format(Locale.ROOT, "placement epoch %d: %s", now.epoch(),
                                     now.describe())).build();
                 }
-                if (!node.rebalancePending() && node.target() == null && now != null
+                String result = node.rebalanceResult();
+                if (result != null && result.startsWith("failed")) {
+                    throw Status.INTERNAL.withDescription("the coordinator could not rebalance: " + result)
+                            .asRuntimeException();
+                }
+                if (result != null && result.startsWith("unchanged") && now != null
                         && now.epoch() == before.epoch()) {
                     double b = PlacementPlanner.balance(load(now), now);
                     return RebalanceResponse.newBuilder().setEpoch(now.epoch()).setBalanceBefore(b).setBalanceAfter(b)

@@ -55,6 +55,7 @@ public final class LocalCluster implements AutoCloseable {
         Integer routerPort;
         boolean ipc;
         boolean controlPlane;
+        Path artifacts;
         String clusterName;
         final List<String> clusterArgs = new ArrayList<>();
         boolean metrics;
@@ -75,6 +76,11 @@ public final class LocalCluster implements AutoCloseable {
         public Options controlPlane(boolean v) { controlPlane = v; return this; }
         /** More flags for every process of a control-plane cluster (e.g. --redundant-experts 1). */
         public Options clusterArg(String v) { clusterArgs.add(v); return this; }
+        /**
+         * Run the processes from the built distribution, as an operator would: {@code DIR/epserve-cli.jar} and
+         * {@code DIR/lib/*} (the cli module's target directory), instead of this JVM's class path.
+         */
+        public Options artifacts(Path cliTarget) { artifacts = cliTarget; return this; }
         /** The cluster's name (default: one of its own, so that test clusters never meet). */
         public Options clusterName(String v) { clusterName = v; return this; }
 
@@ -244,16 +250,34 @@ public final class LocalCluster implements AutoCloseable {
         return w;
     }
 
+    /** java, the runtime's flags, the class path and the main class: everything before the subcommand. */
+    private List<String> javaCommand() {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.addAll(jvmFlags());
+        cmd.addAll(o.jvmArgs);
+        String cp;
+        if (o.artifacts != null) {
+            Path jar = o.artifacts.resolve("epserve-cli.jar");
+            if (!Files.isRegularFile(jar) || !Files.isDirectory(o.artifacts.resolve("lib"))) {
+                throw new IllegalStateException("no built distribution in " + o.artifacts + " (epserve-cli.jar and lib/;"
+                        + " build it with ./mvnw -DskipTests package)");
+            }
+            cp = jar + java.io.File.pathSeparator + o.artifacts.resolve("lib") + java.io.File.separator + "*";
+        } else {
+            cp = System.getProperty("java.class.path");
+        }
+        cmd.addAll(List.of("-cp", cp, "io.epserve.cli.Main"));
+        return cmd;
+    }
+
     /** What a short-lived epserve process did: its exit code and output. */
     public record Exit(int code, String output) {
     }
 
     /** Runs {@code ./epserve ARGS} (this JVM's class path and flags) to completion, bounded by {@code timeoutMs}. */
     public Exit run(List<String> args, long timeoutMs) throws IOException, InterruptedException {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        cmd.addAll(jvmFlags());
-        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "io.epserve.cli.Main"));
+        List<String> cmd = new ArrayList<>(javaCommand());
         cmd.addAll(args);
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         CompletableFuture<String> out = CompletableFuture.supplyAsync(() -> {
@@ -495,10 +519,7 @@ public final class LocalCluster implements AutoCloseable {
         if (o.pin) {
             cmd.addAll(List.of("taskset", "-c", String.valueOf(cpu)));
         }
-        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        cmd.addAll(jvmFlags());
-        cmd.addAll(o.jvmArgs);
-        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "io.epserve.cli.Main"));
+        cmd.addAll(javaCommand());
         cmd.addAll(args);
         if (o.metrics) {
             cmd.addAll(List.of("--metrics-port", "0"));

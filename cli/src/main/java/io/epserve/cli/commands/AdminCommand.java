@@ -116,8 +116,8 @@ public final class AdminCommand implements Callable<Integer> {
 
         static String text(PlacementResponse r) {
             StringBuilder sb = new StringBuilder(String.format(Locale.ROOT,
-                    "placement epoch %d%s: %d layers x %d experts; load per expert worker mean %.1f max %.1f, balance"
-                            + " (mean/max) %.3f%n", r.getEpoch(),
+                    "placement epoch %d%s: %d layers x %d experts; load per expert worker mean %.1f max %.1f; balance"
+                            + " (per layer mean/max) %.3f%n", r.getEpoch(),
                     r.getTargetEpoch() > 0 ? " (changing to " + r.getTargetEpoch() + ")" : "", r.getLayers(),
                     r.getExpertsPerLayer(), r.getMeanLoad(), r.getMaxLoad(), r.getBalance()));
             for (WorkerLoad w : r.getWorkersList()) {
