@@ -155,6 +155,8 @@ final class ExpertMembership implements AutoCloseable {
             Map<String, Long> g = new LinkedHashMap<>();
             ExpertExecutor ex = worker.executor();
             g.put("experts_held", (long) worker.placement().size());
+            g.put("mapped_bytes", worker.weights().mappedBytes());
+            g.put("heap_max_bytes", Runtime.getRuntime().maxMemory());
             g.put("exchanges", ex.exchanges());
             g.put("rows_computed", ex.rowsComputed());
             g.put("waves", ex.waves());

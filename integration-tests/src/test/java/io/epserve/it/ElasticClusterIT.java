@@ -170,6 +170,18 @@ class ElasticClusterIT {
             });
             StatusResponse st = admin.status(StatusRequest.getDefaultInstance());
             assertTrue(member(st, "expert-worker", 1).getCoordinator(), "the oldest member coordinates: " + st);
+            // The operator's command line over the same API.
+            String routerAt = "127.0.0.1:" + cluster.router().grpcPort();
+            LocalCluster.Exit status = cluster.run(List.of("admin", "--router", routerAt, "status"), 60_000);
+            assertEquals(0, status.code(), status.output());
+            assertTrue(status.output().contains("expert-worker") && status.output().contains("[coordinator]")
+                    && status.output().contains("kv_budget_bytes="), status.output());
+            LocalCluster.Exit placement = cluster.run(List.of("admin", "--router", routerAt, "placement"), 60_000);
+            assertEquals(0, placement.code(), placement.output());
+            assertTrue(placement.output().contains("expert worker 1: 20 experts"), placement.output());
+            LocalCluster.Exit unknown = cluster.run(List.of("admin", "--router", routerAt, "drain", "99"), 60_000);
+            assertEquals(1, unknown.code(), unknown.output());
+            assertTrue(unknown.output().contains("NOT_FOUND: no expert worker 99"), unknown.output());
             assertEquals(4, st.getMembersCount(), st.toString());
 
             // A process serving another model is refused with a message naming both, and exits 1.
@@ -177,7 +189,7 @@ class ElasticClusterIT {
             Files.createDirectories(other);
             Path tiny = TINY;
             for (String f : new String[] {"model.safetensors", "tokenizer.json", "tokenizer_config.json"}) {
-                Files.createSymbolicLink(other.resolve(f), tiny.resolve(f).toAbsolutePath());
+                Files.copy(tiny.resolve(f), other.resolve(f));
             }
             Files.writeString(other.resolve("config.json"), Files.readString(tiny.resolve("config.json")) + "\n");
             List<String> args = new ArrayList<>(List.of("expert-worker", "--model", other.toString(), "--listen",

@@ -1,0 +1,136 @@
+package io.epserve.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.epserve.proto.admin.v1.AdminGrpc;
+import io.epserve.proto.admin.v1.PlacementRequest;
+import io.epserve.proto.admin.v1.PlacementResponse;
+import io.epserve.proto.v1.GenerateRequest;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.StatusRuntimeException;
+import java.net.DatagramSocket;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.testcontainers.DockerClientFactory;
+import org.testcontainers.containers.BindMode;
+import org.testcontainers.containers.GenericContainer;
+import org.testcontainers.containers.wait.strategy.Wait;
+import org.testcontainers.junit.jupiter.Testcontainers;
+import org.testcontainers.utility.DockerImageName;
+
+/**
+ * The cluster with each role in its own container of the epserve image, on the host's network only (never a bridge's
+ * private addresses: everything stays on 127.0.0.1): two expert workers, an attention worker and a router; requests
+ * stream; one expert worker's container is killed and a new container replaces it; the tokens stay the same.
+ *
+ * <p>Runs whenever a Docker engine is reachable (`.ci/run` provides one where it can) and skips, saying so, where
+ * none is. The image is {@code -Depserve.image} (default {@code epserve:VERSION}), built and loaded by the
+ * {@code containers} profile, which Maven turns on when a Docker socket exists.
+ */
+@Testcontainers(disabledWithoutDocker = true)
+class ContainerClusterIT {
+    static final String IMAGE = System.getProperty("epserve.image", "epserve:0.1.0-SNAPSHOT");
+    static final String MODEL = "/model";
+
+    final String cluster = "epserve-ct-" + ProcessHandle.current().pid();
+    int clusterPort;
+    final List<GenericContainer<?>> started = new ArrayList<>();
+
+    static int freeTcpPort() throws java.io.IOException {
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    static int freeUdpPort() throws java.io.IOException {
+        try (DatagramSocket s = new DatagramSocket(0, InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    List<String> clusterFlags() {
+        return List.of("--cluster-name", cluster, "--cluster-port", Integer.toString(clusterPort),
+                "--cluster-members", "127.0.0.1:" + clusterPort + "-" + (clusterPort + 9));
+    }
+
+    /** One role in its own container: host network, the tiny model read-only at /model, ready when it says so. */
+    GenericContainer<?> role(String role, List<String> args) {
+        List<String> cmd = new ArrayList<>(List.of(role, "--model", MODEL));
+        cmd.addAll(args);
+        cmd.addAll(clusterFlags());
+        GenericContainer<?> c = new GenericContainer<>(DockerImageName.parse(IMAGE))
+                .withNetworkMode("host")
+                .withFileSystemBind(ElasticClusterIT.TINY.toAbsolutePath().toString(), MODEL, BindMode.READ_ONLY)
+                .withEnv("EPSERVE_JAVA_OPTS", "-Xmx384m -XX:+UseSerialGC -XX:TieredStopAtLevel=1")
+                .withCommand(cmd.toArray(String[]::new))
+                .waitingFor(Wait.forLogMessage("^" + role + " .*ready: .*\\n", 1)
+                        .withStartupTimeout(Duration.ofMinutes(2)));
+        c.start();
+        started.add(c);
+        return c;
+    }
+
+    GenericContainer<?> expertWorker(int id) throws java.io.IOException {
+        return role("expert-worker", List.of("--listen", "127.0.0.1:" + freeUdpPort(), "--worker-id",
+                Integer.toString(id), "--kernels", "exact", "--threads", "1"));
+    }
+
+    @Test
+    @Timeout(value = 8, unit = TimeUnit.MINUTES)
+    void aClusterOfContainersSurvivesAKilledAndReplacedExpertWorker() throws Exception {
+        assertTrue(DockerClientFactory.instance().isDockerAvailable());
+        clusterPort = 34_000 + (int) (ProcessHandle.current().pid() % 100) * 10;
+        int routerPort = freeTcpPort();
+        try {
+            expertWorker(1);
+            GenericContainer<?> second = expertWorker(2);
+            role("attention-worker", List.of("--listen", "127.0.0.1:" + freeUdpPort(), "--port", "0",
+                    "--worker-id", "100", "--kernels", "exact", "--threads", "1"));
+            role("router", List.of("--port", Integer.toString(routerPort)));
+            ManagedChannel ch = ManagedChannelBuilder.forAddress("127.0.0.1", routerPort).usePlaintext().build();
+            try {
+                var admin = AdminGrpc.newBlockingStub(ch);
+                ElasticClusterIT.waitFor("a placement over expert workers 1 and 2", 60_000,
+                        () -> placementOver(admin, "[1, 2]"));
+                List<GenerateRequest> reqs = ElasticClusterIT.requests(32);
+                List<List<Integer>> reference = ElasticClusterIT.awaitAll(ElasticClusterIT.startAll(ch, reqs));
+
+                List<ElasticClusterIT.Stream> streams = ElasticClusterIT.startAll(ch, reqs);
+                ElasticClusterIT.waitFor("first tokens", 60_000,
+                        () -> ElasticClusterIT.everyStreamHasTokens(streams, 3));
+                // SIGKILL, as a machine failure would; then a new container takes its place.
+                DockerClientFactory.instance().client().killContainerCmd(second.getContainerId()).exec();
+                assertEquals(reference, ElasticClusterIT.awaitAll(streams), "tokens changed by the failover");
+                expertWorker(3);
+                ElasticClusterIT.waitFor("a placement over expert workers 1 and 3", 90_000,
+                        () -> placementOver(admin, "[1, 3]"));
+                assertEquals(reference, ElasticClusterIT.awaitAll(ElasticClusterIT.startAll(ch, reqs)),
+                        "tokens changed with the replacement");
+            } finally {
+                ch.shutdownNow();
+            }
+        } finally {
+            for (int i = started.size() - 1; i >= 0; i--) {
+                started.get(i).stop();
+            }
+        }
+    }
+
+    static boolean placementOver(AdminGrpc.AdminBlockingStub admin, String workers) {
+        try {
+            PlacementResponse p = admin.withDeadlineAfter(5, TimeUnit.SECONDS)
+                    .placement(PlacementRequest.getDefaultInstance());
+            return p.getTargetEpoch() == 0 && ElasticClusterIT.workers(p).equals(workers);
+        } catch (StatusRuntimeException e) {
+            return false;
+        }
+    }
+}
