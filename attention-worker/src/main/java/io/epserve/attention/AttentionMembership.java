@@ -54,7 +54,8 @@ final class AttentionMembership implements AutoCloseable {
     static AttentionMembership join(ControlPlane.Settings s, ClusterNode.ModelIdentity model, ExpertClient experts,
                                     int id, String inbox, int windowSeconds, Supplier<Map<String, Long>> gauges,
                                     LongConsumer epochChanged, Consumer<String> log) {
-        MemberInfo info = MemberInfo.of(MemberInfo.ATTENTION_WORKER, id, "", inbox, model.fingerprint());
+        MemberInfo info = MemberInfo.of(MemberInfo.ATTENTION_WORKER, id, "", inbox,
+                model.checkpoint() != null ? model.checkpoint() : model.fingerprint());
         ControlPlane plane = ControlPlane.join(s, model, info, log);
         AttentionMembership m = new AttentionMembership(plane, experts, id, windowSeconds, gauges, epochChanged,
                 log);

@@ -227,7 +227,8 @@ public final class AttentionWorker implements AutoCloseable {
     private AttentionWorker(Options o) throws IOException {
         this.o = o;
         this.config = ModelConfig.load(o.model);
-        this.fingerprint = Fingerprint.model(o.model);
+        // Workers exchange activations only within one checkpoint: config and weights.
+        this.fingerprint = Fingerprint.checkpoint(o.model);
         this.metrics = new AttentionMetrics(config, !o.localExperts);
         // Everything but the routed experts: of a sharded checkpoint, shards holding only experts are not mapped.
         Checkpoint ck = o.localExperts ? Checkpoint.open(o.model)
@@ -254,7 +255,8 @@ public final class AttentionWorker implements AutoCloseable {
                         TimeUnit.MILLISECONDS.toNanos(o.sendTimeoutMs), o.log);
                 if (o.controlPlane != null) {
                     String inbox = advertisedInbox(o) != null ? advertisedInbox(o) : o.listen;
-                    am = AttentionMembership.join(o.controlPlane, ClusterNode.ModelIdentity.of(fingerprint, config),
+                    am = AttentionMembership.join(o.controlPlane, ClusterNode.ModelIdentity.of(
+                                    Fingerprint.model(o.model), config).withCheckpoint(fingerprint),
                             ec, o.workerId, inbox, o.loadWindowSeconds, this::gauges, metrics::placementEpoch,
                             m -> o.log.accept("attention-worker " + o.workerId + ": " + m));
                 }

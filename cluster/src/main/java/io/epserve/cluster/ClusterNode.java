@@ -103,10 +103,22 @@ public final class ClusterNode implements AutoCloseable {
         return new Options();
     }
 
-    /** The model every member of one cluster must serve. */
-    public record ModelIdentity(String fingerprint, int layers, int experts, boolean mtp) {
+    /**
+     * The model every member of one cluster must serve: its config's fingerprint and shape, and for workers (which
+     * hold weights) the checkpoint's fingerprint ({@link Fingerprint#checkpoint}); null for a router.
+     */
+    public record ModelIdentity(String fingerprint, int layers, int experts, boolean mtp, String checkpoint) {
+        public ModelIdentity(String fingerprint, int layers, int experts, boolean mtp) {
+            this(fingerprint, layers, experts, mtp, null);
+        }
+
         public static ModelIdentity of(String fingerprint, ModelConfig c) {
             return new ModelIdentity(fingerprint, ExpertWeights.layerCount(c), c.nRoutedExperts(), c.nMtpLayers() > 0);
+        }
+
+        /** A worker's identity: the config's fingerprint and its checkpoint's. */
+        public ModelIdentity withCheckpoint(String checkpointFingerprint) {
+            return new ModelIdentity(fingerprint, layers, experts, mtp, checkpointFingerprint);
         }
 
         String toJson() {
@@ -186,6 +198,15 @@ public final class ClusterNode implements AutoCloseable {
                     throw new ClusterException("cluster '" + o.name + "' serves model " + c.fingerprint()
                             + "; this " + info.role() + " was started with model " + model.fingerprint()
                             + " (point --model at the cluster's model, or use another --cluster-name)");
+                }
+            }
+            if (model.checkpoint() != null) {
+                String ck = node.cluster.putIfAbsent("checkpoint", model.checkpoint());
+                if (ck != null && !ck.equals(model.checkpoint())) {
+                    throw new ClusterException("cluster '" + o.name + "' serves model " + model.fingerprint()
+                            + " with the weights of checkpoint " + ck + "; this " + info.role() + " was started with"
+                            + " the same config but other weights (checkpoint " + model.checkpoint() + "): point"
+                            + " --model at the cluster's checkpoint, or use another --cluster-name");
                 }
             }
             if (!info.isRouter()) {

@@ -67,6 +67,13 @@ class ClusterNodeTest {
             ClusterException taken = assertThrows(ClusterException.class, () -> ClusterNode.join(opts(name, port),
                     MODEL, MemberInfo.of(MemberInfo.EXPERT_WORKER, 2, "", "x:1", "sha256:aa")));
             assertTrue(taken.getMessage().contains("already has expert-worker 2"), taken.getMessage());
+            // The same config with other weights: the first worker with weights sets the checkpoint.
+            ClusterNode.join(opts(name, port), MODEL.withCheckpoint("sha256:ck1"),
+                    MemberInfo.of(MemberInfo.ATTENTION_WORKER, 7, "", "x:1", "sha256:ck1")).close();
+            ClusterException weights = assertThrows(ClusterException.class, () -> ClusterNode.join(opts(name, port),
+                    MODEL.withCheckpoint("sha256:ck2"), MemberInfo.of(MemberInfo.ATTENTION_WORKER, 8, "", "x:1",
+                            "sha256:ck2")));
+            assertTrue(weights.getMessage().contains("other weights"), weights.getMessage());
 
             // Make before break: a target first; current only once both hold their share.
             waitFor("a target", () -> nr.target() != null || nr.current() != null);

@@ -57,12 +57,12 @@ final class ExpertMembership implements AutoCloseable {
     }
 
     /** Joins the cluster as a ready expert worker holding nothing yet, reachable at {@code endpoint}. */
-    static ExpertMembership join(ExpertWorker worker, ControlPlane.Settings s, String modelFingerprint,
-                                 String endpoint, Consumer<String> log) {
-        MemberInfo info = MemberInfo.of(MemberInfo.EXPERT_WORKER, worker.workerId(), "", endpoint, modelFingerprint)
-                .withState(MemberInfo.READY);
-        ControlPlane plane = ControlPlane.join(s, ClusterNode.ModelIdentity.of(modelFingerprint, worker.config()),
-                info, log);
+    static ExpertMembership join(ExpertWorker worker, ControlPlane.Settings s, String configFingerprint,
+                                 String checkpointFingerprint, String endpoint, Consumer<String> log) {
+        MemberInfo info = MemberInfo.of(MemberInfo.EXPERT_WORKER, worker.workerId(), "", endpoint,
+                checkpointFingerprint).withState(MemberInfo.READY);
+        ControlPlane plane = ControlPlane.join(s, ClusterNode.ModelIdentity.of(configFingerprint, worker.config())
+                .withCheckpoint(checkpointFingerprint), info, log);
         ExpertMembership m = new ExpertMembership(worker, plane, log);
         m.thread.start();
         return m;

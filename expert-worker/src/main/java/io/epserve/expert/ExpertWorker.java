@@ -359,7 +359,8 @@ public final class ExpertWorker implements AutoCloseable {
                     + placement.expertsPerLayer() + " experts, the model " + ExpertWeights.layerCount(config) + " of "
                     + config.nRoutedExperts());
         }
-        String modelFingerprint = Fingerprint.model(o.model);
+        // Workers exchange activations only within one checkpoint: config and weights.
+        String modelFingerprint = Fingerprint.checkpoint(o.model);
         List<AutoCloseable> opened = new ArrayList<>();
         try {
             ExpertWeights weights = ExpertWeights.open(o.model, config, placement);
@@ -393,7 +394,7 @@ public final class ExpertWorker implements AutoCloseable {
             });
             opened.add(w.runner);
             if (o.controlPlane != null) {
-                w.membership = ExpertMembership.join(w, o.controlPlane, modelFingerprint,
+                w.membership = ExpertMembership.join(w, o.controlPlane, Fingerprint.model(o.model), modelFingerprint,
                         o.advertise != null ? o.advertise : o.listen, m -> o.log.accept(w.prefix() + m));
             }
             return w;

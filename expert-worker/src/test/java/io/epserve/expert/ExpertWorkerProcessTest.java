@@ -49,7 +49,7 @@ class ExpertWorkerProcessTest {
             Tiny.Layer1 golden = new Tiny.Layer1();
             try (AttentionEndpoint attn = new AttentionEndpoint("attn-proc", 42, Channels.loopback(port),
                     Channels.DISPATCH_STREAM, Channels.CONTROL_STREAM)) {
-                attn.hello(Fingerprint.model(Tiny.dir()));
+                attn.hello(Fingerprint.checkpoint(Tiny.dir()));
                 assertEquals(HelloStatus.READY, attn.received.hellos.get(0).status());
                 List<Tiny.Row> rows = golden.rows(e -> e < 4);
                 int entries = rows.stream().mapToInt(r -> r.slots().size()).sum();
