@@ -216,12 +216,21 @@ class ElasticClusterIT {
                 return p.getWorkersCount() == 3 && p.getTargetEpoch() == 0;
             });
             assertEquals(reference, awaitAll(streams), "tokens changed by the scale-up");
-            // Its first dispatch: it serves the attention worker from the first step after the epoch flip.
-            awaitAll(startAll(ch, reqs.subList(0, 1)));
+            // Its first dispatch: it serves from the first step after the attention worker switched; short requests
+            // keep steps coming until it reports one (its gauges are announced once a second).
             long[] firstDispatch = new long[1];
-            waitFor("expert worker 3's first dispatch", 30_000, () -> {
+            GenerateRequest probe = reqs.get(0).toBuilder().setSampling(reqs.get(0).getSampling().toBuilder()
+                    .setMaxTokens(2)).build();
+            waitFor("expert worker 3's first dispatch", 60_000, () -> {
                 Member m = member(admin.status(StatusRequest.getDefaultInstance()), "expert-worker", 3);
                 firstDispatch[0] = m == null ? 0 : m.getGaugesOrDefault("first_dispatch_ms", 0);
+                if (firstDispatch[0] == 0) {
+                    try {
+                        awaitAll(startAll(ch, List.of(probe)));
+                    } catch (Exception e) {
+                        throw new IllegalStateException(e);
+                    }
+                }
                 return firstDispatch[0] > 0;
             });
             long joinToFirstDispatchMs = firstDispatch[0] - launched;
