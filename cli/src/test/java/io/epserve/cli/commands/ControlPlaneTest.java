@@ -224,14 +224,14 @@ class ControlPlaneTest {
             long widestGap = 0;
             for (Stream st2 : killed) {
                 synchronized (st2.arrivals) {
-                    long before = 0;
+                    long previous = 0;
                     for (long t : st2.arrivals) {
                         if (t > killedAt) {
                             nextToken = Math.min(nextToken, t);
-                            widestGap = Math.max(widestGap, before == 0 ? 0 : t - before);
+                            widestGap = Math.max(widestGap, previous == 0 ? 0 : t - previous);
                             break;
                         }
-                        before = t;
+                        previous = t;
                     }
                 }
             }
