@@ -32,7 +32,9 @@ import picocli.CommandLine.Command;
                     + " than one machine's memory can be served, and each token is sent to the nodes that hold its"
                     + " chosen experts. The same engine also runs as a single process.",
             ""
-        })
+        },
+        footer = {"", "Every option --flag-name of every command also reads its default from the environment variable"
+                + " EPSERVE_FLAG_NAME (e.g. EPSERVE_WORKER_ID=3 for --worker-id 3); a flag given wins."})
 public final class Main {
 
     /** The one list of subcommands; add new commands here. */
@@ -60,10 +62,17 @@ public final class Main {
 
     /** Built fresh each call so tests can redirect output and run commands in-process. */
     public static CommandLine commandLine() {
+        return commandLine(System::getenv);
+    }
+
+    /** As {@link #commandLine()}, with option defaults read from {@code env} ({@link EnvDefaults}). */
+    public static CommandLine commandLine(java.util.function.Function<String, String> env) {
         CommandLine cl = new CommandLine(new Main());
         for (Object command : subcommands()) {
             cl.addSubcommand(command);
         }
+        // After the subcommands: picocli hands the provider to the commands present when it is set.
+        cl.setDefaultValueProvider(new EnvDefaults(env));
         return cl;
     }
 

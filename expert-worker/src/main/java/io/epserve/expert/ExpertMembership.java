@@ -127,6 +127,7 @@ final class ExpertMembership implements AutoCloseable {
         if (!draining && node.drainRequested(id)) {
             draining = true;
             node.update(i -> i.withState(MemberInfo.DRAINING));
+            worker.draining();
             log.accept("draining: the coordinator moves this worker's experts away");
         }
         if (draining && drained.getCount() > 0) {

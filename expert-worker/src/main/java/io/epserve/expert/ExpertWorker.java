@@ -75,6 +75,8 @@ import org.agrona.concurrent.BackoffIdleStrategy;
 public final class ExpertWorker implements AutoCloseable {
     /** Fragments polled per subscription per duty cycle. */
     static final int FRAGMENT_LIMIT = 16;
+    /** {@code --health-port} value for no health server. */
+    public static final int HEALTH_OFF = -1;
 
     /** Settings; every setter returns this. */
     public static final class Options {
@@ -100,6 +102,8 @@ public final class ExpertWorker implements AutoCloseable {
         long drainTimeoutMs = 120_000;
         int metricsPort = ProcessMetrics.OFF;
         String metricsHost = "127.0.0.1";
+        int healthPort = HEALTH_OFF;
+        String healthHost = "127.0.0.1";
 
         /** The model directory (config.json and the checkpoint). */
         public Options model(Path dir) {
@@ -225,6 +229,18 @@ public final class ExpertWorker implements AutoCloseable {
             return this;
         }
 
+        /** Port of the gRPC health service (0: any free port; -1, the default: none). See {@link HealthEndpoint}. */
+        public Options healthPort(int port) {
+            this.healthPort = port;
+            return this;
+        }
+
+        /** Bind address of the gRPC health service (default 127.0.0.1). */
+        public Options healthHost(String host) {
+            this.healthHost = host;
+            return this;
+        }
+
         /** Where log lines go (default stderr). */
         public Options log(Consumer<String> log) {
             this.log = log;
@@ -284,6 +300,10 @@ public final class ExpertWorker implements AutoCloseable {
                 throw new IllegalArgumentException("the send timeout must be positive");
             }
             ProcessMetrics.validatePort(metricsPort);
+            if (healthPort < HEALTH_OFF || healthPort > 65535) {
+                throw new IllegalArgumentException("--health-port must be -1 (off), 0 (any free port) or 1..65535, got "
+                        + healthPort);
+            }
         }
     }
 
@@ -317,6 +337,7 @@ public final class ExpertWorker implements AutoCloseable {
     private final AgentRunner runner;
     private final AtomicBoolean closed = new AtomicBoolean();
     private final ProcessMetrics metrics;
+    private volatile HealthEndpoint health;
 
     private ExpertWorker(Options o, ModelConfig config, Placement placement, String modelFingerprint,
                          ExpertWeights weights, Kernels kernels, MediaDriverHandle driver) {
@@ -396,6 +417,11 @@ public final class ExpertWorker implements AutoCloseable {
             if (o.controlPlane != null) {
                 w.membership = ExpertMembership.join(w, o.controlPlane, Fingerprint.model(o.model), modelFingerprint,
                         o.advertise != null ? o.advertise : o.listen, m -> o.log.accept(w.prefix() + m));
+                opened.add(w.membership);
+            }
+            if (o.healthPort != HEALTH_OFF) {
+                // Last: SERVING means everything above is up.
+                w.health = HealthEndpoint.start(o.healthHost, o.healthPort);
             }
             return w;
         } catch (RuntimeException e) {
@@ -421,7 +447,7 @@ public final class ExpertWorker implements AutoCloseable {
                 options.maxTokensPerDispatch, channel, options.dispatchStream, options.controlStream,
                 driver.aeronDirectoryName(), driver.isEmbedded() ? "embedded" : "external",
                 ProcessHandle.current().pid()) + (membership == null ? "" : "; " + membership.describe())
-                + metrics.readySuffix();
+                + metrics.readySuffix() + (health == null ? "" : health.describe());
     }
 
     public ModelConfig config() {
@@ -562,6 +588,10 @@ public final class ExpertWorker implements AutoCloseable {
         if (!closed.compareAndSet(false, true)) {
             return;
         }
+        HealthEndpoint h = health;
+        if (h != null) {
+            h.notServing();
+        }
         metrics.close();
         try {
             if (membership != null) {
@@ -574,7 +604,25 @@ public final class ExpertWorker implements AutoCloseable {
                 pending.weights.close();
             }
             CloseHelper.quietCloseAll(kernels, weights);
-            driver.close();
+            try {
+                driver.close();
+            } finally {
+                CloseHelper.quietClose(h);
+            }
+        }
+    }
+
+    /** The port of the gRPC health service, or {@link #HEALTH_OFF}. */
+    public int healthPort() {
+        HealthEndpoint h = health;
+        return h == null ? HEALTH_OFF : h.port();
+    }
+
+    /** A drain started: readiness goes NOT_SERVING (liveness stays SERVING until close). */
+    void draining() {
+        HealthEndpoint h = health;
+        if (h != null) {
+            h.draining();
         }
     }
 

@@ -81,6 +81,17 @@ public final class ExpertWorkerFlags {
                     + " Default: ${DEFAULT-VALUE}.")
     long drainTimeoutMs;
 
+    @Option(names = "--health-port", defaultValue = "-1", paramLabel = "PORT",
+            description = "Serve the gRPC health service (grpc.health.v1) on this port, for Kubernetes grpc probes:"
+                    + " service \"\" is SERVING while the worker serves and NOT_SERVING once it drains, service"
+                    + " \"liveness\" until it stops (0: any free port, printed in the ready line; -1: none)."
+                    + " Default: ${DEFAULT-VALUE}.")
+    int healthPort;
+
+    @Option(names = "--health-host", defaultValue = "127.0.0.1", paramLabel = "HOST",
+            description = "Bind address of the health service (0.0.0.0 in a pod). Default: ${DEFAULT-VALUE}.")
+    String healthHost;
+
     @Mixin
     ClusterFlags cluster = new ClusterFlags();
     @Mixin
@@ -101,7 +112,9 @@ public final class ExpertWorkerFlags {
                 .dispatchStream(dispatchStream)
                 .controlStream(controlStream)
                 .metricsPort(metrics.port())
-                .metricsHost(metrics.host());
+                .metricsHost(metrics.host())
+                .healthPort(healthPort)
+                .healthHost(healthHost);
         if (experts != null) {
             o.experts(experts);
         }
