@@ -17,6 +17,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.testcontainers.DockerClientFactory;
@@ -24,6 +25,7 @@ import org.testcontainers.containers.BindMode;
 import org.testcontainers.containers.GenericContainer;
 import org.testcontainers.containers.wait.strategy.Wait;
 import org.testcontainers.junit.jupiter.Testcontainers;
+import org.testcontainers.lifecycle.Startables;
 import org.testcontainers.utility.DockerImageName;
 
 /**
@@ -61,7 +63,7 @@ class ContainerClusterIT {
                 "--cluster-members", "127.0.0.1:" + clusterPort + "-" + (clusterPort + 9));
     }
 
-    /** One role in its own container: host network, the tiny model read-only at /model, ready when it says so. */
+    /** One role in its own container (not started): host network, the tiny model read-only at /model. */
     GenericContainer<?> role(String role, List<String> args) {
         List<String> cmd = new ArrayList<>(List.of(role, "--model", MODEL));
         cmd.addAll(args);
@@ -69,11 +71,12 @@ class ContainerClusterIT {
         GenericContainer<?> c = new GenericContainer<>(DockerImageName.parse(IMAGE))
                 .withNetworkMode("host")
                 .withFileSystemBind(ElasticClusterIT.TINY.toAbsolutePath().toString(), MODEL, BindMode.READ_ONLY)
-                .withEnv("EPSERVE_JAVA_OPTS", "-Xmx384m -XX:+UseSerialGC -XX:TieredStopAtLevel=1")
+                .withEnv("JDK_JAVA_OPTIONS", "-Xmx384m -XX:+UseSerialGC -XX:TieredStopAtLevel=1")
+                // Aeron's term buffers live in /dev/shm, whose container default (64 MiB) is too small.
+                .withSharedMemorySize(1L << 30)
                 .withCommand(cmd.toArray(String[]::new))
                 .waitingFor(Wait.forLogMessage("^" + role + " .*ready: .*\\n", 1)
-                        .withStartupTimeout(Duration.ofMinutes(2)));
-        c.start();
+                        .withStartupTimeout(Duration.ofMinutes(3)));
         started.add(c);
         return c;
     }
@@ -87,20 +90,25 @@ class ContainerClusterIT {
     @Timeout(value = 8, unit = TimeUnit.MINUTES)
     void aClusterOfContainersSurvivesAKilledAndReplacedExpertWorker() throws Exception {
         assertTrue(DockerClientFactory.instance().isDockerAvailable());
+        Assumptions.assumeTrue(System.getenv("EPSERVE_CONTAINER_TESTS") != null, "a Docker engine is there but the"
+                + " image was not built for the tests: set EPSERVE_CONTAINER_TESTS=1 after deploy/image/build-base.sh"
+                + " (.ci/run does both when it can start an engine)");
         clusterPort = 34_000 + (int) (ProcessHandle.current().pid() % 100) * 10;
         int routerPort = freeTcpPort();
         try {
-            expertWorker(1);
+            // All four at once: each finds the others through Hazelcast, whatever the order.
+            GenericContainer<?> first = expertWorker(1);
             GenericContainer<?> second = expertWorker(2);
-            role("attention-worker", List.of("--listen", "127.0.0.1:" + freeUdpPort(), "--port", "0",
-                    "--worker-id", "100", "--kernels", "exact", "--threads", "1"));
-            role("router", List.of("--port", Integer.toString(routerPort)));
+            GenericContainer<?> attention = role("attention-worker", List.of("--listen", "127.0.0.1:" + freeUdpPort(),
+                    "--port", "0", "--worker-id", "100", "--kernels", "exact", "--threads", "1"));
+            GenericContainer<?> router = role("router", List.of("--port", Integer.toString(routerPort)));
+            Startables.deepStart(first, second, attention, router).join();
             ManagedChannel ch = ManagedChannelBuilder.forAddress("127.0.0.1", routerPort).usePlaintext().build();
             try {
                 var admin = AdminGrpc.newBlockingStub(ch);
                 ElasticClusterIT.waitFor("a placement over expert workers 1 and 2", 60_000,
                         () -> placementOver(admin, "[1, 2]"));
-                List<GenerateRequest> reqs = ElasticClusterIT.requests(32);
+                List<GenerateRequest> reqs = ElasticClusterIT.requests(24);
                 List<List<Integer>> reference = ElasticClusterIT.awaitAll(ElasticClusterIT.startAll(ch, reqs));
 
                 List<ElasticClusterIT.Stream> streams = ElasticClusterIT.startAll(ch, reqs);
@@ -109,7 +117,7 @@ class ContainerClusterIT {
                 // SIGKILL, as a machine failure would; then a new container takes its place.
                 DockerClientFactory.instance().client().killContainerCmd(second.getContainerId()).exec();
                 assertEquals(reference, ElasticClusterIT.awaitAll(streams), "tokens changed by the failover");
-                expertWorker(3);
+                expertWorker(3).start();
                 ElasticClusterIT.waitFor("a placement over expert workers 1 and 3", 90_000,
                         () -> placementOver(admin, "[1, 3]"));
                 assertEquals(reference, ElasticClusterIT.awaitAll(ElasticClusterIT.startAll(ch, reqs)),
