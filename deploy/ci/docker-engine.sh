@@ -10,6 +10,11 @@
 EPSERVE_DOCKERD_PID=""
 
 docker_engine_start() {
+  # dockerd lives in sbin, which a minimal PATH may lack.
+  export PATH="$PATH:/usr/sbin:/sbin"
+  # No reaper image can be pulled, and a machine that looks like a container (/.dockerenv) would make
+  # Testcontainers look for the bridge network; the tests stop their containers and use the host network.
+  export TESTCONTAINERS_RYUK_DISABLED=true TESTCONTAINERS_HOST_OVERRIDE=localhost
   if command -v docker >/dev/null 2>&1 && timeout 10 docker info >/dev/null 2>&1; then
     echo "docker engine: using the running one"
     return 0
@@ -24,8 +29,12 @@ docker_engine_start() {
       return 1
     fi
     echo "docker engine: installing Debian's docker.io (bounded to 5 minutes)"
+    # Package lists may be missing or stale on a fresh machine: refresh them once if the install fails.
     if ! DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y --no-install-recommends docker.io \
-        >/tmp/epserve-docker-apt.log 2>&1; then
+          >/tmp/epserve-docker-apt.log 2>&1 \
+        && ! { timeout 120 apt-get update >>/tmp/epserve-docker-apt.log 2>&1 \
+          && DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y --no-install-recommends docker.io \
+            >>/tmp/epserve-docker-apt.log 2>&1; }; then
       echo "docker engine: apt-get install docker.io failed (see /tmp/epserve-docker-apt.log): the container tests will skip"
       return 1
     fi
@@ -36,7 +45,6 @@ docker_engine_start() {
   for _ in $(seq 1 60); do
     if timeout 5 docker info >/dev/null 2>&1; then
       echo "docker engine: dockerd $EPSERVE_DOCKERD_PID started (no bridge, no iptables)"
-      export TESTCONTAINERS_RYUK_DISABLED=true TESTCONTAINERS_HOST_OVERRIDE=localhost
       return 0
     fi
     if ! kill -0 "$EPSERVE_DOCKERD_PID" 2>/dev/null; then

@@ -25,6 +25,7 @@ final class AttentionMembership implements AutoCloseable {
     private final ExpertClient experts;
     private final Supplier<Map<String, Long>> gauges;
     private final LongConsumer epochChanged;
+    private final Runnable offered;
     private final Consumer<String> log;
     private final int id;
     /** Snapshots of the cumulative counts, one per report, oldest first (a ring). */
@@ -37,8 +38,10 @@ final class AttentionMembership implements AutoCloseable {
     private String lastProblem;
 
     private AttentionMembership(ControlPlane plane, ExpertClient experts, int id, int windowSeconds,
-                                Supplier<Map<String, Long>> gauges, LongConsumer epochChanged, Consumer<String> log) {
+                                Supplier<Map<String, Long>> gauges, LongConsumer epochChanged, Runnable offered,
+                                Consumer<String> log) {
         this.epochChanged = epochChanged;
+        this.offered = offered;
         this.plane = plane;
         this.node = plane.node();
         this.experts = experts;
@@ -53,12 +56,12 @@ final class AttentionMembership implements AutoCloseable {
     /** Joins as a starting attention worker whose combine inbox is {@code inbox}; ready comes with {@link #ready}. */
     static AttentionMembership join(ControlPlane.Settings s, ClusterNode.ModelIdentity model, ExpertClient experts,
                                     int id, String inbox, int windowSeconds, Supplier<Map<String, Long>> gauges,
-                                    LongConsumer epochChanged, Consumer<String> log) {
+                                    LongConsumer epochChanged, Runnable offered, Consumer<String> log) {
         MemberInfo info = MemberInfo.of(MemberInfo.ATTENTION_WORKER, id, "", inbox,
                 model.checkpoint() != null ? model.checkpoint() : model.fingerprint());
         ControlPlane plane = ControlPlane.join(s, model, info, log);
         AttentionMembership m = new AttentionMembership(plane, experts, id, windowSeconds, gauges, epochChanged,
-                log);
+                offered, log);
         m.tick();
         m.thread.start();
         return m;
@@ -106,6 +109,7 @@ final class AttentionMembership implements AutoCloseable {
             }
         }
         experts.offer(new ExpertClient.ClusterView(current, Map.copyOf(endpoints)));
+        offered.run();
         long epoch = experts.epoch();
         if (node.self().epoch() != epoch) {
             node.update(i -> i.withEpoch(epoch));

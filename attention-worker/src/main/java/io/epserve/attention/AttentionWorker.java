@@ -258,6 +258,7 @@ public final class AttentionWorker implements AutoCloseable {
                     am = AttentionMembership.join(o.controlPlane, ClusterNode.ModelIdentity.of(
                                     Fingerprint.model(o.model), config).withCheckpoint(fingerprint),
                             ec, o.workerId, inbox, o.loadWindowSeconds, this::gauges, metrics::placementEpoch,
+                            this::switchWhenIdle,
                             m -> o.log.accept("attention-worker " + o.workerId + ": " + m));
                 }
                 ec.connect(TimeUnit.MILLISECONDS.toNanos(o.connectTimeoutMs));
@@ -315,6 +316,39 @@ public final class AttentionWorker implements AutoCloseable {
         health.setStatus(AttentionWorkerGrpc.SERVICE_NAME, io.grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING);
         if (am != null) {
             am.ready((o.advertiseHost != null ? o.advertiseHost : o.host) + ":" + server.getPort());
+        }
+    }
+
+    private final java.util.concurrent.atomic.AtomicBoolean switchQueued =
+            new java.util.concurrent.atomic.AtomicBoolean();
+
+    /**
+     * Membership thread, after each look at the cluster: with a newer table waiting and no step to switch at (an idle
+     * worker), a short task on the engine thread, between steps like any, connects to new expert workers and
+     * switches. Expert workers unmap old experts, and drained ones leave, only once every attention worker switched.
+     */
+    private void switchWhenIdle() {
+        ExpertClient ec = experts;
+        ThreadPoolExecutor engine = engineThread;
+        if (ec == null || engine == null || !ec.newerTableOffered() || !switchQueued.compareAndSet(false, true)) {
+            return;
+        }
+        try {
+            engine.execute(() -> {
+                try {
+                    long until = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(20);
+                    do {
+                        ec.poll();
+                        if (ec.refresh(true)) {
+                            break;
+                        }
+                    } while (System.nanoTime() < until);
+                } finally {
+                    switchQueued.set(false);
+                }
+            });
+        } catch (RejectedExecutionException e) {
+            switchQueued.set(false);
         }
     }
 

@@ -141,6 +141,12 @@ final class ExpertClient implements AutoCloseable, WireHandler {
         view = v;
     }
 
+    /** Whether the cluster has a newer table than the one steps use (any thread). */
+    boolean newerTableOffered() {
+        ClusterView v = view;
+        return elastic && v != null && v.table() != null && v.table().epoch() > activeEpoch;
+    }
+
     /** The placement epoch steps use now (0 before the first, or without the control plane). */
     long epoch() {
         return activeEpoch;
