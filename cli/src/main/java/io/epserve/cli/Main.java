@@ -17,6 +17,7 @@ import io.epserve.cli.commands.MakeCheckpointCommand;
 import io.epserve.cli.commands.ParseCompletionCommand;
 import io.epserve.cli.commands.RenderChatCommand;
 import io.epserve.cli.commands.RouterCommand;
+import io.epserve.cli.commands.SizingCommand;
 import io.epserve.cli.commands.UpCommand;
 import java.util.List;
 import picocli.CommandLine;
@@ -49,6 +50,7 @@ public final class Main {
                 new MakeCheckpointCommand(),
                 new BenchDecodeCommand(),
                 new CacheSizeCommand(),
+                new SizingCommand(),
                 new ExpertWorkerCommand(),
                 new AttentionWorkerCommand(),
                 new RouterCommand(),

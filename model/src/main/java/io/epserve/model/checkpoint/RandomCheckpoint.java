@@ -146,6 +146,14 @@ public final class RandomCheckpoint {
                 (t1 - t0) / 1_000_000, (t2 - t1) / 1_000_000);
     }
 
+    /**
+     * Every tensor of a checkpoint of {@code c} in the official layout (name, dtype, shape: what {@link #write} writes
+     * and {@code ModelWeights} binds), without drawing any weights: for sizing a deployment from a config alone.
+     */
+    public static List<SafetensorsWriter.Entry> layout(ModelConfig c) {
+        return new Plan(c, 0).entries();
+    }
+
     // ------------------------------------------------------------------------------------------------ config files
 
     /** config.json of a preset, formatted as the golden's (Python json.dumps, indent 2). */
