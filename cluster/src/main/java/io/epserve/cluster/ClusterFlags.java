@@ -73,9 +73,4 @@ public final class ClusterFlags {
     public ControlPlane.Settings settings() {
         return enabled() ? new ControlPlane.Settings(nodeOptions(), coordinatorOptions()) : null;
     }
-
-    /** The same settings as command-line arguments (for processes started by `up`). */
-    public static List<String> args(String members, String name, int port) {
-        return List.of("--cluster-members", members, "--cluster-name", name, "--cluster-port", Integer.toString(port));
-    }
 }

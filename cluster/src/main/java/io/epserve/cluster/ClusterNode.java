@@ -17,7 +17,6 @@ import io.epserve.model.config.ModelConfig;
 import io.epserve.model.weights.ExpertWeights;
 import java.io.IOException;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -488,11 +487,6 @@ public final class ClusterNode implements AutoCloseable {
         requests.set(REBALANCE, Long.toString(System.currentTimeMillis()));
     }
 
-    /** Whether a rebalance request waits for the coordinator. */
-    public boolean rebalancePending() {
-        return requests.containsKey(REBALANCE);
-    }
-
     /** The coordinator's answer to the last rebalance request: "target N", "unchanged N" or "failed: why". */
     public String rebalanceResult() {
         return requests.get(REBALANCE_RESULT);
@@ -514,11 +508,6 @@ public final class ClusterNode implements AutoCloseable {
 
     public int size() {
         return hz.getCluster().getMembers().size();
-    }
-
-    /** For tests and tools. */
-    public HazelcastInstance hazelcast() {
-        return hz;
     }
 
     /** Removes this member's record and leaves the cluster (its partitions migrate to the others). */
@@ -546,10 +535,6 @@ public final class ClusterNode implements AutoCloseable {
             sb.append(' ').append(m.role()).append(' ').append(m.id()).append(',');
         }
         return sb.substring(0, sb.length() - 1);
-    }
-
-    static String ids(int[] ids) {
-        return Arrays.toString(ids);
     }
 
     static Map<Integer, MemberInfo> byId(List<MemberInfo> infos, String role) {

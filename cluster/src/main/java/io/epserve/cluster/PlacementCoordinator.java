@@ -100,10 +100,6 @@ public final class PlacementCoordinator implements AutoCloseable {
         return this;
     }
 
-    public boolean coordinating() {
-        return coordinating;
-    }
-
     synchronized void tick() {
         try {
             if (!node.isCoordinator()) {
