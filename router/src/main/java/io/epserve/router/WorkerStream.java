@@ -23,11 +23,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * away, and passes worker failures to the client with the worker named. Subclasses turn tokens and the final event
  * into their own responses; events are delivered one at a time (under this object's lock).
  *
- * <p>When the worker is lost mid-stream (its call fails with UNAVAILABLE: the process died, the connection dropped,
- * or it lost its experts and dropped the sequence), the request is resubmitted to another attention worker with the
- * tokens streamed so far as resume tokens: that worker prefills prompt + those tokens and streams the tokens after
- * them, so the subclass sees one unbroken token stream (its detokeniser, stop strings or parser carry on as if
- * nothing happened). A worker that failed a request is not tried again for it, and is left out of everybody's
+ * <p>When the worker is lost mid-stream (its call fails with UNAVAILABLE or UNKNOWN, see {@link #workerLost}: the
+ * process died, the connection dropped, or it lost its experts and dropped the sequence), the request is resubmitted
+ * to another attention worker with the tokens streamed so far as resume tokens: that worker prefills prompt + those
+ * tokens and streams the tokens after them, so the subclass sees one unbroken token stream (its detokeniser, stop
+ * strings or parser carry on as if nothing happened). A worker that failed a request is not tried again for it, and is left out of everybody's
  * choice until its Status poll answers again; at most {@link Router#maxResubmits()} resubmissions per request.
  *
  * @param <R> the client's response message
@@ -216,15 +216,26 @@ abstract class WorkerStream<R> {
             if (!done) {
                 Status s = Status.fromThrowable(t);
                 router.metrics().workerError(a.backend.target, s.getCode());
-                String why = s.getCode() == Status.Code.UNAVAILABLE && !client.isCancelled() ? resubmit(a, s) : "";
+                String why = workerLost(s) && !client.isCancelled() ? resubmit(a, s) : "";
                 if (why == null) {
                     return; // a new attempt runs
                 }
                 done = true;
-                fail(s.withDescription("attention worker " + a.backend.target + ": " + s.getDescription() + why));
+                // A lost worker is UNAVAILABLE to the client, however gRPC reported the broken connection.
+                Status out = workerLost(s) ? Status.UNAVAILABLE : s;
+                fail(out.withDescription("attention worker " + a.backend.target + ": " + s.getDescription() + why));
             }
         }
         release();
+    }
+
+    /**
+     * Whether a failed call means its worker is gone: UNAVAILABLE, or UNKNOWN, which the worker never sends itself
+     * (it maps its own failures to specific codes) but gRPC gives when the connection closes under a stream
+     * ("channel closed") as a killed process's does, depending on when the close is seen.
+     */
+    static boolean workerLost(Status s) {
+        return s.getCode() == Status.Code.UNAVAILABLE || s.getCode() == Status.Code.UNKNOWN;
     }
 
     /**
