@@ -27,8 +27,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * process died, the connection dropped, or it lost its experts and dropped the sequence), the request is resubmitted
  * to another attention worker with the tokens streamed so far as resume tokens: that worker prefills prompt + those
  * tokens and streams the tokens after them, so the subclass sees one unbroken token stream (its detokeniser, stop
- * strings or parser carry on as if nothing happened). A worker that failed a request is not tried again for it, and is left out of everybody's
- * choice until its Status poll answers again; at most {@link Router#maxResubmits()} resubmissions per request.
+ * strings or parser carry on as if nothing happened). A worker that failed a request is not tried again for it, and
+ * is left out of everybody's choice until its Status poll answers again; at most {@link Router#maxResubmits()}
+ * resubmissions per request.
  *
  * @param <R> the client's response message
  */
