@@ -4,6 +4,7 @@ import io.epserve.cluster.ClusterNode;
 import io.epserve.cluster.ControlPlane;
 import io.epserve.cluster.MemberInfo;
 import io.epserve.cluster.PlacementTable;
+import io.epserve.cluster.Ticker;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.function.Consumer;
@@ -32,10 +33,8 @@ final class AttentionMembership implements AutoCloseable {
     private final long[][][] window;
     private int windowNext;
     private int windowFilled;
-    private final Thread thread;
-    private volatile boolean running = true;
+    private final Ticker ticker;
     private long lastReportMs;
-    private String lastProblem;
 
     private AttentionMembership(ControlPlane plane, ExpertClient experts, int id, int windowSeconds,
                                 Supplier<Map<String, Long>> gauges, LongConsumer epochChanged, Runnable offered,
@@ -49,8 +48,8 @@ final class AttentionMembership implements AutoCloseable {
         this.gauges = gauges;
         this.log = log;
         this.window = new long[Math.max(1, windowSeconds)][][];
-        this.thread = new Thread(this::run, "epserve-attention-membership-" + id);
-        this.thread.setDaemon(true);
+        this.ticker = new Ticker("epserve-attention-membership-" + id, TICK_MS, this::tick,
+                p -> log.accept("membership: " + p));
     }
 
     /** Joins as a starting attention worker whose combine inbox is {@code inbox}; ready comes with {@link #ready}. */
@@ -63,7 +62,7 @@ final class AttentionMembership implements AutoCloseable {
         AttentionMembership m = new AttentionMembership(plane, experts, id, windowSeconds, gauges, epochChanged,
                 offered, log);
         m.tick();
-        m.thread.start();
+        m.ticker.start();
         return m;
     }
 
@@ -78,26 +77,6 @@ final class AttentionMembership implements AutoCloseable {
 
     ClusterNode node() {
         return node;
-    }
-
-    private void run() {
-        while (running) {
-            try {
-                tick();
-                lastProblem = null;
-            } catch (RuntimeException e) {
-                String problem = e.toString();
-                if (!problem.equals(lastProblem)) {
-                    lastProblem = problem;
-                    log.accept("membership: " + problem);
-                }
-            }
-            try {
-                Thread.sleep(TICK_MS);
-            } catch (InterruptedException e) {
-                return;
-            }
-        }
     }
 
     private void tick() {
@@ -150,13 +129,7 @@ final class AttentionMembership implements AutoCloseable {
 
     @Override
     public void close() {
-        running = false;
-        thread.interrupt();
-        try {
-            thread.join(2_000);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
+        ticker.close();
         plane.close();
     }
 }

@@ -57,6 +57,8 @@ final class ExpertClient implements AutoCloseable, WireHandler {
     /** Elastic: the usable link of each expert worker id. */
     private final Map<Integer, ExpertLink> linkById = new HashMap<>();
     private volatile ClusterView view;
+    /** The view the links were last matched against (engine thread). */
+    private ClusterView seenView;
     private volatile long activeEpoch;
     private long nextHelloNs;
     /** Routed slots sent per [layer][expert], for the control plane's load balancing; engine thread only. */
@@ -162,6 +164,42 @@ final class ExpertClient implements AutoCloseable, WireHandler {
         if (!elastic || v == null) {
             return false;
         }
+        if (v != seenView) {
+            seenView = v;
+            learnMembers(v);
+        }
+        long now = System.nanoTime();
+        if (now >= nextHelloNs) {
+            nextHelloNs = now + TimeUnit.MILLISECONDS.toNanos(200);
+            for (ExpertLink l : linkById.values()) {
+                if (!l.ready && l.lost == null && l.sender.isConnected()) {
+                    try {
+                        l.control.hello(0, source, Role.ATTENTION_WORKER, HelloStatus.HELLO, modelFingerprint,
+                                replyChannel, inboxStream);
+                    } catch (TransportException ex) {
+                        // Not up yet: again at the next round.
+                    }
+                }
+            }
+            closeAbandonedLinks();
+        }
+        if (maySwitch && v.table() != null && (map == null || v.table().epoch() > map.epoch)) {
+            ExpertMap m = ExpertMap.of(v.table(), linkById);
+            if (m != null) {
+                map = m;
+                activeEpoch = m.epoch;
+                log.accept("stepping with placement " + v.table().describe());
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Per view the membership thread offers (every 50 ms), not per poll of a waiting step: expert workers that
+     * joined get a link, those that left are lost.
+     */
+    private void learnMembers(ClusterView v) {
         for (Map.Entry<Integer, String> e : v.endpoints().entrySet()) {
             int id = e.getKey();
             String ep = e.getValue();
@@ -189,31 +227,6 @@ final class ExpertClient implements AutoCloseable, WireHandler {
                 log.accept(l.name() + " left the cluster");
             }
         }
-        long now = System.nanoTime();
-        if (now >= nextHelloNs) {
-            nextHelloNs = now + TimeUnit.MILLISECONDS.toNanos(200);
-            for (ExpertLink l : linkById.values()) {
-                if (!l.ready && l.lost == null && l.sender.isConnected()) {
-                    try {
-                        l.control.hello(0, source, Role.ATTENTION_WORKER, HelloStatus.HELLO, modelFingerprint,
-                                replyChannel, inboxStream);
-                    } catch (TransportException ex) {
-                        // Not up yet: again at the next round.
-                    }
-                }
-            }
-            closeAbandonedLinks();
-        }
-        if (maySwitch && v.table() != null && (map == null || v.table().epoch() > map.epoch)) {
-            ExpertMap m = ExpertMap.of(v.table(), linkById);
-            if (m != null) {
-                map = m;
-                activeEpoch = m.epoch;
-                log.accept("stepping with placement " + v.table().describe());
-                return true;
-            }
-        }
-        return false;
     }
 
     /** Lost links no exchange waits on: their publications are closed (indices stay, so buffers stay valid). */

@@ -429,8 +429,13 @@ public final class ClusterNode implements AutoCloseable {
 
     /** Every attention worker's reported counts summed (live workers only), or null when none reported. */
     public double[][] load() {
+        return load(liveMembers());
+    }
+
+    /** As {@link #load()}, for the attention workers among {@code members} (a list the caller already read). */
+    public double[][] load(List<MemberInfo> members) {
         Set<Integer> live = new HashSet<>();
-        for (MemberInfo m : liveMembers()) {
+        for (MemberInfo m : members) {
             if (m.isAttentionWorker()) {
                 live.add(m.id());
             }

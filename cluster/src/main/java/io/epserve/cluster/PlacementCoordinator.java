@@ -193,7 +193,7 @@ public final class PlacementCoordinator implements AutoCloseable {
         }
         int[] workers = eligible.stream().mapToInt(Integer::intValue).toArray();
         ClusterNode.ModelIdentity model = node.model();
-        double[][] measured = node.load();
+        double[][] measured = node.load(live);
         double[][] load = measured != null && total(measured) > 0 ? measured
                 : PlacementPlanner.uniform(model.layers(), model.experts());
         if (current == null) {

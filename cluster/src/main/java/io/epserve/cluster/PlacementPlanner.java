@@ -122,12 +122,9 @@ public final class PlacementPlanner {
     public static double[] workerLoad(double[][] load, PlacementTable t) {
         int[] workers = t.workers();
         double[] w = new double[workers.length];
-        for (int l = 0; l < t.layerCount(); l++) {
-            for (int e = 0; e < t.expertsPerLayer(); e++) {
-                int[] r = t.replicas(l, e);
-                for (int id : r) {
-                    w[Arrays.binarySearch(workers, id)] += load[l][e] / r.length;
-                }
+        for (double[] layer : Eplb.balance(load, toIndices(t, workers), workers.length).workerLoad()) {
+            for (int i = 0; i < w.length; i++) {
+                w[i] += layer[i];
             }
         }
         return w;

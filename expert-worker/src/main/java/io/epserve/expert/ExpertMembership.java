@@ -5,6 +5,7 @@ import io.epserve.cluster.ControlPlane;
 import io.epserve.cluster.MemberInfo;
 import io.epserve.cluster.Placement;
 import io.epserve.cluster.PlacementTable;
+import io.epserve.cluster.Ticker;
 import io.epserve.model.config.ModelConfig;
 import io.epserve.model.weights.ExpertWeights;
 import java.util.LinkedHashMap;
@@ -36,11 +37,9 @@ final class ExpertMembership implements AutoCloseable {
     private final boolean mtp;
     private final int experts;
     private final CountDownLatch drained = new CountDownLatch(1);
-    private final Thread thread;
-    private volatile boolean running = true;
+    private final Ticker ticker;
     private volatile boolean draining;
     private long lastGaugesMs;
-    private String lastProblem;
 
     private ExpertMembership(ExpertWorker worker, ControlPlane plane, Consumer<String> log) {
         this.worker = worker;
@@ -52,8 +51,8 @@ final class ExpertMembership implements AutoCloseable {
         this.layers = ExpertWeights.layerCount(c);
         this.mtp = c.nMtpLayers() > 0;
         this.experts = c.nRoutedExperts();
-        this.thread = new Thread(this::run, "epserve-expert-membership-" + id);
-        this.thread.setDaemon(true);
+        this.ticker = new Ticker("epserve-expert-membership-" + id, TICK_MS, this::tick,
+                p -> log.accept("membership: " + p));
     }
 
     /** Joins the cluster as a ready expert worker holding nothing yet, reachable at {@code endpoint}. */
@@ -64,7 +63,7 @@ final class ExpertMembership implements AutoCloseable {
         ControlPlane plane = ControlPlane.join(s, ClusterNode.ModelIdentity.of(configFingerprint, worker.config())
                 .withCheckpoint(checkpointFingerprint), info, log);
         ExpertMembership m = new ExpertMembership(worker, plane, log);
-        m.thread.start();
+        m.ticker.start();
         return m;
     }
 
@@ -74,27 +73,6 @@ final class ExpertMembership implements AutoCloseable {
 
     ClusterNode node() {
         return node;
-    }
-
-    private void run() {
-        while (running) {
-            try {
-                tick();
-                lastProblem = null;
-            } catch (RuntimeException e) {
-                // Hazelcast may refuse calls while members come and go; the next tick tries again.
-                String problem = e.toString();
-                if (!problem.equals(lastProblem)) {
-                    lastProblem = problem;
-                    log.accept("membership: " + problem);
-                }
-            }
-            try {
-                Thread.sleep(TICK_MS);
-            } catch (InterruptedException e) {
-                return;
-            }
-        }
     }
 
     private void tick() {
@@ -188,13 +166,7 @@ final class ExpertMembership implements AutoCloseable {
 
     @Override
     public void close() {
-        running = false;
-        thread.interrupt();
-        try {
-            thread.join(2_000);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
+        ticker.close();
         plane.close();
     }
 }

@@ -3,6 +3,7 @@ package io.epserve.it;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.epserve.cli.cluster.LocalCluster;
 import io.epserve.proto.admin.v1.AdminGrpc;
 import io.epserve.proto.admin.v1.PlacementRequest;
 import io.epserve.proto.admin.v1.PlacementResponse;
@@ -10,9 +11,6 @@ import io.epserve.proto.v1.GenerateRequest;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.StatusRuntimeException;
-import java.net.DatagramSocket;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -46,17 +44,7 @@ class ContainerClusterIT {
     int clusterPort;
     final List<GenericContainer<?>> started = new ArrayList<>();
 
-    static int freeTcpPort() throws java.io.IOException {
-        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
-        }
-    }
 
-    static int freeUdpPort() throws java.io.IOException {
-        try (DatagramSocket s = new DatagramSocket(0, InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
-        }
-    }
 
     List<String> clusterFlags() {
         return List.of("--cluster-name", cluster, "--cluster-port", Integer.toString(clusterPort),
@@ -82,8 +70,8 @@ class ContainerClusterIT {
     }
 
     GenericContainer<?> expertWorker(int id) throws java.io.IOException {
-        return role("expert-worker", List.of("--listen", "127.0.0.1:" + freeUdpPort(), "--worker-id",
-                Integer.toString(id), "--kernels", "exact", "--threads", "1"));
+        return role("expert-worker", List.of("--listen", "127.0.0.1:" + LocalCluster.freeUdpPort(),
+                "--worker-id", Integer.toString(id), "--kernels", "exact", "--threads", "1"));
     }
 
     @Test
@@ -94,13 +82,14 @@ class ContainerClusterIT {
                 + " image was not built for the tests: set EPSERVE_CONTAINER_TESTS=1 after deploy/image/build-base.sh"
                 + " (.ci/run does both when it can start an engine)");
         clusterPort = 34_000 + (int) (ProcessHandle.current().pid() % 100) * 10;
-        int routerPort = freeTcpPort();
+        int routerPort = LocalCluster.freeUdpPort();
         try {
             // All four at once: each finds the others through Hazelcast, whatever the order.
             GenericContainer<?> first = expertWorker(1);
             GenericContainer<?> second = expertWorker(2);
-            GenericContainer<?> attention = role("attention-worker", List.of("--listen", "127.0.0.1:" + freeUdpPort(),
-                    "--port", "0", "--worker-id", "100", "--kernels", "exact", "--threads", "1"));
+            GenericContainer<?> attention = role("attention-worker", List.of("--listen",
+                    "127.0.0.1:" + LocalCluster.freeUdpPort(), "--port", "0", "--worker-id", "100", "--kernels",
+                    "exact", "--threads", "1"));
             GenericContainer<?> router = role("router", List.of("--port", Integer.toString(routerPort)));
             Startables.deepStart(first, second, attention, router).join();
             ManagedChannel ch = ManagedChannelBuilder.forAddress("127.0.0.1", routerPort).usePlaintext().build();

@@ -193,7 +193,7 @@ class ElasticClusterIT {
             }
             Files.writeString(other.resolve("config.json"), Files.readString(tiny.resolve("config.json")) + "\n");
             List<String> args = new ArrayList<>(List.of("expert-worker", "--model", other.toString(), "--listen",
-                    "127.0.0.1:" + freePort(), "--worker-id", "9"));
+                    "127.0.0.1:" + LocalCluster.freeUdpPort(), "--worker-id", "9"));
             args.addAll(cluster.clusterFlags());
             LocalCluster.Exit refused = cluster.run(args, 90_000);
             assertEquals(1, refused.code(), refused.output());
@@ -399,11 +399,5 @@ class ElasticClusterIT {
 
     static AdminGrpc.AdminBlockingStub admin(Channel ch) {
         return AdminGrpc.newBlockingStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS);
-    }
-
-    static int freePort() throws java.io.IOException {
-        try (java.net.DatagramSocket s = new java.net.DatagramSocket(0, java.net.InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
-        }
     }
 }

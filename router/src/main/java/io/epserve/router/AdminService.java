@@ -1,6 +1,7 @@
 package io.epserve.router;
 
 import io.epserve.cluster.ClusterNode;
+import io.epserve.cluster.Eplb;
 import io.epserve.cluster.MemberInfo;
 import io.epserve.cluster.PlacementPlanner;
 import io.epserve.cluster.PlacementTable;
@@ -20,7 +21,6 @@ import io.grpc.Context;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 
@@ -151,7 +151,7 @@ final class AdminService extends AdminGrpc.AdminImplBase {
                     double[][] load = load(now);
                     return RebalanceResponse.newBuilder().setEpoch(now.epoch())
                             .setBalanceBefore(PlacementPlanner.balance(load, before))
-                            .setBalanceAfter(PlacementPlanner.balance(load, now)).setMoved(moved(before, now))
+                            .setBalanceAfter(PlacementPlanner.balance(load, now)).setMoved(Eplb.moves(before.replicas(), now.replicas()))
                             .setMessage(String.format(Locale.ROOT, "placement epoch %d: %s", now.epoch(),
                                     now.describe())).build();
                 }
@@ -177,19 +177,6 @@ final class AdminService extends AdminGrpc.AdminImplBase {
     private double[][] load(PlacementTable t) {
         double[][] l = node.load();
         return l != null ? l : PlacementPlanner.uniform(t.layerCount(), t.expertsPerLayer());
-    }
-
-    static int moved(PlacementTable before, PlacementTable after) {
-        int n = 0;
-        for (int l = 0; l < after.layerCount(); l++) {
-            for (int e = 0; e < after.expertsPerLayer(); e++) {
-                int[] was = before.replicas(l, e);
-                for (int w : after.replicas(l, e)) {
-                    n += Arrays.binarySearch(was, w) >= 0 ? 0 : 1;
-                }
-            }
-        }
-        return n;
     }
 
     private static void sleep() {

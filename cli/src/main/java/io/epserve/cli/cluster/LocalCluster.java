@@ -598,7 +598,8 @@ public final class LocalCluster implements AutoCloseable {
         }
     }
 
-    static int freeUdpPort() throws IOException {
+    /** A UDP port on 127.0.0.1 that is free now, and free for TCP too. */
+    public static int freeUdpPort() throws IOException {
         try (DatagramSocket s = new DatagramSocket(0, InetAddress.getLoopbackAddress())) {
             int port = s.getLocalPort();
             // Also free for TCP, so the same number is usable by either.

@@ -25,6 +25,23 @@ public final class CacheSizeCommand implements Callable<Integer> {
 
         @Option(names = "--builtin", description = "A shipped config: v4-flash or v4-pro.")
         String builtin;
+
+        /** The config the flags name, and a name for it; a bad config ends the command with exit code 2. */
+        Named load() {
+            try {
+                if (builtin != null) {
+                    return new Named(builtin, ModelConfig.builtin(builtin));
+                }
+                Path p = model != null ? model : config;
+                return new Named(p.toString(), ModelConfig.load(p));
+            } catch (ConfigException e) {
+                throw new CliErrors.Failure(CliErrors.usage(e.getMessage()));
+            }
+        }
+    }
+
+    /** A model config and what to call it in the output. */
+    record Named(String name, ModelConfig config) {
     }
 
     @Option(names = "--tokens", split = ",", defaultValue = "8192,131072,1048576",
@@ -33,20 +50,14 @@ public final class CacheSizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        ModelConfig c;
-        String name;
+        Named named;
         try {
-            if (source.builtin != null) {
-                c = ModelConfig.builtin(source.builtin);
-                name = source.builtin;
-            } else {
-                Path p = source.model != null ? source.model : source.config;
-                c = ModelConfig.load(p);
-                name = p.toString();
-            }
-        } catch (ConfigException e) {
-            return CliErrors.usage(e.getMessage());
+            named = source.load();
+        } catch (CliErrors.Failure f) {
+            return f.exitCode;
         }
+        ModelConfig c = named.config();
+        String name = named.name();
         CacheLayout l = CacheLayout.of(c);
         System.out.printf("%s: %d layers, ratios CSA x%d, HCA x%d, window %d%n", name, c.nLayers(),
                 count(c, 4), c.nLayers() - count(c, 4) - count(c, 0), c.window());

@@ -2,12 +2,10 @@ package io.epserve.cli.commands;
 
 import io.epserve.model.checkpoint.RandomCheckpoint;
 import io.epserve.model.checkpoint.SafetensorsWriter;
-import io.epserve.model.config.ConfigException;
 import io.epserve.model.config.ModelConfig;
 import io.epserve.model.engine.CacheLayout;
 import io.epserve.model.weights.ExpertWeights;
 import io.epserve.transport.MediaDriverHandle;
-import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.ArgGroup;
@@ -190,20 +188,14 @@ public final class SizingCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        ModelConfig c;
-        String name;
+        CacheSizeCommand.Named named;
         try {
-            if (source.builtin != null) {
-                c = ModelConfig.builtin(source.builtin);
-                name = source.builtin;
-            } else {
-                Path p = source.model != null ? source.model : source.config;
-                c = ModelConfig.load(p);
-                name = p.toString();
-            }
-        } catch (ConfigException e) {
-            return CliErrors.usage(e.getMessage());
+            named = source.load();
+        } catch (CliErrors.Failure f) {
+            return f.exitCode;
         }
+        ModelConfig c = named.config();
+        String name = named.name();
         Sizing s;
         try {
             s = of(name, c, expertWorkers, attentionWorkers, redundant, context, sequences);
