@@ -1,0 +1,1 @@
+package io.epserve.loadgen; final class Placeholder {}
