@@ -59,6 +59,7 @@ public final class Main {
                 new BenchClusterCommand(),
                 new BenchExchangeCommand(),
                 new BenchRouterCommand(),
+                new BenchCommand(),
                 new EnvCommand());
     }
 
