@@ -381,6 +381,10 @@ public final class AttentionWorker implements AutoCloseable {
             g.put("failovers", e.failovers());
         }
         g.put("queued_requests", (long) queuedRequests.get());
+        int metricsPort = metrics.port();
+        if (metricsPort >= 0) {
+            g.put(io.epserve.cluster.MemberInfo.METRICS_PORT, (long) metricsPort);
+        }
         return g;
     }
 
