@@ -1,1 +1,0 @@
-package io.epserve.loadgen; final class Placeholder {}
