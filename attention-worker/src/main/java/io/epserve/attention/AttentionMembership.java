@@ -66,9 +66,13 @@ final class AttentionMembership implements AutoCloseable {
         return m;
     }
 
-    /** Serving: the router may send requests to {@code grpc} from now on. */
+    /**
+     * Serving: the router may send requests to {@code grpc} from now on. The gauges go with it, so that the metrics
+     * port (the endpoint starts after the first announcement) is known as soon as the worker is.
+     */
     void ready(String grpc) {
-        node.update(i -> i.withGrpc(grpc).withState(MemberInfo.READY).withEpoch(experts.epoch()));
+        Map<String, Long> g = gauges.get();
+        node.update(i -> i.withGrpc(grpc).withState(MemberInfo.READY).withEpoch(experts.epoch()).withGauges(g));
     }
 
     String describe() {

@@ -9,6 +9,7 @@ import io.epserve.model.engine.Transformer;
 import io.epserve.transport.OfferCounters;
 import io.prometheus.metrics.core.datapoints.CounterDataPoint;
 import io.prometheus.metrics.core.metrics.Counter;
+import io.prometheus.metrics.core.metrics.CounterWithCallback;
 import io.prometheus.metrics.core.metrics.Gauge;
 import io.prometheus.metrics.model.registry.PrometheusRegistry;
 import java.io.IOException;
@@ -19,7 +20,8 @@ import java.util.function.IntSupplier;
  * The attention worker's metrics. The engine thread's figures (steps, per-layer exchange latencies, per-expert
  * tokens, routed slots, bytes) are recorded where {@link StepStats} already records them, into single-writer
  * histograms and counters and pre-bound counter data points resolved once here: nothing is allocated per step, layer
- * or token. Queue, KV and sequence gauges are read at scrape time from the scheduler's thread-safe fields.
+ * or token. The engine thread's time split is read at scrape time from what {@link StepStats#publish} published
+ * after the last step. Queue, KV and sequence gauges are read at scrape time from the scheduler's thread-safe fields.
  */
 public final class AttentionMetrics implements AutoCloseable {
     private final ProcessMetrics process;
@@ -35,6 +37,8 @@ public final class AttentionMetrics implements AutoCloseable {
     private final Counter failedSteps;
     private final NanosHistogram prefillStepTime;
     private final NanosHistogram decodeStepTime;
+    // Engine thread: the scheduler admits generations there.
+    private final NanosHistogram queueTime;
     // Engine thread: expert exchanges (remote experts only).
     private final NanosHistogram[] dispatch;
     private final NanosHistogram[] roundTrip;
@@ -65,6 +69,9 @@ public final class AttentionMetrics implements AutoCloseable {
                 "Wall time of a batched step, by kind", Metrics.LATENCY_SECONDS, "kind");
         prefillStepTime = stepTime.add("prefill");
         decodeStepTime = stepTime.add("decode");
+        queueTime = NanosHistogram.Family.register(r, Metrics.ATTENTION_QUEUE, "Time a Generate request waited at"
+                + " this worker, from its arrival to joining the running batch (the usage's queue_seconds)",
+                Metrics.LATENCY_SECONDS).add();
         int layers = config.nLayers();
         String[] ids = SingleWriterCounts.ids(layers);
         dispatch = new NanosHistogram[remoteExperts ? layers : 0];
@@ -134,13 +141,32 @@ public final class AttentionMetrics implements AutoCloseable {
         placementEpoch.set(epoch);
     }
 
-    /** Wraps a step engine so that its steps are counted and timed, and attaches this to its {@link StepStats}. */
+    /**
+     * Wraps a step engine so that its steps are counted and timed, attaches this to its {@link StepStats} and exports
+     * their time split as {@value Metrics#ATTENTION_ENGINE_SECONDS}{part}.
+     */
     StepEngine meter(StepEngine engine) {
-        engine.stats().metrics = this;
+        StepStats st = engine.stats();
+        st.metrics = this;
+        CounterWithCallback.builder().name(Metrics.ATTENTION_ENGINE_SECONDS).help("Seconds the engine thread spent in"
+                + " steps (part step: their wall time), and in their parts: attention (and the rest of the dense"
+                + " model), shared_expert, dispatch (handing dispatches to Aeron) and exposed_wait (waiting for"
+                + " combines with nothing else to do)").labelNames("part").callback(cb -> {
+                    cb.call(st.totalWallNs() / 1e9, "step");
+                    cb.call(st.totalAttentionNs() / 1e9, "attention");
+                    cb.call(st.totalSharedNs() / 1e9, "shared_expert");
+                    cb.call(st.totalDispatchSendNs() / 1e9, "dispatch");
+                    cb.call(st.totalWaitNs() / 1e9, "exposed_wait");
+                }).register(registry);
         return new Metered(engine);
     }
 
     // ------------------------------------------------------------------------------------------ engine thread
+
+    /** A Generate request joined the running batch ns after it arrived. */
+    void queued(long ns) {
+        queueTime.record(ns);
+    }
 
     /** A micro-batch's dispatch of a layer went out: its send time, its tokens per expert, its bytes. */
     void dispatched(Transformer.Pass p, long ns, long bytes) {
@@ -204,6 +230,8 @@ public final class AttentionMetrics implements AutoCloseable {
             } catch (RuntimeException e) {
                 failedSteps.inc();
                 throw e;
+            } finally {
+                engine.stats().publish();
             }
             long ns = System.nanoTime() - t0;
             if (prefill) {

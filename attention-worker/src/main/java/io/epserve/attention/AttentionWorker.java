@@ -276,7 +276,7 @@ public final class AttentionWorker implements AutoCloseable {
                         return t;
                     });
             this.generations = new GenerationScheduler(engine, ex, o.maxWaitingGenerations, o.maxStepTokens,
-                    o.kvMemoryBytes, o.maxSequences, sequences::size, o.log);
+                    o.kvMemoryBytes, o.maxSequences, sequences::size, metrics::queued, o.log);
             metrics.watch(generations, () -> sequencesHeld, d == null ? null : d.offerCounters());
             metrics.serve(o.metricsHost, o.metricsPort);
             this.server = NettyServerBuilder.forAddress(new InetSocketAddress(o.host, o.port))
@@ -381,6 +381,10 @@ public final class AttentionWorker implements AutoCloseable {
             g.put("failovers", e.failovers());
         }
         g.put("queued_requests", (long) queuedRequests.get());
+        int metricsPort = metrics.port();
+        if (metricsPort >= 0) {
+            g.put(io.epserve.cluster.MemberInfo.METRICS_PORT, (long) metricsPort);
+        }
         return g;
     }
 

@@ -26,6 +26,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
 import java.util.function.IntSupplier;
+import java.util.function.LongConsumer;
 
 /**
  * Continuous batching on the attention worker. Generate requests wait in a bounded queue; between steps the
@@ -89,6 +90,8 @@ final class GenerationScheduler {
     private final IntSupplier otherSequences;
     private final int maxSequences;
     private final Consumer<String> log;
+    /** Told each request's queue time (ns) as it joins the batch (engine thread). */
+    private final LongConsumer queued;
     private final ConcurrentLinkedQueue<Generation> arrivals = new ConcurrentLinkedQueue<>();
     private final AtomicInteger waiting = new AtomicInteger();
     private final AtomicBoolean scheduled = new AtomicBoolean();
@@ -99,7 +102,8 @@ final class GenerationScheduler {
     private volatile long reservedBytes;
 
     GenerationScheduler(StepEngine engine, Executor engineThread, int maxWaiting, int maxStepTokens,
-                        long kvBudgetBytes, int maxSequences, IntSupplier otherSequences, Consumer<String> log) {
+                        long kvBudgetBytes, int maxSequences, IntSupplier otherSequences, LongConsumer queued,
+                        Consumer<String> log) {
         this.engine = engine;
         this.config = engine.transformer().config();
         this.engineThread = engineThread;
@@ -109,6 +113,7 @@ final class GenerationScheduler {
         this.layout = CacheLayout.of(config);
         this.maxSequences = maxSequences;
         this.otherSequences = otherSequences;
+        this.queued = queued;
         this.log = log;
     }
 
@@ -326,6 +331,7 @@ final class GenerationScheduler {
             g.reserved = reserve;
             reservedBytes += reserve;
             g.admittedNs = System.nanoTime();
+            queued.accept(g.admittedNs - g.arrivedNs);
             running.add(g);
         }
     }

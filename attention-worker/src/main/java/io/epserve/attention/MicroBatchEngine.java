@@ -200,6 +200,9 @@ final class MicroBatchEngine implements StepEngine {
             }
         } catch (RuntimeException e) {
             failedSteps++;
+            // Its parts (mostly the wait that timed out) are already counted: so is its wall time, so that the
+            // time split's parts never exceed the whole.
+            stats.wallNs += System.nanoTime() - t0;
             for (int i = 0; i < m; i++) {
                 experts.exchange(i).close();
             }

@@ -9,7 +9,8 @@ import org.HdrHistogram.Histogram;
  * Where the engine thread's time went over a run of steps, and per-layer exchange latencies. Reset by the caller;
  * recording allocates nothing (histograms are preallocated, 1 µs to 60 s at 3 significant digits). With
  * {@link #metrics} set, {@link #dispatched} and {@link #combined} also feed the /metrics endpoint (still allocation
- * free).
+ * free), and {@link #publish} makes the time split readable by the scrape thread as totals that {@link #reset}
+ * does not clear (Prometheus counters must never go down, while bench-cluster resets these through the worker API).
  */
 final class StepStats {
     final Histogram[] dispatchNs;
@@ -28,6 +29,20 @@ final class StepStats {
     AttentionMetrics metrics;
     /** {@link #dispatchBytes} already passed to the metrics. */
     private long dispatchBytesSeen;
+    // Engine thread only: the time split cleared by every reset so far.
+    private long clearedWallNs;
+    private long clearedAttentionNs;
+    private long clearedSharedNs;
+    private long clearedDispatchSendNs;
+    private long clearedWaitNs;
+    // Cleared + current as of the last publish: written by the engine thread, read by the scrape thread. Volatile
+    // stores rather than a lock or atomic adds: there is one writer, and five stores per step cost nothing. A scrape
+    // during a publish may pair one step's total with the previous step's parts; the next scrape catches up.
+    private volatile long totalWallNs;
+    private volatile long totalAttentionNs;
+    private volatile long totalSharedNs;
+    private volatile long totalDispatchSendNs;
+    private volatile long totalWaitNs;
 
     StepStats(int layers) {
         dispatchNs = new Histogram[layers];
@@ -39,6 +54,11 @@ final class StepStats {
     }
 
     void reset() {
+        clearedWallNs += wallNs;
+        clearedAttentionNs += attentionNs;
+        clearedSharedNs += sharedNs;
+        clearedDispatchSendNs += dispatchSendNs;
+        clearedWaitNs += waitNs;
         for (int i = 0; i < dispatchNs.length; i++) {
             dispatchNs[i].reset();
             roundTripNs[i].reset();
@@ -46,6 +66,37 @@ final class StepStats {
         attentionNs = sharedNs = dispatchSendNs = waitNs = steps = tokens = routedSlots = 0;
         dispatchBytes = combineBytes = wallNs = 0;
         dispatchBytesSeen = 0;
+    }
+
+    /** Makes the time split so far visible to {@link #totalWallNs()} and the like (engine thread, once per step). */
+    void publish() {
+        totalWallNs = clearedWallNs + wallNs;
+        totalAttentionNs = clearedAttentionNs + attentionNs;
+        totalSharedNs = clearedSharedNs + sharedNs;
+        totalDispatchSendNs = clearedDispatchSendNs + dispatchSendNs;
+        totalWaitNs = clearedWaitNs + waitNs;
+    }
+
+    // Any thread: monotonic since start, as of the engine thread's last publish.
+
+    long totalWallNs() {
+        return totalWallNs;
+    }
+
+    long totalAttentionNs() {
+        return totalAttentionNs;
+    }
+
+    long totalSharedNs() {
+        return totalSharedNs;
+    }
+
+    long totalDispatchSendNs() {
+        return totalDispatchSendNs;
+    }
+
+    long totalWaitNs() {
+        return totalWaitNs;
     }
 
     /** A micro-batch's dispatch of its current layer took ns to send (after {@link #dispatchBytes} counted it). */

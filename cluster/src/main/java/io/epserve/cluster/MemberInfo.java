@@ -16,7 +16,8 @@ import java.util.TreeMap;
  * @param state {@link #STARTING}, {@link #READY} or {@link #DRAINING}
  * @param held an expert worker's mapped experts, {@link Placement#canonical()} ({@code none} before any)
  * @param epoch the placement epoch an attention worker steps with (0 before the first)
- * @param gauges role-specific numbers for the operator (queue depths, KV bytes, rows computed, ...)
+ * @param gauges role-specific numbers for the operator (queue depths, KV bytes, rows computed, ...), and
+ *     {@link #METRICS_PORT} for every process that serves /metrics
  */
 @JsonIgnoreProperties(ignoreUnknown = true)
 public record MemberInfo(String uuid, String role, int id, String grpc, String aeron, String model, long pid,
@@ -27,6 +28,16 @@ public record MemberInfo(String uuid, String role, int id, String grpc, String a
     public static final String STARTING = "starting";
     public static final String READY = "ready";
     public static final String DRAINING = "draining";
+
+    /**
+     * The gauge under which every process that serves /metrics ({@code --metrics-port}) announces the endpoint's
+     * port, so that a client of the router's admin API (Status) finds every endpoint. The endpoint's host is not
+     * announced: it is the member's own, {@link #host(String, String)} of its gRPC address and Aeron endpoint — the
+     * advertised gRPC host for routers and attention workers, the Aeron endpoint's host for expert workers (no gRPC
+     * server). So that others can scrape it there, bind it ({@code --metrics-host}) to an address that host reaches,
+     * e.g. 0.0.0.0 in a pod.
+     */
+    public static final String METRICS_PORT = "metrics_port";
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -85,6 +96,40 @@ public record MemberInfo(String uuid, String role, int id, String grpc, String a
 
     public boolean draining() {
         return DRAINING.equals(state);
+    }
+
+    /**
+     * The host a member is reached at: that of its gRPC address (HOST:PORT) when it has one, else that of its Aeron
+     * endpoint (HOST:PORT, or the {@code endpoint=} of an {@code aeron:udp} URI); null when neither names a host (an
+     * expert worker on Aeron IPC shares the machine of its attention workers). IPv6 hosts keep their brackets.
+     */
+    public static String host(String grpc, String aeron) {
+        String h = hostOf(grpc);
+        if (h != null || aeron == null) {
+            return h;
+        }
+        return hostOf(aeron.startsWith("aeron:") ? uriEndpoint(aeron) : aeron);
+    }
+
+    private static String hostOf(String hostPort) {
+        if (hostPort == null || hostPort.isEmpty()) {
+            return null;
+        }
+        int colon = hostPort.lastIndexOf(':');
+        return colon <= 0 || hostPort.endsWith("]") ? null : hostPort.substring(0, colon);
+    }
+
+    private static String uriEndpoint(String uri) {
+        int q = uri.indexOf('?');
+        if (q < 0) {
+            return null;
+        }
+        for (String p : uri.substring(q + 1).split("\\|")) {
+            if (p.startsWith("endpoint=")) {
+                return p.substring("endpoint=".length());
+            }
+        }
+        return null;
     }
 
     /** "expert-worker 1 (pid 123)". */

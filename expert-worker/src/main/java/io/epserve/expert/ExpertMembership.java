@@ -142,6 +142,10 @@ final class ExpertMembership implements AutoCloseable {
             g.put("rejected", ex.rejected());
             g.put("peers", (long) worker.peers());
             g.put("first_dispatch_ms", worker.firstDispatchMs());
+            int metricsPort = worker.metrics().port();
+            if (metricsPort >= 0) {
+                g.put(MemberInfo.METRICS_PORT, (long) metricsPort);
+            }
             node.update(i -> i.withGauges(g));
         }
     }

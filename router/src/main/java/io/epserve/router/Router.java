@@ -194,7 +194,9 @@ public final class Router implements AutoCloseable {
         this.plane = cp;
         if (cp != null) {
             String at = (o.advertiseHost != null ? o.advertiseHost : o.host) + ":" + server.getPort();
-            cp.node().update(i -> i.withGrpc(at).withState(MemberInfo.READY));
+            int mp = metrics.port();
+            cp.node().update(i -> (mp < 0 ? i : i.withGauges(java.util.Map.of(MemberInfo.METRICS_PORT, (long) mp)))
+                    .withGrpc(at).withState(MemberInfo.READY));
             syncBackends();
         }
         poller = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {

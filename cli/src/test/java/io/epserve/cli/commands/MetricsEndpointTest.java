@@ -7,17 +7,26 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.epserve.attention.AttentionWorker;
 import io.epserve.cli.cluster.LocalCluster;
+import io.epserve.cluster.MemberInfo;
 import io.epserve.cluster.metrics.Metrics;
 import io.epserve.cluster.metrics.MetricsScrape;
 import io.epserve.model.config.ModelConfig;
+import io.epserve.proto.admin.v1.AdminGrpc;
+import io.epserve.proto.admin.v1.Member;
+import io.epserve.proto.admin.v1.StatusRequest;
+import io.epserve.proto.admin.v1.StatusResponse;
 import io.epserve.proto.v1.InferenceGrpc;
 import io.epserve.proto.v1.SamplingParams;
 import io.epserve.proto.v1.TokenizeRequest;
+import io.epserve.proto.worker.v1.AttentionWorkerGrpc;
+import io.epserve.proto.worker.v1.DecodeRequest;
+import io.epserve.proto.worker.v1.DecodeResponse;
 import io.epserve.router.Router;
 import io.grpc.Channel;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -80,6 +89,41 @@ class MetricsEndpointTest {
         assertTrue(s.has("jvm_memory_used_bytes"));
     }
 
+    /** The parts of {@value Metrics#ATTENTION_ENGINE_SECONDS}, the whole first. */
+    static final List<String> ENGINE_PARTS = List.of("step", "attention", "shared_expert", "dispatch", "exposed_wait");
+
+    /**
+     * What an attention worker's queue and engine-time metrics must show between a scrape before {@link #workload}
+     * and one after: each request waited once, the engine's time grew, and its parts fit in the steps' wall time.
+     */
+    static void assertQueueAndEngineTime(MetricsScrape before, MetricsScrape after, boolean remoteExperts) {
+        String queue = Metrics.ATTENTION_QUEUE;
+        assertEquals(PROMPTS.length, after.value(queue + "_count") - before.value(queue + "_count"),
+                "one queue time per Generate request");
+        assertEquals(after.value(queue + "_count"), after.value(queue + "_bucket", "le", "+Inf"));
+        assertTrue(after.value(queue + "_sum") >= before.value(queue + "_sum"));
+        for (String part : ENGINE_PARTS) {
+            before.value(Metrics.ATTENTION_ENGINE_SECONDS, "part", part); // present before any step
+        }
+        double step = after.value(Metrics.ATTENTION_ENGINE_SECONDS, "part", "step");
+        double attention = after.value(Metrics.ATTENTION_ENGINE_SECONDS, "part", "attention");
+        assertTrue(step > before.value(Metrics.ATTENTION_ENGINE_SECONDS, "part", "step"), "step time grew: " + step);
+        assertTrue(attention > before.value(Metrics.ATTENTION_ENGINE_SECONDS, "part", "attention"));
+        double parts = 0;
+        for (String part : ENGINE_PARTS.subList(1, ENGINE_PARTS.size())) {
+            double v = after.value(Metrics.ATTENTION_ENGINE_SECONDS, "part", part);
+            assertTrue(v >= before.value(Metrics.ATTENTION_ENGINE_SECONDS, "part", part), part + " went down");
+            parts += v;
+        }
+        assertTrue(parts <= step * (1 + 1e-9), "parts " + parts + " s within the steps' " + step + " s");
+        if (remoteExperts) {
+            assertTrue(after.value(Metrics.ATTENTION_ENGINE_SECONDS, "part", "dispatch") > 0);
+            assertTrue(after.value(Metrics.ATTENTION_ENGINE_SECONDS, "part", "shared_expert") > 0);
+        } else {
+            assertEquals(step, attention, 1e-9, "every expert local: the forward is all attention");
+        }
+    }
+
     /** What any attention worker must report after {@link #workload}: its steps computed w[2] tokens. */
     static void assertAttentionSteps(MetricsScrape s, long[] w) {
         double prefill = s.value(Metrics.ATTENTION_STEPS, "kind", "prefill");
@@ -113,6 +157,7 @@ class MetricsEndpointTest {
                 assertTrue(ew.metricsPort() > 0, ew.readyLine());
             }
             Channel ch = cluster.routerChannel();
+            MetricsScrape idle = MetricsScrape.fetch("127.0.0.1", aw.metricsPort());
             long[] w = workload(ch);
             RouterTest.Result bad = RouterTest.generate(ch, RouterTest.tokens(PROMPTS[0],
                     SamplingParams.newBuilder().setMaxTokens(0).build()));
@@ -123,6 +168,7 @@ class MetricsEndpointTest {
 
             MetricsScrape a = MetricsScrape.fetch("127.0.0.1", aw.metricsPort());
             assertAttentionSteps(a, w);
+            assertQueueAndEngineTime(idle, a, true);
             long slots = w[2] * c.nActivatedExperts() * c.nLayers();
             assertEquals(slots, a.sum(Metrics.ATTENTION_EXPERT_TOKENS), "tokens x top-k x layers");
             assertEquals(slots, a.value(Metrics.ATTENTION_ROUTED_SLOTS));
@@ -174,6 +220,49 @@ class MetricsEndpointTest {
         assertThrows(IOException.class, () -> MetricsScrape.fetch("127.0.0.1", routerPort), "stopped with the router");
     }
 
+    /**
+     * In a cluster every process announces its metrics port in its member gauges, so that a client of the router's
+     * admin API (epserve bench) finds every endpoint: at the member's host, serving that member's role.
+     */
+    @Test
+    @Timeout(value = 6, unit = TimeUnit.MINUTES)
+    void inAClusterEveryMemberAnnouncesItsMetricsPort() throws Exception {
+        try (LocalCluster cluster = LocalCluster.start(ClusterTest.tinyCluster(tmp.resolve("logs"), "exact")
+                .controlPlane(true).expertWorkers(2).attentionWorkers(1).microBatches(1).router(0).metrics(true))) {
+            List<LocalCluster.Worker> processes = new java.util.ArrayList<>(cluster.expertWorkers());
+            processes.addAll(cluster.attentionWorkers());
+            processes.add(cluster.router());
+            var admin = AdminGrpc.newBlockingStub(cluster.routerChannel());
+            StatusResponse st = null;
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (System.nanoTime() < deadline) {
+                try {
+                    st = admin.withDeadlineAfter(10, TimeUnit.SECONDS).status(StatusRequest.getDefaultInstance());
+                    if (st.getMembersCount() == processes.size() && st.getMembersList().stream()
+                            .allMatch(m -> m.getGaugesMap().containsKey(MemberInfo.METRICS_PORT))) {
+                        break;
+                    }
+                } catch (StatusRuntimeException e) {
+                    // the router's view of the cluster is still forming
+                }
+                Thread.sleep(100);
+            }
+            assertTrue(st != null && st.getMembersCount() == processes.size(), String.valueOf(st));
+            for (LocalCluster.Worker p : processes) {
+                Member m = st.getMembersList().stream().filter(x -> x.getRole().equals(p.role) && x.getId() == p.id)
+                        .findFirst().orElseThrow(() -> new AssertionError("no member " + p.role + " " + p.id));
+                assertTrue(p.metricsPort() > 0, p.readyLine());
+                assertEquals(p.metricsPort(), m.getGaugesMap().getOrDefault(MemberInfo.METRICS_PORT, -1L),
+                        p.role + " " + p.id + ": " + m);
+                String host = MemberInfo.host(m.getGrpc(), m.getAeron());
+                assertEquals("127.0.0.1", host, m.toString());
+                MetricsScrape s = MetricsScrape.fetch(host, (int) m.getGaugesMap().get(MemberInfo.METRICS_PORT)
+                        .longValue());
+                assertEquals(1, s.value(Metrics.BUILD_INFO, "role", p.role), "the member's own endpoint");
+            }
+        }
+    }
+
     /** up --single-process: a router and an attention worker with every expert in one JVM, each with its endpoint. */
     @Test
     @Timeout(value = 3, unit = TimeUnit.MINUTES)
@@ -191,7 +280,10 @@ class MetricsEndpointTest {
             assertTrue(router.readyLine().endsWith("; metrics 127.0.0.1:" + routerPort), router.readyLine());
             assertTrue(worker.readyLine().endsWith("; metrics 127.0.0.1:" + workerPort), worker.readyLine());
             ManagedChannel ch = ManagedChannelBuilder.forAddress("127.0.0.1", router.port()).usePlaintext().build();
+            ManagedChannel direct = ManagedChannelBuilder.forAddress("127.0.0.1", worker.port()).usePlaintext()
+                    .build();
             try {
+                MetricsScrape idle = MetricsScrape.fetch("127.0.0.1", workerPort);
                 long[] w = workload(ch);
                 RouterTest.Result bad = RouterTest.generate(ch, RouterTest.tokens(PROMPTS[0],
                         SamplingParams.newBuilder().setMaxTokens(0).build()));
@@ -202,14 +294,36 @@ class MetricsEndpointTest {
                 MetricsScrape a = MetricsScrape.fetch("127.0.0.1", workerPort);
                 assertEquals(7, a.value(Metrics.ATTENTION_PLACEMENT_EPOCH));
                 worker.metrics().placementEpoch(0);
-                assertAttentionSteps(MetricsScrape.fetch("127.0.0.1", workerPort), w);
+                MetricsScrape served = MetricsScrape.fetch("127.0.0.1", workerPort);
+                assertAttentionSteps(served, w);
+                assertQueueAndEngineTime(idle, served, false);
                 // Every expert in this process: no exchanges, so no per-layer exchange series.
                 assertTrue(!a.has(Metrics.ATTENTION_EXPERT_TOKENS) && !a.has(Metrics.ATTENTION_ROUND_TRIP + "_count"));
                 assertEquals(0, a.value(Metrics.ATTENTION_ROUTED_SLOTS));
                 assertTrue(!a.has(Metrics.AERON_OFFER_FAILURES));
                 assertEquals(0, a.samples(Metrics.BUILD_INFO, "role", "router").size(), "its own registry");
+
+                // The worker API's Decode resets the engine's timing (bench-cluster reads it per run): the exported
+                // totals must still only grow.
+                DecodeResponse d = AttentionWorkerGrpc.newBlockingStub(direct).withDeadlineAfter(1, TimeUnit.MINUTES)
+                        .decode(DecodeRequest.newBuilder().addPrompts(ClusterTest.chunk("reset", PROMPTS[0]))
+                                .setSteps(2).setRelease(true).build());
+                assertEquals(2, d.getTiming().getSteps(), "the timing covers this call's decode steps only");
+                MetricsScrape later = MetricsScrape.fetch("127.0.0.1", workerPort);
+                for (String part : ENGINE_PARTS) {
+                    double v = later.value(Metrics.ATTENTION_ENGINE_SECONDS, "part", part);
+                    assertTrue(v >= served.value(Metrics.ATTENTION_ENGINE_SECONDS, "part", part), part + " went down");
+                }
+                assertTrue(later.value(Metrics.ATTENTION_ENGINE_SECONDS, "part", "step")
+                        > served.value(Metrics.ATTENTION_ENGINE_SECONDS, "part", "step"));
+                assertTrue(later.value(Metrics.ATTENTION_ENGINE_SECONDS, "part", "step")
+                        >= served.value(Metrics.ATTENTION_ENGINE_SECONDS, "part", "step")
+                        + d.getTiming().getWallSeconds() - 1e-9, "this call's steps added on top");
+                assertEquals(PROMPTS.length, later.value(Metrics.ATTENTION_QUEUE + "_count"),
+                        "Decode is not a Generate: it does not queue");
             } finally {
                 ch.shutdownNow();
+                direct.shutdownNow();
             }
         }
         assertThrows(IOException.class, () -> MetricsScrape.fetch("127.0.0.1", routerPort));

@@ -53,6 +53,14 @@ public final class Metrics {
     public static final String ATTENTION_FAILED_STEPS = "epserve_attention_failed_steps_total";
     public static final String ATTENTION_STEP_TOKENS = "epserve_attention_step_tokens_total";
     public static final String ATTENTION_STEP_DURATION = "epserve_attention_step_duration_seconds";
+    /** Histogram: a Generate request's wait at the worker, arrival to joining the batch (its usage.queue_seconds). */
+    public static final String ATTENTION_QUEUE = "epserve_attention_queue_seconds";
+    /**
+     * {@code {part}}: the engine thread's seconds in steps ({@code step}, wall time) and in their parts
+     * ({@code attention}, {@code shared_expert}, {@code dispatch}, {@code exposed_wait}); monotonic, unlike the
+     * worker API's StepTiming, which bench-cluster resets.
+     */
+    public static final String ATTENTION_ENGINE_SECONDS = "epserve_attention_engine_seconds_total";
     public static final String ATTENTION_DISPATCH = "epserve_attention_expert_dispatch_seconds";
     public static final String ATTENTION_ROUND_TRIP = "epserve_attention_expert_round_trip_seconds";
     public static final String ATTENTION_ROUTED_SLOTS = "epserve_attention_routed_slots_total";
