@@ -3,6 +3,7 @@ package io.epserve.cli;
 import io.epserve.cli.commands.AdminCommand;
 import io.epserve.cli.commands.AttentionWorkerCommand;
 import io.epserve.cli.commands.BenchClusterCommand;
+import io.epserve.cli.commands.BenchCommand;
 import io.epserve.cli.commands.ChatCommand;
 import io.epserve.cli.commands.BenchDecodeCommand;
 import io.epserve.cli.commands.BenchExchangeCommand;

@@ -118,9 +118,11 @@ class LoadRunnerTest {
             assertTrue(o.ttft() >= 0.060, "TTFT " + o.ttft());
             double[] itl = o.itl();
             assertEquals(3, itl.length);
+            // The server pauses 30 ms between messages; delivery may hold one back a little and not the next.
             for (double g : itl) {
-                assertTrue(g >= 0.030, "gap " + g);
+                assertTrue(g >= 0.015, "gap " + g);
             }
+            assertTrue(itl[0] + itl[1] + itl[2] >= 0.060, "gaps " + java.util.Arrays.toString(itl));
             assertTrue(o.tpot() >= 0.030);
             assertEquals(5, o.promptTokens);
             assertEquals(4, o.serverCompletionTokens);

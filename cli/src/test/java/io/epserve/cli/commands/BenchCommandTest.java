@@ -33,7 +33,7 @@ import org.junit.jupiter.api.io.TempDir;
 @Timeout(600)
 class BenchCommandTest {
     @TempDir
-    Path tmp;
+    static Path tmp;
 
     private LocalCluster cluster;
     private String target;
