@@ -185,8 +185,17 @@ public final class Bench {
                     o.requestTimeout, o.maxDuration);
             LoadRunner.run(ch, Collections.nCopies(o.numWarmups, requests.get(0)), w, progress, point + "warm-up ");
         }
-        List<ServerView.Endpoint> endpoints = o.metricsEndpoints != null ? o.metricsEndpoints
-                : ServerView.discover(ch, Duration.ofSeconds(10));
+        List<ServerView.Endpoint> endpoints = o.metricsEndpoints;
+        if (endpoints == null) {
+            try {
+                endpoints = ServerView.discover(ch, Duration.ofSeconds(10));
+            } catch (StatusRuntimeException e) {
+                // The run is worth having without the server's view; say why it is missing.
+                System.err.println("epserve bench: no server-side view (the admin API's Status failed: "
+                        + e.getStatus().getCode() + "); name the endpoints with --metrics-url");
+                endpoints = List.of();
+            }
+        }
         ServerView.Snapshot before = endpoints.isEmpty() ? null : ServerView.scrape(endpoints);
         String date = LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
         LoadRunner.Run run = LoadRunner.run(ch, requests, measured, progress, point);

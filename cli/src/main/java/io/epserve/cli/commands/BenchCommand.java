@@ -285,7 +285,7 @@ public final class BenchCommand implements Callable<Integer> {
             Files.createDirectories(resultDir);
             json = resultDir.resolve(resultFilename != null ? resultFilename : defaultName(result));
             new ObjectMapper().writerWithDefaultPrettyPrinter().writeValue(json.toFile(), result);
-            out.println("Result: " + json.toAbsolutePath());
+            out.println("Result: " + json.toAbsolutePath().normalize());
         }
         Path page = html != null ? html : json == null ? null
                 : json.resolveSibling(json.getFileName().toString().replaceFirst("\\.json$", "") + ".html");
@@ -294,7 +294,7 @@ public final class BenchCommand implements Callable<Integer> {
                 Files.createDirectories(page.toAbsolutePath().getParent());
             }
             Files.writeString(page, sweep ? HtmlReport.sweep(result) : HtmlReport.run(result), StandardCharsets.UTF_8);
-            out.println("Report: " + page.toAbsolutePath());
+            out.println("Report: " + page.toAbsolutePath().normalize());
         }
     }
 
