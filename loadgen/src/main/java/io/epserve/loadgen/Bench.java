@@ -54,6 +54,9 @@ public final class Bench {
         public boolean saveDetailed;
         /** /metrics endpoints to scrape; null: ask the router's admin API; empty: none. */
         public List<ServerView.Endpoint> metricsEndpoints;
+        /** The fraction of requests the client cancels after {@link #cancelAfterTokens} tokens (abort path). */
+        public double cancelFraction;
+        public int cancelAfterTokens = 1;
         public Duration requestTimeout = Duration.ofMinutes(10);
         public Duration maxDuration = Duration.ofHours(1);
         public Duration connectTimeout = Duration.ofSeconds(30);
@@ -80,6 +83,8 @@ public final class Bench {
             o.percentiles = percentiles;
             o.saveDetailed = saveDetailed;
             o.metricsEndpoints = metricsEndpoints;
+            o.cancelFraction = cancelFraction;
+            o.cancelAfterTokens = cancelAfterTokens;
             o.requestTimeout = requestTimeout;
             o.maxDuration = maxDuration;
             o.connectTimeout = connectTimeout;
@@ -178,7 +183,8 @@ public final class Bench {
         }
         LoadRunner.Settings measured = new LoadRunner.Settings(ArrivalSchedule.offsets(requests.size(), o.requestRate,
                 o.burstiness, o.rampUp, o.rampUpStartRps, o.rampUpEndRps, o.seed),
-                o.maxConcurrency == null ? 0 : o.maxConcurrency, o.requestTimeout, o.maxDuration);
+                o.maxConcurrency == null ? 0 : o.maxConcurrency, o.requestTimeout, o.maxDuration,
+                cancellations(requests.size(), o));
         if (o.numWarmups > 0) {
             // As vLLM: the workload's first request, numWarmups times, under the same concurrency cap.
             LoadRunner.Settings w = new LoadRunner.Settings(new double[o.numWarmups], measured.maxConcurrency(),
@@ -205,6 +211,19 @@ public final class Bench {
                 model.getId(), o.target, o.requestRate, o.burstiness, o.maxConcurrency, o.dataset.describe(), o.seed,
                 o.ignoreEos, o.numWarmups, o.goodput, o.percentileMetrics, o.percentiles, o.saveDetailed);
         return BenchResult.build(run, requests, info, server);
+    }
+
+    /** Which requests the client cancels, and after how many tokens: a seeded choice of cancelFraction of them. */
+    static int[] cancellations(int n, Options o) {
+        if (o.cancelFraction <= 0) {
+            return null;
+        }
+        java.util.SplittableRandom rng = new java.util.SplittableRandom(o.seed ^ 0x5DEECE66DL);
+        int[] after = new int[n];
+        for (int i = 0; i < n; i++) {
+            after[i] = rng.nextDouble() < o.cancelFraction ? o.cancelAfterTokens : 0;
+        }
+        return after;
     }
 
     /** vLLM's result table, plus the failure reasons and the server-side headline figures. */

@@ -33,7 +33,17 @@ import java.util.concurrent.locks.LockSupport;
 public final class LoadRunner {
     /** How the requests go out. */
     public record Settings(double[] offsetsSeconds, int maxConcurrency, Duration requestTimeout,
-                           Duration maxDuration) {}
+                           Duration maxDuration, int[] cancelAfterTokens) {
+        /** No request cancelled by the client. */
+        public Settings(double[] offsetsSeconds, int maxConcurrency, Duration requestTimeout, Duration maxDuration) {
+            this(offsetsSeconds, maxConcurrency, requestTimeout, maxDuration, null);
+        }
+
+        /** After how many received tokens the client cancels request i (0: it does not). */
+        int cancelAfter(int i) {
+            return cancelAfterTokens == null ? 0 : cancelAfterTokens[i];
+        }
+    }
 
     /** The outcomes, in workload order, and the run's span (nanoTime). */
     public record Run(List<RequestOutcome> outcomes, long startNs, long endNs) {
@@ -43,6 +53,10 @@ public final class LoadRunner {
     }
 
     static final String MAX_DURATION = "CANCELLED: --max-duration reached";
+    /** The outcome of a request the client cancelled on purpose (--cancel-fraction), to exercise the abort path. */
+    static final String CLIENT_CANCEL = "CANCELLED: by the client mid-stream (--cancel-fraction)";
+    /** Whether stderr is a terminal, where the progress line is redrawn in place. */
+    private static final boolean TERMINAL = System.console() != null && System.console().isTerminal();
     static final String REQUEST_TIMEOUT = "DEADLINE_EXCEEDED: --request-timeout reached";
 
     private final AtomicInteger done = new AtomicInteger();
@@ -92,7 +106,7 @@ public final class LoadRunner {
                 RequestOutcome o = outcomes.get(sent);
                 o.arrivalNs = at - start;
                 send(stub.withDeadlineAfter(s.requestTimeout().toNanos(), TimeUnit.NANOSECONDS), requests.get(sent),
-                        o, start, () -> {
+                        o, s.cancelAfter(sent), start, () -> {
                             calls.remove(o.index);
                             if (slots != null) {
                                 slots.release();
@@ -144,12 +158,12 @@ public final class LoadRunner {
         return start + end;
     }
 
-    private void send(InferenceGrpc.InferenceStub stub, BenchRequest r, RequestOutcome o, long start,
+    private void send(InferenceGrpc.InferenceStub stub, BenchRequest r, RequestOutcome o, int cancelAfter, long start,
                       Runnable released, ConcurrentHashMap<Integer, ClientCallStreamObserver<?>> calls) {
         inFlight.incrementAndGet();
         o.sendNs = System.nanoTime() - start;
         if (r.isChat()) {
-            stub.chat(r.chat(), new Observer<ChatResponse>(o, start, released, calls) {
+            stub.chat(r.chat(), new Observer<ChatResponse>(o, cancelAfter, start, released, calls) {
                 @Override
                 boolean message(ChatResponse m, long at) {
                     if (m.hasDelta()) {
@@ -163,7 +177,7 @@ public final class LoadRunner {
                 }
             });
         } else {
-            stub.generate(r.generate(), new Observer<GenerateResponse>(o, start, released, calls) {
+            stub.generate(r.generate(), new Observer<GenerateResponse>(o, cancelAfter, start, released, calls) {
                 @Override
                 boolean message(GenerateResponse m, long at) {
                     if (m.hasDelta()) {
@@ -185,11 +199,14 @@ public final class LoadRunner {
         private final long start;
         private final Runnable released;
         private final ConcurrentHashMap<Integer, ClientCallStreamObserver<?>> calls;
+        private final int cancelAfter;
+        private ClientCallStreamObserver<Object> call;
         private boolean sawFinal;
 
-        Observer(RequestOutcome o, long start, Runnable released,
+        Observer(RequestOutcome o, int cancelAfter, long start, Runnable released,
                  ConcurrentHashMap<Integer, ClientCallStreamObserver<?>> calls) {
             this.o = o;
+            this.cancelAfter = cancelAfter;
             this.start = start;
             this.released = released;
             this.calls = calls;
@@ -197,6 +214,7 @@ public final class LoadRunner {
 
         @Override
         public void beforeStart(ClientCallStreamObserver<Object> call) {
+            this.call = call;
             calls.put(o.index, call);
         }
 
@@ -220,8 +238,13 @@ public final class LoadRunner {
             long at = System.nanoTime() - start;
             if (!o.finished()) {
                 int before = o.outputTokens;
-                message(m, at);
+                boolean last = message(m, at);
                 tokens.addAndGet(o.outputTokens - before);
+                if (!last && cancelAfter > 0 && o.outputTokens >= cancelAfter) {
+                    // Decided first, so the CANCELLED that the cancel brings back changes nothing.
+                    end(false, at, CLIENT_CANCEL);
+                    call.cancel(CLIENT_CANCEL, null);
+                }
             }
         }
 
@@ -266,7 +289,7 @@ public final class LoadRunner {
     private void tick(PrintStream out, String label, int n, long start) {
         try {
             // A terminal line is rewritten in place every second; a log gets a line every 5 s.
-            long every = System.console() != null ? 1_000 : 5_000;
+            long every = TERMINAL ? 1_000 : 5_000;
             while (!Thread.currentThread().isInterrupted()) {
                 Thread.sleep(every);
                 line(out, label, n, start, false);
@@ -280,8 +303,8 @@ public final class LoadRunner {
         double t = (System.nanoTime() - start) / 1e9;
         long tok = tokens.get();
         out.printf(Locale.ROOT, "%s[%6.1f s] %s%d/%d done, %d failed, %d in flight, %d tokens out, %.1f tok/s%s",
-                System.console() != null ? "\r" : "", t, label, done.get(), n, failed.get(), inFlight.get(), tok,
-                t > 0 ? tok / t : 0.0, System.console() != null && !last ? "" : "\n");
+                TERMINAL ? "\r" : "", t, label, done.get(), n, failed.get(), inFlight.get(), tok,
+                t > 0 ? tok / t : 0.0, TERMINAL && !last ? "" : "\n");
         out.flush();
     }
 }

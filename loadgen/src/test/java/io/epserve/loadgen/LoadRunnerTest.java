@@ -16,6 +16,7 @@ import io.grpc.ManagedChannelBuilder;
 import io.grpc.Server;
 import io.grpc.Status;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.net.InetSocketAddress;
 import java.time.Duration;
@@ -37,6 +38,7 @@ import org.junit.jupiter.api.Timeout;
 class LoadRunnerTest {
     private static final AtomicInteger running = new AtomicInteger();
     private static final AtomicInteger peak = new AtomicInteger();
+    private static final AtomicInteger cancelled = new AtomicInteger();
     private static Server server;
     private static ManagedChannel channel;
 
@@ -44,6 +46,8 @@ class LoadRunnerTest {
     static final class Scripted extends InferenceGrpc.InferenceImplBase {
         @Override
         public void generate(GenerateRequest r, StreamObserver<GenerateResponse> out) {
+            ServerCallStreamObserver<GenerateResponse> call = (ServerCallStreamObserver<GenerateResponse>) out;
+            call.setOnCancelHandler(cancelled::incrementAndGet);
             int now = running.incrementAndGet();
             peak.accumulateAndGet(now, Math::max);
             try {
@@ -60,7 +64,7 @@ class LoadRunnerTest {
                 }
                 int n = r.getSampling().getMaxTokens();
                 Thread.sleep(60);
-                for (int i = 0; i < n; i++) {
+                for (int i = 0; i < n && !call.isCancelled(); i++) {
                     if (i > 0) {
                         Thread.sleep(30);
                     }
@@ -134,12 +138,31 @@ class LoadRunnerTest {
     }
 
     @Test
+    void cancelsMidStreamWhenAsked() throws Exception {
+        cancelled.set(0);
+        LoadRunner.Run run = LoadRunner.run(channel, List.of(text("ok", 6), text("ok", 6), text("ok", 6)),
+                new LoadRunner.Settings(new double[3], 0, Duration.ofSeconds(20), Duration.ofSeconds(30),
+                        new int[] {2, 0, 1}), null, "");
+        assertEquals(LoadRunner.CLIENT_CANCEL, run.outcomes().get(0).error());
+        assertEquals(2, run.outcomes().get(0).outputTokens());
+        assertTrue(run.outcomes().get(1).success());
+        assertEquals(6, run.outcomes().get(1).outputTokens());
+        assertEquals(LoadRunner.CLIENT_CANCEL, run.outcomes().get(2).error());
+        assertEquals(1, run.outcomes().get(2).outputTokens());
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        while (cancelled.get() < 2 && System.nanoTime() < deadline) {
+            Thread.sleep(10);
+        }
+        assertEquals(2, cancelled.get(), "the server saw both cancellations");
+    }
+
+    @Test
     void requestTimeoutAndMaxDurationBoundTheRun() throws Exception {
         // Request timeout: a hanging stream fails DEADLINE_EXCEEDED.
         LoadRunner.Run timedOut = LoadRunner.run(channel, List.of(text("hang", 1), text("ok", 1)),
-                new LoadRunner.Settings(new double[2], 0, Duration.ofMillis(500), Duration.ofSeconds(30)), null, "");
+                new LoadRunner.Settings(new double[2], 0, Duration.ofSeconds(2), Duration.ofSeconds(30)), null, "");
         assertEquals(LoadRunner.REQUEST_TIMEOUT, timedOut.outcomes().get(0).error());
-        assertTrue(timedOut.outcomes().get(1).success());
+        assertTrue(timedOut.outcomes().get(1).success(), timedOut.outcomes().get(1).error());
 
         // Max duration: two hang (cancelled), the third is scheduled after the end (never sent); all three rows stay.
         long t0 = System.nanoTime();

@@ -167,6 +167,15 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--sweep", description = "One run per value of --request-rate or --max-concurrency.")
     boolean sweep;
 
+    @Option(names = "--cancel-fraction", defaultValue = "0", paramLabel = "F",
+            description = "Cancel this fraction of the requests (a seeded choice) mid-stream, to exercise the abort"
+                    + " path; they count as failed with their own reason. Default: ${DEFAULT-VALUE}.")
+    double cancelFraction;
+
+    @Option(names = "--cancel-after-tokens", defaultValue = "1", paramLabel = "N",
+            description = "With --cancel-fraction: cancel after this many tokens. Default: ${DEFAULT-VALUE}.")
+    int cancelAfterTokens;
+
     @Option(names = "--request-timeout", defaultValue = "600", paramLabel = "SECONDS",
             description = "Per request; a slower request fails DEADLINE_EXCEEDED. Default: ${DEFAULT-VALUE}.")
     long requestTimeout;
@@ -210,6 +219,9 @@ public final class BenchCommand implements Callable<Integer> {
             return CliErrors.usage("--num-prompts, --request-timeout, --max-duration and --connect-timeout must be"
                     + " >= 1, --num-warmups >= 0");
         }
+        if (!(cancelFraction >= 0 && cancelFraction <= 1) || cancelAfterTokens < 1) {
+            return CliErrors.usage("--cancel-fraction must be in [0, 1] and --cancel-after-tokens >= 1");
+        }
         if (maxConcurrency != null && maxConcurrency.stream().anyMatch(c -> c < 1)) {
             return CliErrors.usage("--max-concurrency must be >= 1");
         }
@@ -250,6 +262,8 @@ public final class BenchCommand implements Callable<Integer> {
         o.saveDetailed = saveDetailed;
         o.metricsEndpoints = noServerMetrics ? List.of() : metricsUrls == null ? null
                 : metricsUrls.stream().map(u -> new ServerView.Endpoint(u, "")).toList();
+        o.cancelFraction = cancelFraction;
+        o.cancelAfterTokens = cancelAfterTokens;
         o.requestTimeout = Duration.ofSeconds(requestTimeout);
         o.maxDuration = Duration.ofSeconds(maxDuration);
         o.connectTimeout = Duration.ofSeconds(connectTimeout);

@@ -158,6 +158,21 @@ class BenchCommandTest {
     }
 
     @Test
+    void clientCancellationsReachTheServer() throws Exception {
+        JsonNode r = bench("cancel.json", "--dataset-name", "random", "--num-prompts", "3", "--random-input-len", "8",
+                "--random-output-len", "12", "--ignore-eos", "--cancel-fraction", "1", "--cancel-after-tokens", "2");
+        assertEquals(3, r.get("failed").asInt());
+        assertEquals(3, r.at("/epserve/failures/reasons").path("CANCELLED: by the client mid-stream"
+                + " (--cancel-fraction)").asInt(), r.at("/epserve/failures").toString());
+        assertEquals(3, r.at("/epserve/server/router/requests/CANCELLED").asInt(), r.at("/epserve/server/router")
+                .toString());
+        // The cluster freed what the cancelled streams held: a full run right after completes.
+        JsonNode after = bench("after-cancel.json", "--dataset-name", "random", "--num-prompts", "2",
+                "--random-input-len", "8", "--random-output-len", "4", "--ignore-eos");
+        assertEquals(2, after.get("completed").asInt());
+    }
+
+    @Test
     void sweepRunsEachLoadPoint() throws Exception {
         JsonNode r = bench("sweep.json", "--sweep", "--request-rate", "8,inf", "--num-prompts", "3",
                 "--random-input-len", "6", "--random-output-len", "3", "--ignore-eos");
