@@ -286,6 +286,10 @@ public final class BenchCommand implements Callable<Integer> {
         } catch (Bench.UnreachableException e) {
             System.err.println("epserve bench: " + e.getMessage());
             return 1;
+        } catch (io.grpc.StatusRuntimeException e) {
+            // Outside the measured requests (e.g. the Tokenize calls of the sharegpt dataset).
+            System.err.println("epserve bench: the server failed a call before the run: " + e.getStatus());
+            return 1;
         } catch (IllegalArgumentException | IOException e) {
             return CliErrors.usage(e.getMessage());
         }
