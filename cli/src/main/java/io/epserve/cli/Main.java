@@ -4,6 +4,7 @@ import io.epserve.cli.commands.AdminCommand;
 import io.epserve.cli.commands.AttentionWorkerCommand;
 import io.epserve.cli.commands.BenchClusterCommand;
 import io.epserve.cli.commands.BenchCommand;
+import io.epserve.cli.commands.BenchCompareCommand;
 import io.epserve.cli.commands.ChatCommand;
 import io.epserve.cli.commands.BenchDecodeCommand;
 import io.epserve.cli.commands.BenchExchangeCommand;
@@ -61,6 +62,7 @@ public final class Main {
                 new BenchExchangeCommand(),
                 new BenchRouterCommand(),
                 new BenchCommand(),
+                new BenchCompareCommand(),
                 new EnvCommand());
     }
 

@@ -1,9 +1,33 @@
 package io.epserve.loadgen;
 
+import static io.epserve.loadgen.Html.DASH;
+import static io.epserve.loadgen.Html.charts;
+import static io.epserve.loadgen.Html.close;
+import static io.epserve.loadgen.Html.date;
+import static io.epserve.loadgen.Html.dbl;
+import static io.epserve.loadgen.Html.doubles;
+import static io.epserve.loadgen.Html.esc;
+import static io.epserve.loadgen.Html.fmt;
+import static io.epserve.loadgen.Html.heading;
+import static io.epserve.loadgen.Html.kvTable;
+import static io.epserve.loadgen.Html.num;
+import static io.epserve.loadgen.Html.open;
+import static io.epserve.loadgen.Html.or;
+import static io.epserve.loadgen.Html.orMissing;
+import static io.epserve.loadgen.Html.section;
+import static io.epserve.loadgen.Html.str;
+import static io.epserve.loadgen.Html.suffix;
+import static io.epserve.loadgen.Html.table;
+import static io.epserve.loadgen.Html.val;
+import static io.epserve.loadgen.Html.whole;
+import static io.epserve.loadgen.Svg.px;
+import static io.epserve.loadgen.Svg.svgOpen;
+import static io.epserve.loadgen.Svg.text;
+
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.node.MissingNode;
+import io.epserve.loadgen.Svg.Chart;
+import io.epserve.loadgen.Svg.Series;
 import java.math.BigDecimal;
-import java.math.MathContext;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
@@ -11,14 +35,14 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.function.Consumer;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * The self-contained HTML report of {@code epserve bench}: one file, styles inline, every chart an inline SVG drawn
- * here, nothing fetched at view time. It reads only the fields described in {@code loadgen/RESULT.md}; any of them
- * may be missing or null (older or partial results), and what is missing is left out. The document is also
+ * The self-contained HTML reports of {@code epserve bench} and {@code epserve bench-compare}: one file, styles inline,
+ * every chart an inline SVG drawn by {@link Svg}, nothing fetched at view time. It reads only the fields described in
+ * {@code loadgen/RESULT.md}; any of them may be missing or null (older or partial results), and what is missing is
+ * left out. The document is also
  * well-formed XML (void elements closed, only numeric character references), so each SVG can be cut out as is.
  */
 public final class HtmlReport {
@@ -26,22 +50,6 @@ public final class HtmlReport {
     private static final List<String> METRICS = List.of("ttft", "tpot", "itl", "e2el");
     private static final Pattern PERCENTILE = Pattern.compile("p([0-9.]+)_(ttft|tpot|itl|e2el)_ms");
     private static final Pattern PERCENTILE_KEY = Pattern.compile("(median|p99)_(\\w+)_ms");
-    private static final Pattern DATE = Pattern.compile("(\\d{4})(\\d{2})(\\d{2})-(\\d{2})(\\d{2})(\\d{2})");
-    private static final String[] COLOURS = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"};
-    private static final String DASH = "\u2013";
-    private static final Pattern NUMERIC = Pattern.compile("|[-+]?[0-9][0-9,.]*( .*)?|\u2013|-?inf");
-    private static final String STYLE = """
-            body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;\
-            max-width:1120px;margin:0 auto;padding:1rem 1.5rem 3rem;color:#222;line-height:1.4}
-            h1{font-size:1.6rem;margin:.5rem 0 1rem}h2{font-size:1.3rem;margin-top:2rem;border-bottom:1px solid #ddd}
-            h3{font-size:1.1rem;margin-top:1.5rem}h4{font-size:1rem;margin-top:1.2rem}
-            table{border-collapse:collapse;margin:.4rem 0 1rem;font-variant-numeric:tabular-nums;font-size:.9rem}
-            th,td{border:1px solid #ddd;padding:.2rem .6rem;text-align:right;vertical-align:top}
-            th{background:#f4f6f8}th:first-child,td:first-child{text-align:left}td.t,th.t{text-align:left}
-            .charts{display:flex;flex-wrap:wrap;gap:.8rem}.charts svg{border:1px solid #eee;background:#fff}
-            svg{max-width:100%;height:auto}.muted{color:#777}.bad{color:#b00020}
-            section.run{margin-top:2.5rem;padding-top:.5rem;border-top:3px solid #ccd}
-            """;
 
     private HtmlReport() {
     }
@@ -402,149 +410,132 @@ public final class HtmlReport {
         charts(b, 2, "Latency against throughput", svgs);
     }
 
-    // ---- HTML helpers -----------------------------------------------------------------------------------------
+    // ---- comparison -------------------------------------------------------------------------------------------
 
-    private static void open(StringBuilder b, String title) {
-        b.append("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n")
-                .append("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n<title>")
-                .append(esc(title)).append("</title>\n<style>\n").append(STYLE).append("</style>\n</head>\n<body>\n");
+    private static final List<String> COMPARE_HEAD = List.of("completed", "failed", "req/s", "out tok/s",
+            "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99", "ITL p50", "ITL p99", "E2EL p50", "E2EL p99",
+            "goodput req/s");
+
+    /**
+     * The report of a comparison of sweeps ({@link SweepComparison#compare}): the series, a table per load point
+     * with each series' figures and its ratios to the baseline, latency against output throughput with a line per
+     * series, and output throughput per load point. {@code sweeps} (the compared results, in the comparison's order;
+     * may be null) only add each series' model, dataset and date.
+     */
+    public static String compare(JsonNode comparison, List<JsonNode> sweeps) {
+        JsonNode c = orMissing(comparison);
+        String variable = str(c.path("variable"));
+        String var = variable == null ? "value" : variable;
+        List<String> labels = new ArrayList<>();
+        for (JsonNode s : c.path("series")) labels.add(or(str(s.path("label")), "sweep " + (labels.size() + 1)));
+        List<JsonNode> points = new ArrayList<>();
+        if (c.path("points").isArray()) c.path("points").forEach(points::add);
+        String[] names = points.stream().map(p -> SweepComparison.valueText(p.path("value"))).toArray(String[]::new);
+        StringBuilder b = new StringBuilder(1 << 16);
+        String title = "epserve bench comparison" + (variable == null ? "" : " over " + variable);
+        open(b, title);
+        b.append("<h1>").append(esc(title)).append("</h1>\n");
+        b.append("<p>").append(labels.size()).append(" series");
+        if (!labels.isEmpty()) b.append("; baseline <b>").append(esc(labels.get(0))).append("</b>");
+        b.append("; ratios are series / baseline (above 1: more throughput, or more latency)</p>\n");
+        section(b, "series", x -> compareSeries(x, c.path("series"), labels, sweeps));
+        section(b, "load points", x -> comparePoints(x, points, names, var));
+        section(b, "comparison charts", x -> compareCharts(x, points, names, labels, var));
+        return close(b);
     }
 
-    private static String close(StringBuilder b) {
-        return b.append("<p class=\"muted\">Generated by epserve bench. Field definitions: loadgen/RESULT.md.</p>\n")
-                .append("</body>\n</html>\n").toString();
-    }
-
-    /** Renders one part; a bug in one part costs that part, not the report. */
-    private static void section(StringBuilder b, String name, Consumer<StringBuilder> part) {
-        StringBuilder x = new StringBuilder();
-        try {
-            part.accept(x);
-            b.append(x);
-        } catch (RuntimeException e) {
-            b.append("<p class=\"bad\">The ").append(esc(name)).append(" part could not be rendered: ")
-                    .append(esc(String.valueOf(e))).append("</p>\n");
-        }
-    }
-
-    private static void heading(StringBuilder b, int h, String text) {
-        int l = Math.min(h, 6);
-        b.append("<h").append(l).append('>').append(esc(text)).append("</h").append(l).append(">\n");
-    }
-
-    private static void charts(StringBuilder b, int h, String title, List<String> svgs) {
-        svgs.removeIf(String::isEmpty);
-        if (svgs.isEmpty()) return;
-        heading(b, h, title);
-        b.append("<div class=\"charts\">\n");
-        svgs.forEach(b::append);
-        b.append("</div>\n");
-    }
-
-    private static void kvTable(StringBuilder b, Map<String, String> kv) {
+    private static void compareSeries(StringBuilder b, JsonNode series, List<String> labels, List<JsonNode> sweeps) {
+        boolean more = sweeps != null && sweeps.size() == labels.size();
         List<List<String>> rows = new ArrayList<>();
-        kv.forEach((k, v) -> {
-            if (v != null) rows.add(List.of(k, v));
-        });
-        if (rows.isEmpty()) return;
-        b.append("<table>\n");
-        rows.forEach(r -> b.append("<tr><th>").append(esc(r.get(0))).append("</th><td class=\"t\">")
-                .append(esc(r.get(1))).append("</td></tr>\n"));
-        b.append("</table>\n");
-    }
-
-    private static void table(StringBuilder b, List<String> head, List<List<String>> rows) {
-        if (rows.isEmpty()) return;
-        b.append("<table>\n<tr>");
-        for (int i = 0; i < head.size(); i++) {
-            boolean text = i > 0 && i < rows.get(0).size() && !NUMERIC.matcher(rows.get(0).get(i)).matches();
-            b.append(text ? "<th class=\"t\">" : "<th>").append(esc(head.get(i))).append("</th>");
+        for (int i = 0; i < labels.size(); i++) {
+            List<String> row = new ArrayList<>(List.of(labels.get(i), i == 0 ? "baseline" : "",
+                    or(str(series.path(i).path("target")), "")));
+            if (more) {
+                JsonNode run = orMissing(sweeps.get(i)).path("runs").path(0);
+                JsonNode ds = run.path("epserve").path("dataset");
+                row.add(or(str(run.path("model_id")), ""));
+                row.add(ds.isObject() ? or(str(ds.path("name")), "") : "");
+                row.add(or(val(run.path("num_prompts")), ""));
+                row.add(or(date(str(run.path("date"))), ""));
+            }
+            rows.add(row);
         }
-        b.append("</tr>\n");
-        for (List<String> r : rows) {
-            b.append("<tr>");
-            r.forEach(x -> b.append(NUMERIC.matcher(x).matches() ? "<td>" : "<td class=\"t\">").append(esc(x))
-                    .append("</td>"));
-            b.append("</tr>\n");
+        List<String> head = new ArrayList<>(List.of("series", "role", "target"));
+        if (more) head.addAll(List.of("model", "dataset", "prompts per point", "first run"));
+        table(b, head, rows);
+    }
+
+    private static void comparePoints(StringBuilder b, List<JsonNode> points, String[] names, String var) {
+        if (points.isEmpty()) return;
+        heading(b, 2, "Load points");
+        b.append("<p>latencies in ms (p50: median); a \u00f7 baseline row holds the series above divided by the"
+                + " baseline</p>\n");
+        for (int i = 0; i < points.size(); i++) {
+            JsonNode p = points.get(i);
+            heading(b, 3, var + " = " + names[i]);
+            List<List<String>> rows = new ArrayList<>();
+            for (JsonNode r : p.path("runs")) {
+                String label = or(str(r.path("label")), "");
+                List<String> row = new ArrayList<>(List.of(label));
+                for (String f : SweepComparison.FIELDS) row.add(or(num(r.path(f)), ""));
+                rows.add(row);
+                for (JsonNode q : p.path("ratios")) {
+                    if (!label.equals(str(q.path("label")))) continue;
+                    List<String> ratio = new ArrayList<>(List.of("\u00f7 baseline"));
+                    for (String f : SweepComparison.FIELDS) {
+                        String v = SweepComparison.RATIOS.contains(f) ? num(q.path(f)) : null;
+                        ratio.add(v == null ? "" : v + "\u00a0\u00d7");
+                    }
+                    rows.add(ratio);
+                }
+            }
+            List<String> head = new ArrayList<>(List.of("series"));
+            head.addAll(COMPARE_HEAD);
+            // thirteen figures can outgrow a narrow window; the table scrolls instead of the page
+            b.append("<div class=\"wide\">\n");
+            table(b, head, rows);
+            b.append("</div>\n");
         }
-        b.append("</table>\n");
     }
 
-    // ---- values -----------------------------------------------------------------------------------------------
-
-    private static JsonNode orMissing(JsonNode n) {
-        return n == null ? MissingNode.getInstance() : n;
-    }
-
-    private static boolean has(JsonNode n) {
-        return n != null && !n.isMissingNode() && !n.isNull();
-    }
-
-    /** A string field as is (or a non-string value as JSON), null when missing or null. */
-    private static String str(JsonNode n) {
-        if (!has(n)) return null;
-        return n.isTextual() ? n.textValue() : val(n);
-    }
-
-    /** Display text of any value: numbers formatted, "inf" kept, objects as k=v lists; null when absent. */
-    private static String val(JsonNode n) {
-        if (!has(n)) return null;
-        if (n.isNumber()) return num(n);
-        if (n.isTextual()) {
-            String t = n.textValue().trim().toLowerCase(Locale.ROOT);
-            return switch (t) {
-                case "inf", "+inf", "infinity", "+infinity" -> "inf";
-                case "-inf", "-infinity" -> "-inf";
-                case "nan" -> DASH;
-                default -> n.textValue();
-            };
+    private static void compareCharts(StringBuilder b, List<JsonNode> points, String[] names, List<String> labels,
+            String var) {
+        List<String> svgs = new ArrayList<>();
+        for (String m : List.of("ttft", "tpot", "e2el")) {
+            for (String s : List.of("median", "p99")) {
+                String name = s + " " + m.toUpperCase(Locale.ROOT);
+                Chart c = new Chart(name + " against output throughput", "output throughput (tok/s)",
+                        name + " (ms)").pointName(var);
+                for (String label : labels) {
+                    c.add(new Series(label, figures(points, label, "output_throughput"),
+                            figures(points, label, s + "_" + m + "_ms"), false, true).labels(names));
+                }
+                svgs.add(c.svg());
+            }
         }
-        if (n.isBoolean()) return n.booleanValue() ? "yes" : "no";
-        if (n.isObject()) {
-            List<String> parts = new ArrayList<>();
-            n.properties().forEach(p -> parts.add(p.getKey() + "=" + or(val(p.getValue()), "null")));
-            return String.join(", ", parts);
+        charts(b, 2, "Latency against throughput", svgs);
+        double[] at = new double[points.size()];
+        for (int i = 0; i < at.length; i++) at[i] = i;
+        Chart bars = new Chart("Output throughput per load point", var, "tok/s").xCategories(names);
+        for (String label : labels) {
+            bars.add(new Series(label, at, figures(points, label, "output_throughput"), true, false));
         }
-        if (n.isArray()) {
-            List<String> parts = new ArrayList<>();
-            n.forEach(x -> parts.add(or(val(x), "null")));
-            return "[" + String.join(", ", parts) + "]";
+        charts(b, 2, "Output throughput", new ArrayList<>(List.of(bars.svg())));
+    }
+
+    /** One series' figure at every load point, NaN where the series has no run there. */
+    private static double[] figures(List<JsonNode> points, String label, String field) {
+        double[] v = new double[points.size()];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = Double.NaN;
+            for (JsonNode r : points.get(i).path("runs")) {
+                if (label.equals(str(r.path("label")))) {
+                    v[i] = dbl(r.path(field));
+                    break;
+                }
+            }
         }
-        return n.asText();
-    }
-
-    /** A number field formatted, null when missing or not a number. */
-    private static String num(JsonNode n) {
-        if (!has(n) || !n.isNumber()) return null;
-        if (n.isIntegralNumber()) return String.format(Locale.ROOT, "%,d", n.bigIntegerValue());
-        return fmt(n.doubleValue());
-    }
-
-    private static String whole(double v) {
-        return Double.isFinite(v) && Math.abs(v) < 1e18 ? String.format(Locale.ROOT, "%,d", Math.round(v)) : fmt(v);
-    }
-
-    private static String suffix(String v, String unit) {
-        return v == null || v.equals(DASH) || v.equals("inf") ? v : v + unit;
-    }
-
-    /** 2 decimals with thousands separators, 3 significant digits below 0.01; never scientific, never NaN. */
-    static String fmt(double v) {
-        if (!Double.isFinite(v)) return Double.isNaN(v) ? DASH : v > 0 ? "inf" : "-inf";
-        if (v == 0 || Math.abs(v) >= 0.01) return String.format(Locale.ROOT, "%,.2f", v);
-        return new BigDecimal(v).round(new MathContext(3)).stripTrailingZeros().toPlainString();
-    }
-
-    private static double dbl(JsonNode n) {
-        return n != null && n.isNumber() ? n.doubleValue() : Double.NaN;
-    }
-
-    /** The numbers of an array (non-numbers as NaN), empty when not an array. */
-    private static double[] doubles(JsonNode a) {
-        if (a == null || !a.isArray()) return new double[0];
-        double[] d = new double[a.size()];
-        for (int i = 0; i < d.length; i++) d[i] = dbl(a.get(i));
-        return d;
+        return v;
     }
 
     private static double[] perSecond(double[] v, double bucket) {
@@ -559,253 +550,6 @@ public final class HtmlReport {
         return d;
     }
 
-    private static String date(String d) {
-        if (d == null) return null;
-        Matcher m = DATE.matcher(d);
-        return m.matches() ? m.group(1) + "-" + m.group(2) + "-" + m.group(3) + " " + m.group(4) + ":" + m.group(5)
-                + ":" + m.group(6) : d;
-    }
-
-    /** Escapes text for HTML and XML (text and attribute values) and drops characters XML 1.0 does not allow. */
-    static String esc(String s) {
-        if (s == null) return "";
-        StringBuilder b = new StringBuilder(s.length() + 16);
-        for (int i = 0; i < s.length(); i++) {
-            char ch = s.charAt(i);
-            switch (ch) {
-                case '<' -> b.append("&lt;");
-                case '>' -> b.append("&gt;");
-                case '&' -> b.append("&amp;");
-                case '"' -> b.append("&quot;");
-                case '\'' -> b.append("&#39;");
-                default -> {
-                    if (ch >= 0x20 && ch != 0xFFFE && ch != 0xFFFF || ch == '\t' || ch == '\n' || ch == '\r') {
-                        b.append(ch);
-                    }
-                }
-            }
-        }
-        return b.toString();
-    }
-
-    private static String or(String a, String b) {
-        return a != null ? a : b;
-    }
-
-    // ---- SVG --------------------------------------------------------------------------------------------------
-
-    /** SVG coordinate: one decimal, 0 for anything not finite. */
-    private static String px(double v) {
-        return Double.isFinite(v) ? String.format(Locale.ROOT, "%.1f", v) : "0";
-    }
-
-    private static void svgOpen(StringBuilder b, int w, int h, String title) {
-        b.append("<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 ").append(w).append(' ').append(h)
-                .append("\" width=\"").append(w).append("\" height=\"").append(h)
-                .append("\" role=\"img\" font-family=\"system-ui,sans-serif\" font-size=\"11\">\n<title>")
-                .append(esc(title)).append("</title>\n<text x=\"").append(w / 2).append("\" y=\"18\" text-anchor=")
-                .append("\"middle\" font-size=\"13\" font-weight=\"600\">").append(esc(title)).append("</text>\n");
-    }
-
-    private static void text(StringBuilder b, double x, double y, String anchor, String s, String extra) {
-        b.append("<text x=\"").append(px(x)).append("\" y=\"").append(px(y)).append("\" text-anchor=\"")
-                .append(anchor).append('"').append(extra).append('>').append(esc(s)).append("</text>\n");
-    }
-
-    private record Series(String name, double[] xs, double[] ys, boolean bars, boolean marks, String[] pointLabels) {
-        Series(String name, double[] xs, double[] ys, boolean bars, boolean marks) {
-            this(name, xs, ys, bars, marks, null);
-        }
-
-        Series labels(String[] l) {
-            return new Series(name, xs, ys, bars, marks, l);
-        }
-
-        boolean ok(int i) {
-            return i < xs.length && i < ys.length && Double.isFinite(xs[i]) && Double.isFinite(ys[i]);
-        }
-    }
-
-    /** An x/y chart of lines (optionally with marked, labelled points) and grouped bars. */
-    private static final class Chart {
-        private static final int W = 520, H = 300, L = 64, B = 44;
-        private final String title, xLabel, yLabel;
-        private final List<Series> series = new ArrayList<>();
-        private double yLo = Double.NaN, yHi = Double.NaN;
-        private boolean integerX;
-        private String pointName = "";
-
-        Chart(String title, String xLabel, String yLabel) {
-            this.title = title;
-            this.xLabel = xLabel;
-            this.yLabel = yLabel;
-        }
-
-        Chart add(Series s) {
-            series.add(s);
-            return this;
-        }
-
-        Chart yFixed(double lo, double hi) {
-            yLo = lo;
-            yHi = hi;
-            return this;
-        }
-
-        Chart pointName(String name) {
-            pointName = name;
-            return this;
-        }
-
-        Chart integerX() {
-            integerX = true;
-            return this;
-        }
-
-        /** The SVG, or "" when no series has a finite point. */
-        String svg() {
-            List<Series> live = series.stream().filter(s -> {
-                for (int i = 0; i < s.xs.length; i++) if (s.ok(i)) return true;
-                return false;
-            }).toList();
-            if (live.isEmpty()) return "";
-            double x0 = Double.POSITIVE_INFINITY, x1 = Double.NEGATIVE_INFINITY, y0 = 0, y1 = Double.NEGATIVE_INFINITY;
-            double spacing = Double.POSITIVE_INFINITY;
-            List<Double> barXs = new ArrayList<>();
-            for (Series s : live)
-                for (int i = 0; i < s.xs.length; i++) {
-                    if (!s.ok(i)) continue;
-                    x0 = Math.min(x0, s.xs[i]);
-                    x1 = Math.max(x1, s.xs[i]);
-                    y0 = Math.min(y0, s.ys[i]);
-                    y1 = Math.max(y1, s.ys[i]);
-                    if (s.bars) barXs.add(s.xs[i]);
-                }
-            int nBars = (int) live.stream().filter(Series::bars).count();
-            if (nBars > 0) {
-                List<Double> sorted = barXs.stream().sorted().distinct().toList();
-                for (int i = 1; i < sorted.size(); i++) spacing = Math.min(spacing, sorted.get(i) - sorted.get(i - 1));
-                if (!Double.isFinite(spacing)) spacing = 1;
-                x0 -= spacing / 2;
-                x1 += spacing / 2;
-            }
-            boolean marked = live.stream().anyMatch(Series::marks), tight = nBars > 0 || marked;
-            if (marked) { // room for the points and their labels
-                double d = x1 > x0 ? (x1 - x0) * 0.06 : Math.max(Math.abs(x0) * 0.1, 1);
-                x0 -= d;
-                x1 += d;
-            }
-            if (!Double.isNaN(yLo)) {
-                y0 = yLo;
-                y1 = yHi;
-            } else {
-                y1 += (y1 - y0) * 0.06;
-            }
-            double[] xt = ticks(x0, x1, 6, integerX), yt = ticks(y0, y1, 5, false);
-            double ax0 = tight ? x0 : xt[0], ax1 = tight ? x1 : xt[xt.length - 1];
-            double ay0 = yt[0], ay1 = yt[yt.length - 1];
-            boolean legend = live.size() > 1;
-            int T = legend ? 46 : 30, pw = W - L - 28, ph = H - T - B;
-            StringBuilder b = new StringBuilder(4096);
-            svgOpen(b, W, H, title);
-            java.util.function.DoubleUnaryOperator fx = x -> L + (x - ax0) / (ax1 - ax0) * pw;
-            java.util.function.DoubleUnaryOperator fy = y -> T + ph - (y - ay0) / (ay1 - ay0) * ph;
-            b.append("<g stroke=\"#e5e5e5\" stroke-width=\"1\">\n");
-            for (double y : yt) line(b, L, fy.applyAsDouble(y), L + pw, fy.applyAsDouble(y));
-            for (double x : xt) if (x >= ax0 && x <= ax1) line(b, fx.applyAsDouble(x), T, fx.applyAsDouble(x), T + ph);
-            b.append("</g>\n<g stroke=\"#444\" stroke-width=\"1\">\n");
-            line(b, L, T + ph, L + pw, T + ph);
-            line(b, L, T, L, T + ph);
-            b.append("</g>\n");
-            int yd = decimals(yt), xd = decimals(xt);
-            for (double y : yt) text(b, L - 6, fy.applyAsDouble(y) + 4, "end", tick(y, yd), "");
-            for (double x : xt)
-                if (x >= ax0 && x <= ax1) text(b, fx.applyAsDouble(x), T + ph + 15, "middle", tick(x, xd), "");
-            text(b, L + pw / 2.0, H - 8, "middle", xLabel, "");
-            text(b, 14, T + ph / 2.0, "middle", yLabel, " transform=\"rotate(-90 14 " + px(T + ph / 2.0) + ")\"");
-            int bar = 0;
-            for (int k = 0; k < live.size(); k++) {
-                Series s = live.get(k);
-                String col = COLOURS[series.indexOf(s) % COLOURS.length];
-                if (s.bars) {
-                    double full = spacing / (ax1 - ax0) * pw * 0.85, w = full / nBars;
-                    b.append("<g fill=\"").append(col).append("\">\n");
-                    for (int i = 0; i < s.xs.length; i++) {
-                        if (!s.ok(i)) continue;
-                        double x = fx.applyAsDouble(s.xs[i]) - full / 2 + bar * w;
-                        double ya = fy.applyAsDouble(Math.max(0, ay0)), yb = fy.applyAsDouble(s.ys[i]);
-                        b.append("<rect x=\"").append(px(x)).append("\" y=\"").append(px(Math.min(ya, yb)))
-                                .append("\" width=\"").append(px(Math.max(w, 0.5))).append("\" height=\"")
-                                .append(px(Math.abs(ya - yb))).append("\"><title>").append(esc(s.name + ": "
-                                        + fmt(s.xs[i]) + " \u2192 " + fmt(s.ys[i]))).append("</title></rect>\n");
-                    }
-                    b.append("</g>\n");
-                    bar++;
-                    continue;
-                }
-                b.append("<polyline fill=\"none\" stroke=\"").append(col).append("\" stroke-width=\"1.8\" points=\"");
-                for (int i = 0; i < s.xs.length; i++)
-                    if (s.ok(i)) b.append(px(fx.applyAsDouble(s.xs[i]))).append(',')
-                            .append(px(fy.applyAsDouble(s.ys[i]))).append(' ');
-                b.append("\"/>\n");
-                if (!s.marks) continue;
-                for (int i = 0; i < s.xs.length; i++) {
-                    if (!s.ok(i)) continue;
-                    double x = fx.applyAsDouble(s.xs[i]), y = fy.applyAsDouble(s.ys[i]);
-                    String lab = s.pointLabels != null && i < s.pointLabels.length ? s.pointLabels[i] : null;
-                    b.append("<circle cx=\"").append(px(x)).append("\" cy=\"").append(px(y)).append("\" r=\"3.5\" ")
-                            .append("fill=\"").append(col).append("\"><title>").append(esc((lab == null ? "" : pointName
-                                    + "=" + lab + ": ") + s.name + " " + fmt(s.ys[i]) + " at " + fmt(s.xs[i])))
-                            .append("</title></circle>\n");
-                    boolean right = x > L + pw * 0.85;
-                    if (lab != null) text(b, right ? x - 6 : x + 6, y - 6, right ? "end" : "start", lab,
-                            " fill=\"" + col + "\" font-size=\"10\"");
-                }
-            }
-            double lx = L;
-            for (int k = 0; legend && k < live.size(); k++) {
-                String col = COLOURS[series.indexOf(live.get(k)) % COLOURS.length];
-                b.append("<rect x=\"").append(px(lx)).append("\" y=\"28\" width=\"12\" height=\"10\" fill=\"")
-                        .append(col).append("\"/>\n");
-                text(b, lx + 16, 37, "start", live.get(k).name, "");
-                lx += 30 + 6.5 * live.get(k).name.length();
-            }
-            return b.append("</svg>\n").toString();
-        }
-
-        private static void line(StringBuilder b, double x1, double y1, double x2, double y2) {
-            b.append("<line x1=\"").append(px(x1)).append("\" y1=\"").append(px(y1)).append("\" x2=\"")
-                    .append(px(x2)).append("\" y2=\"").append(px(y2)).append("\"/>\n");
-        }
-    }
-
-    /** Round tick values covering [lo, hi], about n of them. */
-    private static double[] ticks(double lo, double hi, int n, boolean integer) {
-        if (!Double.isFinite(lo) || !Double.isFinite(hi)) return new double[] {0, 1};
-        if (hi <= lo) {
-            double d = lo == 0 ? 1 : Math.abs(lo) * 0.1;
-            hi = lo + d;
-            if (lo != 0) lo -= d;
-        }
-        double raw = (hi - lo) / n, mag = Math.pow(10, Math.floor(Math.log10(raw))), f = raw / mag;
-        double step = (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
-        if (integer) step = Math.max(1, step);
-        double s = Math.floor(lo / step) * step, e = Math.ceil(hi / step) * step;
-        long count = Math.round((e - s) / step);
-        if (!Double.isFinite(step) || step <= 0 || count < 1 || count > 100) return new double[] {lo, hi};
-        double[] t = new double[(int) count + 1];
-        for (int i = 0; i <= count; i++) t[i] = Math.abs(s + i * step) < step * 1e-9 ? 0 : s + i * step;
-        return t;
-    }
-
-    private static int decimals(double[] ticks) {
-        double step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : 1;
-        return step >= 1 || step <= 0 ? 0 : (int) Math.min(6, Math.ceil(-Math.log10(step) - 1e-9));
-    }
-
-    private static String tick(double v, int decimals) {
-        return Double.isFinite(v) ? String.format(Locale.ROOT, "%,." + decimals + "f", v) : "";
-    }
 
     /** Heatmap of tokens per expert: a row per layer, colour relative to the row's busiest expert. */
     private static String heatmap(JsonNode load) {
@@ -866,3 +610,4 @@ public final class HtmlReport {
                 Math.round(244 + (48 - 244) * u), Math.round(255 + (107 - 255) * u));
     }
 }
+

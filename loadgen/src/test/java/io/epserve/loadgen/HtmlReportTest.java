@@ -135,6 +135,87 @@ class HtmlReportTest {
     }
 
     @Test
+    void compareRealSweeps() throws Exception {
+        List<JsonNode> sweeps = List.of(SweepComparisonTest.cluster(), SweepComparisonTest.single());
+        ObjectNode c = SweepComparison.compare(sweeps);
+        String html = HtmlReport.compare(c, sweeps);
+        write("html-report-compare-sample.html", html);
+        checkDocument(html);
+        // median and p99 of TTFT, TPOT and E2EL against throughput, then throughput per load point
+        List<String> svgs = svgs(html);
+        assertEquals(7, svgs.size());
+        for (String svg : svgs) {
+            assertTrue(svg.contains(">cluster-1aw-2ew</text>") && svg.contains(">single-process</text>"),
+                    "legend in every chart: " + svg);
+            assertEquals(2, count(svg, "y=\"28.0\" width=\"12\" height=\"10\""), "two legend keys");
+        }
+        for (String m : List.of("TTFT", "TPOT", "E2EL")) {
+            assertTrue(html.contains("<title>median " + m + " against output throughput</title>"), m);
+            assertTrue(html.contains("<title>p99 " + m + " against output throughput</title>"), m);
+        }
+        // each line chart: one polyline and 4 labelled points per series
+        for (int i = 0; i < 6; i++) {
+            assertEquals(2, count(svgs.get(i), "<polyline"));
+            assertEquals(8, count(svgs.get(i), "<circle"));
+            assertTrue(svgs.get(i).contains("request_rate=inf: single-process"), "point titles name the value");
+            assertTrue(svgs.get(i).contains(">0.2</text>") && svgs.get(i).contains(">inf</text>"), "point labels");
+        }
+        String bars = svgs.get(6);
+        assertTrue(bars.contains("Output throughput per load point"));
+        assertEquals(8, count(bars, "</title></rect>"), "a bar per series and load point");
+        for (String v : List.of("0.2", "0.5", "1", "inf")) assertTrue(bars.contains(">" + v + "</text>"), v);
+        assertTrue(bars.contains("single-process: inf \u2192 40.36"));
+        // a table per load point, figures and ratios
+        for (String v : List.of("0.2", "0.5", "1", "inf")) {
+            assertTrue(html.contains("<h3>request_rate = " + v + "</h3>"), v);
+        }
+        assertEquals(4, count(html, ">\u00f7 baseline</td>"), "a ratio row per load point");
+        assertTrue(html.contains("<td>40.36</td>") && html.contains("<td>34.29</td>"), "output throughput at inf");
+        assertTrue(html.contains("<td>1.18\u00a0\u00d7</td>") && html.contains("<td>1.19\u00a0\u00d7</td>"),
+                "ratios at inf and 1");
+        assertTrue(html.contains("127.0.0.1:50061") && html.contains("baseline <b>cluster-1aw-2ew</b>"));
+        assertEquals(1, count(html, "<!DOCTYPE html>"));
+    }
+
+    @Test
+    void compareOddInput() throws Exception {
+        ObjectNode base = SweepComparisonTest.cluster(), other = SweepComparisonTest.single();
+        ((ObjectNode) other.at("/runs/0")).put("label", "single <&> \"process\"");
+        ((ObjectNode) base.at("/runs/1")).remove(List.of("output_throughput", "median_ttft_ms"));
+        ((ObjectNode) base.at("/runs/2")).put("p99_e2el_ms", Double.NaN);
+        other.at("/runs").forEach(r -> ((ObjectNode) r).remove("median_tpot_ms"));
+        ((ArrayNode) other.get("runs")).remove(3);
+        ((ArrayNode) other.at("/sweep/values")).remove(3);
+        ObjectNode c = SweepComparison.compare(List.of(base, other));
+        String html = HtmlReport.compare(c, List.of(base, other));
+        checkDocument(html);
+        assertTrue(html.contains("single &lt;&amp;&gt; &quot;process&quot;"));
+        assertFalse(html.contains("single <&>"));
+        // median TPOT has only the baseline's line, so no legend there
+        assertEquals(7, svgs(html).size());
+        // eight series with long labels: the legend wraps onto a second row instead of running off the chart
+        List<JsonNode> many = new ArrayList<>();
+        for (int i = 0; i < 8; i++) {
+            ObjectNode s = SweepComparisonTest.single();
+            String label = "configuration number " + "x".repeat(i);
+            s.get("runs").forEach(r -> ((ObjectNode) r).put("label", label));
+            many.add(s);
+        }
+        String wide = HtmlReport.compare(SweepComparison.compare(many), many);
+        checkDocument(wide);
+        for (String svg : svgs(wide)) {
+            assertEquals(8, count(svg, "width=\"12\" height=\"10\""), "eight legend keys");
+            assertTrue(svg.contains("y=\"43.0\" width=\"12\" height=\"10\""), "a second legend row");
+        }
+        for (JsonNode odd : List.of(F.objectNode(), F.arrayNode(), F.nullNode(), F.textNode("x"),
+                JSON.readTree("{\"variable\":null,\"series\":7,\"points\":[{\"value\":null,\"runs\":[{}]}]}"))) {
+            checkDocument(assertDoesNotThrow(() -> HtmlReport.compare(odd, null)));
+            checkDocument(assertDoesNotThrow(() -> HtmlReport.compare(odd, List.of())));
+        }
+        checkDocument(HtmlReport.compare(null, null));
+    }
+
+    @Test
     void heatmapSizes() throws Exception {
         for (int experts : new int[] {8, 256}) {
             ObjectNode r = result(true);
@@ -150,15 +231,15 @@ class HtmlReportTest {
 
     @Test
     void numberFormat() {
-        assertEquals("1,234.57", HtmlReport.fmt(1234.5678));
-        assertEquals("12,345,678.00", HtmlReport.fmt(12345678.0));
-        assertEquals("1,000,000,000,000,000,000.00", HtmlReport.fmt(1e18));
-        assertEquals("0.00123", HtmlReport.fmt(0.0012345));
-        assertEquals("0.00", HtmlReport.fmt(0));
-        assertEquals("-3.14", HtmlReport.fmt(-3.14159));
-        assertEquals("\u2013", HtmlReport.fmt(Double.NaN));
-        assertEquals("inf", HtmlReport.fmt(Double.POSITIVE_INFINITY));
-        assertEquals("&lt;a href=&quot;x&quot;&gt;&amp;&#39;", HtmlReport.esc("<a href=\"x\">&'\u0001"));
+        assertEquals("1,234.57", Html.fmt(1234.5678));
+        assertEquals("12,345,678.00", Html.fmt(12345678.0));
+        assertEquals("1,000,000,000,000,000,000.00", Html.fmt(1e18));
+        assertEquals("0.00123", Html.fmt(0.0012345));
+        assertEquals("0.00", Html.fmt(0));
+        assertEquals("-3.14", Html.fmt(-3.14159));
+        assertEquals("\u2013", Html.fmt(Double.NaN));
+        assertEquals("inf", Html.fmt(Double.POSITIVE_INFINITY));
+        assertEquals("&lt;a href=&quot;x&quot;&gt;&amp;&#39;", Html.esc("<a href=\"x\">&'\u0001"));
     }
 
     // ---- checks -----------------------------------------------------------------------------------------------
