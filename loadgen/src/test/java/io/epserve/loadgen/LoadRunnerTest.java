@@ -42,12 +42,20 @@ class LoadRunnerTest {
     private static Server server;
     private static ManagedChannel channel;
 
-    /** text "reject": RESOURCE_EXHAUSTED; "hang": never answers; "nofinal": tokens, then the end without a final. */
+    /**
+     * text "reject": RESOURCE_EXHAUSTED; "hang": never answers; "nofinal": tokens, then the end without a final;
+     * "counted": as any other text (max_tokens tokens 30 ms apart after 60 ms), its cancellations counted.
+     */
     static final class Scripted extends InferenceGrpc.InferenceImplBase {
         @Override
         public void generate(GenerateRequest r, StreamObserver<GenerateResponse> out) {
             ServerCallStreamObserver<GenerateResponse> call = (ServerCallStreamObserver<GenerateResponse>) out;
-            call.setOnCancelHandler(cancelled::incrementAndGet);
+            // Counted for one test's requests only: other tests' hanging calls are cancelled at times of their own.
+            call.setOnCancelHandler(() -> {
+                if (r.getText().equals("counted")) {
+                    cancelled.incrementAndGet();
+                }
+            });
             int now = running.incrementAndGet();
             peak.accumulateAndGet(now, Math::max);
             try {
@@ -119,15 +127,18 @@ class LoadRunnerTest {
             RequestOutcome o = run.outcomes().get(i);
             assertTrue(o.success(), o.error());
             assertEquals(4, o.outputTokens());
+            // Only what the server's pauses guarantee, whatever the machine's load: nothing before 60 ms, the last
+            // token not before 60 + 3 x 30 ms (delivery may bunch messages, so single gaps prove nothing).
             assertTrue(o.ttft() >= 0.060, "TTFT " + o.ttft());
             double[] itl = o.itl();
             assertEquals(3, itl.length);
-            // The server pauses 30 ms between messages; delivery may hold one back a little and not the next.
+            double last = o.ttft();
             for (double g : itl) {
-                assertTrue(g >= 0.015, "gap " + g);
+                assertTrue(g >= 0, "gap " + g);
+                last += g;
             }
-            assertTrue(itl[0] + itl[1] + itl[2] >= 0.060, "gaps " + java.util.Arrays.toString(itl));
-            assertTrue(o.tpot() >= 0.030);
+            assertTrue(last >= 0.150, "last token at " + last);
+            assertTrue(o.tpot() > 0);
             assertEquals(5, o.promptTokens);
             assertEquals(4, o.serverCompletionTokens);
             assertEquals("length", o.finishReason);
@@ -140,7 +151,8 @@ class LoadRunnerTest {
     @Test
     void cancelsMidStreamWhenAsked() throws Exception {
         cancelled.set(0);
-        LoadRunner.Run run = LoadRunner.run(channel, List.of(text("ok", 6), text("ok", 6), text("ok", 6)),
+        LoadRunner.Run run = LoadRunner.run(channel, List.of(text("counted", 6), text("counted", 6),
+                text("counted", 6)),
                 new LoadRunner.Settings(new double[3], 0, Duration.ofSeconds(20), Duration.ofSeconds(30),
                         new int[] {2, 0, 1}), null, "");
         assertEquals(LoadRunner.CLIENT_CANCEL, run.outcomes().get(0).error());
@@ -160,7 +172,7 @@ class LoadRunnerTest {
     void requestTimeoutAndMaxDurationBoundTheRun() throws Exception {
         // Request timeout: a hanging stream fails DEADLINE_EXCEEDED.
         LoadRunner.Run timedOut = LoadRunner.run(channel, List.of(text("hang", 1), text("ok", 1)),
-                new LoadRunner.Settings(new double[2], 0, Duration.ofSeconds(2), Duration.ofSeconds(30)), null, "");
+                new LoadRunner.Settings(new double[2], 0, Duration.ofSeconds(3), Duration.ofSeconds(30)), null, "");
         assertEquals(LoadRunner.REQUEST_TIMEOUT, timedOut.outcomes().get(0).error());
         assertTrue(timedOut.outcomes().get(1).success(), timedOut.outcomes().get(1).error());
 
