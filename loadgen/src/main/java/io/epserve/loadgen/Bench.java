@@ -35,6 +35,8 @@ public final class Bench {
     public static final class Options {
         public String target = "127.0.0.1:50051";
         public String label;
+        /** The model id the requests name; null: the first model the server lists. */
+        public String modelId;
         public Dataset dataset;
         public int numPrompts = 100;
         public double requestRate = Double.POSITIVE_INFINITY;
@@ -65,6 +67,7 @@ public final class Bench {
             Options o = new Options();
             o.target = target;
             o.label = label;
+            o.modelId = modelId;
             o.dataset = dataset;
             o.numPrompts = numPrompts;
             o.requestRate = requestRate;
@@ -167,7 +170,10 @@ public final class Bench {
         if (models.getModelsCount() == 0) {
             throw new UnreachableException("the server at " + o.target + " lists no model", null);
         }
-        var model = models.getModels(0);
+        var model = o.modelId == null ? models.getModels(0) : models.getModelsList().stream()
+                .filter(m -> m.getId().equals(o.modelId)).findFirst()
+                .orElseThrow(() -> new IllegalArgumentException("--model " + o.modelId + ": the server at " + o.target
+                        + " serves " + models.getModelsList().stream().map(m -> m.getId()).toList()));
         SamplingParams.Builder sampling = SamplingParams.newBuilder().setTemperature((float) o.temperature)
                 .setIgnoreEos(o.ignoreEos).setSeed(o.seed);
         if (o.topP != null) {

@@ -41,6 +41,17 @@ public final class BenchCommand implements Callable<Integer> {
             description = "The server. Default: ${DEFAULT-VALUE}.")
     String target;
 
+    @Option(names = "--host", paramLabel = "HOST",
+            description = "vLLM's spelling: the server's host (with --port; default 127.0.0.1). Overrides --target.")
+    String host;
+
+    @Option(names = "--port", paramLabel = "PORT", description = "vLLM's spelling: the server's port (default 50051).")
+    Integer port;
+
+    @Option(names = "--model", paramLabel = "NAME",
+            description = "The model id the requests name (default: the first model the server lists).")
+    String modelId;
+
     @Option(names = "--label", description = "Label of the result (default: the backend, epserve-grpc[-chat]).")
     String label;
 
@@ -246,7 +257,9 @@ public final class BenchCommand implements Callable<Integer> {
             o.rampUpStartRps = rampUpStart;
             o.rampUpEndRps = rampUpEnd;
         }
-        o.target = target;
+        o.target = host != null || port != null
+                ? (host != null ? host : "127.0.0.1") + ":" + (port != null ? port : 50051) : target;
+        o.modelId = modelId;
         o.label = label;
         o.numPrompts = o.dataset instanceof SharedPrefixDataset g ? g.size() : numPrompts;
         o.requestRate = rates[0];

@@ -200,5 +200,10 @@ class BenchCommandTest {
         assertEquals(2, EngineCommandsTest.run("bench", "--sweep").exit());
         assertEquals(2, EngineCommandsTest.run("bench", "--dataset-name", "nope").exit());
         assertEquals(2, EngineCommandsTest.run("bench", "--dataset-name", "sharegpt", "--target", target).exit());
+        EngineCommandsTest.Run wrongModel = EngineCommandsTest.run("bench", "--host", "127.0.0.1", "--port",
+                target.substring(target.indexOf(':') + 1), "--model", "no-such-model", "--num-prompts", "1");
+        assertEquals(2, wrongModel.exit());
+        assertTrue(wrongModel.err().contains("--model no-such-model: the server at " + target + " serves"),
+                wrongModel.err());
     }
 }
