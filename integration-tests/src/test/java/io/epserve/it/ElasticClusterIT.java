@@ -130,6 +130,18 @@ class ElasticClusterIT {
         return out;
     }
 
+    /** Until the placement spreads the experts over two expert workers and no change is under way. */
+    static void awaitSettledPlacementOverTwo(AdminGrpc.AdminBlockingStub admin) throws InterruptedException {
+        waitFor("a placement over expert workers 1 and 2", 60_000, () -> {
+            try {
+                PlacementResponse p = admin.placement(PlacementRequest.getDefaultInstance());
+                return p.getWorkersCount() == 2 && p.getTargetEpoch() == 0;
+            } catch (StatusRuntimeException e) {
+                return false;
+            }
+        });
+    }
+
     static void waitFor(String what, long timeoutMs, BooleanSupplier cond) throws InterruptedException {
         long until = System.currentTimeMillis() + timeoutMs;
         while (!cond.getAsBoolean()) {
@@ -160,14 +172,7 @@ class ElasticClusterIT {
                 .attentionWorkers(1).microBatches(2).router(0))) {
             Channel ch = cluster.routerChannel();
             var admin = AdminGrpc.newBlockingStub(ch);
-            waitFor("a placement over expert workers 1 and 2", 60_000, () -> {
-                try {
-                    PlacementResponse p = admin.placement(PlacementRequest.getDefaultInstance());
-                    return p.getWorkersCount() == 2 && p.getTargetEpoch() == 0;
-                } catch (StatusRuntimeException e) {
-                    return false;
-                }
-            });
+            awaitSettledPlacementOverTwo(admin);
             StatusResponse st = admin.status(StatusRequest.getDefaultInstance());
             assertTrue(member(st, "expert-worker", 1).getCoordinator(), "the oldest member coordinates: " + st);
             // The operator's command line over the same API.
@@ -325,14 +330,7 @@ class ElasticClusterIT {
                 .microBatches(2).router(0))) {
             Channel ch = cluster.routerChannel();
             var admin = AdminGrpc.newBlockingStub(ch);
-            waitFor("a placement over expert workers 1 and 2", 60_000, () -> {
-                try {
-                    PlacementResponse p = admin.placement(PlacementRequest.getDefaultInstance());
-                    return p.getWorkersCount() == 2 && p.getTargetEpoch() == 0;
-                } catch (StatusRuntimeException e) {
-                    return false;
-                }
-            });
+            awaitSettledPlacementOverTwo(admin);
             // Skewed: the same prompt eight times routes every step's tokens to the same few experts.
             List<GenerateRequest> skewed = new ArrayList<>();
             for (int i = 0; i < 8; i++) {

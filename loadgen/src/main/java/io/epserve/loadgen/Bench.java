@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.epserve.proto.v1.InferenceGrpc;
 import io.epserve.proto.v1.ListModelsRequest;
 import io.epserve.proto.v1.ListModelsResponse;
+import io.epserve.proto.v1.Model;
 import io.epserve.proto.v1.SamplingParams;
 import io.epserve.proto.v1.TokenizeRequest;
 import io.grpc.ManagedChannel;
@@ -62,37 +63,6 @@ public final class Bench {
         public Duration requestTimeout = Duration.ofMinutes(10);
         public Duration maxDuration = Duration.ofHours(1);
         public Duration connectTimeout = Duration.ofSeconds(30);
-
-        Options copy() {
-            Options o = new Options();
-            o.target = target;
-            o.label = label;
-            o.modelId = modelId;
-            o.dataset = dataset;
-            o.numPrompts = numPrompts;
-            o.requestRate = requestRate;
-            o.burstiness = burstiness;
-            o.maxConcurrency = maxConcurrency;
-            o.rampUp = rampUp;
-            o.rampUpStartRps = rampUpStartRps;
-            o.rampUpEndRps = rampUpEndRps;
-            o.numWarmups = numWarmups;
-            o.seed = seed;
-            o.ignoreEos = ignoreEos;
-            o.temperature = temperature;
-            o.topP = topP;
-            o.goodput = goodput;
-            o.percentileMetrics = percentileMetrics;
-            o.percentiles = percentiles;
-            o.saveDetailed = saveDetailed;
-            o.metricsEndpoints = metricsEndpoints;
-            o.cancelFraction = cancelFraction;
-            o.cancelAfterTokens = cancelAfterTokens;
-            o.requestTimeout = requestTimeout;
-            o.maxDuration = maxDuration;
-            o.connectTimeout = connectTimeout;
-            return o;
-        }
     }
 
     /** The server could not be reached or asked (exit code 1 of the command, with this message). */
@@ -110,7 +80,7 @@ public final class Bench {
             UnreachableException {
         ManagedChannel ch = ManagedChannelBuilder.forTarget(o.target).usePlaintext().build();
         try {
-            return run(ch, o, progress, "");
+            return measure(ch, o, prepare(ch, o), o.requestRate, o.maxConcurrency, progress, "");
         } finally {
             ch.shutdownNow();
             ch.awaitTermination(5, TimeUnit.SECONDS);
@@ -133,20 +103,22 @@ public final class Bench {
         ArrayNode runs = out.putArray("runs");
         ManagedChannel ch = ManagedChannelBuilder.forTarget(o.target).usePlaintext().build();
         try {
+            // One workload for every point (sampled once: a sharegpt file is tokenised once), so that only the
+            // load differs between them.
+            Workload w = prepare(ch, o);
+            boolean byRate = variable.equals("request_rate");
             for (int i = 0; i < values.length; i++) {
                 double v = values[i];
-                Options one = o.copy();
-                if (variable.equals("request_rate")) {
-                    one.requestRate = v;
+                if (byRate) {
                     vs.add(Double.isInfinite(v) ? JsonNodeFactory.instance.textNode("inf")
                             : JsonNodeFactory.instance.numberNode(v));
                 } else {
-                    one.maxConcurrency = (int) v;
                     vs.add((int) v);
                 }
                 String point = String.format(Locale.ROOT, "%s=%s (%d/%d) ", variable,
                         Double.isInfinite(v) ? "inf" : BenchResult.percentileWord(v), i + 1, values.length);
-                runs.add(run(ch, one, progress, point));
+                runs.add(measure(ch, o, w, byRate ? v : o.requestRate, byRate ? o.maxConcurrency : Integer.valueOf((int) v),
+                        progress, point));
             }
         } finally {
             ch.shutdownNow();
@@ -155,8 +127,11 @@ public final class Bench {
         return out;
     }
 
-    private static ObjectNode run(ManagedChannel ch, Options o, PrintStream progress, String point)
-            throws IOException, InterruptedException, UnreachableException {
+    /** The served model and the requests of a run. */
+    private record Workload(Model model, List<BenchRequest> requests) {}
+
+    /** Asks the server for its model (the ready check) and makes the workload. */
+    private static Workload prepare(ManagedChannel ch, Options o) throws IOException, UnreachableException {
         InferenceGrpc.InferenceBlockingStub api = InferenceGrpc.newBlockingStub(ch);
         ListModelsResponse models;
         try {
@@ -187,15 +162,24 @@ public final class Bench {
         if (requests.isEmpty()) {
             throw new IllegalArgumentException("the workload has no request (--num-prompts 0?)");
         }
-        LoadRunner.Settings measured = new LoadRunner.Settings(ArrivalSchedule.offsets(requests.size(), o.requestRate,
+        return new Workload(model, requests);
+    }
+
+    /** One measured run of the workload at a request rate and concurrency cap. */
+    private static ObjectNode measure(ManagedChannel ch, Options o, Workload w, double requestRate,
+                                      Integer maxConcurrency, PrintStream progress, String point)
+            throws InterruptedException {
+        List<BenchRequest> requests = w.requests();
+        LoadRunner.Settings measured = new LoadRunner.Settings(ArrivalSchedule.offsets(requests.size(), requestRate,
                 o.burstiness, o.rampUp, o.rampUpStartRps, o.rampUpEndRps, o.seed),
-                o.maxConcurrency == null ? 0 : o.maxConcurrency, o.requestTimeout, o.maxDuration,
+                maxConcurrency == null ? 0 : maxConcurrency, o.requestTimeout, o.maxDuration,
                 cancellations(requests.size(), o));
         if (o.numWarmups > 0) {
             // As vLLM: the workload's first request, numWarmups times, under the same concurrency cap.
-            LoadRunner.Settings w = new LoadRunner.Settings(new double[o.numWarmups], measured.maxConcurrency(),
+            LoadRunner.Settings warm = new LoadRunner.Settings(new double[o.numWarmups], measured.maxConcurrency(),
                     o.requestTimeout, o.maxDuration);
-            LoadRunner.run(ch, Collections.nCopies(o.numWarmups, requests.get(0)), w, progress, point + "warm-up ");
+            LoadRunner.run(ch, Collections.nCopies(o.numWarmups, requests.get(0)), warm, progress,
+                    point + "warm-up ");
         }
         List<ServerView.Endpoint> endpoints = o.metricsEndpoints;
         if (endpoints == null) {
@@ -214,7 +198,7 @@ public final class Bench {
         JsonNode server = before == null ? null : ServerView.delta(before, ServerView.scrape(endpoints));
         String backend = requests.get(0).isChat() ? "epserve-grpc-chat" : "epserve-grpc";
         BenchResult.Info info = new BenchResult.Info(date, backend, o.label == null ? backend : o.label,
-                model.getId(), o.target, o.requestRate, o.burstiness, o.maxConcurrency, o.dataset.describe(), o.seed,
+                w.model().getId(), o.target, requestRate, o.burstiness, maxConcurrency, o.dataset.describe(), o.seed,
                 o.ignoreEos, o.numWarmups, o.goodput, o.percentileMetrics, o.percentiles, o.saveDetailed);
         return BenchResult.build(run, requests, info, server);
     }

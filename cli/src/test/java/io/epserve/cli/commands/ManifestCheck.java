@@ -358,6 +358,12 @@ final class ManifestCheck {
         }
     }
 
+    private void expectAdvertisesPodIp(Workload w) {
+        if (!POD_IP.equals(w.opt("--advertise-host"))) {
+            problem(w.name + ": --advertise-host is " + w.opt("--advertise-host") + ", not the pod's IP");
+        }
+    }
+
     private void expectBindAll(Workload w, String option) {
         Object v = w.opt(option);
         if (!"0.0.0.0".equals(v)) {
@@ -411,9 +417,7 @@ final class ManifestCheck {
                 int grpc = (int) w.opt("--port");
                 expectPort(w, "grpc", grpc, "TCP", "--port");
                 expectBindAll(w, "--host");
-                if (!POD_IP.equals(w.opt("--advertise-host"))) {
-                    problem(w.name + ": --advertise-host is " + w.opt("--advertise-host") + ", not the pod's IP");
-                }
+                expectAdvertisesPodIp(w);
                 expectProbes(w, grpc, "", "");
                 expectGraceAbove(w, (long) w.opt("--drain-timeout-ms"));
                 expectStatefulWorkerId(w);
@@ -423,9 +427,7 @@ final class ManifestCheck {
                 int grpc = (int) w.opt("--port");
                 expectPort(w, "grpc", grpc, "TCP", "--port");
                 expectBindAll(w, "--host");
-                if (!POD_IP.equals(w.opt("--advertise-host"))) {
-                    problem(w.name + ": --advertise-host is " + w.opt("--advertise-host") + ", not the pod's IP");
-                }
+                expectAdvertisesPodIp(w);
                 expectProbes(w, grpc, "", "");
             }
             default -> throw new IllegalStateException(w.role);
