@@ -42,17 +42,21 @@ import jdk.incubator.vector.VectorSpecies;
  * Per format: {@code xB4} decodes each group's 8 weight vectors once into registers and runs the tile's tokens
  * in blocks of 4 (4 chains in registers, accumulators in the L1-resident acc array); {@code xX4} is the same for
  * exactly one block with the accumulators in registers; {@code xR} runs the 1-3 leftover tokens one at a time
- * (decoding the group again); {@code fp4x1} is the 1-token FP4 kernel. C2 is sensitive to shape here, each rule
- * measured:
+ * (decoding the group again); {@code fp4x1} is the 1-token FP4 kernel, and {@code fp4B8} runs FP4 tokens in
+ * blocks of 8 (8 chains: an FMA has latency 4 on two ports, so 4 chains leave the ports half idle; +17 % at 16
+ * tokens). C2 is sensitive to shape here, each rule measured:
  * <ul>
- * <li>Activation loads go through a constant-size slice per (block, group), so their offsets are constants into a
- *     segment of constant size and the bounds checks fold away. With per-load checks of long offsets C2 spent
- *     ~2 extra uops per FMA, and in some compilations turned them into a long-range-check loop running 3x slower.
+ * <li>Activation indices are ints of the form {@code base + constant}, so C2 proves one range check for the
+ *     whole block instead of one per load. The previous form, a long byte offset shifted and narrowed per load,
+ *     cost ~5 scalar instructions per FMA on the vector ports' neighbours.
  * <li>Methods stay small: one hand-unrolled method per tile size (up to 128 FMAs) was more than C1 can compile
  *     ("out of virtual registers"); such a method then stays interpreted until C2's thresholds are met, seconds
- *     to minutes later (a 12-token tile ran at 0.4 GFLOP/s for a whole benchmark, tests ran 10x longer).
+ *     to minutes later (a 12-token tile ran at 0.4 GFLOP/s for a whole benchmark, tests ran 10x longer). fp4B8
+ *     is therefore a loop over the nibbles, which C2 unrolls.
  * <li>No vector crosses a call C2 might not inline (a non-inlined call boxes it): the FP8 group decode writes to
- *     a scratch array ({@link #fp8Group}) instead of returning 8 vectors.
+ *     a scratch array ({@link #fp8Group}) instead of returning 8 vectors, and the FP4 scale and nibble decodes are
+ *     written out in each kernel (as helpers, C2 left them out of the big kernels as "callee is too large" or
+ *     "NodeCountInliningCutoff", depending on the run, and boxed a vector per group).
  * <li>Accumulators start from {@code FloatVector.zero(FS)}, never from a static final vector (C2 cannot unbox a
  *     constant vector object at a loop phi and allocates a box per iteration, 5-10x slower).
  * </ul>
@@ -75,8 +79,8 @@ import jdk.incubator.vector.VectorSpecies;
  *     two floats are exact in double, so these agree with the exact set up to the float64 summation order.
  * </ul>
  *
- * <p>Activations ({@code x}, prepared by FastKernels#prepare): an aligned off-heap segment; the tile starts at
- * byte {@code xo} and token t's G values of the group starting at column c are contiguous at element
+ * <p>Activations ({@code x}, prepared by FastKernels#prepare): a heap array whose tiles start on a cache line
+ * where the collector allows it ({@link AlignedArrays}); the tile starts at byte {@code xo} and token t's G values of the group starting at column c are contiguous at element
  * {@code T*c + t*G} (floats, or doubles for the float64 kernels). Within each group the columns are permuted so
  * that lane i of the j-th weight vector meets lane i of the j-th activation vector (see
  * {@link FastKernels#permute}). Only 256- and 512-bit species are supported: the FP4 decode needs two int vectors
@@ -165,6 +169,19 @@ final class TileKernels {
         return v.lane(0);
     }
 
+    /**
+     * {@link #sum} of the vector at a[off]: the vector stays inside the method, so a caller C2 does not inline this
+     * into still gets no boxed vector.
+     */
+    static float sum(float[] a, int off) {
+        return sum(FloatVector.fromArray(FS, a, off));
+    }
+
+    /** {@link #sum(float[], int)} for doubles. */
+    static double sum(double[] a, int off) {
+        return sum(DoubleVector.fromArray(DS, a, off));
+    }
+
     /** {@link #sum} for doubles. */
     static double sum(DoubleVector v) {
         if (LD == 8) {
@@ -224,18 +241,6 @@ final class TileKernels {
 
     // ------------------------------------------------------------------------------------------------ decoders
 
-    /** The j-th decoded vector of one FP4 chunk: nibble j of every int lane (scale not applied). */
-    static FloatVector nib(IntVector q, int j) {
-        return (j == 0 ? q : q.lanewise(LSHR, 4 * j)).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-    }
-
-    /** Per-lane scales of one FP4 chunk at column c: lane i gets the E8M0 scale of 32-block i/4. */
-    static FloatVector fp4Scales(MemorySegment s, long so, int c) {
-        int sb = L == 16 ? s.get(INT_LE, so + (c >>> 5)) : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff;
-        return IntVector.broadcast(IS, sb).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                .reinterpretAsFloats();
-    }
-
     /** L e4m3 codes at byte off, decoded exactly (block scale not applied). */
     static FloatVector fp8(MemorySegment w, long off) {
         IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, off, LE).convertShape(VectorOperators.B2I, IS, 0);
@@ -287,11 +292,15 @@ final class TileKernels {
             fp4x1(w, wo, s, so, c0, c1, x, xo, acc, ao);
             return;
         }
+        int t8 = T & ~7;
+        if (t8 > 0) {
+            fp4B8(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
+        }
         int t4 = T & ~3;
         if (t4 == 4) {
             fp4X4(T, w, wo, s, so, c0, c1, x, xo, acc, ao);
-        } else if (t4 > 0) {
-            fp4B4(T, t4, w, wo, s, so, c0, c1, x, xo, acc, ao);
+        } else if (t4 > t8) {
+            fp4B4(T, t4, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
         }
         if (t4 < T) {
             fp4R(T, t4, w, wo, s, so, c0, c1, x, xo, acc, ao);
@@ -299,49 +308,57 @@ final class TileKernels {
     }
 
     /** {@link #fp4}, tokens [0, t4) in blocks of 4 (4 chains in registers), one decode per group. */
-    static void fp4B4(int T, int t4, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
-            float[] acc, int ao) {
+    static void fp4B4(int T, int t4, int tStart, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1,
+            float[] x, long xo, float[] acc, int ao) {
         for (int c = c0; c < c1; c += GROUP) {
             IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            FloatVector sv = fp4Scales(s, so, c);
-            FloatVector d0 = nib(q, 0), d1 = nib(q, 1), d2 = nib(q, 2), d3 = nib(q, 3);
-            FloatVector d4 = nib(q, 4), d5 = nib(q, 5), d6 = nib(q, 6), d7 = nib(q, 7);
-            long xg = xo + 4L * T * c;
-            for (int t = 0; t < t4; t += 4) {
-                long xt = xg + 4L * GROUP * t;
+            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
+                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            FloatVector d0 = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d1 = q.lanewise(LSHR, 4).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d2 = q.lanewise(LSHR, 8).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d3 = q.lanewise(LSHR, 12).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d4 = q.lanewise(LSHR, 16).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d5 = q.lanewise(LSHR, 20).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d6 = q.lanewise(LSHR, 24).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d7 = q.lanewise(LSHR, 28).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            int xg = (int) (xo >>> 2) + T * c;
+            for (int t = tStart; t < t4; t += 4) {
+                int xt = xg + GROUP * t;
                 FloatVector z = FloatVector.zero(FS);
-                FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 0 * L)) >>> 2)), z);
-                FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 0 * L)) >>> 2)), z);
-                FloatVector b2 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 0 * L)) >>> 2)), z);
-                FloatVector b3 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 0 * L)) >>> 2)), z);
-                b0 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 1 * L)) >>> 2)), b0);
-                b1 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 1 * L)) >>> 2)), b1);
-                b2 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 1 * L)) >>> 2)), b2);
-                b3 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 1 * L)) >>> 2)), b3);
-                b0 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 2 * L)) >>> 2)), b0);
-                b1 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 2 * L)) >>> 2)), b1);
-                b2 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 2 * L)) >>> 2)), b2);
-                b3 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 2 * L)) >>> 2)), b3);
-                b0 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 3 * L)) >>> 2)), b0);
-                b1 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 3 * L)) >>> 2)), b1);
-                b2 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 3 * L)) >>> 2)), b2);
-                b3 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 3 * L)) >>> 2)), b3);
-                b0 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 4 * L)) >>> 2)), b0);
-                b1 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 4 * L)) >>> 2)), b1);
-                b2 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 4 * L)) >>> 2)), b2);
-                b3 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 4 * L)) >>> 2)), b3);
-                b0 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 5 * L)) >>> 2)), b0);
-                b1 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 5 * L)) >>> 2)), b1);
-                b2 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 5 * L)) >>> 2)), b2);
-                b3 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 5 * L)) >>> 2)), b3);
-                b0 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 6 * L)) >>> 2)), b0);
-                b1 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 6 * L)) >>> 2)), b1);
-                b2 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 6 * L)) >>> 2)), b2);
-                b3 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 6 * L)) >>> 2)), b3);
-                b0 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 7 * L)) >>> 2)), b0);
-                b1 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 7 * L)) >>> 2)), b1);
-                b2 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 7 * L)) >>> 2)), b2);
-                b3 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 7 * L)) >>> 2)), b3);
+                FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 0 * L)), z);
+                FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 0 * L)), z);
+                FloatVector b2 = d0.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 0 * L)), z);
+                FloatVector b3 = d0.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 0 * L)), z);
+                b0 = d1.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 1 * L)), b0);
+                b1 = d1.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 1 * L)), b1);
+                b2 = d1.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 1 * L)), b2);
+                b3 = d1.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 1 * L)), b3);
+                b0 = d2.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 2 * L)), b0);
+                b1 = d2.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 2 * L)), b1);
+                b2 = d2.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 2 * L)), b2);
+                b3 = d2.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 2 * L)), b3);
+                b0 = d3.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 3 * L)), b0);
+                b1 = d3.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 3 * L)), b1);
+                b2 = d3.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 3 * L)), b2);
+                b3 = d3.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 3 * L)), b3);
+                b0 = d4.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 4 * L)), b0);
+                b1 = d4.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 4 * L)), b1);
+                b2 = d4.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 4 * L)), b2);
+                b3 = d4.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 4 * L)), b3);
+                b0 = d5.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 5 * L)), b0);
+                b1 = d5.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 5 * L)), b1);
+                b2 = d5.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 5 * L)), b2);
+                b3 = d5.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 5 * L)), b3);
+                b0 = d6.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 6 * L)), b0);
+                b1 = d6.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 6 * L)), b1);
+                b2 = d6.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 6 * L)), b2);
+                b3 = d6.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 6 * L)), b3);
+                b0 = d7.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 7 * L)), b0);
+                b1 = d7.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 7 * L)), b1);
+                b2 = d7.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 7 * L)), b2);
+                b3 = d7.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 7 * L)), b3);
                 int ai = ao + t * L;
                 b0.fma(sv, FloatVector.fromArray(FS, acc, ai + 0 * L)).intoArray(acc, ai + 0 * L);
                 b1.fma(sv, FloatVector.fromArray(FS, acc, ai + 1 * L)).intoArray(acc, ai + 1 * L);
@@ -358,45 +375,53 @@ final class TileKernels {
         FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L), a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
         for (int c = c0; c < c1; c += GROUP) {
             IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            FloatVector sv = fp4Scales(s, so, c);
-            FloatVector d0 = nib(q, 0), d1 = nib(q, 1), d2 = nib(q, 2), d3 = nib(q, 3);
-            FloatVector d4 = nib(q, 4), d5 = nib(q, 5), d6 = nib(q, 6), d7 = nib(q, 7);
-            long xg = xo + 4L * T * c;
+            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
+                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            FloatVector d0 = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d1 = q.lanewise(LSHR, 4).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d2 = q.lanewise(LSHR, 8).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d3 = q.lanewise(LSHR, 12).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d4 = q.lanewise(LSHR, 16).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d5 = q.lanewise(LSHR, 20).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d6 = q.lanewise(LSHR, 24).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d7 = q.lanewise(LSHR, 28).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            int xg = (int) (xo >>> 2) + T * c;
             {
-                long xt = xg;
+                int xt = xg;
                 FloatVector z = FloatVector.zero(FS);
-                FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 0 * L)) >>> 2)), z);
-                FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 0 * L)) >>> 2)), z);
-                FloatVector b2 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 0 * L)) >>> 2)), z);
-                FloatVector b3 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 0 * L)) >>> 2)), z);
-                b0 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 1 * L)) >>> 2)), b0);
-                b1 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 1 * L)) >>> 2)), b1);
-                b2 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 1 * L)) >>> 2)), b2);
-                b3 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 1 * L)) >>> 2)), b3);
-                b0 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 2 * L)) >>> 2)), b0);
-                b1 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 2 * L)) >>> 2)), b1);
-                b2 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 2 * L)) >>> 2)), b2);
-                b3 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 2 * L)) >>> 2)), b3);
-                b0 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 3 * L)) >>> 2)), b0);
-                b1 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 3 * L)) >>> 2)), b1);
-                b2 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 3 * L)) >>> 2)), b2);
-                b3 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 3 * L)) >>> 2)), b3);
-                b0 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 4 * L)) >>> 2)), b0);
-                b1 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 4 * L)) >>> 2)), b1);
-                b2 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 4 * L)) >>> 2)), b2);
-                b3 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 4 * L)) >>> 2)), b3);
-                b0 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 5 * L)) >>> 2)), b0);
-                b1 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 5 * L)) >>> 2)), b1);
-                b2 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 5 * L)) >>> 2)), b2);
-                b3 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 5 * L)) >>> 2)), b3);
-                b0 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 6 * L)) >>> 2)), b0);
-                b1 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 6 * L)) >>> 2)), b1);
-                b2 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 6 * L)) >>> 2)), b2);
-                b3 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 6 * L)) >>> 2)), b3);
-                b0 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 7 * L)) >>> 2)), b0);
-                b1 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 7 * L)) >>> 2)), b1);
-                b2 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 7 * L)) >>> 2)), b2);
-                b3 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 7 * L)) >>> 2)), b3);
+                FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 0 * L)), z);
+                FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 0 * L)), z);
+                FloatVector b2 = d0.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 0 * L)), z);
+                FloatVector b3 = d0.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 0 * L)), z);
+                b0 = d1.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 1 * L)), b0);
+                b1 = d1.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 1 * L)), b1);
+                b2 = d1.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 1 * L)), b2);
+                b3 = d1.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 1 * L)), b3);
+                b0 = d2.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 2 * L)), b0);
+                b1 = d2.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 2 * L)), b1);
+                b2 = d2.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 2 * L)), b2);
+                b3 = d2.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 2 * L)), b3);
+                b0 = d3.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 3 * L)), b0);
+                b1 = d3.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 3 * L)), b1);
+                b2 = d3.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 3 * L)), b2);
+                b3 = d3.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 3 * L)), b3);
+                b0 = d4.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 4 * L)), b0);
+                b1 = d4.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 4 * L)), b1);
+                b2 = d4.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 4 * L)), b2);
+                b3 = d4.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 4 * L)), b3);
+                b0 = d5.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 5 * L)), b0);
+                b1 = d5.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 5 * L)), b1);
+                b2 = d5.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 5 * L)), b2);
+                b3 = d5.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 5 * L)), b3);
+                b0 = d6.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 6 * L)), b0);
+                b1 = d6.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 6 * L)), b1);
+                b2 = d6.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 6 * L)), b2);
+                b3 = d6.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 6 * L)), b3);
+                b0 = d7.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 7 * L)), b0);
+                b1 = d7.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 7 * L)), b1);
+                b2 = d7.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 7 * L)), b2);
+                b3 = d7.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 7 * L)), b3);
                 a0 = b0.fma(sv, a0);
                 a1 = b1.fma(sv, a1);
                 a2 = b2.fma(sv, a2);
@@ -414,22 +439,73 @@ final class TileKernels {
             float[] acc, int ao) {
         for (int c = c0; c < c1; c += GROUP) {
             IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            FloatVector sv = fp4Scales(s, so, c);
-            FloatVector d0 = nib(q, 0), d1 = nib(q, 1), d2 = nib(q, 2), d3 = nib(q, 3);
-            FloatVector d4 = nib(q, 4), d5 = nib(q, 5), d6 = nib(q, 6), d7 = nib(q, 7);
-            long xg = xo + 4L * T * c;
+            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
+                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            FloatVector d0 = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d1 = q.lanewise(LSHR, 4).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d2 = q.lanewise(LSHR, 8).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d3 = q.lanewise(LSHR, 12).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d4 = q.lanewise(LSHR, 16).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d5 = q.lanewise(LSHR, 20).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d6 = q.lanewise(LSHR, 24).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector d7 = q.lanewise(LSHR, 28).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            int xg = (int) (xo >>> 2) + T * c;
             for (int t = t0; t < T; t++) {
-                long xt = xg + 4L * GROUP * t;
-                FloatVector b = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 0 * L) >>> 2)), FloatVector.zero(FS));
-                b = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 1 * L) >>> 2)), b);
-                b = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 2 * L) >>> 2)), b);
-                b = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 3 * L) >>> 2)), b);
-                b = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 4 * L) >>> 2)), b);
-                b = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 5 * L) >>> 2)), b);
-                b = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 6 * L) >>> 2)), b);
-                b = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 7 * L) >>> 2)), b);
+                int xt = xg + GROUP * t;
+                FloatVector b = d0.fma(FloatVector.fromArray(FS, x, xt + 0 * L), FloatVector.zero(FS));
+                b = d1.fma(FloatVector.fromArray(FS, x, xt + 1 * L), b);
+                b = d2.fma(FloatVector.fromArray(FS, x, xt + 2 * L), b);
+                b = d3.fma(FloatVector.fromArray(FS, x, xt + 3 * L), b);
+                b = d4.fma(FloatVector.fromArray(FS, x, xt + 4 * L), b);
+                b = d5.fma(FloatVector.fromArray(FS, x, xt + 5 * L), b);
+                b = d6.fma(FloatVector.fromArray(FS, x, xt + 6 * L), b);
+                b = d7.fma(FloatVector.fromArray(FS, x, xt + 7 * L), b);
                 int ai = ao + t * L;
                 b.fma(sv, FloatVector.fromArray(FS, acc, ai)).intoArray(acc, ai);
+            }
+        }
+    }
+
+    /**
+     * {@link #fp4}, tokens [0, t8) in blocks of 8: eight independent chains per block. With four ({@link #fp4B4})
+     * the eight-deep FMA chains leave the FMA ports idle half the time (latency 4 on two ports needs eight chains in
+     * flight). A loop over the nibbles rather than unrolled code: unrolled, the method is too big for C1 ("out of
+     * virtual registers") and runs interpreted until C2 takes it. Starting a chain at +0 and then fma-ing is the
+     * same operation sequence as the other kernels' fma(d0, x0, +0).
+     */
+    static void fp4B8(int T, int t8, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
+            long xo, float[] acc, int ao) {
+        for (int c = c0; c < c1; c += GROUP) {
+            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
+            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
+                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            int xg = (int) (xo >>> 2) + T * c;
+            for (int t = 0; t < t8; t += 8) {
+                int xt = xg + GROUP * t;
+                FloatVector b0 = FloatVector.zero(FS), b1 = b0, b2 = b0, b3 = b0, b4 = b0, b5 = b0, b6 = b0, b7 = b0;
+                for (int j = 0; j < 8; j++) {
+                    FloatVector d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+                    int xj = xt + j * L;
+                    b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
+                    b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
+                    b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
+                    b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
+                    b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
+                    b5 = d.fma(FloatVector.fromArray(FS, x, xj + 5 * GROUP), b5);
+                    b6 = d.fma(FloatVector.fromArray(FS, x, xj + 6 * GROUP), b6);
+                    b7 = d.fma(FloatVector.fromArray(FS, x, xj + 7 * GROUP), b7);
+                }
+                int ai = ao + t * L;
+                b0.fma(sv, FloatVector.fromArray(FS, acc, ai + 0 * L)).intoArray(acc, ai + 0 * L);
+                b1.fma(sv, FloatVector.fromArray(FS, acc, ai + 1 * L)).intoArray(acc, ai + 1 * L);
+                b2.fma(sv, FloatVector.fromArray(FS, acc, ai + 2 * L)).intoArray(acc, ai + 2 * L);
+                b3.fma(sv, FloatVector.fromArray(FS, acc, ai + 3 * L)).intoArray(acc, ai + 3 * L);
+                b4.fma(sv, FloatVector.fromArray(FS, acc, ai + 4 * L)).intoArray(acc, ai + 4 * L);
+                b5.fma(sv, FloatVector.fromArray(FS, acc, ai + 5 * L)).intoArray(acc, ai + 5 * L);
+                b6.fma(sv, FloatVector.fromArray(FS, acc, ai + 6 * L)).intoArray(acc, ai + 6 * L);
+                b7.fma(sv, FloatVector.fromArray(FS, acc, ai + 7 * L)).intoArray(acc, ai + 7 * L);
             }
         }
     }
@@ -440,16 +516,26 @@ final class TileKernels {
         FloatVector a = FloatVector.fromArray(FS, acc, ao);
         for (int c = c0; c < c1; c += GROUP) {
             IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            FloatVector sv = fp4Scales(s, so, c);
-            long xt = xo + 4L * c;
-            FloatVector b = nib(q, 0).fma(FloatVector.fromArray(FS, x, (int) ((xt) >>> 2)), FloatVector.zero(FS));
-            b = nib(q, 1).fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * L) >>> 2)), b);
-            b = nib(q, 2).fma(FloatVector.fromArray(FS, x, (int) ((xt + 8L * L) >>> 2)), b);
-            b = nib(q, 3).fma(FloatVector.fromArray(FS, x, (int) ((xt + 12L * L) >>> 2)), b);
-            b = nib(q, 4).fma(FloatVector.fromArray(FS, x, (int) ((xt + 16L * L) >>> 2)), b);
-            b = nib(q, 5).fma(FloatVector.fromArray(FS, x, (int) ((xt + 20L * L) >>> 2)), b);
-            b = nib(q, 6).fma(FloatVector.fromArray(FS, x, (int) ((xt + 24L * L) >>> 2)), b);
-            b = nib(q, 7).fma(FloatVector.fromArray(FS, x, (int) ((xt + 28L * L) >>> 2)), b);
+            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
+                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            int xt = (int) (xo >>> 2) + c;
+            FloatVector d0 = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector b = d0.fma(FloatVector.fromArray(FS, x, xt), FloatVector.zero(FS));
+            b = q.lanewise(LSHR, 4).selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
+                    .fma(FloatVector.fromArray(FS, x, xt + 1 * L), b);
+            b = q.lanewise(LSHR, 8).selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
+                    .fma(FloatVector.fromArray(FS, x, xt + 2 * L), b);
+            b = q.lanewise(LSHR, 12).selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
+                    .fma(FloatVector.fromArray(FS, x, xt + 3 * L), b);
+            b = q.lanewise(LSHR, 16).selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
+                    .fma(FloatVector.fromArray(FS, x, xt + 4 * L), b);
+            b = q.lanewise(LSHR, 20).selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
+                    .fma(FloatVector.fromArray(FS, x, xt + 5 * L), b);
+            b = q.lanewise(LSHR, 24).selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
+                    .fma(FloatVector.fromArray(FS, x, xt + 6 * L), b);
+            b = q.lanewise(LSHR, 28).selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
+                    .fma(FloatVector.fromArray(FS, x, xt + 7 * L), b);
             a = b.fma(sv, a);
         }
         a.intoArray(acc, ao);
@@ -479,42 +565,42 @@ final class TileKernels {
             FloatVector d2 = FloatVector.fromArray(FS, dq, 2 * L), d3 = FloatVector.fromArray(FS, dq, 3 * L);
             FloatVector d4 = FloatVector.fromArray(FS, dq, 4 * L), d5 = FloatVector.fromArray(FS, dq, 5 * L);
             FloatVector d6 = FloatVector.fromArray(FS, dq, 6 * L), d7 = FloatVector.fromArray(FS, dq, 7 * L);
-            long xg = xo + 4L * T * c;
+            int xg = (int) (xo >>> 2) + T * c;
             for (int t = 0; t < t4; t += 4) {
-                long xt = xg + 4L * GROUP * t;
+                int xt = xg + GROUP * t;
                 FloatVector z = FloatVector.zero(FS);
-                FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 0 * L)) >>> 2)), z);
-                FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 0 * L)) >>> 2)), z);
-                FloatVector b2 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 0 * L)) >>> 2)), z);
-                FloatVector b3 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 0 * L)) >>> 2)), z);
-                b0 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 1 * L)) >>> 2)), b0);
-                b1 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 1 * L)) >>> 2)), b1);
-                b2 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 1 * L)) >>> 2)), b2);
-                b3 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 1 * L)) >>> 2)), b3);
-                b0 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 2 * L)) >>> 2)), b0);
-                b1 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 2 * L)) >>> 2)), b1);
-                b2 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 2 * L)) >>> 2)), b2);
-                b3 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 2 * L)) >>> 2)), b3);
-                b0 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 3 * L)) >>> 2)), b0);
-                b1 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 3 * L)) >>> 2)), b1);
-                b2 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 3 * L)) >>> 2)), b2);
-                b3 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 3 * L)) >>> 2)), b3);
-                b0 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 4 * L)) >>> 2)), b0);
-                b1 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 4 * L)) >>> 2)), b1);
-                b2 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 4 * L)) >>> 2)), b2);
-                b3 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 4 * L)) >>> 2)), b3);
-                b0 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 5 * L)) >>> 2)), b0);
-                b1 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 5 * L)) >>> 2)), b1);
-                b2 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 5 * L)) >>> 2)), b2);
-                b3 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 5 * L)) >>> 2)), b3);
-                b0 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 6 * L)) >>> 2)), b0);
-                b1 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 6 * L)) >>> 2)), b1);
-                b2 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 6 * L)) >>> 2)), b2);
-                b3 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 6 * L)) >>> 2)), b3);
-                b0 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 7 * L)) >>> 2)), b0);
-                b1 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 7 * L)) >>> 2)), b1);
-                b2 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 7 * L)) >>> 2)), b2);
-                b3 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 7 * L)) >>> 2)), b3);
+                FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 0 * L)), z);
+                FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 0 * L)), z);
+                FloatVector b2 = d0.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 0 * L)), z);
+                FloatVector b3 = d0.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 0 * L)), z);
+                b0 = d1.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 1 * L)), b0);
+                b1 = d1.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 1 * L)), b1);
+                b2 = d1.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 1 * L)), b2);
+                b3 = d1.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 1 * L)), b3);
+                b0 = d2.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 2 * L)), b0);
+                b1 = d2.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 2 * L)), b1);
+                b2 = d2.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 2 * L)), b2);
+                b3 = d2.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 2 * L)), b3);
+                b0 = d3.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 3 * L)), b0);
+                b1 = d3.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 3 * L)), b1);
+                b2 = d3.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 3 * L)), b2);
+                b3 = d3.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 3 * L)), b3);
+                b0 = d4.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 4 * L)), b0);
+                b1 = d4.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 4 * L)), b1);
+                b2 = d4.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 4 * L)), b2);
+                b3 = d4.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 4 * L)), b3);
+                b0 = d5.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 5 * L)), b0);
+                b1 = d5.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 5 * L)), b1);
+                b2 = d5.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 5 * L)), b2);
+                b3 = d5.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 5 * L)), b3);
+                b0 = d6.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 6 * L)), b0);
+                b1 = d6.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 6 * L)), b1);
+                b2 = d6.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 6 * L)), b2);
+                b3 = d6.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 6 * L)), b3);
+                b0 = d7.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 7 * L)), b0);
+                b1 = d7.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 7 * L)), b1);
+                b2 = d7.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 7 * L)), b2);
+                b3 = d7.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 7 * L)), b3);
                 int ai = ao + t * L;
                 b0.fma(sv, FloatVector.fromArray(FS, acc, ai + 0 * L)).intoArray(acc, ai + 0 * L);
                 b1.fma(sv, FloatVector.fromArray(FS, acc, ai + 1 * L)).intoArray(acc, ai + 1 * L);
@@ -536,42 +622,42 @@ final class TileKernels {
             FloatVector d2 = FloatVector.fromArray(FS, dq, 2 * L), d3 = FloatVector.fromArray(FS, dq, 3 * L);
             FloatVector d4 = FloatVector.fromArray(FS, dq, 4 * L), d5 = FloatVector.fromArray(FS, dq, 5 * L);
             FloatVector d6 = FloatVector.fromArray(FS, dq, 6 * L), d7 = FloatVector.fromArray(FS, dq, 7 * L);
-            long xg = xo + 4L * T * c;
+            int xg = (int) (xo >>> 2) + T * c;
             {
-                long xt = xg;
+                int xt = xg;
                 FloatVector z = FloatVector.zero(FS);
-                FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 0 * L)) >>> 2)), z);
-                FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 0 * L)) >>> 2)), z);
-                FloatVector b2 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 0 * L)) >>> 2)), z);
-                FloatVector b3 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 0 * L)) >>> 2)), z);
-                b0 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 1 * L)) >>> 2)), b0);
-                b1 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 1 * L)) >>> 2)), b1);
-                b2 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 1 * L)) >>> 2)), b2);
-                b3 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 1 * L)) >>> 2)), b3);
-                b0 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 2 * L)) >>> 2)), b0);
-                b1 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 2 * L)) >>> 2)), b1);
-                b2 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 2 * L)) >>> 2)), b2);
-                b3 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 2 * L)) >>> 2)), b3);
-                b0 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 3 * L)) >>> 2)), b0);
-                b1 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 3 * L)) >>> 2)), b1);
-                b2 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 3 * L)) >>> 2)), b2);
-                b3 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 3 * L)) >>> 2)), b3);
-                b0 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 4 * L)) >>> 2)), b0);
-                b1 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 4 * L)) >>> 2)), b1);
-                b2 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 4 * L)) >>> 2)), b2);
-                b3 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 4 * L)) >>> 2)), b3);
-                b0 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 5 * L)) >>> 2)), b0);
-                b1 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 5 * L)) >>> 2)), b1);
-                b2 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 5 * L)) >>> 2)), b2);
-                b3 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 5 * L)) >>> 2)), b3);
-                b0 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 6 * L)) >>> 2)), b0);
-                b1 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 6 * L)) >>> 2)), b1);
-                b2 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 6 * L)) >>> 2)), b2);
-                b3 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 6 * L)) >>> 2)), b3);
-                b0 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 7 * L)) >>> 2)), b0);
-                b1 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 7 * L)) >>> 2)), b1);
-                b2 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 7 * L)) >>> 2)), b2);
-                b3 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 7 * L)) >>> 2)), b3);
+                FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 0 * L)), z);
+                FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 0 * L)), z);
+                FloatVector b2 = d0.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 0 * L)), z);
+                FloatVector b3 = d0.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 0 * L)), z);
+                b0 = d1.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 1 * L)), b0);
+                b1 = d1.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 1 * L)), b1);
+                b2 = d1.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 1 * L)), b2);
+                b3 = d1.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 1 * L)), b3);
+                b0 = d2.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 2 * L)), b0);
+                b1 = d2.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 2 * L)), b1);
+                b2 = d2.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 2 * L)), b2);
+                b3 = d2.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 2 * L)), b3);
+                b0 = d3.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 3 * L)), b0);
+                b1 = d3.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 3 * L)), b1);
+                b2 = d3.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 3 * L)), b2);
+                b3 = d3.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 3 * L)), b3);
+                b0 = d4.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 4 * L)), b0);
+                b1 = d4.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 4 * L)), b1);
+                b2 = d4.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 4 * L)), b2);
+                b3 = d4.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 4 * L)), b3);
+                b0 = d5.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 5 * L)), b0);
+                b1 = d5.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 5 * L)), b1);
+                b2 = d5.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 5 * L)), b2);
+                b3 = d5.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 5 * L)), b3);
+                b0 = d6.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 6 * L)), b0);
+                b1 = d6.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 6 * L)), b1);
+                b2 = d6.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 6 * L)), b2);
+                b3 = d6.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 6 * L)), b3);
+                b0 = d7.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 7 * L)), b0);
+                b1 = d7.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 7 * L)), b1);
+                b2 = d7.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 7 * L)), b2);
+                b3 = d7.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 7 * L)), b3);
                 a0 = b0.fma(sv, a0);
                 a1 = b1.fma(sv, a1);
                 a2 = b2.fma(sv, a2);
@@ -594,17 +680,17 @@ final class TileKernels {
             FloatVector d2 = FloatVector.fromArray(FS, dq, 2 * L), d3 = FloatVector.fromArray(FS, dq, 3 * L);
             FloatVector d4 = FloatVector.fromArray(FS, dq, 4 * L), d5 = FloatVector.fromArray(FS, dq, 5 * L);
             FloatVector d6 = FloatVector.fromArray(FS, dq, 6 * L), d7 = FloatVector.fromArray(FS, dq, 7 * L);
-            long xg = xo + 4L * T * c;
+            int xg = (int) (xo >>> 2) + T * c;
             for (int t = t0; t < T; t++) {
-                long xt = xg + 4L * GROUP * t;
-                FloatVector b = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 0 * L) >>> 2)), FloatVector.zero(FS));
-                b = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 1 * L) >>> 2)), b);
-                b = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 2 * L) >>> 2)), b);
-                b = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 3 * L) >>> 2)), b);
-                b = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 4 * L) >>> 2)), b);
-                b = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 5 * L) >>> 2)), b);
-                b = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 6 * L) >>> 2)), b);
-                b = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 7 * L) >>> 2)), b);
+                int xt = xg + GROUP * t;
+                FloatVector b = d0.fma(FloatVector.fromArray(FS, x, xt + 0 * L), FloatVector.zero(FS));
+                b = d1.fma(FloatVector.fromArray(FS, x, xt + 1 * L), b);
+                b = d2.fma(FloatVector.fromArray(FS, x, xt + 2 * L), b);
+                b = d3.fma(FloatVector.fromArray(FS, x, xt + 3 * L), b);
+                b = d4.fma(FloatVector.fromArray(FS, x, xt + 4 * L), b);
+                b = d5.fma(FloatVector.fromArray(FS, x, xt + 5 * L), b);
+                b = d6.fma(FloatVector.fromArray(FS, x, xt + 6 * L), b);
+                b = d7.fma(FloatVector.fromArray(FS, x, xt + 7 * L), b);
                 int ai = ao + t * L;
                 b.fma(sv, FloatVector.fromArray(FS, acc, ai)).intoArray(acc, ai);
             }
@@ -638,42 +724,42 @@ final class TileKernels {
             IntVector q3 = IntVector.fromMemorySegment(IS, wg, 12L * L, LE);
             FloatVector d0 = even(q0), d1 = odd(q0), d2 = even(q1), d3 = odd(q1);
             FloatVector d4 = even(q2), d5 = odd(q2), d6 = even(q3), d7 = odd(q3);
-            long xg = xo + 4L * T * c;
+            int xg = (int) (xo >>> 2) + T * c;
             for (int t = 0; t < t4; t += 4) {
-                long xt = xg + 4L * GROUP * t;
+                int xt = xg + GROUP * t;
                 FloatVector z = FloatVector.zero(FS);
-                FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 0 * L)) >>> 2)), z);
-                FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 0 * L)) >>> 2)), z);
-                FloatVector b2 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 0 * L)) >>> 2)), z);
-                FloatVector b3 = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 0 * L)) >>> 2)), z);
-                b0 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 1 * L)) >>> 2)), b0);
-                b1 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 1 * L)) >>> 2)), b1);
-                b2 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 1 * L)) >>> 2)), b2);
-                b3 = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 1 * L)) >>> 2)), b3);
-                b0 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 2 * L)) >>> 2)), b0);
-                b1 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 2 * L)) >>> 2)), b1);
-                b2 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 2 * L)) >>> 2)), b2);
-                b3 = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 2 * L)) >>> 2)), b3);
-                b0 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 3 * L)) >>> 2)), b0);
-                b1 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 3 * L)) >>> 2)), b1);
-                b2 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 3 * L)) >>> 2)), b2);
-                b3 = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 3 * L)) >>> 2)), b3);
-                b0 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 4 * L)) >>> 2)), b0);
-                b1 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 4 * L)) >>> 2)), b1);
-                b2 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 4 * L)) >>> 2)), b2);
-                b3 = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 4 * L)) >>> 2)), b3);
-                b0 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 5 * L)) >>> 2)), b0);
-                b1 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 5 * L)) >>> 2)), b1);
-                b2 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 5 * L)) >>> 2)), b2);
-                b3 = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 5 * L)) >>> 2)), b3);
-                b0 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 6 * L)) >>> 2)), b0);
-                b1 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 6 * L)) >>> 2)), b1);
-                b2 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 6 * L)) >>> 2)), b2);
-                b3 = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 6 * L)) >>> 2)), b3);
-                b0 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (0 * GROUP + 7 * L)) >>> 2)), b0);
-                b1 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (1 * GROUP + 7 * L)) >>> 2)), b1);
-                b2 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (2 * GROUP + 7 * L)) >>> 2)), b2);
-                b3 = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * (3 * GROUP + 7 * L)) >>> 2)), b3);
+                FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 0 * L)), z);
+                FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 0 * L)), z);
+                FloatVector b2 = d0.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 0 * L)), z);
+                FloatVector b3 = d0.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 0 * L)), z);
+                b0 = d1.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 1 * L)), b0);
+                b1 = d1.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 1 * L)), b1);
+                b2 = d1.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 1 * L)), b2);
+                b3 = d1.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 1 * L)), b3);
+                b0 = d2.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 2 * L)), b0);
+                b1 = d2.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 2 * L)), b1);
+                b2 = d2.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 2 * L)), b2);
+                b3 = d2.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 2 * L)), b3);
+                b0 = d3.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 3 * L)), b0);
+                b1 = d3.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 3 * L)), b1);
+                b2 = d3.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 3 * L)), b2);
+                b3 = d3.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 3 * L)), b3);
+                b0 = d4.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 4 * L)), b0);
+                b1 = d4.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 4 * L)), b1);
+                b2 = d4.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 4 * L)), b2);
+                b3 = d4.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 4 * L)), b3);
+                b0 = d5.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 5 * L)), b0);
+                b1 = d5.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 5 * L)), b1);
+                b2 = d5.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 5 * L)), b2);
+                b3 = d5.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 5 * L)), b3);
+                b0 = d6.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 6 * L)), b0);
+                b1 = d6.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 6 * L)), b1);
+                b2 = d6.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 6 * L)), b2);
+                b3 = d6.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 6 * L)), b3);
+                b0 = d7.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 7 * L)), b0);
+                b1 = d7.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 7 * L)), b1);
+                b2 = d7.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 7 * L)), b2);
+                b3 = d7.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 7 * L)), b3);
                 int ai = ao + t * L;
                 b0.add(FloatVector.fromArray(FS, acc, ai + 0 * L)).intoArray(acc, ai + 0 * L);
                 b1.add(FloatVector.fromArray(FS, acc, ai + 1 * L)).intoArray(acc, ai + 1 * L);
@@ -694,15 +780,15 @@ final class TileKernels {
             IntVector q3 = IntVector.fromMemorySegment(IS, wg, 12L * L, LE);
             FloatVector d0 = even(q0), d1 = odd(q0), d2 = even(q1), d3 = odd(q1);
             FloatVector d4 = even(q2), d5 = odd(q2), d6 = even(q3), d7 = odd(q3);
-            long xt = xo + 4L * c;
-            FloatVector b = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 0 * L) >>> 2)), FloatVector.zero(FS));
-            b = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 1 * L) >>> 2)), b);
-            b = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 2 * L) >>> 2)), b);
-            b = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 3 * L) >>> 2)), b);
-            b = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 4 * L) >>> 2)), b);
-            b = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 5 * L) >>> 2)), b);
-            b = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 6 * L) >>> 2)), b);
-            b = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 7 * L) >>> 2)), b);
+            int xt = (int) (xo >>> 2) + c;
+            FloatVector b = d0.fma(FloatVector.fromArray(FS, x, xt + 0 * L), FloatVector.zero(FS));
+            b = d1.fma(FloatVector.fromArray(FS, x, xt + 1 * L), b);
+            b = d2.fma(FloatVector.fromArray(FS, x, xt + 2 * L), b);
+            b = d3.fma(FloatVector.fromArray(FS, x, xt + 3 * L), b);
+            b = d4.fma(FloatVector.fromArray(FS, x, xt + 4 * L), b);
+            b = d5.fma(FloatVector.fromArray(FS, x, xt + 5 * L), b);
+            b = d6.fma(FloatVector.fromArray(FS, x, xt + 6 * L), b);
+            b = d7.fma(FloatVector.fromArray(FS, x, xt + 7 * L), b);
             a = b.add(a);
         }
         a.intoArray(acc, ao);
@@ -719,17 +805,17 @@ final class TileKernels {
             IntVector q3 = IntVector.fromMemorySegment(IS, wg, 12L * L, LE);
             FloatVector d0 = even(q0), d1 = odd(q0), d2 = even(q1), d3 = odd(q1);
             FloatVector d4 = even(q2), d5 = odd(q2), d6 = even(q3), d7 = odd(q3);
-            long xg = xo + 4L * T * c;
+            int xg = (int) (xo >>> 2) + T * c;
             for (int t = t0; t < T; t++) {
-                long xt = xg + 4L * GROUP * t;
-                FloatVector b = d0.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 0 * L) >>> 2)), FloatVector.zero(FS));
-                b = d1.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 1 * L) >>> 2)), b);
-                b = d2.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 2 * L) >>> 2)), b);
-                b = d3.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 3 * L) >>> 2)), b);
-                b = d4.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 4 * L) >>> 2)), b);
-                b = d5.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 5 * L) >>> 2)), b);
-                b = d6.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 6 * L) >>> 2)), b);
-                b = d7.fma(FloatVector.fromArray(FS, x, (int) ((xt + 4L * 7 * L) >>> 2)), b);
+                int xt = xg + GROUP * t;
+                FloatVector b = d0.fma(FloatVector.fromArray(FS, x, xt + 0 * L), FloatVector.zero(FS));
+                b = d1.fma(FloatVector.fromArray(FS, x, xt + 1 * L), b);
+                b = d2.fma(FloatVector.fromArray(FS, x, xt + 2 * L), b);
+                b = d3.fma(FloatVector.fromArray(FS, x, xt + 3 * L), b);
+                b = d4.fma(FloatVector.fromArray(FS, x, xt + 4 * L), b);
+                b = d5.fma(FloatVector.fromArray(FS, x, xt + 5 * L), b);
+                b = d6.fma(FloatVector.fromArray(FS, x, xt + 6 * L), b);
+                b = d7.fma(FloatVector.fromArray(FS, x, xt + 7 * L), b);
                 int ai = ao + t * L;
                 b.add(FloatVector.fromArray(FS, acc, ai)).intoArray(acc, ai);
             }
@@ -763,28 +849,28 @@ final class TileKernels {
             IntVector q3 = IntVector.fromMemorySegment(IH, wg, 12L * LD, LE);
             DoubleVector d0 = wide(even(q0)), d1 = wide(odd(q0)), d2 = wide(even(q1)), d3 = wide(odd(q1));
             DoubleVector d4 = wide(even(q2)), d5 = wide(odd(q2)), d6 = wide(even(q3)), d7 = wide(odd(q3));
-            long xg = xo + 8L * T * c;
+            int xg = (int) (xo >>> 3) + T * c;
             // Two tokens per pass, not four: with four accumulators C2 (JDK 25) fails this method with "illegal
             // oopMap register name" and leaves it in C1, where every vector operation is boxed (100x slower).
             for (int t = 0; t < t4; t += 2) {
-                long xt = xg + 8L * DGROUP * t;
+                int xt = xg + DGROUP * t;
                 DoubleVector z = DoubleVector.zero(DS);
-                DoubleVector b0 = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 0 * LD)) >>> 3)), z);
-                DoubleVector b1 = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 0 * LD)) >>> 3)), z);
-                b0 = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 1 * LD)) >>> 3)), b0);
-                b1 = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 1 * LD)) >>> 3)), b1);
-                b0 = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 2 * LD)) >>> 3)), b0);
-                b1 = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 2 * LD)) >>> 3)), b1);
-                b0 = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 3 * LD)) >>> 3)), b0);
-                b1 = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 3 * LD)) >>> 3)), b1);
-                b0 = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 4 * LD)) >>> 3)), b0);
-                b1 = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 4 * LD)) >>> 3)), b1);
-                b0 = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 5 * LD)) >>> 3)), b0);
-                b1 = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 5 * LD)) >>> 3)), b1);
-                b0 = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 6 * LD)) >>> 3)), b0);
-                b1 = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 6 * LD)) >>> 3)), b1);
-                b0 = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 7 * LD)) >>> 3)), b0);
-                b1 = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 7 * LD)) >>> 3)), b1);
+                DoubleVector b0 = d0.fma(DoubleVector.fromArray(DS, x, xt + (0 * DGROUP + 0 * LD)), z);
+                DoubleVector b1 = d0.fma(DoubleVector.fromArray(DS, x, xt + (1 * DGROUP + 0 * LD)), z);
+                b0 = d1.fma(DoubleVector.fromArray(DS, x, xt + (0 * DGROUP + 1 * LD)), b0);
+                b1 = d1.fma(DoubleVector.fromArray(DS, x, xt + (1 * DGROUP + 1 * LD)), b1);
+                b0 = d2.fma(DoubleVector.fromArray(DS, x, xt + (0 * DGROUP + 2 * LD)), b0);
+                b1 = d2.fma(DoubleVector.fromArray(DS, x, xt + (1 * DGROUP + 2 * LD)), b1);
+                b0 = d3.fma(DoubleVector.fromArray(DS, x, xt + (0 * DGROUP + 3 * LD)), b0);
+                b1 = d3.fma(DoubleVector.fromArray(DS, x, xt + (1 * DGROUP + 3 * LD)), b1);
+                b0 = d4.fma(DoubleVector.fromArray(DS, x, xt + (0 * DGROUP + 4 * LD)), b0);
+                b1 = d4.fma(DoubleVector.fromArray(DS, x, xt + (1 * DGROUP + 4 * LD)), b1);
+                b0 = d5.fma(DoubleVector.fromArray(DS, x, xt + (0 * DGROUP + 5 * LD)), b0);
+                b1 = d5.fma(DoubleVector.fromArray(DS, x, xt + (1 * DGROUP + 5 * LD)), b1);
+                b0 = d6.fma(DoubleVector.fromArray(DS, x, xt + (0 * DGROUP + 6 * LD)), b0);
+                b1 = d6.fma(DoubleVector.fromArray(DS, x, xt + (1 * DGROUP + 6 * LD)), b1);
+                b0 = d7.fma(DoubleVector.fromArray(DS, x, xt + (0 * DGROUP + 7 * LD)), b0);
+                b1 = d7.fma(DoubleVector.fromArray(DS, x, xt + (1 * DGROUP + 7 * LD)), b1);
                 int ai = ao + t * LD;
                 b0.add(DoubleVector.fromArray(DS, acc, ai + 0 * LD)).intoArray(acc, ai + 0 * LD);
                 b1.add(DoubleVector.fromArray(DS, acc, ai + 1 * LD)).intoArray(acc, ai + 1 * LD);
@@ -803,15 +889,15 @@ final class TileKernels {
             IntVector q3 = IntVector.fromMemorySegment(IH, wg, 12L * LD, LE);
             DoubleVector d0 = wide(even(q0)), d1 = wide(odd(q0)), d2 = wide(even(q1)), d3 = wide(odd(q1));
             DoubleVector d4 = wide(even(q2)), d5 = wide(odd(q2)), d6 = wide(even(q3)), d7 = wide(odd(q3));
-            long xt = xo + 8L * c;
-            DoubleVector b = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 0 * LD) >>> 3)), DoubleVector.zero(DS));
-            b = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 1 * LD) >>> 3)), b);
-            b = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 2 * LD) >>> 3)), b);
-            b = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 3 * LD) >>> 3)), b);
-            b = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 4 * LD) >>> 3)), b);
-            b = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 5 * LD) >>> 3)), b);
-            b = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 6 * LD) >>> 3)), b);
-            b = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 7 * LD) >>> 3)), b);
+            int xt = (int) (xo >>> 3) + c;
+            DoubleVector b = d0.fma(DoubleVector.fromArray(DS, x, xt + 0 * LD), DoubleVector.zero(DS));
+            b = d1.fma(DoubleVector.fromArray(DS, x, xt + 1 * LD), b);
+            b = d2.fma(DoubleVector.fromArray(DS, x, xt + 2 * LD), b);
+            b = d3.fma(DoubleVector.fromArray(DS, x, xt + 3 * LD), b);
+            b = d4.fma(DoubleVector.fromArray(DS, x, xt + 4 * LD), b);
+            b = d5.fma(DoubleVector.fromArray(DS, x, xt + 5 * LD), b);
+            b = d6.fma(DoubleVector.fromArray(DS, x, xt + 6 * LD), b);
+            b = d7.fma(DoubleVector.fromArray(DS, x, xt + 7 * LD), b);
             a = b.add(a);
         }
         a.intoArray(acc, ao);
@@ -828,17 +914,17 @@ final class TileKernels {
             IntVector q3 = IntVector.fromMemorySegment(IH, wg, 12L * LD, LE);
             DoubleVector d0 = wide(even(q0)), d1 = wide(odd(q0)), d2 = wide(even(q1)), d3 = wide(odd(q1));
             DoubleVector d4 = wide(even(q2)), d5 = wide(odd(q2)), d6 = wide(even(q3)), d7 = wide(odd(q3));
-            long xg = xo + 8L * T * c;
+            int xg = (int) (xo >>> 3) + T * c;
             for (int t = t0; t < T; t++) {
-                long xt = xg + 8L * DGROUP * t;
-                DoubleVector b = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 0 * LD) >>> 3)), DoubleVector.zero(DS));
-                b = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 1 * LD) >>> 3)), b);
-                b = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 2 * LD) >>> 3)), b);
-                b = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 3 * LD) >>> 3)), b);
-                b = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 4 * LD) >>> 3)), b);
-                b = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 5 * LD) >>> 3)), b);
-                b = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 6 * LD) >>> 3)), b);
-                b = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 7 * LD) >>> 3)), b);
+                int xt = xg + DGROUP * t;
+                DoubleVector b = d0.fma(DoubleVector.fromArray(DS, x, xt + 0 * LD), DoubleVector.zero(DS));
+                b = d1.fma(DoubleVector.fromArray(DS, x, xt + 1 * LD), b);
+                b = d2.fma(DoubleVector.fromArray(DS, x, xt + 2 * LD), b);
+                b = d3.fma(DoubleVector.fromArray(DS, x, xt + 3 * LD), b);
+                b = d4.fma(DoubleVector.fromArray(DS, x, xt + 4 * LD), b);
+                b = d5.fma(DoubleVector.fromArray(DS, x, xt + 5 * LD), b);
+                b = d6.fma(DoubleVector.fromArray(DS, x, xt + 6 * LD), b);
+                b = d7.fma(DoubleVector.fromArray(DS, x, xt + 7 * LD), b);
                 int ai = ao + t * LD;
                 b.add(DoubleVector.fromArray(DS, acc, ai)).intoArray(acc, ai);
             }
@@ -869,42 +955,42 @@ final class TileKernels {
             DoubleVector d0 = wideF(wg, 0), d1 = wideF(wg, 4L * LD), d2 = wideF(wg, 8L * LD);
             DoubleVector d3 = wideF(wg, 12L * LD), d4 = wideF(wg, 16L * LD), d5 = wideF(wg, 20L * LD);
             DoubleVector d6 = wideF(wg, 24L * LD), d7 = wideF(wg, 28L * LD);
-            long xg = xo + 8L * T * c;
+            int xg = (int) (xo >>> 3) + T * c;
             for (int t = 0; t < t4; t += 4) {
-                long xt = xg + 8L * DGROUP * t;
+                int xt = xg + DGROUP * t;
                 DoubleVector z = DoubleVector.zero(DS);
-                DoubleVector b0 = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 0 * LD)) >>> 3)), z);
-                DoubleVector b1 = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 0 * LD)) >>> 3)), z);
-                DoubleVector b2 = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (2 * DGROUP + 0 * LD)) >>> 3)), z);
-                DoubleVector b3 = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (3 * DGROUP + 0 * LD)) >>> 3)), z);
-                b0 = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 1 * LD)) >>> 3)), b0);
-                b1 = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 1 * LD)) >>> 3)), b1);
-                b2 = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (2 * DGROUP + 1 * LD)) >>> 3)), b2);
-                b3 = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (3 * DGROUP + 1 * LD)) >>> 3)), b3);
-                b0 = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 2 * LD)) >>> 3)), b0);
-                b1 = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 2 * LD)) >>> 3)), b1);
-                b2 = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (2 * DGROUP + 2 * LD)) >>> 3)), b2);
-                b3 = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (3 * DGROUP + 2 * LD)) >>> 3)), b3);
-                b0 = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 3 * LD)) >>> 3)), b0);
-                b1 = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 3 * LD)) >>> 3)), b1);
-                b2 = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (2 * DGROUP + 3 * LD)) >>> 3)), b2);
-                b3 = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (3 * DGROUP + 3 * LD)) >>> 3)), b3);
-                b0 = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 4 * LD)) >>> 3)), b0);
-                b1 = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 4 * LD)) >>> 3)), b1);
-                b2 = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (2 * DGROUP + 4 * LD)) >>> 3)), b2);
-                b3 = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (3 * DGROUP + 4 * LD)) >>> 3)), b3);
-                b0 = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 5 * LD)) >>> 3)), b0);
-                b1 = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 5 * LD)) >>> 3)), b1);
-                b2 = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (2 * DGROUP + 5 * LD)) >>> 3)), b2);
-                b3 = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (3 * DGROUP + 5 * LD)) >>> 3)), b3);
-                b0 = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 6 * LD)) >>> 3)), b0);
-                b1 = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 6 * LD)) >>> 3)), b1);
-                b2 = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (2 * DGROUP + 6 * LD)) >>> 3)), b2);
-                b3 = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (3 * DGROUP + 6 * LD)) >>> 3)), b3);
-                b0 = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (0 * DGROUP + 7 * LD)) >>> 3)), b0);
-                b1 = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (1 * DGROUP + 7 * LD)) >>> 3)), b1);
-                b2 = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (2 * DGROUP + 7 * LD)) >>> 3)), b2);
-                b3 = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * (3 * DGROUP + 7 * LD)) >>> 3)), b3);
+                DoubleVector b0 = d0.fma(DoubleVector.fromArray(DS, x, xt + (0 * DGROUP + 0 * LD)), z);
+                DoubleVector b1 = d0.fma(DoubleVector.fromArray(DS, x, xt + (1 * DGROUP + 0 * LD)), z);
+                DoubleVector b2 = d0.fma(DoubleVector.fromArray(DS, x, xt + (2 * DGROUP + 0 * LD)), z);
+                DoubleVector b3 = d0.fma(DoubleVector.fromArray(DS, x, xt + (3 * DGROUP + 0 * LD)), z);
+                b0 = d1.fma(DoubleVector.fromArray(DS, x, xt + (0 * DGROUP + 1 * LD)), b0);
+                b1 = d1.fma(DoubleVector.fromArray(DS, x, xt + (1 * DGROUP + 1 * LD)), b1);
+                b2 = d1.fma(DoubleVector.fromArray(DS, x, xt + (2 * DGROUP + 1 * LD)), b2);
+                b3 = d1.fma(DoubleVector.fromArray(DS, x, xt + (3 * DGROUP + 1 * LD)), b3);
+                b0 = d2.fma(DoubleVector.fromArray(DS, x, xt + (0 * DGROUP + 2 * LD)), b0);
+                b1 = d2.fma(DoubleVector.fromArray(DS, x, xt + (1 * DGROUP + 2 * LD)), b1);
+                b2 = d2.fma(DoubleVector.fromArray(DS, x, xt + (2 * DGROUP + 2 * LD)), b2);
+                b3 = d2.fma(DoubleVector.fromArray(DS, x, xt + (3 * DGROUP + 2 * LD)), b3);
+                b0 = d3.fma(DoubleVector.fromArray(DS, x, xt + (0 * DGROUP + 3 * LD)), b0);
+                b1 = d3.fma(DoubleVector.fromArray(DS, x, xt + (1 * DGROUP + 3 * LD)), b1);
+                b2 = d3.fma(DoubleVector.fromArray(DS, x, xt + (2 * DGROUP + 3 * LD)), b2);
+                b3 = d3.fma(DoubleVector.fromArray(DS, x, xt + (3 * DGROUP + 3 * LD)), b3);
+                b0 = d4.fma(DoubleVector.fromArray(DS, x, xt + (0 * DGROUP + 4 * LD)), b0);
+                b1 = d4.fma(DoubleVector.fromArray(DS, x, xt + (1 * DGROUP + 4 * LD)), b1);
+                b2 = d4.fma(DoubleVector.fromArray(DS, x, xt + (2 * DGROUP + 4 * LD)), b2);
+                b3 = d4.fma(DoubleVector.fromArray(DS, x, xt + (3 * DGROUP + 4 * LD)), b3);
+                b0 = d5.fma(DoubleVector.fromArray(DS, x, xt + (0 * DGROUP + 5 * LD)), b0);
+                b1 = d5.fma(DoubleVector.fromArray(DS, x, xt + (1 * DGROUP + 5 * LD)), b1);
+                b2 = d5.fma(DoubleVector.fromArray(DS, x, xt + (2 * DGROUP + 5 * LD)), b2);
+                b3 = d5.fma(DoubleVector.fromArray(DS, x, xt + (3 * DGROUP + 5 * LD)), b3);
+                b0 = d6.fma(DoubleVector.fromArray(DS, x, xt + (0 * DGROUP + 6 * LD)), b0);
+                b1 = d6.fma(DoubleVector.fromArray(DS, x, xt + (1 * DGROUP + 6 * LD)), b1);
+                b2 = d6.fma(DoubleVector.fromArray(DS, x, xt + (2 * DGROUP + 6 * LD)), b2);
+                b3 = d6.fma(DoubleVector.fromArray(DS, x, xt + (3 * DGROUP + 6 * LD)), b3);
+                b0 = d7.fma(DoubleVector.fromArray(DS, x, xt + (0 * DGROUP + 7 * LD)), b0);
+                b1 = d7.fma(DoubleVector.fromArray(DS, x, xt + (1 * DGROUP + 7 * LD)), b1);
+                b2 = d7.fma(DoubleVector.fromArray(DS, x, xt + (2 * DGROUP + 7 * LD)), b2);
+                b3 = d7.fma(DoubleVector.fromArray(DS, x, xt + (3 * DGROUP + 7 * LD)), b3);
                 int ai = ao + t * LD;
                 b0.add(DoubleVector.fromArray(DS, acc, ai + 0 * LD)).intoArray(acc, ai + 0 * LD);
                 b1.add(DoubleVector.fromArray(DS, acc, ai + 1 * LD)).intoArray(acc, ai + 1 * LD);
@@ -922,15 +1008,15 @@ final class TileKernels {
             DoubleVector d0 = wideF(wg, 0), d1 = wideF(wg, 4L * LD), d2 = wideF(wg, 8L * LD);
             DoubleVector d3 = wideF(wg, 12L * LD), d4 = wideF(wg, 16L * LD), d5 = wideF(wg, 20L * LD);
             DoubleVector d6 = wideF(wg, 24L * LD), d7 = wideF(wg, 28L * LD);
-            long xt = xo + 8L * c;
-            DoubleVector b = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 0 * LD) >>> 3)), DoubleVector.zero(DS));
-            b = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 1 * LD) >>> 3)), b);
-            b = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 2 * LD) >>> 3)), b);
-            b = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 3 * LD) >>> 3)), b);
-            b = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 4 * LD) >>> 3)), b);
-            b = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 5 * LD) >>> 3)), b);
-            b = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 6 * LD) >>> 3)), b);
-            b = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 7 * LD) >>> 3)), b);
+            int xt = (int) (xo >>> 3) + c;
+            DoubleVector b = d0.fma(DoubleVector.fromArray(DS, x, xt + 0 * LD), DoubleVector.zero(DS));
+            b = d1.fma(DoubleVector.fromArray(DS, x, xt + 1 * LD), b);
+            b = d2.fma(DoubleVector.fromArray(DS, x, xt + 2 * LD), b);
+            b = d3.fma(DoubleVector.fromArray(DS, x, xt + 3 * LD), b);
+            b = d4.fma(DoubleVector.fromArray(DS, x, xt + 4 * LD), b);
+            b = d5.fma(DoubleVector.fromArray(DS, x, xt + 5 * LD), b);
+            b = d6.fma(DoubleVector.fromArray(DS, x, xt + 6 * LD), b);
+            b = d7.fma(DoubleVector.fromArray(DS, x, xt + 7 * LD), b);
             a = b.add(a);
         }
         a.intoArray(acc, ao);
@@ -944,17 +1030,17 @@ final class TileKernels {
             DoubleVector d0 = wideF(wg, 0), d1 = wideF(wg, 4L * LD), d2 = wideF(wg, 8L * LD);
             DoubleVector d3 = wideF(wg, 12L * LD), d4 = wideF(wg, 16L * LD), d5 = wideF(wg, 20L * LD);
             DoubleVector d6 = wideF(wg, 24L * LD), d7 = wideF(wg, 28L * LD);
-            long xg = xo + 8L * T * c;
+            int xg = (int) (xo >>> 3) + T * c;
             for (int t = t0; t < T; t++) {
-                long xt = xg + 8L * DGROUP * t;
-                DoubleVector b = d0.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 0 * LD) >>> 3)), DoubleVector.zero(DS));
-                b = d1.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 1 * LD) >>> 3)), b);
-                b = d2.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 2 * LD) >>> 3)), b);
-                b = d3.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 3 * LD) >>> 3)), b);
-                b = d4.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 4 * LD) >>> 3)), b);
-                b = d5.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 5 * LD) >>> 3)), b);
-                b = d6.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 6 * LD) >>> 3)), b);
-                b = d7.fma(DoubleVector.fromArray(DS, x, (int) ((xt + 8L * 7 * LD) >>> 3)), b);
+                int xt = xg + DGROUP * t;
+                DoubleVector b = d0.fma(DoubleVector.fromArray(DS, x, xt + 0 * LD), DoubleVector.zero(DS));
+                b = d1.fma(DoubleVector.fromArray(DS, x, xt + 1 * LD), b);
+                b = d2.fma(DoubleVector.fromArray(DS, x, xt + 2 * LD), b);
+                b = d3.fma(DoubleVector.fromArray(DS, x, xt + 3 * LD), b);
+                b = d4.fma(DoubleVector.fromArray(DS, x, xt + 4 * LD), b);
+                b = d5.fma(DoubleVector.fromArray(DS, x, xt + 5 * LD), b);
+                b = d6.fma(DoubleVector.fromArray(DS, x, xt + 6 * LD), b);
+                b = d7.fma(DoubleVector.fromArray(DS, x, xt + 7 * LD), b);
                 int ai = ao + t * LD;
                 b.add(DoubleVector.fromArray(DS, acc, ai)).intoArray(acc, ai);
             }
