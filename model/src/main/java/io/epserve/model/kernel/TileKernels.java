@@ -42,9 +42,9 @@ import jdk.incubator.vector.VectorSpecies;
  * Per format: {@code xB4} decodes each group's 8 weight vectors once into registers and runs the tile's tokens
  * in blocks of 4 (4 chains in registers, accumulators in the L1-resident acc array); {@code xX4} is the same for
  * exactly one block with the accumulators in registers; {@code xR} runs the 1-3 leftover tokens one at a time
- * (decoding the group again); {@code fp4x1} is the 1-token FP4 kernel, and {@code fp4B8} runs FP4 tokens in
- * blocks of 8 (8 chains: an FMA has latency 4 on two ports, so 4 chains leave the ports half idle; +17 % at 16
- * tokens). C2 is sensitive to shape here, each rule measured:
+ * (decoding the group again); {@code fp4x1} is the 1-token FP4 kernel; {@code fp4B8} and {@code fp8B8} run
+ * tokens in blocks of 8 (8 chains: an FMA has latency 4 on two ports, so 4 chains leave the ports half idle;
+ * +17 % at 16 tokens). C2 is sensitive to shape here, each rule measured:
  * <ul>
  * <li>Activation indices are ints of the form {@code base + constant}, so C2 proves one range check for the
  *     whole block instead of one per load. The previous form, a long byte offset shifted and narrowed per load,
@@ -307,7 +307,7 @@ final class TileKernels {
         }
     }
 
-    /** {@link #fp4}, tokens [0, t4) in blocks of 4 (4 chains in registers), one decode per group. */
+    /** {@link #fp4}, tokens [tStart, t4) in blocks of 4 (4 chains in registers), one decode per group. */
     static void fp4B4(int T, int t4, int tStart, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1,
             float[] x, long xo, float[] acc, int ao) {
         for (int c = c0; c < c1; c += GROUP) {
@@ -544,20 +544,59 @@ final class TileKernels {
     /** FP8 weights (row at byte wo, the row block's per-128-column scales at so; dq: 8L scratch), tokens [0, T) of a tile of T. */
     static void fp8(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
             float[] acc, int ao, float[] dq) {
+        int t8 = T & ~7;
+        if (t8 > 0) {
+            fp8B8(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+        }
         int t4 = T & ~3;
         if (t4 == 4) {
             fp8X4(T, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-        } else if (t4 > 0) {
-            fp8B4(T, t4, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+        } else if (t4 > t8) {
+            fp8B4(T, t4, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
         }
         if (t4 < T) {
             fp8R(T, t4, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
         }
     }
 
-    /** {@link #fp8}, tokens [0, t4) in blocks of 4 (4 chains in registers), one decode per group. */
-    static void fp8B4(int T, int t4, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
-            float[] acc, int ao, float[] dq) {
+    /** {@link #fp8}, tokens [0, t8) in blocks of 8 (see {@link #fp4B8}); the group decoded once into dq. */
+    static void fp8B8(int T, int t8, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
+            long xo, float[] acc, int ao, float[] dq) {
+        for (int c = c0; c < c1; c += GROUP) {
+            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
+            fp8Group(w, wo + c, dq);
+            int xg = (int) (xo >>> 2) + T * c;
+            for (int t = 0; t < t8; t += 8) {
+                int xt = xg + GROUP * t;
+                FloatVector b0 = FloatVector.zero(FS), b1 = b0, b2 = b0, b3 = b0, b4 = b0, b5 = b0, b6 = b0, b7 = b0;
+                for (int j = 0; j < 8; j++) {
+                    FloatVector d = FloatVector.fromArray(FS, dq, j * L);
+                    int xj = xt + j * L;
+                    b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
+                    b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
+                    b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
+                    b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
+                    b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
+                    b5 = d.fma(FloatVector.fromArray(FS, x, xj + 5 * GROUP), b5);
+                    b6 = d.fma(FloatVector.fromArray(FS, x, xj + 6 * GROUP), b6);
+                    b7 = d.fma(FloatVector.fromArray(FS, x, xj + 7 * GROUP), b7);
+                }
+                int ai = ao + t * L;
+                b0.fma(sv, FloatVector.fromArray(FS, acc, ai + 0 * L)).intoArray(acc, ai + 0 * L);
+                b1.fma(sv, FloatVector.fromArray(FS, acc, ai + 1 * L)).intoArray(acc, ai + 1 * L);
+                b2.fma(sv, FloatVector.fromArray(FS, acc, ai + 2 * L)).intoArray(acc, ai + 2 * L);
+                b3.fma(sv, FloatVector.fromArray(FS, acc, ai + 3 * L)).intoArray(acc, ai + 3 * L);
+                b4.fma(sv, FloatVector.fromArray(FS, acc, ai + 4 * L)).intoArray(acc, ai + 4 * L);
+                b5.fma(sv, FloatVector.fromArray(FS, acc, ai + 5 * L)).intoArray(acc, ai + 5 * L);
+                b6.fma(sv, FloatVector.fromArray(FS, acc, ai + 6 * L)).intoArray(acc, ai + 6 * L);
+                b7.fma(sv, FloatVector.fromArray(FS, acc, ai + 7 * L)).intoArray(acc, ai + 7 * L);
+            }
+        }
+    }
+
+    /** {@link #fp8}, tokens [tStart, t4) in blocks of 4 (4 chains in registers), one decode per group. */
+    static void fp8B4(int T, int t4, int tStart, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1,
+            float[] x, long xo, float[] acc, int ao, float[] dq) {
         for (int c = c0; c < c1; c += GROUP) {
             FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
             fp8Group(w, wo + c, dq);
@@ -566,7 +605,7 @@ final class TileKernels {
             FloatVector d4 = FloatVector.fromArray(FS, dq, 4 * L), d5 = FloatVector.fromArray(FS, dq, 5 * L);
             FloatVector d6 = FloatVector.fromArray(FS, dq, 6 * L), d7 = FloatVector.fromArray(FS, dq, 7 * L);
             int xg = (int) (xo >>> 2) + T * c;
-            for (int t = 0; t < t4; t += 4) {
+            for (int t = tStart; t < t4; t += 4) {
                 int xt = xg + GROUP * t;
                 FloatVector z = FloatVector.zero(FS);
                 FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 0 * L)), z);
