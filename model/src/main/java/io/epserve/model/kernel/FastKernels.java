@@ -514,9 +514,9 @@ public final class FastKernels implements Kernels {
                 for (int t0 = 0, n; t0 < tokens; t0 += n) {
                     n = Math.min(MAX_TILE, tokens - t0);
                     int span = n * V;
+                    // the activation tile and the partial sums both start after the skip that puts them on a line
                     int a0 = wide ? AlignedArrays.DOUBLE_SKIP : AlignedArrays.FLOAT_SKIP;
-                    // element index of the tile (after the skip that puts it on a cache line)
-                    long xbase = (wide ? AlignedArrays.DOUBLE_SKIP : AlignedArrays.FLOAT_SKIP) + (long) t0 * colsP;
+                    long xbase = a0 + (long) t0 * colsP; // element index of the tile
                     long xo = esize * xbase;
                     if (wide) {
                         Arrays.fill(sc.accD, a0, a0 + (i1 - i0) * span, 0.0);
