@@ -18,7 +18,7 @@ import org.openjdk.jmh.annotations.Fork;
 class ForkFlagsTest {
     @ParameterizedTest
     @ValueSource(classes = {Fp4LinearBench.class, Fp8LinearBench.class, Bf16LinearBench.class,
-        ReadBandwidthBench.class})
+        ReadBandwidthBench.class, Fp4MoeBench.class})
     void forkCarriesTheProjectJvmFlags(Class<?> bench) throws IOException {
         String flags;
         try (InputStream in = ForkFlagsTest.class.getResourceAsStream("jvm.flags")) {
