@@ -80,8 +80,9 @@ import jdk.incubator.vector.VectorSpecies;
  * </ul>
  *
  * <p>Activations ({@code x}, prepared by FastKernels#prepare): a heap array whose tiles start on a cache line
- * where the collector allows it ({@link AlignedArrays}); the tile starts at byte {@code xo} and token t's G values of the group starting at column c are contiguous at element
- * {@code T*c + t*G} (floats, or doubles for the float64 kernels). Within each group the columns are permuted so
+ * where the collector allows it ({@link AlignedArrays}); the tile starts at byte {@code xo} and token t's G values
+ * of the group starting at column c are contiguous at element {@code T*c + t*G} (floats, or doubles for the
+ * float64 kernels). Within each group the columns are permuted so
  * that lane i of the j-th weight vector meets lane i of the j-th activation vector (see
  * {@link FastKernels#permute}). Only 256- and 512-bit species are supported: the FP4 decode needs two int vectors
  * to hold the 16-entry table.
