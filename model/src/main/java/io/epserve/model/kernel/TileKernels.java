@@ -42,9 +42,10 @@ import jdk.incubator.vector.VectorSpecies;
  * Per format: {@code xB4} decodes each group's 8 weight vectors once into registers and runs the tile's tokens
  * in blocks of 4 (4 chains in registers, accumulators in the L1-resident acc array); {@code xX4} is the same for
  * exactly one block with the accumulators in registers; {@code xR} runs the 1-3 leftover tokens one at a time
- * (decoding the group again); {@code fp4x1} is the 1-token FP4 kernel; {@code fp4B8} and {@code fp8B8} run
- * tokens in blocks of 8 (8 chains: an FMA has latency 4 on two ports, so 4 chains leave the ports half idle;
- * +17 % at 16 tokens). C2 is sensitive to shape here, each rule measured:
+ * (FP4 decodes the group again, FP8 reuses its dq scratch); {@code fp4x1} and {@code fp8x1} are the 1-token
+ * kernels, each weight vector decoded straight into the chain (for FP8 1.7x the dq store-and-reload version);
+ * {@code fp4B8} and {@code fp8B8} run tokens in blocks of 8 (8 chains: an FMA has latency 4 on two ports, so 4
+ * chains leave the ports half idle; +17 % at 16 tokens). C2 is sensitive to shape here, each rule measured:
  * <ul>
  * <li>Activation indices are ints of the form {@code base + constant}, so C2 proves one range check for the
  *     whole block instead of one per load. The previous form, a long byte offset shifted and narrowed per load,
@@ -53,10 +54,12 @@ import jdk.incubator.vector.VectorSpecies;
  *     ("out of virtual registers"); such a method then stays interpreted until C2's thresholds are met, seconds
  *     to minutes later (a 12-token tile ran at 0.4 GFLOP/s for a whole benchmark, tests ran 10x longer). fp4B8
  *     is therefore a loop over the nibbles, which C2 unrolls.
- * <li>No vector crosses a call C2 might not inline (a non-inlined call boxes it): the FP8 group decode writes to
- *     a scratch array ({@link #fp8Group}) instead of returning 8 vectors, and the FP4 scale and nibble decodes are
- *     written out in each kernel (as helpers, C2 left them out of the big kernels as "callee is too large" or
- *     "NodeCountInliningCutoff", depending on the run, and boxed a vector per group).
+ * <li>No decode is a call: the FP4 scale and nibble decodes and the FP8 group decode (8 vectors into the dq
+ *     scratch) are written out in each kernel. As helpers, C2 left them out of the big kernels as "callee is too
+ *     large", "already compiled into a big method" or "NodeCountInliningCutoff", depending on the run and the
+ *     process: a helper returning a vector then boxed one per group, and the FP8 group helper (a void call with a
+ *     segment slice) cost a call, a slice allocation and its bounds checks per 128 weights, which made the dense
+ *     FP8 projections 2.2x slower in the attention worker than in the single process that happened to inline it.
  * <li>Accumulators start from {@code FloatVector.zero(FS)}, never from a static final vector (C2 cannot unbox a
  *     constant vector object at a loop phi and allocates a box per iteration, 5-10x slower).
  * </ul>
@@ -69,10 +72,15 @@ import jdk.incubator.vector.VectorSpecies;
  * <li>FP4 scales: lane i of a chunk belongs to 32-block i/4; the chunk's L/4 scale bytes are broadcast, shifted
  *     per lane and moved into the float exponent, giving 2^(e-127). Codes 0 and 0xFF cannot be expressed that
  *     way (they would read as 0 and +inf); FastKernels sends rows holding them to a scalar path.
- * <li>FP8: the e4m3 magnitude bits go to float bits 20..26 and the exponent is rebiased by +120. Subnormal codes
- *     (exponent field 0) get bias 121 and then lose the implicit 2^-6, which is exact. This replaces the usual
- *     "multiply by 2^120" trick because a multiply with a subnormal input costs ~200x on this CPU. The NaN codes
- *     0x7F/0xFF decode as +-480: checkpoints do not contain them.
+ * <li>FP8: the sign-extended code shifted left by 20 and masked with 0x87F00000 is a float whose sign is the
+ *     code's and whose exponent and mantissa fields are the code's shifted down by 120 exponents (the e4m3
+ *     subnormals land on float subnormals), so one multiply by 2^120 gives the exact value: 4 operations per 16
+ *     weights. A multiply with a subnormal input takes a microcode assist (~200x) on this CPU, so a group
+ *     holding a subnormal code (exponent field 0, mantissa not 0; about 1 in 10^4 weights of a block quantised
+ *     to its maximum, but every vector of uniformly random codes) is first checked for with one unsigned
+ *     compare per 4L codes and then decoded the long way: magnitude bits to float bits 20..26, exponent rebiased
+ *     by +120 with integer adds (subnormals by +121, then minus the implicit 2^-6, exact), 9 operations. Both
+ *     ways give the same floats. The NaN codes 0x7F/0xFF decode as +-480: checkpoints do not contain them.
  * <li>BF16: an int lane holds two weights; {@code q << 16} is the even one, {@code q & 0xffff0000} the odd one.
  * <li>float64 kernels (the "wide" linears): bf16 or f32 weights are widened exactly to double
  *     (vcvtps2pd from a half-width float vector) and multiplied by activations stored as doubles; products of
@@ -96,6 +104,8 @@ final class TileKernels {
     /** Bytes that widen to one int vector (16 bytes for 512-bit, 8 for 256-bit). */
     static final VectorSpecies<Byte> BS = VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(64, L * 8)));
     static final boolean SUPPORTED = L == 8 || L == 16;
+    /** Half an FP8 group of codes (4L bytes): the subnormal check reads a group as two of these. */
+    static final VectorSpecies<Byte> BG = VectorSpecies.of(byte.class, VectorShape.forBitSize(L * 32));
 
     /** Doubles of the preferred shape, and the half-width float / int species that widen to them. */
     static final VectorSpecies<Double> DS = VectorSpecies.of(double.class, FS.vectorShape());
@@ -241,28 +251,6 @@ final class TileKernels {
     }
 
     // ------------------------------------------------------------------------------------------------ decoders
-
-    /** L e4m3 codes at byte off, decoded exactly (block scale not applied). */
-    static FloatVector fp8(MemorySegment w, long off) {
-        IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, off, LE).convertShape(VectorOperators.B2I, IS, 0);
-        IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-        VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-        return mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats();
-    }
-
-    /**
-     * Decodes the 8 FP8 vectors of one group (8L codes at byte off) into {@code dq[0 .. 8L)}; the kernels load
-     * them back once per group (L1). A void helper, so no vector crosses a call that C2 might not inline (a
-     * non-inlined call returning a vector boxes it: measured 1 instead of ~30 GFLOP/s with 8 decode calls).
-     */
-    static void fp8Group(MemorySegment w, long off, float[] dq) {
-        MemorySegment wg = w.asSlice(off, 8L * L);
-        for (int j = 0; j < 8; j++) {
-            fp8(wg, (long) j * L).intoArray(dq, j * L);
-        }
-    }
 
     /** The even (low-half) bf16 weights of int lanes, as floats. */
     static FloatVector even(IntVector q) {
@@ -545,19 +533,56 @@ final class TileKernels {
     /** FP8 weights (row at byte wo, the row block's per-128-column scales at so; dq: 8L scratch), tokens [0, T) of a tile of T. */
     static void fp8(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
             float[] acc, int ao, float[] dq) {
+        if (T == 1) {
+            fp8x1(w, wo, s, so, c0, c1, x, xo, acc, ao);
+            return;
+        }
         int t8 = T & ~7;
         if (t8 > 0) {
             fp8B8(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
         }
         int t4 = T & ~3;
-        if (t4 == 4) {
-            fp8X4(T, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-        } else if (t4 > t8) {
-            fp8B4(T, t4, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+        if (t4 > t8) {
+            fp8X4(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
         }
         if (t4 < T) {
             fp8R(T, t4, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
         }
+    }
+
+    /** {@link #fp8} for one token: each weight vector decoded straight into the chain (no dq round trip). */
+    static void fp8x1(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
+            float[] acc, int ao) {
+        FloatVector a = FloatVector.fromArray(FS, acc, ao);
+        int x0 = (int) (xo >>> 2);
+        for (int c = c0; c < c1; c += GROUP) {
+            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
+            int xt = x0 + c;
+            FloatVector b = FloatVector.zero(FS);
+            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
+            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
+                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
+                    FloatVector d = mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
+                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats();
+                    b = d.fma(FloatVector.fromArray(FS, x, xt + j * L), b);
+                }
+            } else {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    FloatVector d = cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f);
+                    b = d.fma(FloatVector.fromArray(FS, x, xt + j * L), b);
+                }
+            }
+            a = b.fma(sv, a);
+        }
+        a.intoArray(acc, ao);
     }
 
     /** {@link #fp8}, tokens [0, t8) in blocks of 8 (see {@link #fp4B8}); the group decoded once into dq. */
@@ -565,7 +590,26 @@ final class TileKernels {
             long xo, float[] acc, int ao, float[] dq) {
         for (int c = c0; c < c1; c += GROUP) {
             FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
-            fp8Group(w, wo + c, dq);
+            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
+            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
+            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
+                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
+                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
+                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
+                }
+            } else {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
+                }
+            }
             int xg = (int) (xo >>> 2) + T * c;
             for (int t = 0; t < t8; t += 8) {
                 int xt = xg + GROUP * t;
@@ -595,76 +639,41 @@ final class TileKernels {
         }
     }
 
-    /** {@link #fp8}, tokens [tStart, t4) in blocks of 4 (4 chains in registers), one decode per group. */
-    static void fp8B4(int T, int t4, int tStart, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1,
-            float[] x, long xo, float[] acc, int ao, float[] dq) {
+    /** {@link #fp8}, the one block of 4 tokens [t, t + 4) after the blocks of 8: 4 chains and accumulators in registers. */
+    static void fp8X4(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
+            long xo, float[] acc, int ao, float[] dq) {
+        int at = ao + t * L;
+        FloatVector a0 = FloatVector.fromArray(FS, acc, at), a1 = FloatVector.fromArray(FS, acc, at + L);
+        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L), a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
         for (int c = c0; c < c1; c += GROUP) {
             FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
-            fp8Group(w, wo + c, dq);
-            FloatVector d0 = FloatVector.fromArray(FS, dq, 0), d1 = FloatVector.fromArray(FS, dq, L);
-            FloatVector d2 = FloatVector.fromArray(FS, dq, 2 * L), d3 = FloatVector.fromArray(FS, dq, 3 * L);
-            FloatVector d4 = FloatVector.fromArray(FS, dq, 4 * L), d5 = FloatVector.fromArray(FS, dq, 5 * L);
-            FloatVector d6 = FloatVector.fromArray(FS, dq, 6 * L), d7 = FloatVector.fromArray(FS, dq, 7 * L);
-            int xg = (int) (xo >>> 2) + T * c;
-            for (int t = tStart; t < t4; t += 4) {
-                int xt = xg + GROUP * t;
-                FloatVector z = FloatVector.zero(FS);
-                FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 0 * L)), z);
-                FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 0 * L)), z);
-                FloatVector b2 = d0.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 0 * L)), z);
-                FloatVector b3 = d0.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 0 * L)), z);
-                b0 = d1.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 1 * L)), b0);
-                b1 = d1.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 1 * L)), b1);
-                b2 = d1.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 1 * L)), b2);
-                b3 = d1.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 1 * L)), b3);
-                b0 = d2.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 2 * L)), b0);
-                b1 = d2.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 2 * L)), b1);
-                b2 = d2.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 2 * L)), b2);
-                b3 = d2.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 2 * L)), b3);
-                b0 = d3.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 3 * L)), b0);
-                b1 = d3.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 3 * L)), b1);
-                b2 = d3.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 3 * L)), b2);
-                b3 = d3.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 3 * L)), b3);
-                b0 = d4.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 4 * L)), b0);
-                b1 = d4.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 4 * L)), b1);
-                b2 = d4.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 4 * L)), b2);
-                b3 = d4.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 4 * L)), b3);
-                b0 = d5.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 5 * L)), b0);
-                b1 = d5.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 5 * L)), b1);
-                b2 = d5.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 5 * L)), b2);
-                b3 = d5.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 5 * L)), b3);
-                b0 = d6.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 6 * L)), b0);
-                b1 = d6.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 6 * L)), b1);
-                b2 = d6.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 6 * L)), b2);
-                b3 = d6.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 6 * L)), b3);
-                b0 = d7.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 7 * L)), b0);
-                b1 = d7.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 7 * L)), b1);
-                b2 = d7.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 7 * L)), b2);
-                b3 = d7.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 7 * L)), b3);
-                int ai = ao + t * L;
-                b0.fma(sv, FloatVector.fromArray(FS, acc, ai + 0 * L)).intoArray(acc, ai + 0 * L);
-                b1.fma(sv, FloatVector.fromArray(FS, acc, ai + 1 * L)).intoArray(acc, ai + 1 * L);
-                b2.fma(sv, FloatVector.fromArray(FS, acc, ai + 2 * L)).intoArray(acc, ai + 2 * L);
-                b3.fma(sv, FloatVector.fromArray(FS, acc, ai + 3 * L)).intoArray(acc, ai + 3 * L);
+            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
+            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
+            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
+                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
+                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
+                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
+                }
+            } else {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
+                }
             }
-        }
-    }
-
-    /** {@link #fp8B4} for exactly one block (T = 4..7): the 4 accumulators stay in registers. */
-    static void fp8X4(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
-            float[] acc, int ao, float[] dq) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao), a1 = FloatVector.fromArray(FS, acc, ao + L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L), a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        for (int c = c0; c < c1; c += GROUP) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
-            fp8Group(w, wo + c, dq);
             FloatVector d0 = FloatVector.fromArray(FS, dq, 0), d1 = FloatVector.fromArray(FS, dq, L);
             FloatVector d2 = FloatVector.fromArray(FS, dq, 2 * L), d3 = FloatVector.fromArray(FS, dq, 3 * L);
             FloatVector d4 = FloatVector.fromArray(FS, dq, 4 * L), d5 = FloatVector.fromArray(FS, dq, 5 * L);
             FloatVector d6 = FloatVector.fromArray(FS, dq, 6 * L), d7 = FloatVector.fromArray(FS, dq, 7 * L);
             int xg = (int) (xo >>> 2) + T * c;
             {
-                int xt = xg;
+                int xt = xg + GROUP * t;
                 FloatVector z = FloatVector.zero(FS);
                 FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 0 * L)), z);
                 FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 0 * L)), z);
@@ -704,18 +713,37 @@ final class TileKernels {
                 a3 = b3.fma(sv, a3);
             }
         }
-        a0.intoArray(acc, ao);
-        a1.intoArray(acc, ao + L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
+        a0.intoArray(acc, at);
+        a1.intoArray(acc, at + L);
+        a2.intoArray(acc, at + 2 * L);
+        a3.intoArray(acc, at + 3 * L);
     }
 
-    /** {@link #fp8}, tokens [t0, T) one at a time (the 1-3 left over by {@link #fp8B4}). */
+    /** {@link #fp8}, tokens [t0, T) one at a time (the 1-3 left over by the blocks), one decode per group. */
     static void fp8R(int T, int t0, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
             float[] acc, int ao, float[] dq) {
         for (int c = c0; c < c1; c += GROUP) {
             FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
-            fp8Group(w, wo + c, dq);
+            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
+            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
+            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
+                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
+                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
+                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
+                }
+            } else {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
+                }
+            }
             FloatVector d0 = FloatVector.fromArray(FS, dq, 0), d1 = FloatVector.fromArray(FS, dq, L);
             FloatVector d2 = FloatVector.fromArray(FS, dq, 2 * L), d3 = FloatVector.fromArray(FS, dq, 3 * L);
             FloatVector d4 = FloatVector.fromArray(FS, dq, 4 * L), d5 = FloatVector.fromArray(FS, dq, 5 * L);
@@ -757,11 +785,11 @@ final class TileKernels {
     static void bf16B4(int T, int t4, MemorySegment w, long wo, int c0, int c1, float[] x, long xo,
             float[] acc, int ao) {
         for (int c = c0; c < c1; c += GROUP) {
-            MemorySegment wg = w.asSlice(wo + 2L * c, 16L * L);
-            IntVector q0 = IntVector.fromMemorySegment(IS, wg, 0, LE);
-            IntVector q1 = IntVector.fromMemorySegment(IS, wg, 4L * L, LE);
-            IntVector q2 = IntVector.fromMemorySegment(IS, wg, 8L * L, LE);
-            IntVector q3 = IntVector.fromMemorySegment(IS, wg, 12L * L, LE);
+            long wg = wo + 2L * c;
+            IntVector q0 = IntVector.fromMemorySegment(IS, w, wg, LE);
+            IntVector q1 = IntVector.fromMemorySegment(IS, w, wg + 4L * L, LE);
+            IntVector q2 = IntVector.fromMemorySegment(IS, w, wg + 8L * L, LE);
+            IntVector q3 = IntVector.fromMemorySegment(IS, w, wg + 12L * L, LE);
             FloatVector d0 = even(q0), d1 = odd(q0), d2 = even(q1), d3 = odd(q1);
             FloatVector d4 = even(q2), d5 = odd(q2), d6 = even(q3), d7 = odd(q3);
             int xg = (int) (xo >>> 2) + T * c;
@@ -813,11 +841,11 @@ final class TileKernels {
     static void bf16x1(MemorySegment w, long wo, int c0, int c1, float[] x, long xo, float[] acc, int ao) {
         FloatVector a = FloatVector.fromArray(FS, acc, ao);
         for (int c = c0; c < c1; c += GROUP) {
-            MemorySegment wg = w.asSlice(wo + 2L * c, 16L * L);
-            IntVector q0 = IntVector.fromMemorySegment(IS, wg, 0, LE);
-            IntVector q1 = IntVector.fromMemorySegment(IS, wg, 4L * L, LE);
-            IntVector q2 = IntVector.fromMemorySegment(IS, wg, 8L * L, LE);
-            IntVector q3 = IntVector.fromMemorySegment(IS, wg, 12L * L, LE);
+            long wg = wo + 2L * c;
+            IntVector q0 = IntVector.fromMemorySegment(IS, w, wg, LE);
+            IntVector q1 = IntVector.fromMemorySegment(IS, w, wg + 4L * L, LE);
+            IntVector q2 = IntVector.fromMemorySegment(IS, w, wg + 8L * L, LE);
+            IntVector q3 = IntVector.fromMemorySegment(IS, w, wg + 12L * L, LE);
             FloatVector d0 = even(q0), d1 = odd(q0), d2 = even(q1), d3 = odd(q1);
             FloatVector d4 = even(q2), d5 = odd(q2), d6 = even(q3), d7 = odd(q3);
             int xt = (int) (xo >>> 2) + c;
@@ -838,11 +866,11 @@ final class TileKernels {
     static void bf16R(int T, int t0, MemorySegment w, long wo, int c0, int c1, float[] x, long xo,
             float[] acc, int ao) {
         for (int c = c0; c < c1; c += GROUP) {
-            MemorySegment wg = w.asSlice(wo + 2L * c, 16L * L);
-            IntVector q0 = IntVector.fromMemorySegment(IS, wg, 0, LE);
-            IntVector q1 = IntVector.fromMemorySegment(IS, wg, 4L * L, LE);
-            IntVector q2 = IntVector.fromMemorySegment(IS, wg, 8L * L, LE);
-            IntVector q3 = IntVector.fromMemorySegment(IS, wg, 12L * L, LE);
+            long wg = wo + 2L * c;
+            IntVector q0 = IntVector.fromMemorySegment(IS, w, wg, LE);
+            IntVector q1 = IntVector.fromMemorySegment(IS, w, wg + 4L * L, LE);
+            IntVector q2 = IntVector.fromMemorySegment(IS, w, wg + 8L * L, LE);
+            IntVector q3 = IntVector.fromMemorySegment(IS, w, wg + 12L * L, LE);
             FloatVector d0 = even(q0), d1 = odd(q0), d2 = even(q1), d3 = odd(q1);
             FloatVector d4 = even(q2), d5 = odd(q2), d6 = even(q3), d7 = odd(q3);
             int xg = (int) (xo >>> 2) + T * c;
@@ -882,11 +910,11 @@ final class TileKernels {
     static void bf16dB4(int T, int t4, MemorySegment w, long wo, int c0, int c1, double[] x, long xo,
             double[] acc, int ao) {
         for (int c = c0; c < c1; c += DGROUP) {
-            MemorySegment wg = w.asSlice(wo + 2L * c, 16L * LD);
-            IntVector q0 = IntVector.fromMemorySegment(IH, wg, 0, LE);
-            IntVector q1 = IntVector.fromMemorySegment(IH, wg, 4L * LD, LE);
-            IntVector q2 = IntVector.fromMemorySegment(IH, wg, 8L * LD, LE);
-            IntVector q3 = IntVector.fromMemorySegment(IH, wg, 12L * LD, LE);
+            long wg = wo + 2L * c;
+            IntVector q0 = IntVector.fromMemorySegment(IH, w, wg, LE);
+            IntVector q1 = IntVector.fromMemorySegment(IH, w, wg + 4L * LD, LE);
+            IntVector q2 = IntVector.fromMemorySegment(IH, w, wg + 8L * LD, LE);
+            IntVector q3 = IntVector.fromMemorySegment(IH, w, wg + 12L * LD, LE);
             DoubleVector d0 = wide(even(q0)), d1 = wide(odd(q0)), d2 = wide(even(q1)), d3 = wide(odd(q1));
             DoubleVector d4 = wide(even(q2)), d5 = wide(odd(q2)), d6 = wide(even(q3)), d7 = wide(odd(q3));
             int xg = (int) (xo >>> 3) + T * c;
@@ -922,11 +950,11 @@ final class TileKernels {
     static void bf16dx1(MemorySegment w, long wo, int c0, int c1, double[] x, long xo, double[] acc, int ao) {
         DoubleVector a = DoubleVector.fromArray(DS, acc, ao);
         for (int c = c0; c < c1; c += DGROUP) {
-            MemorySegment wg = w.asSlice(wo + 2L * c, 16L * LD);
-            IntVector q0 = IntVector.fromMemorySegment(IH, wg, 0, LE);
-            IntVector q1 = IntVector.fromMemorySegment(IH, wg, 4L * LD, LE);
-            IntVector q2 = IntVector.fromMemorySegment(IH, wg, 8L * LD, LE);
-            IntVector q3 = IntVector.fromMemorySegment(IH, wg, 12L * LD, LE);
+            long wg = wo + 2L * c;
+            IntVector q0 = IntVector.fromMemorySegment(IH, w, wg, LE);
+            IntVector q1 = IntVector.fromMemorySegment(IH, w, wg + 4L * LD, LE);
+            IntVector q2 = IntVector.fromMemorySegment(IH, w, wg + 8L * LD, LE);
+            IntVector q3 = IntVector.fromMemorySegment(IH, w, wg + 12L * LD, LE);
             DoubleVector d0 = wide(even(q0)), d1 = wide(odd(q0)), d2 = wide(even(q1)), d3 = wide(odd(q1));
             DoubleVector d4 = wide(even(q2)), d5 = wide(odd(q2)), d6 = wide(even(q3)), d7 = wide(odd(q3));
             int xt = (int) (xo >>> 3) + c;
@@ -947,11 +975,11 @@ final class TileKernels {
     static void bf16dR(int T, int t0, MemorySegment w, long wo, int c0, int c1, double[] x, long xo,
             double[] acc, int ao) {
         for (int c = c0; c < c1; c += DGROUP) {
-            MemorySegment wg = w.asSlice(wo + 2L * c, 16L * LD);
-            IntVector q0 = IntVector.fromMemorySegment(IH, wg, 0, LE);
-            IntVector q1 = IntVector.fromMemorySegment(IH, wg, 4L * LD, LE);
-            IntVector q2 = IntVector.fromMemorySegment(IH, wg, 8L * LD, LE);
-            IntVector q3 = IntVector.fromMemorySegment(IH, wg, 12L * LD, LE);
+            long wg = wo + 2L * c;
+            IntVector q0 = IntVector.fromMemorySegment(IH, w, wg, LE);
+            IntVector q1 = IntVector.fromMemorySegment(IH, w, wg + 4L * LD, LE);
+            IntVector q2 = IntVector.fromMemorySegment(IH, w, wg + 8L * LD, LE);
+            IntVector q3 = IntVector.fromMemorySegment(IH, w, wg + 12L * LD, LE);
             DoubleVector d0 = wide(even(q0)), d1 = wide(odd(q0)), d2 = wide(even(q1)), d3 = wide(odd(q1));
             DoubleVector d4 = wide(even(q2)), d5 = wide(odd(q2)), d6 = wide(even(q3)), d7 = wide(odd(q3));
             int xg = (int) (xo >>> 3) + T * c;
@@ -991,10 +1019,10 @@ final class TileKernels {
     static void f32dB4(int T, int t4, MemorySegment w, long wo, int c0, int c1, double[] x, long xo,
             double[] acc, int ao) {
         for (int c = c0; c < c1; c += DGROUP) {
-            MemorySegment wg = w.asSlice(wo + 4L * c, 32L * LD);
-            DoubleVector d0 = wideF(wg, 0), d1 = wideF(wg, 4L * LD), d2 = wideF(wg, 8L * LD);
-            DoubleVector d3 = wideF(wg, 12L * LD), d4 = wideF(wg, 16L * LD), d5 = wideF(wg, 20L * LD);
-            DoubleVector d6 = wideF(wg, 24L * LD), d7 = wideF(wg, 28L * LD);
+            long wg = wo + 4L * c;
+            DoubleVector d0 = wideF(w, wg), d1 = wideF(w, wg + 4L * LD), d2 = wideF(w, wg + 8L * LD);
+            DoubleVector d3 = wideF(w, wg + 12L * LD), d4 = wideF(w, wg + 16L * LD), d5 = wideF(w, wg + 20L * LD);
+            DoubleVector d6 = wideF(w, wg + 24L * LD), d7 = wideF(w, wg + 28L * LD);
             int xg = (int) (xo >>> 3) + T * c;
             for (int t = 0; t < t4; t += 4) {
                 int xt = xg + DGROUP * t;
@@ -1044,10 +1072,10 @@ final class TileKernels {
     static void f32dx1(MemorySegment w, long wo, int c0, int c1, double[] x, long xo, double[] acc, int ao) {
         DoubleVector a = DoubleVector.fromArray(DS, acc, ao);
         for (int c = c0; c < c1; c += DGROUP) {
-            MemorySegment wg = w.asSlice(wo + 4L * c, 32L * LD);
-            DoubleVector d0 = wideF(wg, 0), d1 = wideF(wg, 4L * LD), d2 = wideF(wg, 8L * LD);
-            DoubleVector d3 = wideF(wg, 12L * LD), d4 = wideF(wg, 16L * LD), d5 = wideF(wg, 20L * LD);
-            DoubleVector d6 = wideF(wg, 24L * LD), d7 = wideF(wg, 28L * LD);
+            long wg = wo + 4L * c;
+            DoubleVector d0 = wideF(w, wg), d1 = wideF(w, wg + 4L * LD), d2 = wideF(w, wg + 8L * LD);
+            DoubleVector d3 = wideF(w, wg + 12L * LD), d4 = wideF(w, wg + 16L * LD), d5 = wideF(w, wg + 20L * LD);
+            DoubleVector d6 = wideF(w, wg + 24L * LD), d7 = wideF(w, wg + 28L * LD);
             int xt = (int) (xo >>> 3) + c;
             DoubleVector b = d0.fma(DoubleVector.fromArray(DS, x, xt + 0 * LD), DoubleVector.zero(DS));
             b = d1.fma(DoubleVector.fromArray(DS, x, xt + 1 * LD), b);
@@ -1066,10 +1094,10 @@ final class TileKernels {
     static void f32dR(int T, int t0, MemorySegment w, long wo, int c0, int c1, double[] x, long xo,
             double[] acc, int ao) {
         for (int c = c0; c < c1; c += DGROUP) {
-            MemorySegment wg = w.asSlice(wo + 4L * c, 32L * LD);
-            DoubleVector d0 = wideF(wg, 0), d1 = wideF(wg, 4L * LD), d2 = wideF(wg, 8L * LD);
-            DoubleVector d3 = wideF(wg, 12L * LD), d4 = wideF(wg, 16L * LD), d5 = wideF(wg, 20L * LD);
-            DoubleVector d6 = wideF(wg, 24L * LD), d7 = wideF(wg, 28L * LD);
+            long wg = wo + 4L * c;
+            DoubleVector d0 = wideF(w, wg), d1 = wideF(w, wg + 4L * LD), d2 = wideF(w, wg + 8L * LD);
+            DoubleVector d3 = wideF(w, wg + 12L * LD), d4 = wideF(w, wg + 16L * LD), d5 = wideF(w, wg + 20L * LD);
+            DoubleVector d6 = wideF(w, wg + 24L * LD), d7 = wideF(w, wg + 28L * LD);
             int xg = (int) (xo >>> 3) + T * c;
             for (int t = t0; t < T; t++) {
                 int xt = xg + DGROUP * t;

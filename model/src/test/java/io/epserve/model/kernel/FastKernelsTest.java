@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.epserve.model.format.Bf16;
+import io.epserve.model.format.Fp8E4m3;
 import io.epserve.model.format.QuantSim;
 import io.epserve.model.weights.Bf16Matrix;
 import io.epserve.model.weights.F32Matrix;
@@ -86,6 +87,11 @@ class FastKernelsTest {
         return new Fp4Matrix("fp4", rows, cols, MemorySegment.ofArray(data), MemorySegment.ofArray(scale));
     }
 
+    /**
+     * Uniformly random codes, except that odd rows hold no subnormal code (the smallest normal instead): uniform codes
+     * put a subnormal in every group, which sends it to the fast kernels' long decode, so only odd rows reach the
+     * short one (see TileKernels, "Decoding").
+     */
     static Fp8Matrix fp8(SplittableRandom r, int rows, int cols) {
         byte[] data = new byte[rows * cols];
         for (int i = 0; i < data.length; i++) {
@@ -93,6 +99,9 @@ class FastKernelsTest {
             do {
                 c = r.nextInt(256);
             } while ((c & 0x7f) == 0x7f); // e4m3 NaN codes do not occur in checkpoints
+            if ((i / cols) % 2 == 1 && (c & 0x78) == 0 && (c & 7) != 0) {
+                c = (c & 0x80) | 0x08;
+            }
             data[i] = (byte) c;
         }
         int sr = (rows + 127) / 128;
@@ -436,6 +445,48 @@ class FastKernelsTest {
         multi.fp8Linear(w, 0, w.rows(), x, 0, w.cols(), tokens, yf, 0, w.rows());
         assertFalse(bf16Diff(ye, yf, 0, w.rows(), tokens, w.rows()).ok(), "corruption not detected");
         assertTrue(bf16Diff(ye, yf, 0, w.rows(), tokens, 128).ok(), "rows 0..127 do not use that block");
+    }
+
+    /**
+     * Every code through both fast FP8 decodes, exactly: row c holds code c in every column except one subnormal code
+     * in the second group, so its first group takes the short decode (unless c itself is subnormal) and its second
+     * the long one; token t's activation is 1 at one column and 0 elsewhere, so output (c, t) is the decoded weight
+     * times its block scale, with no rounding anywhere. Tile sizes 1, 2, 4, 8 and 13 reach every FP8 kernel.
+     */
+    @Test
+    void fp8DecodesEveryCodeExactlyBothWays() {
+        int rows = 256;
+        int cols = 256;
+        byte[] data = new byte[rows * cols];
+        for (int c = 0; c < rows; c++) {
+            for (int j = 0; j < cols; j++) {
+                data[c * cols + j] = (byte) ((c & 0x7f) == 0x7f ? 0 : c); // no NaN codes in checkpoints
+            }
+            data[c * cols + 128 + 77] = 0x05;
+        }
+        byte[] scale = {(byte) 127, (byte) 125, (byte) 130, (byte) 120};
+        Fp8Matrix w = new Fp8Matrix("codes", rows, cols, MemorySegment.ofArray(data), MemorySegment.ofArray(scale));
+        for (int tokens : new int[] {1, 2, 4, 8, 13}) {
+            float[] x = new float[tokens * cols];
+            for (int t = 0; t < tokens; t++) {
+                x[t * cols + (t * 37 + 11) % cols] = 1f;
+            }
+            float[] ye = new float[tokens * rows];
+            float[] yf = new float[tokens * rows];
+            EXACT.fp8Linear(w, 0, rows, x, 0, cols, tokens, ye, 0, rows);
+            single.fp8Linear(w, 0, rows, x, 0, cols, tokens, yf, 0, rows);
+            for (int t = 0; t < tokens; t++) {
+                int col = (t * 37 + 11) % cols;
+                for (int c = 0; c < rows; c++) {
+                    int code = data[c * cols + col] & 0xff;
+                    float expect = Fp8E4m3.toFloat(code) * (float) Math.scalb(1.0, (scale[(c / 128) * 2 + col / 128]
+                            & 0xff) - 127) + 0f; // a sum of products: -0 comes out as +0
+                    assertEquals(expect, ye[t * rows + c], "exact, code " + code + " token " + t);
+                    assertEquals(Float.floatToRawIntBits(expect), Float.floatToRawIntBits(yf[t * rows + c]),
+                            "fast, tokens " + tokens + ", code 0x" + Integer.toHexString(code) + " in column " + col);
+                }
+            }
+        }
     }
 
     private static void checkFp8(FastKernels k, Fp8Matrix w, int rowStart, int rowCount, SplittableRandom r,
