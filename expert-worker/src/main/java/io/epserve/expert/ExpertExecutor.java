@@ -43,7 +43,8 @@ import org.agrona.concurrent.UnsafeBuffer;
  * <p><b>Memory</b>: all scratch is preallocated and grows (doubling) to the largest exchange seen, bounded by
  * {@code maxTokens}; nothing is allocated per token or per message after that. The kernels keep their own scratch.
  *
- * <p><b>Counters</b>: rows computed and expert calls per (layer, expert), readable from any thread.
+ * <p><b>Counters</b>: rows computed and expert calls per (layer, expert), and the time spent executing, readable
+ * from any thread.
  *
  * <p>Not thread-safe: one thread calls {@link #append} and {@link #execute} (the worker's agent thread); the kernels
  * may use their own pool inside a call.
@@ -70,6 +71,7 @@ public final class ExpertExecutor {
     private final AtomicLongArray expertCalls;
     private final AtomicLong exchanges = new AtomicLong();
     private final AtomicLong wavesSent = new AtomicLong();
+    private final AtomicLong busyNanos = new AtomicLong();
     private final AtomicLong rejected = new AtomicLong();
 
     // Grouping and compute scratch.
@@ -344,6 +346,15 @@ public final class ExpertExecutor {
      * @return the number of combine waves sent
      */
     public int execute(Exchange ex, int source, CombineWriter out) {
+        long t0 = System.nanoTime();
+        try {
+            return executeExchange(ex, source, out);
+        } finally {
+            busyNanos.addAndGet(System.nanoTime() - t0);
+        }
+    }
+
+    private int executeExchange(Exchange ex, int source, CombineWriter out) {
         int layer = ex.layer;
         Arrays.fill(count, 0);
         for (int i = 0; i < ex.entries; i++) {
@@ -485,6 +496,11 @@ public final class ExpertExecutor {
     /** Combine waves sent. */
     public long waves() {
         return wavesSent.get();
+    }
+
+    /** Nanoseconds spent in {@link #execute}: running experts and offering their combines (any thread may read). */
+    public long busyNanos() {
+        return busyNanos.get();
     }
 
     /** Dispatch messages refused. */

@@ -30,6 +30,7 @@ class ExpertWorkerMetricsTest {
             MetricsScrape idle = MetricsScrape.fetch("127.0.0.1", port);
             assertEquals(0, idle.value(Metrics.EXPERT_PEERS));
             assertEquals(0, idle.value(Metrics.EXPERT_EXCHANGES));
+            assertEquals(0, idle.value(Metrics.EXPERT_BUSY_SECONDS));
             assertEquals(1, idle.value(Metrics.BUILD_INFO, "role", "expert-worker"));
             // One counter per placed (layer, expert): 4 experts in each of the tiny model's layers (MTP block included).
             assertEquals(4 * worker.placement().layerCount(), idle.samples(Metrics.EXPERT_ROWS).size());
@@ -50,6 +51,8 @@ class ExpertWorkerMetricsTest {
                 MetricsScrape s = MetricsScrape.fetch("127.0.0.1", port);
                 assertEquals(1, s.value(Metrics.EXPERT_PEERS));
                 assertEquals(1, s.value(Metrics.EXPERT_EXCHANGES));
+                double busy = s.value(Metrics.EXPERT_BUSY_SECONDS);
+                assertTrue(busy > 0 && busy < TIMEOUT.toSeconds(), "busy seconds of one exchange: " + busy);
                 assertEquals(1, s.value(Metrics.EXPERT_REJECTED));
                 assertEquals(experts, s.value(Metrics.EXPERT_WAVES), "one wave per expert with rows");
                 assertEquals(entries, s.sum(Metrics.EXPERT_ROWS), "one row per (token, slot) sent here");

@@ -1,6 +1,8 @@
 package io.epserve.cli.commands;
 
 import io.epserve.cli.cluster.LocalCluster;
+import io.epserve.cluster.metrics.Metrics;
+import io.epserve.cluster.metrics.MetricsScrape;
 import io.epserve.model.config.ConfigException;
 import io.epserve.model.config.ModelConfig;
 import io.epserve.model.engine.LocalModel;
@@ -18,6 +20,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
@@ -28,8 +31,9 @@ import picocli.CommandLine.Option;
         description = {
             "Starts a local cluster (1 attention worker, --expert-workers expert workers), decodes a batch of random"
                     + " prompts inside the attention worker and prints decode tokens/s, where the attention worker's"
-                    + " time went per step (attention, shared expert, dispatch, exposed wait for combines) and per-layer"
-                    + " dispatch and round-trip latency percentiles.",
+                    + " time went per step (attention, shared expert, dispatch, exposed wait for combines), the expert"
+                    + " workers' own busy time per step (read from their /metrics, the prefill's share subtracted) and"
+                    + " per-layer dispatch and round-trip latency percentiles.",
             "--pin puts the attention worker on CPU 0 and the expert workers on CPU 1 (taskset). --compare-local then"
                     + " runs the single-process engine on the same batch in this process, for the ratio."
         })
@@ -102,17 +106,29 @@ public final class BenchClusterCommand implements Callable<Integer> {
         double clusterTps;
         LocalCluster.Options o = LocalCluster.options().model(model).expertWorkers(expertWorkers)
                 .microBatches(microBatches).kernels(kernels).attentionThreads(perWorker).expertThreads(perWorker)
-                .pin(pin).idle(idle).logDir(logDir).expertTimeoutMs(60_000);
+                .pin(pin).idle(idle).logDir(logDir).expertTimeoutMs(60_000).metrics(true);
         workerJvmArgs.forEach(o::jvmArg);
         try (LocalCluster cluster = LocalCluster.start(o)) {
             var stub = AttentionWorkerGrpc.newBlockingStub(cluster.channel(0));
             if (warmup > 0) {
                 stub.withDeadlineAfter(30, TimeUnit.MINUTES).decode(request("warm", prompts, warmup));
             }
+            // The measured request prefills too: the experts' busy time of the same prefill alone is subtracted.
+            double[] b0 = expertBusySeconds(cluster);
+            stub.withDeadlineAfter(30, TimeUnit.MINUTES).decode(request("prefill", prompts, 0));
+            double[] b1 = expertBusySeconds(cluster);
             DecodeResponse r = stub.withDeadlineAfter(30, TimeUnit.MINUTES).decode(request("run", prompts, tokens));
+            double[] b2 = expertBusySeconds(cluster);
+            double[] decodeBusy = null;
+            if (b0 != null && b1 != null && b2 != null) {
+                decodeBusy = new double[b2.length];
+                for (int i = 0; i < b2.length; i++) {
+                    decodeBusy[i] = Math.max(0, (b2[i] - b1[i]) - (b1[i] - b0[i]));
+                }
+            }
             StepTiming t = r.getTiming();
             clusterTps = t.getTokens() / t.getWallSeconds();
-            print(t, c);
+            print(t, c, decodeBusy);
         } catch (StatusRuntimeException e) {
             System.err.println("epserve bench-cluster: the attention worker failed: " + e.getStatus());
             return 1;
@@ -131,7 +147,22 @@ public final class BenchClusterCommand implements Callable<Integer> {
         return 0;
     }
 
-    private void print(StepTiming t, ModelConfig c) {
+    /** Each expert worker's {@code epserve_expert_busy_seconds_total}, or null if one cannot be read. */
+    private static double[] expertBusySeconds(LocalCluster cluster) {
+        List<LocalCluster.Worker> ws = cluster.expertWorkers();
+        double[] busy = new double[ws.size()];
+        try {
+            for (int i = 0; i < busy.length; i++) {
+                busy[i] = MetricsScrape.fetch("127.0.0.1", ws.get(i).metricsPort()).value(Metrics.EXPERT_BUSY_SECONDS);
+            }
+        } catch (IOException | RuntimeException e) {
+            System.err.println("epserve bench-cluster: cannot read the expert workers' busy time: " + e.getMessage());
+            return null;
+        }
+        return busy;
+    }
+
+    private void print(StepTiming t, ModelConfig c, double[] expertBusy) {
         double steps = t.getSteps();
         System.out.printf("model %s, %s kernels, batch %d, prompt %d, %d decode steps, %d micro-batch%s, %d expert worker%s%s%n",
                 model, kernels, batch, promptTokens, t.getSteps(), t.getMicroBatches(), t.getMicroBatches() == 1 ? "" : "es",
@@ -148,6 +179,15 @@ public final class BenchClusterCommand implements Callable<Integer> {
                 1e3 * t.getAttentionSeconds() / steps, 1e3 * t.getSharedExpertSeconds() / steps,
                 1e3 * t.getDispatchSeconds() / steps, 1e3 * t.getExposedWaitSeconds() / steps,
                 100 * t.getExposedWaitSeconds() / wall, 1e3 * expertRt / steps);
+        if (expertBusy != null) {
+            StringBuilder b = new StringBuilder("expert workers' own time per step (running experts, offering"
+                    + " combines):");
+            for (int i = 0; i < expertBusy.length; i++) {
+                b.append(String.format(Locale.ROOT, "%s %.2f ms (busy %.1f%% of the step)", i == 0 ? "" : ";",
+                        1e3 * expertBusy[i] / steps, 100 * expertBusy[i] / wall));
+            }
+            System.out.println(b);
+        }
         System.out.printf("traffic per step: dispatch %.1f KB, combine %.1f KB, %d routed (token, slot) pairs%n",
                 t.getDispatchBytes() / steps / 1e3, t.getCombineBytes() / steps / 1e3, Math.round(t.getRoutedSlots() / steps));
         System.out.println("layer  exchanges  dispatch p50/p99 us  round trip p50/p90/p99 us");

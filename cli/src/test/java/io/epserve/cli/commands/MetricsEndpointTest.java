@@ -205,6 +205,7 @@ class MetricsEndpointTest {
                 MetricsScrape e = MetricsScrape.fetch("127.0.0.1", ew.metricsPort());
                 assertEquals(1, e.value(Metrics.EXPERT_PEERS));
                 assertEquals(0, e.value(Metrics.EXPERT_REJECTED));
+                assertTrue(e.value(Metrics.EXPERT_BUSY_SECONDS) > 0, "an expert worker that served was busy");
                 assertEquals(1, e.value(Metrics.BUILD_INFO, "role", "expert-worker"));
                 for (MetricsScrape.Sample r : e.samples(Metrics.EXPERT_ROWS)) {
                     String l = r.labels().get("layer");
