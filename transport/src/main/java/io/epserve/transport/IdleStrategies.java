@@ -1,8 +1,6 @@
 package io.epserve.transport;
 
 import java.util.List;
-import java.util.concurrent.TimeUnit;
-import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.BusySpinIdleStrategy;
 import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.NoOpIdleStrategy;
@@ -17,13 +15,14 @@ public final class IdleStrategies {
     }
 
     /**
-     * backoff (default: spin 10, yield 5, then park 1 us doubling to 1 ms, so an idle worker costs almost nothing on
-     * a 2-core machine), busy-spin (lowest latency, burns a core), yielding, sleeping (1 ms), noop.
+     * backoff (default, {@link TieredBackoffIdleStrategy}: spin 10, yield 5, then park 1 us doubling to 50 us while
+     * work is recent, to 1 ms once idle for 200 ms, so an idle worker costs almost nothing on a 2-core machine and a
+     * busy one answers within tens of microseconds), busy-spin (lowest latency, burns a core), yielding, sleeping
+     * (1 ms), noop.
      */
     public static IdleStrategy of(String name) {
         return switch (name) {
-            case "backoff" -> new BackoffIdleStrategy(10, 5, TimeUnit.MICROSECONDS.toNanos(1),
-                    TimeUnit.MILLISECONDS.toNanos(1));
+            case "backoff" -> new TieredBackoffIdleStrategy();
             case "busy-spin" -> new BusySpinIdleStrategy();
             case "yielding" -> new YieldingIdleStrategy();
             case "sleeping" -> new SleepingMillisIdleStrategy(1);
