@@ -17,9 +17,9 @@ import org.agrona.concurrent.IdleStrategy;
  * dispatch and combine met a driver, and then a worker, parked for up to 1 ms on each side: measured with
  * {@code bench-cluster} on {@code small} (pinned, batch 16), the expert round trip exceeded the expert worker's own
  * time by ~5 ms per layer. With the park capped at 50 us while traffic is recent, decode was 7-19 % (m = 1) and
- * 11-33 % (m = 2) faster over three interleaved runs, and the attention and expert compute themselves got faster
- * too (a vCPU that halts for a millisecond at a time comes back to cold caches). An idle worker still settles at one
- * wake-up per {@code maxParkNs} once {@code shortWindowNs} has passed.
+ * 11-33 % (m = 2) faster over three interleaved runs; the attention and expert compute themselves were faster too,
+ * which we read as a vCPU that halts for a millisecond at a time coming back to cold caches (not verified). An idle
+ * worker still settles at one wake-up per {@code maxParkNs} once {@code shortWindowNs} has passed.
  *
  * <p>Not thread-safe: one instance per agent, as for every Agrona idle strategy.
  */
