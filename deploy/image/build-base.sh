@@ -113,7 +113,9 @@ done < <(find "$ROOTFS/opt/jre" "$NATIVE" -type f \( -name '*.so' -o -path '*/bi
 # (skipped: the X11 and ALSA back ends of java.desktop, which a headless server never loads)
 # DJL tokenizers (the router's tokenizer) needs libstdc++ and libgcc_s; keep them even without a built app.
 for l in libstdc++.so.6 libgcc_s.so.1; do
-  p=$(ldconfig -p | awk -v n="$l" '$1 == n && /x86-64/ {print $NF; exit}')
+  # awk reads to the end: exiting at the match killed ldconfig with SIGPIPE, and under pipefail the script stopped
+  # without a word (1 run in 3 here; the container tests then skipped).
+  p=$(ldconfig -p | awk -v n="$l" '$1 == n && /x86-64/ && !found {print $NF; found = 1}')
   [ -n "$p" ] && echo "$p" >> "$libs"
 done
 # Only system libraries: the runtime's own (resolved inside $ROOTFS/opt/jre) are there already.
