@@ -12,8 +12,12 @@ import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.StatusRuntimeException;
 import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Deque;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
@@ -21,6 +25,7 @@ import org.junit.jupiter.api.Timeout;
 import org.testcontainers.DockerClientFactory;
 import org.testcontainers.containers.BindMode;
 import org.testcontainers.containers.GenericContainer;
+import org.testcontainers.containers.output.OutputFrame;
 import org.testcontainers.containers.wait.strategy.Wait;
 import org.testcontainers.junit.jupiter.Testcontainers;
 import org.testcontainers.lifecycle.Startables;
@@ -43,8 +48,10 @@ class ContainerClusterIT {
     final String cluster = "epserve-ct-" + ProcessHandle.current().pid();
     int clusterPort;
     final List<GenericContainer<?>> started = new ArrayList<>();
-
-
+    /** The last lines each container wrote, printed when the test fails: a container that exits before its ready
+     *  line otherwise leaves nothing behind (Testcontainers logs through SLF4J, which is silent here). */
+    final Map<String, Deque<String>> logs = new LinkedHashMap<>();
+    static final int LOG_LINES = 200;
 
     List<String> clusterFlags() {
         return List.of("--cluster-name", cluster, "--cluster-port", Integer.toString(clusterPort),
@@ -56,6 +63,8 @@ class ContainerClusterIT {
         List<String> cmd = new ArrayList<>(List.of(role, "--model", MODEL));
         cmd.addAll(args);
         cmd.addAll(clusterFlags());
+        Deque<String> log = new ArrayDeque<>();
+        logs.put(role + " #" + (started.size() + 1) + " " + String.join(" ", args), log);
         GenericContainer<?> c = new GenericContainer<>(DockerImageName.parse(IMAGE))
                 .withNetworkMode("host")
                 .withFileSystemBind(ElasticClusterIT.TINY.toAbsolutePath().toString(), MODEL, BindMode.READ_ONLY)
@@ -63,6 +72,7 @@ class ContainerClusterIT {
                 // Aeron's term buffers live in /dev/shm, whose container default (64 MiB) is too small.
                 .withSharedMemorySize(1L << 30)
                 .withCommand(cmd.toArray(String[]::new))
+                .withLogConsumer(frame -> keep(log, frame))
                 .waitingFor(Wait.forLogMessage("^" + role + " .*ready: .*\\n", 1)
                         .withStartupTimeout(Duration.ofMinutes(3)));
         started.add(c);
@@ -114,9 +124,34 @@ class ContainerClusterIT {
             } finally {
                 ch.shutdownNow();
             }
+        } catch (Throwable t) {
+            printLogs();
+            throw t;
         } finally {
             for (int i = started.size() - 1; i >= 0; i--) {
                 started.get(i).stop();
+            }
+        }
+    }
+
+    static void keep(Deque<String> log, OutputFrame frame) {
+        if (frame.getType() == OutputFrame.OutputType.END) {
+            return;
+        }
+        String line = frame.getUtf8StringWithoutLineEnding();
+        synchronized (log) {
+            if (log.size() == LOG_LINES) {
+                log.removeFirst();
+            }
+            log.addLast((frame.getType() == OutputFrame.OutputType.STDERR ? "err| " : "out| ") + line);
+        }
+    }
+
+    void printLogs() {
+        for (Map.Entry<String, Deque<String>> e : logs.entrySet()) {
+            synchronized (e.getValue()) {
+                System.err.println("---- container " + e.getKey() + ": its last " + e.getValue().size() + " lines");
+                e.getValue().forEach(System.err::println);
             }
         }
     }
