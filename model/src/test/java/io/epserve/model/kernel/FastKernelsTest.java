@@ -262,7 +262,7 @@ class FastKernelsTest {
             FastKernels[] sets = {single, multi, three};
             for (int round = 0; round < 12; round++) { // later rounds run C2-compiled kernels
                 for (var e : linears.entrySet()) {
-                    for (int batch : new int[] {1, 3, 16, 19, 37}) {
+                    for (int batch : new int[] {1, 2, 3, 6, 16, 19, 37}) {
                         FastKernels k = sets[(round + batch) % sets.length];
                         float[] y = new float[1 + tokens * yStride];
                         double[] yd = new double[y.length];
