@@ -215,7 +215,7 @@ public final class AttentionMetrics implements AutoCloseable {
         }
 
         @Override
-        public Transformer.Output step(List<Transformer.Chunk> chunks, boolean allLogits) {
+        public Transformer.Output step(List<Transformer.Chunk> chunks, boolean allLogits, int microBatches) {
             int tokens = 0;
             boolean prefill = false;
             for (int i = 0; i < chunks.size(); i++) {
@@ -226,7 +226,7 @@ public final class AttentionMetrics implements AutoCloseable {
             long t0 = System.nanoTime();
             Transformer.Output out;
             try {
-                out = engine.step(chunks, allLogits);
+                out = engine.step(chunks, allLogits, microBatches);
             } catch (RuntimeException e) {
                 failedSteps.inc();
                 throw e;

@@ -251,7 +251,7 @@ public final class AttentionWorker implements AutoCloseable {
                                 ? MediaDriverHandle.options().directory(o.aeronDir)
                                 : MediaDriverHandle.options().name("attention-" + o.workerId));
                 ec = new ExpertClient(config, o.workerId, fingerprint, d, o.expertWorkers, o.controlPlane != null,
-                        o.listen, advertisedInbox(o), Channels.DISPATCH_STREAM, Channels.COMBINE_STREAM, o.microBatches,
+                        o.listen, advertisedInbox(o), Channels.DISPATCH_STREAM, Channels.COMBINE_STREAM,
                         TimeUnit.MILLISECONDS.toNanos(o.sendTimeoutMs), o.log);
                 if (o.controlPlane != null) {
                     String inbox = advertisedInbox(o) != null ? advertisedInbox(o) : o.listen;
@@ -505,6 +505,13 @@ public final class AttentionWorker implements AutoCloseable {
         if (req.getSteps() < 0) {
             throw Status.INVALID_ARGUMENT.withDescription("steps must be non-negative, got " + req.getSteps()).asRuntimeException();
         }
+        if (req.getMicroBatches() < 0 || req.getMicroBatches() > MicroBatchEngine.MAX_MICRO_BATCHES) {
+            throw Status.INVALID_ARGUMENT.withDescription("micro_batches must be 0 (this worker's "
+                    + engine.microBatches() + ") or 1.." + MicroBatchEngine.MAX_MICRO_BATCHES + ", got "
+                    + req.getMicroBatches()).asRuntimeException();
+        }
+        // With the experts in this process there is nothing to overlap: one micro-batch.
+        int m = experts == null ? 1 : req.getMicroBatches() == 0 ? engine.microBatches() : req.getMicroBatches();
         for (Chunk c : req.getPromptsList()) {
             if (sequences.containsKey(c.getSequenceId())) {
                 throw Status.ALREADY_EXISTS.withDescription("sequence '" + c.getSequenceId() + "' is in use").asRuntimeException();
@@ -515,7 +522,7 @@ public final class AttentionWorker implements AutoCloseable {
         int vocab = config.vocabSize();
         int[][] generated = new int[n][req.getSteps() + 1];
         try {
-            Transformer.Output out = step(chunks, false, req.getPromptsList());
+            Transformer.Output out = step(chunks, false, req.getPromptsList(), m);
             for (int i = 0; i < n; i++) {
                 generated[i][0] = Sampler.argmax(out.logits(), i * vocab, vocab);
             }
@@ -527,7 +534,7 @@ public final class AttentionWorker implements AutoCloseable {
                 for (int i = 0; i < n; i++) {
                     next.add(new Transformer.Chunk(chunks.get(i).cache(), new int[] {generated[i][s]}));
                 }
-                out = step(next, false, req.getPromptsList());
+                out = step(next, false, req.getPromptsList(), m);
                 for (int i = 0; i < n; i++) {
                     generated[i][s + 1] = Sampler.argmax(out.logits(), i * vocab, vocab);
                 }
@@ -535,7 +542,7 @@ public final class AttentionWorker implements AutoCloseable {
             StepStats st = engine.stats();
             st.combineBytes = experts == null ? 0 : experts.combineBytes - c0;
             st.routedSlots = experts == null ? 0 : experts.routedSlots - r0;
-            DecodeResponse.Builder b = DecodeResponse.newBuilder().setTiming(st.toProto(engine.microBatches()));
+            DecodeResponse.Builder b = DecodeResponse.newBuilder().setTiming(st.toProto(m));
             for (int i = 0; i < n; i++) {
                 Generated.Builder g = Generated.newBuilder().setSequenceId(req.getPrompts(i).getSequenceId());
                 for (int t : generated[i]) {
@@ -555,8 +562,14 @@ public final class AttentionWorker implements AutoCloseable {
 
     /** Runs one step; on failure drops the step's sequences (their caches hold part of it) and maps the error. */
     private Transformer.Output step(List<Transformer.Chunk> chunks, boolean allLogits, List<Chunk> named) {
+        return step(chunks, allLogits, named, engine.microBatches());
+    }
+
+    /** {@link #step}, cut into {@code microBatches} micro-batches (where the experts are remote). */
+    private Transformer.Output step(List<Transformer.Chunk> chunks, boolean allLogits, List<Chunk> named,
+                                    int microBatches) {
         try {
-            return engine.step(chunks, allLogits);
+            return engine.step(chunks, allLogits, microBatches);
         } catch (ExpertsUnavailableException e) {
             Set<String> dropped = new HashSet<>();
             for (Chunk c : named) {

@@ -76,8 +76,7 @@ final class ExpertClient implements AutoCloseable, WireHandler {
      */
     ExpertClient(ModelConfig config, int source, String modelFingerprint, MediaDriverHandle driver,
                  List<String> endpoints, boolean elastic, String inbox, String advertisedInbox, int dispatchStream,
-                 int inboxStream,
-                 int microBatches, long sendTimeoutNs, Consumer<String> log) {
+                 int inboxStream, long sendTimeoutNs, Consumer<String> log) {
         if (endpoints.isEmpty() && !elastic) {
             throw new IllegalArgumentException("no expert workers given");
         }
@@ -94,8 +93,9 @@ final class ExpertClient implements AutoCloseable, WireHandler {
         this.replyChannel = advertisedInbox == null ? inboxChannel : Channels.ofEndpoint(advertisedInbox);
         this.inboxStream = inboxStream;
         this.rowBytes = new byte[2 * config.dim()];
-        this.exchanges = new MoeExchange[microBatches];
-        for (int i = 0; i < microBatches; i++) {
+        // As many as a step may use (a decode request may ask for another m than the worker's own).
+        this.exchanges = new MoeExchange[MicroBatchEngine.MAX_MICRO_BATCHES];
+        for (int i = 0; i < exchanges.length; i++) {
             exchanges[i] = new MoeExchange(i, config.dim(), config.nActivatedExperts());
         }
         this.byWorker = new ExpertLink[1 << 16];

@@ -20,7 +20,7 @@ final class LocalStepEngine implements StepEngine {
     }
 
     @Override
-    public Transformer.Output step(List<Transformer.Chunk> chunks, boolean allLogits) {
+    public Transformer.Output step(List<Transformer.Chunk> chunks, boolean allLogits, int microBatches) {
         long t0 = System.nanoTime();
         Transformer.Output out = tr.forward(chunks, allLogits);
         long ns = System.nanoTime() - t0;

@@ -23,6 +23,9 @@ import org.agrona.concurrent.IdleStrategy;
  * engine computes for it, and the engine's kernels are batch-invariant per token, so the split changes no bits.
  */
 final class MicroBatchEngine implements StepEngine {
+    /** The most micro-batches a step may be cut into. */
+    static final int MAX_MICRO_BATCHES = 4;
+
     private final Transformer tr;
     private final ExpertClient experts;
     private final int microBatches;
@@ -47,9 +50,7 @@ final class MicroBatchEngine implements StepEngine {
      */
     MicroBatchEngine(Transformer tr, ExpertClient experts, int microBatches, long expertTimeoutNs, IdleStrategy idle,
                      int source, long failoverTimeoutNs, Consumer<String> log) {
-        if (microBatches < 1 || microBatches > 4) {
-            throw new IllegalArgumentException("micro-batches must be 1..4, got " + microBatches);
-        }
+        checkMicroBatches(microBatches);
         this.tr = tr;
         this.experts = experts;
         this.microBatches = microBatches;
@@ -91,6 +92,12 @@ final class MicroBatchEngine implements StepEngine {
         return failedSteps;
     }
 
+    private static void checkMicroBatches(int m) {
+        if (m < 1 || m > MAX_MICRO_BATCHES) {
+            throw new IllegalArgumentException("micro-batches must be 1.." + MAX_MICRO_BATCHES + ", got " + m);
+        }
+    }
+
     /** Splits chunks into at most m contiguous groups of about equal token counts (no group empty). */
     static List<List<Chunk>> split(List<Chunk> chunks, int m) {
         long total = 0;
@@ -117,7 +124,8 @@ final class MicroBatchEngine implements StepEngine {
      * nothing is committed to the sequences, but their caches may hold parts of the step: the caller must drop them.
      */
     @Override
-    public Output step(List<Chunk> chunks, boolean allLogits) {
+    public Output step(List<Chunk> chunks, boolean allLogits, int microBatches) {
+        checkMicroBatches(microBatches);
         long step = nextStep++;
         long t0 = System.nanoTime();
         // Tables change only here, between steps (and in a failover): a step never mixes placements otherwise.

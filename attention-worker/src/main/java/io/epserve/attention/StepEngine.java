@@ -11,7 +11,12 @@ interface StepEngine {
      * One step over the chunks (distinct sequences), the same result as {@link Transformer#forward}. On failure
      * ({@link ExpertsUnavailableException}) nothing is committed, but the sequences' caches may hold parts of it.
      */
-    Transformer.Output step(List<Transformer.Chunk> chunks, boolean allLogits);
+    default Transformer.Output step(List<Transformer.Chunk> chunks, boolean allLogits) {
+        return step(chunks, allLogits, microBatches());
+    }
+
+    /** {@link #step(List, boolean)} cut into {@code microBatches} (1..4) micro-batches; ignored where nothing is remote. */
+    Transformer.Output step(List<Transformer.Chunk> chunks, boolean allLogits, int microBatches);
 
     int microBatches();
 

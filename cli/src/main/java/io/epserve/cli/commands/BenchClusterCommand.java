@@ -18,6 +18,7 @@ import io.epserve.proto.worker.v1.StepTiming;
 import io.grpc.StatusRuntimeException;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -35,7 +36,10 @@ import picocli.CommandLine.Option;
                     + " workers' own busy time per step (read from their /metrics, the prefill's share subtracted) and"
                     + " per-layer dispatch and round-trip latency percentiles.",
             "--pin puts the attention worker on CPU 0 and the expert workers on CPU 1 (taskset). --compare-local then"
-                    + " runs the single-process engine on the same batch in this process, for the ratio."
+                    + " runs the single-process engine on the same batch in this process, for the ratio.",
+            "Several --micro-batches values (e.g. 1,2) and --rounds N measure each m, then the single process, in turn"
+                    + " on the same cluster, N times over, and end with a table of the ratios of each round: on a"
+                    + " machine whose speed drifts, only figures measured side by side compare."
         })
 public final class BenchClusterCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "Model directory.")
@@ -53,8 +57,13 @@ public final class BenchClusterCommand implements Callable<Integer> {
     @Option(names = "--warmup", defaultValue = "8", description = "Unmeasured decode steps first (a separate batch). Default: ${DEFAULT-VALUE}.")
     int warmup;
 
-    @Option(names = "--micro-batches", defaultValue = "2", paramLabel = "M", description = "1..4. Default: ${DEFAULT-VALUE}.")
-    int microBatches;
+    @Option(names = "--micro-batches", defaultValue = "2", split = ",", paramLabel = "M",
+            description = "1..4, or several (e.g. 1,2), measured in turn. Default: ${DEFAULT-VALUE}.")
+    List<Integer> microBatches;
+
+    @Option(names = "--rounds", defaultValue = "1",
+            description = "Times each m (and the single process) is measured, in turn. Default: ${DEFAULT-VALUE}.")
+    int rounds;
 
     @Option(names = "--expert-workers", defaultValue = "1", paramLabel = "N", description = "Default: ${DEFAULT-VALUE}.")
     int expertWorkers;
@@ -86,11 +95,13 @@ public final class BenchClusterCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if (batch < 1 || tokens < 1 || promptTokens < 1 || warmup < 0) {
-            return CliErrors.usage("--batch, --tokens and --prompt-tokens must be >= 1, --warmup >= 0");
+        if (batch < 1 || tokens < 1 || promptTokens < 1 || warmup < 0 || rounds < 1) {
+            return CliErrors.usage("--batch, --tokens, --prompt-tokens and --rounds must be >= 1, --warmup >= 0");
         }
-        if (microBatches < 1 || microBatches > 4) {
-            return CliErrors.usage("--micro-batches must be 1..4, got " + microBatches);
+        for (int m : microBatches) {
+            if (m < 1 || m > 4) {
+                return CliErrors.usage("--micro-batches must be 1..4, got " + m);
+            }
         }
         ModelConfig c;
         try {
@@ -103,32 +114,63 @@ public final class BenchClusterCommand implements Callable<Integer> {
         }
         Integer perWorker = threads != null ? threads : (pin ? Integer.valueOf(1) : null);
         int[][] prompts = prompts(c, batch, promptTokens, seed);
-        double clusterTps;
+        int ms = microBatches.size();
+        double[][] clusterTps = new double[rounds][ms];
+        double[] localTps = new double[rounds];
         LocalCluster.Options o = LocalCluster.options().model(model).expertWorkers(expertWorkers)
-                .microBatches(microBatches).kernels(kernels).attentionThreads(perWorker).expertThreads(perWorker)
-                .pin(pin).idle(idle).logDir(logDir).expertTimeoutMs(60_000).metrics(true);
+                .microBatches(microBatches.get(0)).kernels(kernels).attentionThreads(perWorker)
+                .expertThreads(perWorker).pin(pin).idle(idle).logDir(logDir).expertTimeoutMs(60_000).metrics(true);
         workerJvmArgs.forEach(o::jvmArg);
-        try (LocalCluster cluster = LocalCluster.start(o)) {
+        // The single process runs here between the cluster's runs (its workers idle meanwhile), so that every round
+        // measures both in the same minutes.
+        try (LocalCluster cluster = LocalCluster.start(o);
+             LocalModel local = compareLocal ? CliErrors.openModel(model, kernels, perWorker == null ? null
+                     : 2 * perWorker) : null) {
             var stub = AttentionWorkerGrpc.newBlockingStub(cluster.channel(0));
             if (warmup > 0) {
-                stub.withDeadlineAfter(30, TimeUnit.MINUTES).decode(request("warm", prompts, warmup));
-            }
-            // The measured request prefills too: the experts' busy time of the same prefill alone is subtracted.
-            double[] b0 = expertBusySeconds(cluster);
-            stub.withDeadlineAfter(30, TimeUnit.MINUTES).decode(request("prefill", prompts, 0));
-            double[] b1 = expertBusySeconds(cluster);
-            DecodeResponse r = stub.withDeadlineAfter(30, TimeUnit.MINUTES).decode(request("run", prompts, tokens));
-            double[] b2 = expertBusySeconds(cluster);
-            double[] decodeBusy = null;
-            if (b0 != null && b1 != null && b2 != null) {
-                decodeBusy = new double[b2.length];
-                for (int i = 0; i < b2.length; i++) {
-                    decodeBusy[i] = Math.max(0, (b2[i] - b1[i]) - (b1[i] - b0[i]));
+                for (int m : microBatches) {
+                    stub.withDeadlineAfter(30, TimeUnit.MINUTES).decode(request("warm", prompts, warmup, m));
+                }
+                if (local != null) {
+                    decodeLocal(local, prompts, warmup);
                 }
             }
-            StepTiming t = r.getTiming();
-            clusterTps = t.getTokens() / t.getWallSeconds();
-            print(t, c, decodeBusy);
+            for (int round = 0; round < rounds; round++) {
+                for (int k = 0; k < ms; k++) {
+                    int m = microBatches.get(k);
+                    // The measured request prefills too: the experts' busy time of the same prefill alone is
+                    // subtracted.
+                    double[] b0 = expertBusySeconds(cluster);
+                    stub.withDeadlineAfter(30, TimeUnit.MINUTES).decode(request("prefill", prompts, 0, m));
+                    double[] b1 = expertBusySeconds(cluster);
+                    DecodeResponse r = stub.withDeadlineAfter(30, TimeUnit.MINUTES)
+                            .decode(request("run", prompts, tokens, m));
+                    double[] b2 = expertBusySeconds(cluster);
+                    double[] decodeBusy = null;
+                    if (b0 != null && b1 != null && b2 != null) {
+                        decodeBusy = new double[b2.length];
+                        for (int i = 0; i < b2.length; i++) {
+                            decodeBusy[i] = Math.max(0, (b2[i] - b1[i]) - (b1[i] - b0[i]));
+                        }
+                    }
+                    StepTiming t = r.getTiming();
+                    clusterTps[round][k] = t.getTokens() / t.getWallSeconds();
+                    if (rounds > 1) {
+                        System.out.printf("-- round %d of %d%n", round + 1, rounds);
+                    }
+                    print(t, c, decodeBusy);
+                }
+                if (local != null) {
+                    long cpu0 = cpuNanos(cluster);
+                    double seconds = decodeLocal(local, prompts, tokens);
+                    long cpu = cpuNanos(cluster) - cpu0;
+                    localTps[round] = (double) prompts.length * tokens / seconds;
+                    System.out.printf("single process (same batch, %s kernels): %.2f tokens/s; cluster / single"
+                            + " process = %s (the idle cluster's processes used %.1f%% of one core meanwhile)%n",
+                            kernels, localTps[round], ratios(clusterTps[round], localTps[round]),
+                            100.0 * cpu / (seconds * 1e9));
+                }
+            }
         } catch (StatusRuntimeException e) {
             System.err.println("epserve bench-cluster: the attention worker failed: " + e.getStatus());
             return 1;
@@ -139,10 +181,8 @@ public final class BenchClusterCommand implements Callable<Integer> {
             System.err.println("epserve bench-cluster: " + e.getMessage());
             return 1;
         }
-        if (compareLocal) {
-            double local = local(prompts, perWorker == null ? null : 2 * perWorker);
-            System.out.printf("single process (same batch, %s kernels): %.2f tokens/s; cluster / single process = %.2f%n",
-                    kernels, local, clusterTps / local);
+        if (ms > 1 || rounds > 1) {
+            summary(clusterTps, compareLocal ? localTps : null);
         }
         return 0;
     }
@@ -198,8 +238,66 @@ public final class BenchClusterCommand implements Callable<Integer> {
         }
     }
 
-    private static DecodeRequest request(String prefix, int[][] prompts, int steps) {
-        DecodeRequest.Builder b = DecodeRequest.newBuilder().setSteps(steps).setRelease(true);
+    /** CPU time of the cluster's worker processes so far (as far as the OS tells). */
+    private static long cpuNanos(LocalCluster cluster) {
+        long sum = 0;
+        List<LocalCluster.Worker> ws = new ArrayList<>(cluster.attentionWorkers());
+        ws.addAll(cluster.expertWorkers());
+        for (LocalCluster.Worker w : ws) {
+            sum += ProcessHandle.of(w.pid()).flatMap(h -> h.info().totalCpuDuration()).map(Duration::toNanos)
+                    .orElse(0L);
+        }
+        return sum;
+    }
+
+    /** "a / b / c" of each cluster figure over the single process's. */
+    private static String ratios(double[] cluster, double local) {
+        StringBuilder b = new StringBuilder();
+        for (double t : cluster) {
+            b.append(b.isEmpty() ? "" : " / ").append(String.format(Locale.ROOT, "%.2f", t / local));
+        }
+        return b.toString();
+    }
+
+    /** One line per round: tokens/s at each m, each m over the first, and over the single process. */
+    private void summary(double[][] cluster, double[] local) {
+        int ms = microBatches.size();
+        StringBuilder h = new StringBuilder("round");
+        for (int m : microBatches) {
+            h.append(String.format(Locale.ROOT, "  %8s", "m=" + m));
+        }
+        for (int k = 1; k < ms; k++) {
+            h.append(String.format(Locale.ROOT, "  %8s", "m" + microBatches.get(k) + "/m" + microBatches.get(0)));
+        }
+        if (local != null) {
+            h.append(String.format(Locale.ROOT, "  %8s", "single"));
+            for (int m : microBatches) {
+                h.append(String.format(Locale.ROOT, "  %10s", "m" + m + "/single"));
+            }
+        }
+        System.out.println("side by side (decode tokens/s, each round measured in the same minutes):");
+        System.out.println(h);
+        for (int r = 0; r < cluster.length; r++) {
+            StringBuilder b = new StringBuilder(String.format(Locale.ROOT, "%5d", r + 1));
+            for (double t : cluster[r]) {
+                b.append(String.format(Locale.ROOT, "  %8.2f", t));
+            }
+            for (int k = 1; k < ms; k++) {
+                b.append(String.format(Locale.ROOT, "  %8.2f", cluster[r][k] / cluster[r][0]));
+            }
+            if (local != null) {
+                b.append(String.format(Locale.ROOT, "  %8.2f", local[r]));
+                for (double t : cluster[r]) {
+                    b.append(String.format(Locale.ROOT, "  %10.2f", t / local[r]));
+                }
+            }
+            System.out.println(b);
+        }
+    }
+
+    private static DecodeRequest request(String prefix, int[][] prompts, int steps, int microBatches) {
+        DecodeRequest.Builder b = DecodeRequest.newBuilder().setSteps(steps).setRelease(true)
+                .setMicroBatches(microBatches);
         for (int i = 0; i < prompts.length; i++) {
             Chunk.Builder ch = Chunk.newBuilder().setSequenceId(prefix + "-" + i);
             for (int t : prompts[i]) {
@@ -220,16 +318,6 @@ public final class BenchClusterCommand implements Callable<Integer> {
             }
         }
         return p;
-    }
-
-    /** Decode tokens/s of the single-process engine on the same prompts (warm-up, then the measured steps). */
-    private double local(int[][] prompts, Integer localThreads) {
-        try (LocalModel m = CliErrors.openModel(model, kernels, localThreads)) {
-            if (warmup > 0) {
-                decodeLocal(m, prompts, warmup);
-            }
-            return (double) prompts.length * tokens / decodeLocal(m, prompts, tokens);
-        }
     }
 
     /** Runs prefill plus steps decode steps; returns the seconds of the decode steps. */

@@ -310,6 +310,25 @@ class ClusterTest {
             for (var e : remote.entrySet()) {
                 assertIdentical(local, e.getValue(), "fast attention worker " + e.getKey());
             }
+            // One worker, another m per request (how bench-cluster compares m side by side): the same tokens.
+            var stub = AttentionWorkerGrpc.newBlockingStub(cluster.channel(0));
+            List<List<Integer>> first = null;
+            for (int m : new int[] {0, 1, 3, 4}) {
+                DecodeRequest.Builder req = DecodeRequest.newBuilder().setSteps(4).setRelease(true).setMicroBatches(m);
+                for (int i = 0; i < 5; i++) {
+                    req.addPrompts(chunk("m" + m + "-" + i, 0, 5 + i, 17, 3 * i + 2));
+                }
+                DecodeResponse d = stub.withDeadlineAfter(2, TimeUnit.MINUTES).decode(req.build());
+                assertEquals(m == 0 ? 2 : m, d.getTiming().getMicroBatches(), "micro-batches asked for: " + m);
+                List<List<Integer>> tokens = d.getSequencesList().stream().map(g -> g.getTokensList()).toList();
+                if (first == null) {
+                    first = tokens;
+                } else {
+                    assertEquals(first, tokens, m + " micro-batches instead of the worker's 2");
+                }
+            }
+            assertStatus(Status.Code.INVALID_ARGUMENT, "micro_batches", () -> stub.decode(DecodeRequest.newBuilder()
+                    .addPrompts(chunk("m5", 1)).setSteps(1).setMicroBatches(5).build()));
         }
     }
 
