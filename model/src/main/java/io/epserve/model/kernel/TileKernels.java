@@ -39,15 +39,15 @@ import jdk.incubator.vector.VectorSpecies;
  * from zero), never from splitting one token's sum into a tile-dependent number of partial accumulators.
  *
  * <h2>Code shape</h2>
- * Per format: {@code xB4} decodes each group's 8 weight vectors once into registers and runs the tile's tokens
- * in blocks of 4 (4 chains in registers, accumulators in the L1-resident acc array); {@code xX4} is the same for
- * exactly one block with the accumulators in registers; {@code xR} runs the 1-3 leftover tokens one at a time
- * (FP4 decodes the group again, FP8 reuses its dq scratch), except that FP4 runs 2 or 3 leftover tokens with
- * {@code fp4X2}/{@code fp4X3}, accumulators in registers (1.45x the per-token speed of {@code fp4R} for them);
- * {@code fp4x1} and {@code fp8x1} are the 1-token kernels, each weight vector decoded straight into the chain
- * (for FP8 1.7x the dq store-and-reload version);
- * {@code fp4B8} and {@code fp8B8} run tokens in blocks of 8 (8 chains: an FMA has latency 4 on two ports, so 4
- * chains leave the ports half idle; +17 % at 16 tokens). C2 is sensitive to shape here, each rule measured:
+ * FP4 and FP8: {@code xB8} decodes each group's 8 weight vectors once and runs the tile's tokens in blocks of 8
+ * (8 chains: an FMA has latency 4 on two ports, so 4 chains leave the ports half idle; +17 % at 16 tokens),
+ * accumulators in the L1-resident acc array; the 2 to 7 tokens after the blocks of 8 run in one more pass,
+ * {@code xX2} ... {@code xX7}, with one decode per group for all of them and their accumulators in registers (with a
+ * block of 4 and then one token at a time, 5-7 tokens decoded every group twice and 2-3 tokens paid a store-to-load
+ * round trip per token and group: 1.15-1.45x slower); {@code xR} runs a single leftover token; {@code fp4x1} and
+ * {@code fp8x1} are the 1-token kernels, each weight vector decoded straight into the chain (for FP8 1.7x the dq
+ * store-and-reload version). The bf16 and f32 kernels (small matrices here) run blocks of 4 ({@code xB4},
+ * {@code xX4}) and the 1-3 leftover tokens one at a time ({@code xR}). C2 is sensitive to shape here, each rule measured:
  * <ul>
  * <li>Activation indices are ints of the form {@code base + constant}, so C2 proves one range check for the
  *     whole block instead of one per load. The previous form, a long byte offset shifted and narrowed per load,
@@ -283,158 +283,31 @@ final class TileKernels {
             fp4x1(w, wo, s, so, c0, c1, x, xo, acc, ao);
             return;
         }
-        int t8 = T & ~7;
+        // A tile of 8 runs in registers (xX8: 1.3-1.45x xB8); in larger tiles xB8's one decode for all the blocks of
+        // 8 pays more than registers for the last one (measured at 16: B8 + X8 4 % slower than B8 alone).
+        int t8 = T <= 8 ? 0 : T & ~7;
         if (t8 > 0) {
             fp4B8(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
         }
-        int t4 = T & ~3;
-        if (t4 == 4) {
-            fp4X4(T, w, wo, s, so, c0, c1, x, xo, acc, ao);
-        } else if (t4 > t8) {
-            fp4B4(T, t4, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
+        switch (T - t8) {
+            case 1 -> fp4R(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 2 -> fp4X2(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 3 -> fp4X3(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 4 -> fp4X4(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 5 -> fp4X5(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 6 -> fp4X6(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 7 -> fp4X7(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 8 -> fp4X8(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            default -> { }
         }
-        int rest = T - t4;
-        if (rest == 3) {
-            fp4X3(T, t4, w, wo, s, so, c0, c1, x, xo, acc, ao);
-        } else if (rest == 2) {
-            fp4X2(T, t4, w, wo, s, so, c0, c1, x, xo, acc, ao);
-        } else if (rest == 1) {
-            fp4R(T, t4, w, wo, s, so, c0, c1, x, xo, acc, ao);
-        }
-    }
-
-    /** {@link #fp4}, tokens [tStart, t4) in blocks of 4 (4 chains in registers), one decode per group. */
-    static void fp4B4(int T, int t4, int tStart, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1,
-            float[] x, long xo, float[] acc, int ao) {
-        for (int c = c0; c < c1; c += GROUP) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
-                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            FloatVector d0 = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d1 = q.lanewise(LSHR, 4).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d2 = q.lanewise(LSHR, 8).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d3 = q.lanewise(LSHR, 12).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d4 = q.lanewise(LSHR, 16).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d5 = q.lanewise(LSHR, 20).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d6 = q.lanewise(LSHR, 24).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d7 = q.lanewise(LSHR, 28).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            int xg = (int) (xo >>> 2) + T * c;
-            for (int t = tStart; t < t4; t += 4) {
-                int xt = xg + GROUP * t;
-                FloatVector z = FloatVector.zero(FS);
-                FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 0 * L)), z);
-                FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 0 * L)), z);
-                FloatVector b2 = d0.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 0 * L)), z);
-                FloatVector b3 = d0.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 0 * L)), z);
-                b0 = d1.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 1 * L)), b0);
-                b1 = d1.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 1 * L)), b1);
-                b2 = d1.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 1 * L)), b2);
-                b3 = d1.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 1 * L)), b3);
-                b0 = d2.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 2 * L)), b0);
-                b1 = d2.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 2 * L)), b1);
-                b2 = d2.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 2 * L)), b2);
-                b3 = d2.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 2 * L)), b3);
-                b0 = d3.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 3 * L)), b0);
-                b1 = d3.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 3 * L)), b1);
-                b2 = d3.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 3 * L)), b2);
-                b3 = d3.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 3 * L)), b3);
-                b0 = d4.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 4 * L)), b0);
-                b1 = d4.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 4 * L)), b1);
-                b2 = d4.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 4 * L)), b2);
-                b3 = d4.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 4 * L)), b3);
-                b0 = d5.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 5 * L)), b0);
-                b1 = d5.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 5 * L)), b1);
-                b2 = d5.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 5 * L)), b2);
-                b3 = d5.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 5 * L)), b3);
-                b0 = d6.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 6 * L)), b0);
-                b1 = d6.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 6 * L)), b1);
-                b2 = d6.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 6 * L)), b2);
-                b3 = d6.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 6 * L)), b3);
-                b0 = d7.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 7 * L)), b0);
-                b1 = d7.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 7 * L)), b1);
-                b2 = d7.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 7 * L)), b2);
-                b3 = d7.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 7 * L)), b3);
-                int ai = ao + t * L;
-                b0.fma(sv, FloatVector.fromArray(FS, acc, ai + 0 * L)).intoArray(acc, ai + 0 * L);
-                b1.fma(sv, FloatVector.fromArray(FS, acc, ai + 1 * L)).intoArray(acc, ai + 1 * L);
-                b2.fma(sv, FloatVector.fromArray(FS, acc, ai + 2 * L)).intoArray(acc, ai + 2 * L);
-                b3.fma(sv, FloatVector.fromArray(FS, acc, ai + 3 * L)).intoArray(acc, ai + 3 * L);
-            }
-        }
-    }
-
-    /** {@link #fp4B4} for exactly one block (T = 4..7): the 4 accumulators stay in registers. */
-    static void fp4X4(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
-            float[] acc, int ao) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao), a1 = FloatVector.fromArray(FS, acc, ao + L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao + 2 * L), a3 = FloatVector.fromArray(FS, acc, ao + 3 * L);
-        for (int c = c0; c < c1; c += GROUP) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
-                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            FloatVector d0 = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d1 = q.lanewise(LSHR, 4).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d2 = q.lanewise(LSHR, 8).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d3 = q.lanewise(LSHR, 12).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d4 = q.lanewise(LSHR, 16).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d5 = q.lanewise(LSHR, 20).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d6 = q.lanewise(LSHR, 24).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d7 = q.lanewise(LSHR, 28).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            int xg = (int) (xo >>> 2) + T * c;
-            {
-                int xt = xg;
-                FloatVector z = FloatVector.zero(FS);
-                FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 0 * L)), z);
-                FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 0 * L)), z);
-                FloatVector b2 = d0.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 0 * L)), z);
-                FloatVector b3 = d0.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 0 * L)), z);
-                b0 = d1.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 1 * L)), b0);
-                b1 = d1.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 1 * L)), b1);
-                b2 = d1.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 1 * L)), b2);
-                b3 = d1.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 1 * L)), b3);
-                b0 = d2.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 2 * L)), b0);
-                b1 = d2.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 2 * L)), b1);
-                b2 = d2.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 2 * L)), b2);
-                b3 = d2.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 2 * L)), b3);
-                b0 = d3.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 3 * L)), b0);
-                b1 = d3.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 3 * L)), b1);
-                b2 = d3.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 3 * L)), b2);
-                b3 = d3.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 3 * L)), b3);
-                b0 = d4.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 4 * L)), b0);
-                b1 = d4.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 4 * L)), b1);
-                b2 = d4.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 4 * L)), b2);
-                b3 = d4.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 4 * L)), b3);
-                b0 = d5.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 5 * L)), b0);
-                b1 = d5.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 5 * L)), b1);
-                b2 = d5.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 5 * L)), b2);
-                b3 = d5.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 5 * L)), b3);
-                b0 = d6.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 6 * L)), b0);
-                b1 = d6.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 6 * L)), b1);
-                b2 = d6.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 6 * L)), b2);
-                b3 = d6.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 6 * L)), b3);
-                b0 = d7.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 7 * L)), b0);
-                b1 = d7.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 7 * L)), b1);
-                b2 = d7.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 7 * L)), b2);
-                b3 = d7.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 7 * L)), b3);
-                a0 = b0.fma(sv, a0);
-                a1 = b1.fma(sv, a1);
-                a2 = b2.fma(sv, a2);
-                a3 = b3.fma(sv, a3);
-            }
-        }
-        a0.intoArray(acc, ao);
-        a1.intoArray(acc, ao + L);
-        a2.intoArray(acc, ao + 2 * L);
-        a3.intoArray(acc, ao + 3 * L);
     }
 
     /**
-     * {@link #fp4}, the 2 tokens [t, t + 2) left after the blocks of 4 and 8, with their accumulators in registers:
-     * the same operations as {@link #fp4R}, which loads and stores each token's accumulator once per group (a
-     * store-to-load chain through memory: 2 tokens cost 1.6x one token that way, 1.1x in registers; the expert
-     * workers' experts mostly get 1-3 tokens).
+     * {@link #fp4}, the 2 tokens [t, t + 2) left after the blocks of 8 (T - t = 2), one decode per group and the
+     * accumulators in registers; the same operations per token as {@link #fp4R}. 2 to 7 tokens each have their own
+     * method (loops over the 8 weight vectors, chains written out) so that the decode is shared by all of them and no
+     * accumulator makes a store-to-load round trip per group: {@code fp4R} for 2 tokens costs 1.6x (FP4) or 1.4x
+     * (FP8) as much, and a block of 4 followed by {@code fp4R} decodes every group twice.
      */
     static void fp4X2(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
             long xo, float[] acc, int ao) {
@@ -463,12 +336,7 @@ final class TileKernels {
         a1.intoArray(acc, at + 1 * L);
     }
 
-    /**
-     * {@link #fp4}, the 3 tokens [t, t + 3) left after the blocks of 4 and 8, with their accumulators in registers:
-     * the same operations as {@link #fp4R}, which loads and stores each token's accumulator once per group (a
-     * store-to-load chain through memory: 2 tokens cost 1.6x one token that way, 1.1x in registers; the expert
-     * workers' experts mostly get 1-3 tokens).
-     */
+    /** {@link #fp4X2} for 3 tokens. */
     static void fp4X3(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
             long xo, float[] acc, int ao) {
         int at = ao + t * L;
@@ -499,6 +367,246 @@ final class TileKernels {
         a0.intoArray(acc, at + 0 * L);
         a1.intoArray(acc, at + 1 * L);
         a2.intoArray(acc, at + 2 * L);
+    }
+
+    /** {@link #fp4X2} for 4 tokens. */
+    static void fp4X4(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
+            long xo, float[] acc, int ao) {
+        int at = ao + t * L;
+        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
+        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
+        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
+        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
+        for (int c = c0; c < c1; c += GROUP) {
+            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
+            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
+                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
+            FloatVector d = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
+            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
+            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
+            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
+            for (int j = 1; j < 8; j++) {
+                d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+                int xj = xt + j * L;
+                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
+                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
+                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
+                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
+            }
+            a0 = b0.fma(sv, a0);
+            a1 = b1.fma(sv, a1);
+            a2 = b2.fma(sv, a2);
+            a3 = b3.fma(sv, a3);
+        }
+        a0.intoArray(acc, at + 0 * L);
+        a1.intoArray(acc, at + 1 * L);
+        a2.intoArray(acc, at + 2 * L);
+        a3.intoArray(acc, at + 3 * L);
+    }
+
+    /** {@link #fp4X2} for 5 tokens. */
+    static void fp4X5(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
+            long xo, float[] acc, int ao) {
+        int at = ao + t * L;
+        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
+        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
+        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
+        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
+        FloatVector a4 = FloatVector.fromArray(FS, acc, at + 4 * L);
+        for (int c = c0; c < c1; c += GROUP) {
+            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
+            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
+                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
+            FloatVector d = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
+            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
+            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
+            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
+            FloatVector b4 = d.fma(FloatVector.fromArray(FS, x, xt + 4 * GROUP), FloatVector.zero(FS));
+            for (int j = 1; j < 8; j++) {
+                d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+                int xj = xt + j * L;
+                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
+                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
+                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
+                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
+                b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
+            }
+            a0 = b0.fma(sv, a0);
+            a1 = b1.fma(sv, a1);
+            a2 = b2.fma(sv, a2);
+            a3 = b3.fma(sv, a3);
+            a4 = b4.fma(sv, a4);
+        }
+        a0.intoArray(acc, at + 0 * L);
+        a1.intoArray(acc, at + 1 * L);
+        a2.intoArray(acc, at + 2 * L);
+        a3.intoArray(acc, at + 3 * L);
+        a4.intoArray(acc, at + 4 * L);
+    }
+
+    /** {@link #fp4X2} for 6 tokens. */
+    static void fp4X6(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
+            long xo, float[] acc, int ao) {
+        int at = ao + t * L;
+        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
+        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
+        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
+        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
+        FloatVector a4 = FloatVector.fromArray(FS, acc, at + 4 * L);
+        FloatVector a5 = FloatVector.fromArray(FS, acc, at + 5 * L);
+        for (int c = c0; c < c1; c += GROUP) {
+            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
+            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
+                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
+            FloatVector d = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
+            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
+            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
+            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
+            FloatVector b4 = d.fma(FloatVector.fromArray(FS, x, xt + 4 * GROUP), FloatVector.zero(FS));
+            FloatVector b5 = d.fma(FloatVector.fromArray(FS, x, xt + 5 * GROUP), FloatVector.zero(FS));
+            for (int j = 1; j < 8; j++) {
+                d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+                int xj = xt + j * L;
+                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
+                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
+                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
+                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
+                b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
+                b5 = d.fma(FloatVector.fromArray(FS, x, xj + 5 * GROUP), b5);
+            }
+            a0 = b0.fma(sv, a0);
+            a1 = b1.fma(sv, a1);
+            a2 = b2.fma(sv, a2);
+            a3 = b3.fma(sv, a3);
+            a4 = b4.fma(sv, a4);
+            a5 = b5.fma(sv, a5);
+        }
+        a0.intoArray(acc, at + 0 * L);
+        a1.intoArray(acc, at + 1 * L);
+        a2.intoArray(acc, at + 2 * L);
+        a3.intoArray(acc, at + 3 * L);
+        a4.intoArray(acc, at + 4 * L);
+        a5.intoArray(acc, at + 5 * L);
+    }
+
+    /** {@link #fp4X2} for 7 tokens. */
+    static void fp4X7(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
+            long xo, float[] acc, int ao) {
+        int at = ao + t * L;
+        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
+        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
+        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
+        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
+        FloatVector a4 = FloatVector.fromArray(FS, acc, at + 4 * L);
+        FloatVector a5 = FloatVector.fromArray(FS, acc, at + 5 * L);
+        FloatVector a6 = FloatVector.fromArray(FS, acc, at + 6 * L);
+        for (int c = c0; c < c1; c += GROUP) {
+            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
+            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
+                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
+            FloatVector d = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
+            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
+            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
+            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
+            FloatVector b4 = d.fma(FloatVector.fromArray(FS, x, xt + 4 * GROUP), FloatVector.zero(FS));
+            FloatVector b5 = d.fma(FloatVector.fromArray(FS, x, xt + 5 * GROUP), FloatVector.zero(FS));
+            FloatVector b6 = d.fma(FloatVector.fromArray(FS, x, xt + 6 * GROUP), FloatVector.zero(FS));
+            for (int j = 1; j < 8; j++) {
+                d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+                int xj = xt + j * L;
+                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
+                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
+                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
+                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
+                b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
+                b5 = d.fma(FloatVector.fromArray(FS, x, xj + 5 * GROUP), b5);
+                b6 = d.fma(FloatVector.fromArray(FS, x, xj + 6 * GROUP), b6);
+            }
+            a0 = b0.fma(sv, a0);
+            a1 = b1.fma(sv, a1);
+            a2 = b2.fma(sv, a2);
+            a3 = b3.fma(sv, a3);
+            a4 = b4.fma(sv, a4);
+            a5 = b5.fma(sv, a5);
+            a6 = b6.fma(sv, a6);
+        }
+        a0.intoArray(acc, at + 0 * L);
+        a1.intoArray(acc, at + 1 * L);
+        a2.intoArray(acc, at + 2 * L);
+        a3.intoArray(acc, at + 3 * L);
+        a4.intoArray(acc, at + 4 * L);
+        a5.intoArray(acc, at + 5 * L);
+        a6.intoArray(acc, at + 6 * L);
+    }
+
+    /** {@link #fp4X2} for 8 tokens: a tile of exactly 8 (1.3x {@link #fp4B8}, whose accumulators live in memory). */
+    static void fp4X8(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
+            long xo, float[] acc, int ao) {
+        int at = ao + t * L;
+        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
+        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
+        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
+        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
+        FloatVector a4 = FloatVector.fromArray(FS, acc, at + 4 * L);
+        FloatVector a5 = FloatVector.fromArray(FS, acc, at + 5 * L);
+        FloatVector a6 = FloatVector.fromArray(FS, acc, at + 6 * L);
+        FloatVector a7 = FloatVector.fromArray(FS, acc, at + 7 * L);
+        for (int c = c0; c < c1; c += GROUP) {
+            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
+            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
+                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
+            FloatVector d = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
+            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
+            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
+            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
+            FloatVector b4 = d.fma(FloatVector.fromArray(FS, x, xt + 4 * GROUP), FloatVector.zero(FS));
+            FloatVector b5 = d.fma(FloatVector.fromArray(FS, x, xt + 5 * GROUP), FloatVector.zero(FS));
+            FloatVector b6 = d.fma(FloatVector.fromArray(FS, x, xt + 6 * GROUP), FloatVector.zero(FS));
+            FloatVector b7 = d.fma(FloatVector.fromArray(FS, x, xt + 7 * GROUP), FloatVector.zero(FS));
+            for (int j = 1; j < 8; j++) {
+                d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
+                int xj = xt + j * L;
+                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
+                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
+                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
+                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
+                b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
+                b5 = d.fma(FloatVector.fromArray(FS, x, xj + 5 * GROUP), b5);
+                b6 = d.fma(FloatVector.fromArray(FS, x, xj + 6 * GROUP), b6);
+                b7 = d.fma(FloatVector.fromArray(FS, x, xj + 7 * GROUP), b7);
+            }
+            a0 = b0.fma(sv, a0);
+            a1 = b1.fma(sv, a1);
+            a2 = b2.fma(sv, a2);
+            a3 = b3.fma(sv, a3);
+            a4 = b4.fma(sv, a4);
+            a5 = b5.fma(sv, a5);
+            a6 = b6.fma(sv, a6);
+            a7 = b7.fma(sv, a7);
+        }
+        a0.intoArray(acc, at + 0 * L);
+        a1.intoArray(acc, at + 1 * L);
+        a2.intoArray(acc, at + 2 * L);
+        a3.intoArray(acc, at + 3 * L);
+        a4.intoArray(acc, at + 4 * L);
+        a5.intoArray(acc, at + 5 * L);
+        a6.intoArray(acc, at + 6 * L);
+        a7.intoArray(acc, at + 7 * L);
     }
 
     /** {@link #fp4}, tokens [t0, T) one at a time (the one left over by the blocks of 4 and 8). */
@@ -535,7 +643,7 @@ final class TileKernels {
     }
 
     /**
-     * {@link #fp4}, tokens [0, t8) in blocks of 8: eight independent chains per block. With four ({@link #fp4B4})
+     * {@link #fp4}, tokens [0, t8) in blocks of 8: eight independent chains per block. With four ({@link #fp4X4})
      * the eight-deep FMA chains leave the FMA ports idle half the time (latency 4 on two ports needs eight chains in
      * flight). A loop over the nibbles rather than unrolled code: unrolled, the method is too big for C1 ("out of
      * virtual registers") and runs interpreted until C2 takes it. Starting a chain at +0 and then fma-ing is the
@@ -615,16 +723,22 @@ final class TileKernels {
             fp8x1(w, wo, s, so, c0, c1, x, xo, acc, ao);
             return;
         }
-        int t8 = T & ~7;
+        // A tile of 8 runs in registers (xX8: 1.3-1.45x xB8); in larger tiles xB8's one decode for all the blocks of
+        // 8 pays more than registers for the last one (measured at 16: B8 + X8 4 % slower than B8 alone).
+        int t8 = T <= 8 ? 0 : T & ~7;
         if (t8 > 0) {
             fp8B8(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
         }
-        int t4 = T & ~3;
-        if (t4 > t8) {
-            fp8X4(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-        }
-        if (t4 < T) {
-            fp8R(T, t4, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+        switch (T - t8) {
+            case 1 -> fp8R(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+            case 2 -> fp8X2(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+            case 3 -> fp8X3(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+            case 4 -> fp8X4(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+            case 5 -> fp8X5(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+            case 6 -> fp8X6(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+            case 7 -> fp8X7(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+            case 8 -> fp8X8(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+            default -> { }
         }
     }
 
@@ -795,6 +909,377 @@ final class TileKernels {
         a1.intoArray(acc, at + L);
         a2.intoArray(acc, at + 2 * L);
         a3.intoArray(acc, at + 3 * L);
+    }
+
+    /**
+     * {@link #fp8}, the 2 tokens [t, t + 2) left after the blocks of 8 (T - t = 2), one decode per group and the
+     * accumulators in registers; the same operations per token as {@link #fp8R}. 2 to 7 tokens each have their own
+     * method (loops over the 8 weight vectors, chains written out) so that the decode is shared by all of them and no
+     * accumulator makes a store-to-load round trip per group: {@code fp8R} for 2 tokens costs 1.6x (FP4) or 1.4x
+     * (FP8) as much, and a block of 4 followed by {@code fp8R} decodes every group twice.
+     */
+    static void fp8X2(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
+            long xo, float[] acc, int ao, float[] dq) {
+        int at = ao + t * L;
+        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
+        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
+        for (int c = c0; c < c1; c += GROUP) {
+            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
+            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
+            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
+            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
+                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
+                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
+                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
+                }
+            } else {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
+                }
+            }
+            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
+            FloatVector d = FloatVector.fromArray(FS, dq, 0);
+            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
+            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
+            for (int j = 1; j < 8; j++) {
+                d = FloatVector.fromArray(FS, dq, j * L);
+                int xj = xt + j * L;
+                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
+                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
+            }
+            a0 = b0.fma(sv, a0);
+            a1 = b1.fma(sv, a1);
+        }
+        a0.intoArray(acc, at + 0 * L);
+        a1.intoArray(acc, at + 1 * L);
+    }
+
+    /** {@link #fp8X2} for 3 tokens. */
+    static void fp8X3(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
+            long xo, float[] acc, int ao, float[] dq) {
+        int at = ao + t * L;
+        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
+        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
+        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
+        for (int c = c0; c < c1; c += GROUP) {
+            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
+            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
+            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
+            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
+                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
+                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
+                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
+                }
+            } else {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
+                }
+            }
+            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
+            FloatVector d = FloatVector.fromArray(FS, dq, 0);
+            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
+            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
+            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
+            for (int j = 1; j < 8; j++) {
+                d = FloatVector.fromArray(FS, dq, j * L);
+                int xj = xt + j * L;
+                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
+                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
+                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
+            }
+            a0 = b0.fma(sv, a0);
+            a1 = b1.fma(sv, a1);
+            a2 = b2.fma(sv, a2);
+        }
+        a0.intoArray(acc, at + 0 * L);
+        a1.intoArray(acc, at + 1 * L);
+        a2.intoArray(acc, at + 2 * L);
+    }
+
+    /** {@link #fp8X2} for 5 tokens. */
+    static void fp8X5(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
+            long xo, float[] acc, int ao, float[] dq) {
+        int at = ao + t * L;
+        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
+        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
+        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
+        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
+        FloatVector a4 = FloatVector.fromArray(FS, acc, at + 4 * L);
+        for (int c = c0; c < c1; c += GROUP) {
+            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
+            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
+            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
+            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
+                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
+                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
+                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
+                }
+            } else {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
+                }
+            }
+            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
+            FloatVector d = FloatVector.fromArray(FS, dq, 0);
+            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
+            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
+            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
+            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
+            FloatVector b4 = d.fma(FloatVector.fromArray(FS, x, xt + 4 * GROUP), FloatVector.zero(FS));
+            for (int j = 1; j < 8; j++) {
+                d = FloatVector.fromArray(FS, dq, j * L);
+                int xj = xt + j * L;
+                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
+                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
+                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
+                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
+                b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
+            }
+            a0 = b0.fma(sv, a0);
+            a1 = b1.fma(sv, a1);
+            a2 = b2.fma(sv, a2);
+            a3 = b3.fma(sv, a3);
+            a4 = b4.fma(sv, a4);
+        }
+        a0.intoArray(acc, at + 0 * L);
+        a1.intoArray(acc, at + 1 * L);
+        a2.intoArray(acc, at + 2 * L);
+        a3.intoArray(acc, at + 3 * L);
+        a4.intoArray(acc, at + 4 * L);
+    }
+
+    /** {@link #fp8X2} for 6 tokens. */
+    static void fp8X6(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
+            long xo, float[] acc, int ao, float[] dq) {
+        int at = ao + t * L;
+        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
+        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
+        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
+        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
+        FloatVector a4 = FloatVector.fromArray(FS, acc, at + 4 * L);
+        FloatVector a5 = FloatVector.fromArray(FS, acc, at + 5 * L);
+        for (int c = c0; c < c1; c += GROUP) {
+            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
+            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
+            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
+            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
+                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
+                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
+                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
+                }
+            } else {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
+                }
+            }
+            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
+            FloatVector d = FloatVector.fromArray(FS, dq, 0);
+            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
+            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
+            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
+            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
+            FloatVector b4 = d.fma(FloatVector.fromArray(FS, x, xt + 4 * GROUP), FloatVector.zero(FS));
+            FloatVector b5 = d.fma(FloatVector.fromArray(FS, x, xt + 5 * GROUP), FloatVector.zero(FS));
+            for (int j = 1; j < 8; j++) {
+                d = FloatVector.fromArray(FS, dq, j * L);
+                int xj = xt + j * L;
+                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
+                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
+                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
+                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
+                b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
+                b5 = d.fma(FloatVector.fromArray(FS, x, xj + 5 * GROUP), b5);
+            }
+            a0 = b0.fma(sv, a0);
+            a1 = b1.fma(sv, a1);
+            a2 = b2.fma(sv, a2);
+            a3 = b3.fma(sv, a3);
+            a4 = b4.fma(sv, a4);
+            a5 = b5.fma(sv, a5);
+        }
+        a0.intoArray(acc, at + 0 * L);
+        a1.intoArray(acc, at + 1 * L);
+        a2.intoArray(acc, at + 2 * L);
+        a3.intoArray(acc, at + 3 * L);
+        a4.intoArray(acc, at + 4 * L);
+        a5.intoArray(acc, at + 5 * L);
+    }
+
+    /** {@link #fp8X2} for 7 tokens. */
+    static void fp8X7(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
+            long xo, float[] acc, int ao, float[] dq) {
+        int at = ao + t * L;
+        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
+        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
+        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
+        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
+        FloatVector a4 = FloatVector.fromArray(FS, acc, at + 4 * L);
+        FloatVector a5 = FloatVector.fromArray(FS, acc, at + 5 * L);
+        FloatVector a6 = FloatVector.fromArray(FS, acc, at + 6 * L);
+        for (int c = c0; c < c1; c += GROUP) {
+            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
+            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
+            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
+            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
+                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
+                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
+                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
+                }
+            } else {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
+                }
+            }
+            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
+            FloatVector d = FloatVector.fromArray(FS, dq, 0);
+            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
+            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
+            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
+            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
+            FloatVector b4 = d.fma(FloatVector.fromArray(FS, x, xt + 4 * GROUP), FloatVector.zero(FS));
+            FloatVector b5 = d.fma(FloatVector.fromArray(FS, x, xt + 5 * GROUP), FloatVector.zero(FS));
+            FloatVector b6 = d.fma(FloatVector.fromArray(FS, x, xt + 6 * GROUP), FloatVector.zero(FS));
+            for (int j = 1; j < 8; j++) {
+                d = FloatVector.fromArray(FS, dq, j * L);
+                int xj = xt + j * L;
+                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
+                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
+                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
+                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
+                b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
+                b5 = d.fma(FloatVector.fromArray(FS, x, xj + 5 * GROUP), b5);
+                b6 = d.fma(FloatVector.fromArray(FS, x, xj + 6 * GROUP), b6);
+            }
+            a0 = b0.fma(sv, a0);
+            a1 = b1.fma(sv, a1);
+            a2 = b2.fma(sv, a2);
+            a3 = b3.fma(sv, a3);
+            a4 = b4.fma(sv, a4);
+            a5 = b5.fma(sv, a5);
+            a6 = b6.fma(sv, a6);
+        }
+        a0.intoArray(acc, at + 0 * L);
+        a1.intoArray(acc, at + 1 * L);
+        a2.intoArray(acc, at + 2 * L);
+        a3.intoArray(acc, at + 3 * L);
+        a4.intoArray(acc, at + 4 * L);
+        a5.intoArray(acc, at + 5 * L);
+        a6.intoArray(acc, at + 6 * L);
+    }
+
+    /** {@link #fp8X2} for 8 tokens: a tile of exactly 8 (1.3x {@link #fp8B8}, whose accumulators live in memory). */
+    static void fp8X8(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
+            long xo, float[] acc, int ao, float[] dq) {
+        int at = ao + t * L;
+        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
+        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
+        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
+        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
+        FloatVector a4 = FloatVector.fromArray(FS, acc, at + 4 * L);
+        FloatVector a5 = FloatVector.fromArray(FS, acc, at + 5 * L);
+        FloatVector a6 = FloatVector.fromArray(FS, acc, at + 6 * L);
+        FloatVector a7 = FloatVector.fromArray(FS, acc, at + 7 * L);
+        for (int c = c0; c < c1; c += GROUP) {
+            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
+            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
+            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
+            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
+                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
+                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
+                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
+                }
+            } else {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
+                }
+            }
+            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
+            FloatVector d = FloatVector.fromArray(FS, dq, 0);
+            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
+            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
+            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
+            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
+            FloatVector b4 = d.fma(FloatVector.fromArray(FS, x, xt + 4 * GROUP), FloatVector.zero(FS));
+            FloatVector b5 = d.fma(FloatVector.fromArray(FS, x, xt + 5 * GROUP), FloatVector.zero(FS));
+            FloatVector b6 = d.fma(FloatVector.fromArray(FS, x, xt + 6 * GROUP), FloatVector.zero(FS));
+            FloatVector b7 = d.fma(FloatVector.fromArray(FS, x, xt + 7 * GROUP), FloatVector.zero(FS));
+            for (int j = 1; j < 8; j++) {
+                d = FloatVector.fromArray(FS, dq, j * L);
+                int xj = xt + j * L;
+                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
+                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
+                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
+                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
+                b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
+                b5 = d.fma(FloatVector.fromArray(FS, x, xj + 5 * GROUP), b5);
+                b6 = d.fma(FloatVector.fromArray(FS, x, xj + 6 * GROUP), b6);
+                b7 = d.fma(FloatVector.fromArray(FS, x, xj + 7 * GROUP), b7);
+            }
+            a0 = b0.fma(sv, a0);
+            a1 = b1.fma(sv, a1);
+            a2 = b2.fma(sv, a2);
+            a3 = b3.fma(sv, a3);
+            a4 = b4.fma(sv, a4);
+            a5 = b5.fma(sv, a5);
+            a6 = b6.fma(sv, a6);
+            a7 = b7.fma(sv, a7);
+        }
+        a0.intoArray(acc, at + 0 * L);
+        a1.intoArray(acc, at + 1 * L);
+        a2.intoArray(acc, at + 2 * L);
+        a3.intoArray(acc, at + 3 * L);
+        a4.intoArray(acc, at + 4 * L);
+        a5.intoArray(acc, at + 5 * L);
+        a6.intoArray(acc, at + 6 * L);
+        a7.intoArray(acc, at + 7 * L);
     }
 
     /** {@link #fp8}, tokens [t0, T) one at a time (the 1-3 left over by the blocks), one decode per group. */
