@@ -47,7 +47,8 @@ import jdk.incubator.vector.VectorSpecies;
  * round trip per token and group: 1.15-1.45x slower); {@code xR} runs a single leftover token; {@code fp4x1} and
  * {@code fp8x1} are the 1-token kernels, each weight vector decoded straight into the chain (for FP8 1.7x the dq
  * store-and-reload version). The bf16 and f32 kernels (small matrices here) run blocks of 4 ({@code xB4},
- * {@code xX4}) and the 1-3 leftover tokens one at a time ({@code xR}). C2 is sensitive to shape here, each rule measured:
+ * {@code xX4}) and the 1-3 leftover tokens one at a time ({@code xR}). C2 is sensitive to shape here, each rule
+ * measured:
  * <ul>
  * <li>Activation indices are ints of the form {@code base + constant}, so C2 proves one range check for the
  *     whole block instead of one per load. The previous form, a long byte offset shifted and narrowed per load,
