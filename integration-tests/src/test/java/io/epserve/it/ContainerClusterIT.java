@@ -48,10 +48,9 @@ class ContainerClusterIT {
     final String cluster = "epserve-ct-" + ProcessHandle.current().pid();
     int clusterPort;
     final List<GenericContainer<?>> started = new ArrayList<>();
-    /** The last lines each container wrote, printed when the test fails: a container that exits before its ready
-     *  line otherwise leaves nothing behind (Testcontainers logs through SLF4J, which is silent here). */
-    final Map<String, Deque<String>> logs = new LinkedHashMap<>();
-    static final int LOG_LINES = 200;
+    /** The first and the last lines each container wrote, printed when the test fails: a container that exits or
+     *  hangs before its ready line otherwise leaves nothing behind (Testcontainers logs through SLF4J, silent here). */
+    final Map<String, ContainerLog> logs = new LinkedHashMap<>();
 
     List<String> clusterFlags() {
         return List.of("--cluster-name", cluster, "--cluster-port", Integer.toString(clusterPort),
@@ -63,7 +62,7 @@ class ContainerClusterIT {
         List<String> cmd = new ArrayList<>(List.of(role, "--model", MODEL));
         cmd.addAll(args);
         cmd.addAll(clusterFlags());
-        Deque<String> log = new ArrayDeque<>();
+        ContainerLog log = new ContainerLog();
         logs.put(role + " #" + (started.size() + 1) + " " + String.join(" ", args), log);
         GenericContainer<?> c = new GenericContainer<>(DockerImageName.parse(IMAGE))
                 .withNetworkMode("host")
@@ -72,7 +71,7 @@ class ContainerClusterIT {
                 // Aeron's term buffers live in /dev/shm, whose container default (64 MiB) is too small.
                 .withSharedMemorySize(1L << 30)
                 .withCommand(cmd.toArray(String[]::new))
-                .withLogConsumer(frame -> keep(log, frame))
+                .withLogConsumer(log::add)
                 .waitingFor(Wait.forLogMessage("^" + role + " .*ready: .*\\n", 1)
                         .withStartupTimeout(Duration.ofMinutes(3)));
         started.add(c);
@@ -134,24 +133,41 @@ class ContainerClusterIT {
         }
     }
 
-    static void keep(Deque<String> log, OutputFrame frame) {
-        if (frame.getType() == OutputFrame.OutputType.END) {
-            return;
-        }
-        String line = frame.getUtf8StringWithoutLineEnding();
-        synchronized (log) {
-            if (log.size() == LOG_LINES) {
-                log.removeFirst();
-            }
-            log.addLast((frame.getType() == OutputFrame.OutputType.STDERR ? "err| " : "out| ") + line);
-        }
+    void printLogs() {
+        logs.forEach((name, log) -> log.print(name));
     }
 
-    void printLogs() {
-        for (Map.Entry<String, Deque<String>> e : logs.entrySet()) {
-            synchronized (e.getValue()) {
-                System.err.println("---- container " + e.getKey() + ": its last " + e.getValue().size() + " lines");
-                e.getValue().forEach(System.err::println);
+    /** The first 80 and the last 200 lines a container wrote (the first say how it started, the last how it ended). */
+    static final class ContainerLog {
+        static final int HEAD = 80;
+        static final int TAIL = 200;
+        private final List<String> head = new ArrayList<>();
+        private final Deque<String> tail = new ArrayDeque<>();
+        private long dropped;
+
+        synchronized void add(OutputFrame frame) {
+            if (frame.getType() == OutputFrame.OutputType.END) {
+                return;
+            }
+            String line = (frame.getType() == OutputFrame.OutputType.STDERR ? "err| " : "out| ")
+                    + frame.getUtf8StringWithoutLineEnding();
+            if (head.size() < HEAD) {
+                head.add(line);
+                return;
+            }
+            if (tail.size() == TAIL) {
+                tail.removeFirst();
+                dropped++;
+            }
+            tail.addLast(line);
+        }
+
+        synchronized void print(String name) {
+            System.err.println("---- container " + name + ": its first " + head.size() + " lines");
+            head.forEach(System.err::println);
+            if (!tail.isEmpty()) {
+                System.err.println("---- (" + dropped + " lines left out) its last " + tail.size() + " lines");
+                tail.forEach(System.err::println);
             }
         }
     }

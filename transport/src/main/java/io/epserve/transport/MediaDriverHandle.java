@@ -38,6 +38,8 @@ import org.agrona.concurrent.IdleStrategy;
 public final class MediaDriverHandle implements AutoCloseable {
     public static final int DEFAULT_TERM_LENGTH = 16 * 1024 * 1024;
     public static final String DIR_PREFIX = "aeron-epserve-";
+    /** How long an embedded driver and its client wait for each other's heartbeat (Aeron's default: 10 s). */
+    static final long EMBEDDED_LIVENESS_MS = 30_000;
 
     private static final AtomicInteger SEQUENCE = new AtomicInteger();
 
@@ -172,7 +174,12 @@ public final class MediaDriverHandle implements AutoCloseable {
                 .socketRcvbufLength(Channels.SOCKET_BUFFER_LENGTH)
                 .initialWindowLength(Channels.RECEIVER_WINDOW_LENGTH)
                 .publicationConnectionTimeoutNs(options.publicationConnectionTimeoutNs)
-                .imageLivenessTimeoutNs(options.imageLivenessTimeoutNs);
+                .imageLivenessTimeoutNs(options.imageLivenessTimeoutNs)
+                // Client and driver share the process: a client that stops heartbeating is a process that stalled,
+                // not one that died. Aeron's 10 s closed the attention worker's client when four containers started
+                // at once on two cores (a container test in CI), after which it could never reach an expert worker.
+                .clientLivenessTimeoutNs(TimeUnit.MILLISECONDS.toNanos(EMBEDDED_LIVENESS_MS))
+                .publicationUnblockTimeoutNs(TimeUnit.MILLISECONDS.toNanos(EMBEDDED_LIVENESS_MS + 15_000));
         MediaDriver driver;
         try {
             driver = MediaDriver.launch(context);
@@ -183,7 +190,8 @@ public final class MediaDriverHandle implements AutoCloseable {
         }
         Aeron aeron;
         try {
-            aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(directory));
+            aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(directory)
+                    .driverTimeoutMs(EMBEDDED_LIVENESS_MS));
         } catch (RuntimeException e) {
             CloseHelper.quietClose(driver);
             IoUtil.delete(new File(directory), true);
