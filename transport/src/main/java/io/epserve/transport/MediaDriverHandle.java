@@ -175,9 +175,10 @@ public final class MediaDriverHandle implements AutoCloseable {
                 .initialWindowLength(Channels.RECEIVER_WINDOW_LENGTH)
                 .publicationConnectionTimeoutNs(options.publicationConnectionTimeoutNs)
                 .imageLivenessTimeoutNs(options.imageLivenessTimeoutNs)
-                // Client and driver share the process: a client that stops heartbeating is a process that stalled,
-                // not one that died. Aeron's 10 s closed the attention worker's client when four containers started
-                // at once on two cores (a container test in CI), after which it could never reach an expert worker.
+                // This process's own client shares the process with the driver, so a heartbeat it misses is a stall,
+                // not a death. With Aeron's 10 s, an attention worker's client most likely closed that way when four
+                // containers started at once on two cores (a CI run of the container test); it never recovered.
+                // An external client (an expert worker on IPC) is now also given up on after 30 s, not 10.
                 .clientLivenessTimeoutNs(TimeUnit.MILLISECONDS.toNanos(EMBEDDED_LIVENESS_MS))
                 .publicationUnblockTimeoutNs(TimeUnit.MILLISECONDS.toNanos(EMBEDDED_LIVENESS_MS + 15_000));
         MediaDriver driver;
