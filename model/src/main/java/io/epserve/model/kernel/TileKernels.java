@@ -305,7 +305,7 @@ final class TileKernels {
 
     /**
      * {@link #fp4}, the 2 tokens [t, t + 2) left after the blocks of 8 (T - t = 2), one decode per group and the
-     * accumulators in registers; the same operations per token as {@link #fp4R}. 2 to 7 tokens each have their own
+     * accumulators in registers; the same operations per token as {@link #fp4R}. 2 to 8 tokens each have their own
      * method (loops over the 8 weight vectors, chains written out) so that the decode is shared by all of them and no
      * accumulator makes a store-to-load round trip per group: {@code fp4R} for 2 tokens costs 1.6x (FP4) or 1.4x
      * (FP8) as much, and a block of 4 followed by {@code fp4R} decodes every group twice.
@@ -832,89 +832,9 @@ final class TileKernels {
         }
     }
 
-    /** {@link #fp8}, the one block of 4 tokens [t, t + 4) after the blocks of 8: 4 chains and accumulators in registers. */
-    static void fp8X4(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
-            long xo, float[] acc, int ao, float[] dq) {
-        int at = ao + t * L;
-        FloatVector a0 = FloatVector.fromArray(FS, acc, at), a1 = FloatVector.fromArray(FS, acc, at + L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L), a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
-        for (int c = c0; c < c1; c += GROUP) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
-            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
-            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
-            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
-                }
-            } else {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
-                }
-            }
-            FloatVector d0 = FloatVector.fromArray(FS, dq, 0), d1 = FloatVector.fromArray(FS, dq, L);
-            FloatVector d2 = FloatVector.fromArray(FS, dq, 2 * L), d3 = FloatVector.fromArray(FS, dq, 3 * L);
-            FloatVector d4 = FloatVector.fromArray(FS, dq, 4 * L), d5 = FloatVector.fromArray(FS, dq, 5 * L);
-            FloatVector d6 = FloatVector.fromArray(FS, dq, 6 * L), d7 = FloatVector.fromArray(FS, dq, 7 * L);
-            int xg = (int) (xo >>> 2) + T * c;
-            {
-                int xt = xg + GROUP * t;
-                FloatVector z = FloatVector.zero(FS);
-                FloatVector b0 = d0.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 0 * L)), z);
-                FloatVector b1 = d0.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 0 * L)), z);
-                FloatVector b2 = d0.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 0 * L)), z);
-                FloatVector b3 = d0.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 0 * L)), z);
-                b0 = d1.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 1 * L)), b0);
-                b1 = d1.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 1 * L)), b1);
-                b2 = d1.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 1 * L)), b2);
-                b3 = d1.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 1 * L)), b3);
-                b0 = d2.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 2 * L)), b0);
-                b1 = d2.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 2 * L)), b1);
-                b2 = d2.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 2 * L)), b2);
-                b3 = d2.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 2 * L)), b3);
-                b0 = d3.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 3 * L)), b0);
-                b1 = d3.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 3 * L)), b1);
-                b2 = d3.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 3 * L)), b2);
-                b3 = d3.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 3 * L)), b3);
-                b0 = d4.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 4 * L)), b0);
-                b1 = d4.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 4 * L)), b1);
-                b2 = d4.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 4 * L)), b2);
-                b3 = d4.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 4 * L)), b3);
-                b0 = d5.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 5 * L)), b0);
-                b1 = d5.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 5 * L)), b1);
-                b2 = d5.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 5 * L)), b2);
-                b3 = d5.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 5 * L)), b3);
-                b0 = d6.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 6 * L)), b0);
-                b1 = d6.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 6 * L)), b1);
-                b2 = d6.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 6 * L)), b2);
-                b3 = d6.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 6 * L)), b3);
-                b0 = d7.fma(FloatVector.fromArray(FS, x, xt + (0 * GROUP + 7 * L)), b0);
-                b1 = d7.fma(FloatVector.fromArray(FS, x, xt + (1 * GROUP + 7 * L)), b1);
-                b2 = d7.fma(FloatVector.fromArray(FS, x, xt + (2 * GROUP + 7 * L)), b2);
-                b3 = d7.fma(FloatVector.fromArray(FS, x, xt + (3 * GROUP + 7 * L)), b3);
-                a0 = b0.fma(sv, a0);
-                a1 = b1.fma(sv, a1);
-                a2 = b2.fma(sv, a2);
-                a3 = b3.fma(sv, a3);
-            }
-        }
-        a0.intoArray(acc, at);
-        a1.intoArray(acc, at + L);
-        a2.intoArray(acc, at + 2 * L);
-        a3.intoArray(acc, at + 3 * L);
-    }
-
     /**
      * {@link #fp8}, the 2 tokens [t, t + 2) left after the blocks of 8 (T - t = 2), one decode per group and the
-     * accumulators in registers; the same operations per token as {@link #fp8R}. 2 to 7 tokens each have their own
+     * accumulators in registers; the same operations per token as {@link #fp8R}. 2 to 8 tokens each have their own
      * method (loops over the 8 weight vectors, chains written out) so that the decode is shared by all of them and no
      * accumulator makes a store-to-load round trip per group: {@code fp8R} for 2 tokens costs 1.6x (FP4) or 1.4x
      * (FP8) as much, and a block of 4 followed by {@code fp8R} decodes every group twice.
@@ -1011,6 +931,61 @@ final class TileKernels {
         a0.intoArray(acc, at + 0 * L);
         a1.intoArray(acc, at + 1 * L);
         a2.intoArray(acc, at + 2 * L);
+    }
+
+    /** {@link #fp8X2} for 4 tokens. */
+    static void fp8X4(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
+            long xo, float[] acc, int ao, float[] dq) {
+        int at = ao + t * L;
+        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
+        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
+        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
+        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
+        for (int c = c0; c < c1; c += GROUP) {
+            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
+            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
+            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
+            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
+                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
+                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
+                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
+                }
+            } else {
+                for (int j = 0; j < 8; j++) {
+                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
+                }
+            }
+            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
+            FloatVector d = FloatVector.fromArray(FS, dq, 0);
+            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
+            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
+            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
+            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
+            for (int j = 1; j < 8; j++) {
+                d = FloatVector.fromArray(FS, dq, j * L);
+                int xj = xt + j * L;
+                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
+                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
+                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
+                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
+            }
+            a0 = b0.fma(sv, a0);
+            a1 = b1.fma(sv, a1);
+            a2 = b2.fma(sv, a2);
+            a3 = b3.fma(sv, a3);
+        }
+        a0.intoArray(acc, at + 0 * L);
+        a1.intoArray(acc, at + 1 * L);
+        a2.intoArray(acc, at + 2 * L);
+        a3.intoArray(acc, at + 3 * L);
     }
 
     /** {@link #fp8X2} for 5 tokens. */
