@@ -425,6 +425,17 @@ public final class AttentionWorker implements AutoCloseable {
                 + ", placement epoch " + experts.epoch()) + metrics.readySuffix();
     }
 
+    /**
+     * Calls {@code listener} once, from another thread, if this worker's Aeron client closes by itself (the reason
+     * says why: see {@link MediaDriverHandle}): it can never reach an expert worker again, so the process should stop.
+     * Never called for a worker with every expert in-process.
+     */
+    public void onTransportLoss(java.util.function.Consumer<String> listener) {
+        if (driver != null) {
+            driver.onLoss(listener);
+        }
+    }
+
     /** This worker's metrics (its registry, the placement epoch gauge; the endpoint when --metrics-port was given). */
     public AttentionMetrics metrics() {
         return metrics;

@@ -9,6 +9,7 @@ import io.epserve.cluster.ClusterException;
 import io.epserve.cluster.TerminationSignals;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicReference;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -16,7 +17,8 @@ import picocli.CommandLine.Mixin;
 /**
  * The attention worker as a process. Prints one line when ready (after every expert worker answered READY), serves
  * until SIGTERM or SIGINT, then shuts down cleanly and exits 0. Bad flags or an unusable model exit 2; expert workers
- * that do not answer, or a transport or port failure, exit 1.
+ * that do not answer, or a transport or port failure, exit 1, as does losing the Aeron client while serving (it
+ * cannot be used again: the process stops, says why, and its supervisor starts a new one).
  */
 @Command(name = "attention-worker", mixinStandardHelpOptions = true,
         description = "Owns sequences and their caches; sends each MoE layer's tokens to expert workers over Aeron.")
@@ -57,16 +59,22 @@ public final class AttentionWorkerMain implements Callable<Integer> {
             return FAILED;
         }
         CountDownLatch stop = TerminationSignals.install();
+        AtomicReference<String> lost = new AtomicReference<>();
+        worker.onTransportLoss(reason -> {
+            lost.compareAndSet(null, reason);
+            stop.countDown();
+        });
         try (worker) {
             out.println(worker.readyLine());
             out.flush();
             stop.await();
-            err.println("attention-worker " + worker.workerId() + ": stopping");
+            err.println("attention-worker " + worker.workerId() + ": " + (lost.get() == null ? "stopping"
+                    : "cannot serve any more, stopping: " + lost.get()));
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
         err.println("attention-worker " + options.workerId + ": stopped");
-        return 0;
+        return lost.get() == null ? 0 : FAILED;
     }
 
 }

@@ -200,6 +200,9 @@ final class ExpertClient implements AutoCloseable, WireHandler {
      * joined get a link, those that left are lost.
      */
     private void learnMembers(ClusterView v) {
+        if (driver.lostReason() != null) {
+            return; // nothing can connect any more; the worker is stopping (see AttentionWorker#onTransportLoss)
+        }
         for (Map.Entry<Integer, String> e : v.endpoints().entrySet()) {
             int id = e.getKey();
             String ep = e.getValue();
@@ -303,6 +306,7 @@ final class ExpertClient implements AutoCloseable, WireHandler {
             if (handshakeFailure != null) {
                 throw new ExpertsUnavailableException(handshakeFailure);
             }
+            failIfTransportLost();
             boolean all = true;
             long now = System.nanoTime();
             for (ExpertLink link : links) {
@@ -347,6 +351,7 @@ final class ExpertClient implements AutoCloseable, WireHandler {
         BackoffIdleStrategy idle = new BackoffIdleStrategy(10, 20, TimeUnit.MICROSECONDS.toNanos(10),
                 TimeUnit.MILLISECONDS.toNanos(5));
         while (map == null) {
+            failIfTransportLost();
             int work = poll();
             refresh(true);
             if (map != null) {
@@ -372,6 +377,14 @@ final class ExpertClient implements AutoCloseable, WireHandler {
 
     ExpertMap map() {
         return map;
+    }
+
+    /** Waiting on expert workers is pointless once the Aeron client is gone: it can never reach them. */
+    private void failIfTransportLost() {
+        String lost = driver.lostReason();
+        if (lost != null) {
+            throw new TransportException(lost);
+        }
     }
 
     /** Polls the inbox once; returns the fragments read. Protocol errors fail the exchanges they concern. */

@@ -432,6 +432,14 @@ public final class ExpertWorker implements AutoCloseable {
         }
     }
 
+    /**
+     * Calls {@code listener} once, from another thread, if this worker's Aeron client closes by itself (the reason
+     * says why: see {@link MediaDriverHandle}): no dispatch can reach it again, so the process should stop.
+     */
+    public void onTransportLoss(java.util.function.Consumer<String> listener) {
+        driver.onLoss(listener);
+    }
+
     /** One line for people and scripts: what is mapped, where it listens. */
     public String readyLine() {
         int files = weights.mappedFiles().size();

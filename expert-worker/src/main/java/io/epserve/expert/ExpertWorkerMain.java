@@ -8,6 +8,7 @@ import io.epserve.cluster.ClusterException;
 import io.epserve.cluster.TerminationSignals;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicReference;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -16,7 +17,8 @@ import picocli.CommandLine.Mixin;
  * The expert worker as a process: {@code java ... io.epserve.expert.ExpertWorkerMain --model DIR --experts 0-3
  * --listen 127.0.0.1:40123} (the cli's {@code epserve expert-worker} runs the same {@link #serve}). Prints one line
  * when ready, serves until SIGTERM or SIGINT, then shuts down cleanly and exits 0. Bad flags or an unusable model
- * exit 2 with a message; a transport failure at start exits 1.
+ * exit 2 with a message; a transport failure at start exits 1, as does losing the Aeron client while serving (it
+ * cannot be used again: the process stops at once, without draining, and says why).
  */
 @Command(name = "expert-worker", mixinStandardHelpOptions = true,
         description = "Serves the routed experts of a placement to attention workers over Aeron.")
@@ -64,6 +66,11 @@ public final class ExpertWorkerMain implements Callable<Integer> {
         }
         // Taken over only once serving (a signal during start-up gets the JVM's default: exit, shutdown hooks).
         CountDownLatch stop = TerminationSignals.install();
+        AtomicReference<String> lost = new AtomicReference<>();
+        worker.onTransportLoss(reason -> {
+            lost.compareAndSet(null, reason);
+            stop.countDown();
+        });
         try (worker) {
             out.println(worker.readyLine());
             out.flush();
@@ -80,7 +87,10 @@ public final class ExpertWorkerMain implements Callable<Integer> {
                 });
             }
             stop.await();
-            if (worker.clustered() && !worker.membership().drained()) {
+            if (lost.get() != null) {
+                // Nothing can be sent or received any more, so there is nothing to drain: attention workers fail over.
+                err.println("expert-worker " + worker.workerId() + ": cannot serve any more, stopping: " + lost.get());
+            } else if (worker.clustered() && !worker.membership().drained()) {
                 // A cluster member stops without losing steps: its experts move away first (bounded).
                 err.println("expert-worker " + worker.workerId() + ": draining before it stops");
                 worker.membership().requestDrain();
@@ -95,7 +105,7 @@ public final class ExpertWorkerMain implements Callable<Integer> {
             Thread.currentThread().interrupt();
         }
         err.println("expert-worker " + options.workerId + ": stopped");
-        return 0;
+        return lost.get() == null ? 0 : FAILED;
     }
 
 }

@@ -5,16 +5,23 @@ import io.aeron.ExclusivePublication;
 import io.aeron.Subscription;
 import io.aeron.driver.MediaDriver;
 import io.aeron.driver.ThreadingMode;
+import io.aeron.exceptions.ClientTimeoutException;
+import io.aeron.exceptions.ConductorServiceTimeoutException;
+import io.aeron.exceptions.DriverTimeoutException;
 import java.io.File;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Consumer;
 import org.agrona.CloseHelper;
 import org.agrona.IoUtil;
+import org.agrona.concurrent.AgentTerminationException;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.IdleStrategy;
 
@@ -30,6 +37,12 @@ import org.agrona.concurrent.IdleStrategy;
  *
  * <p><b>External</b> ({@link #attach}): connects to a driver already running in the named directory (for instance
  * one shared by several processes on a host, so they talk over IPC); {@link #close()} closes only the client.
+ *
+ * <p><b>Loss.</b> An Aeron client closes itself for good when its driver stops answering, when the driver gives up on
+ * it (missed heartbeats), or when its own conductor stalls; every publication and subscription is then gone. Aeron's
+ * default reaction (print, and exit the JVM only for the first cause) is replaced: the handle records why
+ * ({@link #lostReason()}) and tells its {@link #onLoss} listeners, so a worker stops with that reason and a non-zero
+ * exit code instead of retrying on a dead client.
  *
  * <p>Defaults: term length {@value #DEFAULT_TERM_LENGTH} bytes (16 MiB) for UDP and IPC publications, so one message
  * is at most 2 MiB (termLength / 8; larger exchanges are split by {@link DispatchWriter} and {@link CombineWriter});
@@ -49,13 +62,72 @@ public final class MediaDriverHandle implements AutoCloseable {
     private final AtomicBoolean closed = new AtomicBoolean();
     private final OfferCounters offers = new OfferCounters();
     private final Thread shutdownHook;
+    private final ClientLoss loss;
 
-    private MediaDriverHandle(MediaDriver driver, Aeron aeron, String directory) {
+    private MediaDriverHandle(MediaDriver driver, Aeron aeron, String directory, ClientLoss loss) {
         this.driver = driver;
         this.aeron = aeron;
         this.directory = directory;
+        this.loss = loss;
         this.shutdownHook = new Thread(this::closeQuietly, "epserve-aeron-shutdown");
         Runtime.getRuntime().addShutdownHook(shutdownHook);
+        // Any other way the client might close without close(): reported too (the first reason wins).
+        aeron.addCloseHandler(() -> {
+            if (!closed.get()) {
+                loss.lose("the Aeron client closed");
+            }
+        });
+    }
+
+    /**
+     * Made before the client (its error handler must exist first): records the first reason the client closed by
+     * itself and tells the listeners, once. Other errors the client reports are printed, as Aeron's default does.
+     */
+    private static final class ClientLoss {
+        private final String directory;
+        private final List<Consumer<String>> listeners = new CopyOnWriteArrayList<>();
+        private volatile String reason;
+
+        ClientLoss(String directory) {
+            this.directory = directory;
+        }
+
+        void onError(Throwable t) {
+            if (t instanceof DriverTimeoutException || t instanceof ClientTimeoutException
+                    || t instanceof ConductorServiceTimeoutException) {
+                lose(t.getClass().getSimpleName() + ": " + t.getMessage());
+            } else if (!(t instanceof AgentTerminationException)) {
+                // (AgentTerminationException: the conductor stopping after a loss, already reported)
+                System.err.println("aeron client (" + directory + "): " + t);
+            }
+        }
+
+        void lose(String why) {
+            String r;
+            synchronized (this) {
+                if (reason != null) {
+                    return;
+                }
+                r = "Aeron client of the media driver in " + directory + " is gone (" + why + ")";
+                reason = r;
+            }
+            for (Consumer<String> l : listeners) {
+                l.accept(r);
+            }
+        }
+
+        void add(Consumer<String> listener) {
+            String r;
+            synchronized (this) {
+                r = reason;
+                if (r == null) {
+                    listeners.add(listener);
+                }
+            }
+            if (r != null) {
+                listener.accept(r);
+            }
+        }
     }
 
     /** Settings of an embedded driver; every setter returns this. */
@@ -190,16 +262,17 @@ public final class MediaDriverHandle implements AutoCloseable {
                     e);
         }
         Aeron aeron;
+        ClientLoss loss = new ClientLoss(directory);
         try {
             aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(directory)
-                    .driverTimeoutMs(EMBEDDED_LIVENESS_MS));
+                    .driverTimeoutMs(EMBEDDED_LIVENESS_MS).errorHandler(loss::onError));
         } catch (RuntimeException e) {
             CloseHelper.quietClose(driver);
             IoUtil.delete(new File(directory), true);
             throw new TransportException("could not connect to the embedded media driver in " + directory + ": " + e,
                     e);
         }
-        return new MediaDriverHandle(driver, aeron, directory);
+        return new MediaDriverHandle(driver, aeron, directory, loss);
     }
 
     /** A client of an external media driver running in {@code directory}; waits up to 10 s for it. */
@@ -209,13 +282,31 @@ public final class MediaDriverHandle implements AutoCloseable {
 
     /** A client of an external media driver running in {@code directory}, waiting up to {@code timeoutMs}. */
     public static MediaDriverHandle attach(String directory, long timeoutMs) {
+        ClientLoss loss = new ClientLoss(directory);
         try {
-            Aeron aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(directory).driverTimeoutMs(timeoutMs));
-            return new MediaDriverHandle(null, aeron, directory);
+            Aeron aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(directory).driverTimeoutMs(timeoutMs)
+                    .errorHandler(loss::onError));
+            return new MediaDriverHandle(null, aeron, directory, loss);
         } catch (RuntimeException e) {
             throw new TransportException("no Aeron media driver answering in " + directory + " within " + timeoutMs
                     + " ms: " + e, e);
         }
+    }
+
+    /**
+     * Why the client closed by itself (see the class comment), or null if it has not (an orderly {@link #close()} is
+     * no loss). Publications, subscriptions and the senders and receivers made from them are then unusable for good.
+     */
+    public String lostReason() {
+        return loss.reason;
+    }
+
+    /**
+     * Calls {@code listener} once with the reason if the client closes by itself: at once if it already has, else
+     * from the Aeron client's thread (so the listener must not block). Never called after {@link #close()}.
+     */
+    public void onLoss(Consumer<String> listener) {
+        loss.add(listener);
     }
 
     /** Failed offers of every sender made by {@link #newSender}, over this handle's life (thread-safe). */

@@ -234,6 +234,52 @@ class BackPressureTest {
         assertTrue(!Files.exists(childDir), "stale directory not deleted: " + childDir);
     }
 
+    @Test
+    void aClientOfAKilledDriverReportsTheLossWithinItsDriverTimeout() throws Exception {
+        List<String> command = new ArrayList<>();
+        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        command.addAll(moduleFlags());
+        command.addAll(List.of("-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
+                ReceiverProcess.class.getName(), Channels.ipc(), String.valueOf(Channels.DISPATCH_STREAM)));
+        Process child = new ProcessBuilder(command).redirectErrorStream(true).start();
+        BlockingQueue<String> lines = new LinkedBlockingQueue<>();
+        Thread reader = new Thread(() -> {
+            try (BufferedReader r = new BufferedReader(
+                    new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8))) {
+                for (String line; (line = r.readLine()) != null; ) {
+                    lines.add(line);
+                }
+            } catch (IOException ignored) {
+                // the child was killed
+            }
+        }, "child-output");
+        reader.setDaemon(true);
+        reader.start();
+        Path childDir;
+        try {
+            childDir = Path.of(awaitLine(lines, "READY ", child).substring("READY ".length()));
+            // The driver proves it lives about once a second: 3 s leaves room for a slow machine.
+            try (MediaDriverHandle client = MediaDriverHandle.attach(childDir.toString(), 3_000)) {
+                java.util.concurrent.CompletableFuture<String> lost = new java.util.concurrent.CompletableFuture<>();
+                client.onLoss(lost::complete);
+                Thread.sleep(4_000);
+                assertEquals(null, client.lostReason(), "lost while its driver was alive");
+                child.destroyForcibly();   // SIGKILL: the driver just stops answering
+                assertTrue(child.waitFor(5, TimeUnit.SECONDS));
+                long killed = System.nanoTime();
+                String reason = lost.get(10, TimeUnit.SECONDS);
+                long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - killed);
+                assertTrue(reason.contains("DriverTimeoutException") && reason.contains(childDir.toString()), reason);
+                assertTrue(ms < 8_000, "heard after " + ms + " ms");
+                System.out.printf("driver killed: the client heard after %d ms: %s%n", ms, reason);
+            }
+        } finally {
+            child.destroyForcibly();
+            child.waitFor(5, TimeUnit.SECONDS);
+        }
+        MediaDriverHandle.deleteStaleDirectories(childDir.getParent());
+    }
+
     private static String awaitLine(BlockingQueue<String> lines, String prefix, Process child)
             throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(6);

@@ -142,6 +142,46 @@ class LoopbackTest {
     }
 
     @Test
+    @Timeout(value = 40, unit = TimeUnit.SECONDS)
+    void aClientWhoseDriverStopsAnsweringReportsTheLossOnce() throws Exception {
+        MediaDriverHandle driver = MediaDriverHandle.launchEmbedded(MediaDriverHandle.options().name("gone"));
+        try (MediaDriverHandle client = MediaDriverHandle.attach(driver.aeronDirectoryName(), 3_000)) {
+            java.util.concurrent.CompletableFuture<String> lost = new java.util.concurrent.CompletableFuture<>();
+            java.util.concurrent.atomic.AtomicInteger calls = new java.util.concurrent.atomic.AtomicInteger();
+            client.onLoss(r -> {
+                calls.incrementAndGet();
+                lost.complete(r);
+            });
+            assertEquals(null, client.lostReason());
+            driver.close();
+            String reason = lost.get(30, TimeUnit.SECONDS);
+            assertTrue(reason.contains(driver.aeronDirectoryName()) && reason.contains("Timeout"), reason);
+            assertEquals(reason, client.lostReason());
+            // Heard at once by a listener that comes late; the first only once.
+            java.util.concurrent.CompletableFuture<String> late = new java.util.concurrent.CompletableFuture<>();
+            client.onLoss(late::complete);
+            assertEquals(reason, late.getNow(null));
+            Thread.sleep(200);
+            assertEquals(1, calls.get());
+        }
+    }
+
+    @Test
+    void anOrderlyCloseIsNoLoss() throws Exception {
+        java.util.concurrent.atomic.AtomicReference<String> heard = new java.util.concurrent.atomic.AtomicReference<>();
+        MediaDriverHandle driver = MediaDriverHandle.launchEmbedded(MediaDriverHandle.options().name("orderly"));
+        try (MediaDriverHandle client = MediaDriverHandle.attach(driver.aeronDirectoryName())) {
+            client.onLoss(heard::set);
+            driver.onLoss(heard::set);
+        } finally {
+            driver.close();
+        }
+        Thread.sleep(100);
+        assertEquals(null, heard.get());
+        assertEquals(null, driver.lostReason());
+    }
+
+    @Test
     void attachingWithoutADriverFailsClearly(@org.junit.jupiter.api.io.TempDir Path base) {
         TransportException e = assertThrows(TransportException.class,
                 () -> MediaDriverHandle.attach(base.resolve("none").toString(), 300));

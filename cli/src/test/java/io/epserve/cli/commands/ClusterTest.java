@@ -24,6 +24,7 @@ import io.epserve.proto.worker.v1.GenerateEvent;
 import io.epserve.proto.worker.v1.GenerateRequest;
 import io.epserve.proto.worker.v1.SamplingParams;
 import io.epserve.proto.worker.v1.StatusRequest;
+import io.epserve.transport.MediaDriverHandle;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.io.IOException;
@@ -37,6 +38,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -278,7 +280,10 @@ class ClusterTest {
         assertEquals(expected, expertRowsComputed(cluster), "expert rows computed by the expert workers");
     }
 
-    /** IPC: the expert worker uses the attention worker's media driver; the same bits as over UDP. */
+    /**
+     * IPC: the expert worker uses the attention worker's media driver; the same bits as over UDP. Then the driver's
+     * process is killed; and an attention worker loses its driver while it starts.
+     */
     @Test
     @Timeout(value = 4, unit = TimeUnit.MINUTES)
     void overIpcWithASharedMediaDriverTheClusterComputesTheSameBits() throws Exception {
@@ -293,7 +298,61 @@ class ClusterTest {
             assertTrue(cluster.expertWorkers().get(0).readyLine().contains("external driver"),
                     cluster.expertWorkers().get(0).readyLine());
             assertIdentical(local, runRemote(AttentionWorkerGrpc.newBlockingStub(cluster.channel(0)), "ipc-", 2), "IPC");
+
+            // The driver's process dies: the expert worker's Aeron client can never work again. It stops by itself
+            // within its driver timeout (10 s), exit code 1, saying why (it used to idle on a dead client).
+            LocalCluster.Worker ew = cluster.expertWorkers().get(0);
+            cluster.attentionWorkers().get(0).kill();
+            assertTrue(ew.process.waitFor(40, TimeUnit.SECONDS), "the expert worker still runs:\n" + ew.logTail(20));
+            String log = ew.logTail(20);
+            assertEquals(1, ew.process.exitValue(), log);
+            assertTrue(log.contains("cannot serve any more, stopping: Aeron client of the media driver in")
+                    && log.contains("DriverTimeoutException"), log);
+            assertTrue(log.contains("expert-worker 1: stopped"), log);
+
+            // An attention worker whose driver goes while it waits for its expert workers (as at a container's start)
+            // stops at once, exit code 1, saying why; not after --connect-timeout-ms (here 5 minutes).
+            try (MediaDriverHandle driver = MediaDriverHandle.launchEmbedded(MediaDriverHandle.options().name("aw"))) {
+                int before = clientsOf(driver);
+                CompletableFuture<LocalCluster.Exit> aw = CompletableFuture.supplyAsync(() -> {
+                    try {
+                        return cluster.run(List.of("attention-worker", "--model", TINY.toString(), "--expert-workers",
+                                "127.0.0.1:" + LocalCluster.freeUdpPort(), "--listen",
+                                "127.0.0.1:" + LocalCluster.freeUdpPort(), "--external-driver",
+                                driver.aeronDirectoryName(), "--connect-timeout-ms", "300000", "--threads", "1"),
+                                120_000);
+                    } catch (IOException | InterruptedException e) {
+                        throw new IllegalStateException(e);
+                    }
+                });
+                long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+                while (clientsOf(driver) == before && !aw.isDone() && System.nanoTime() < until) {
+                    Thread.sleep(50);
+                }
+                assertEquals(before + 1, clientsOf(driver), () -> "the attention worker did not attach to the driver: "
+                        + (aw.isDone() ? aw.join().output() : "still running"));
+                Thread.sleep(500); // into its wait for the expert workers
+                long closed = System.nanoTime();
+                driver.close();
+                LocalCluster.Exit exit = aw.get(60, TimeUnit.SECONDS);
+                long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - closed);
+                assertEquals(1, exit.code(), exit.output());
+                assertTrue(exit.output().contains("epserve attention-worker: Aeron client of the media driver in "
+                        + driver.aeronDirectoryName() + " is gone"), exit.output());
+                assertTrue(ms < 30_000, "exited " + ms + " ms after its driver closed");
+            }
         }
+    }
+
+    /** Heartbeat counters of a driver's clients (one per client that attached to it: its own may have none). */
+    static int clientsOf(MediaDriverHandle driver) {
+        int[] n = {0};
+        driver.aeron().countersReader().forEach((id, type, key, label) -> {
+            if (type == io.aeron.AeronCounters.DRIVER_HEARTBEAT_TYPE_ID) {
+                n[0]++;
+            }
+        });
+        return n[0];
     }
 
     @Test
