@@ -18,7 +18,6 @@ import io.epserve.proto.worker.v1.StepTiming;
 import io.grpc.StatusRuntimeException;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -36,10 +35,12 @@ import picocli.CommandLine.Option;
                     + " workers' own busy time per step (read from their /metrics, the prefill's share subtracted) and"
                     + " per-layer dispatch and round-trip latency percentiles.",
             "--pin puts the attention worker on CPU 0 and the expert workers on CPU 1 (taskset). --compare-local then"
-                    + " runs the single-process engine on the same batch in this process, for the ratio.",
-            "Several --micro-batches values (e.g. 1,2) and --rounds N measure each m, then the single process, in turn"
-                    + " on the same cluster, N times over, and end with a table of the ratios of each round: on a"
-                    + " machine whose speed drifts, only figures measured side by side compare."
+                    + " runs the single-process engine on the same batch in this process, with the cluster stopped,"
+                    + " for the ratio.",
+            "Several --micro-batches values (e.g. 1,2) and --rounds N measure each m, then the single process, in turn,"
+                    + " N times over, and end with a table of the ratios of each round: on a machine whose speed"
+                    + " drifts, only figures measured side by side compare. With --compare-local each round starts"
+                    + " (and warms up) its own cluster, stopped before the single process runs."
         })
 public final class BenchClusterCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "Model directory.")
@@ -77,6 +78,10 @@ public final class BenchClusterCommand implements Callable<Integer> {
     @Option(names = "--pin", description = "taskset: attention worker on CPU 0, expert workers on CPU 1.")
     boolean pin;
 
+    @Option(names = "--ipc", description = "The expert worker shares the attention worker's media driver and both talk"
+            + " over Aeron IPC instead of UDP (shared memory; needs --expert-workers 1).")
+    boolean ipc;
+
     @Option(names = "--idle", defaultValue = "backoff", description = "Idle strategy of the workers. Default: ${DEFAULT-VALUE}.")
     String idle;
 
@@ -97,6 +102,9 @@ public final class BenchClusterCommand implements Callable<Integer> {
     public Integer call() {
         if (batch < 1 || tokens < 1 || promptTokens < 1 || warmup < 0 || rounds < 1) {
             return CliErrors.usage("--batch, --tokens, --prompt-tokens and --rounds must be >= 1, --warmup >= 0");
+        }
+        if (ipc && expertWorkers != 1) {
+            return CliErrors.usage("--ipc runs one expert worker, got --expert-workers " + expertWorkers);
         }
         for (int m : microBatches) {
             if (m < 1 || m > 4) {
@@ -119,23 +127,30 @@ public final class BenchClusterCommand implements Callable<Integer> {
         double[] localTps = new double[rounds];
         LocalCluster.Options o = LocalCluster.options().model(model).expertWorkers(expertWorkers)
                 .microBatches(microBatches.get(0)).kernels(kernels).attentionThreads(perWorker)
-                .expertThreads(perWorker).pin(pin).idle(idle).logDir(logDir).expertTimeoutMs(60_000).metrics(true);
+                .expertThreads(perWorker).pin(pin).idle(idle).logDir(logDir).expertTimeoutMs(60_000).metrics(true)
+                .ipc(ipc);
         workerJvmArgs.forEach(o::jvmArg);
-        // The single process runs here between the cluster's runs (its workers idle meanwhile), so that every round
-        // measures both in the same minutes.
-        try (LocalCluster cluster = LocalCluster.start(o);
-             LocalModel local = compareLocal ? CliErrors.openModel(model, kernels, perWorker == null ? null
-                     : 2 * perWorker) : null) {
-            var stub = AttentionWorkerGrpc.newBlockingStub(cluster.channel(0));
-            if (warmup > 0) {
-                for (int m : microBatches) {
-                    stub.withDeadlineAfter(30, TimeUnit.MINUTES).decode(request("warm", prompts, warmup, m));
-                }
-                if (local != null) {
-                    decodeLocal(local, prompts, warmup);
-                }
+        // With --compare-local the single process runs here between the cluster's runs, so that every round measures
+        // both in the same minutes, and with the cluster stopped: its idle processes (the embedded media drivers'
+        // polling above all) used 17-26 % of one core meanwhile, a handicap for the single process. So each round
+        // starts a cluster, warms it up, measures each m, stops it and then measures the single process.
+        LocalCluster cluster = null;
+        try (LocalModel local = compareLocal ? CliErrors.openModel(model, kernels, perWorker == null ? null
+                : 2 * perWorker) : null) {
+            if (local != null && warmup > 0) {
+                decodeLocal(local, prompts, warmup);
             }
             for (int round = 0; round < rounds; round++) {
+                if (cluster == null) {
+                    cluster = LocalCluster.start(o);
+                    if (warmup > 0) {
+                        var warm = AttentionWorkerGrpc.newBlockingStub(cluster.channel(0));
+                        for (int m : microBatches) {
+                            warm.withDeadlineAfter(30, TimeUnit.MINUTES).decode(request("warm", prompts, warmup, m));
+                        }
+                    }
+                }
+                var stub = AttentionWorkerGrpc.newBlockingStub(cluster.channel(0));
                 for (int k = 0; k < ms; k++) {
                     int m = microBatches.get(k);
                     // The measured request prefills too: the experts' busy time of the same prefill alone is
@@ -161,14 +176,13 @@ public final class BenchClusterCommand implements Callable<Integer> {
                     print(t, c, decodeBusy);
                 }
                 if (local != null) {
-                    long cpu0 = cpuNanos(cluster);
+                    cluster.close();
+                    cluster = null;
                     double seconds = decodeLocal(local, prompts, tokens);
-                    long cpu = cpuNanos(cluster) - cpu0;
                     localTps[round] = (double) prompts.length * tokens / seconds;
-                    System.out.printf("single process (same batch, %s kernels): %.2f tokens/s; cluster / single"
-                            + " process = %s (the idle cluster's processes used %.1f%% of one core meanwhile)%n",
-                            kernels, localTps[round], ratios(clusterTps[round], localTps[round]),
-                            100.0 * cpu / (seconds * 1e9));
+                    System.out.printf("single process (same batch, %s kernels, the cluster stopped): %.2f tokens/s;"
+                            + " cluster / single process = %s%n", kernels, localTps[round],
+                            ratios(clusterTps[round], localTps[round]));
                 }
             }
         } catch (StatusRuntimeException e) {
@@ -180,6 +194,10 @@ public final class BenchClusterCommand implements Callable<Integer> {
         } catch (IOException e) {
             System.err.println("epserve bench-cluster: " + e.getMessage());
             return 1;
+        } finally {
+            if (cluster != null) {
+                cluster.close();
+            }
         }
         if (ms > 1 || rounds > 1) {
             summary(clusterTps, compareLocal ? localTps : null);
@@ -206,7 +224,8 @@ public final class BenchClusterCommand implements Callable<Integer> {
         double steps = t.getSteps();
         System.out.printf("model %s, %s kernels, batch %d, prompt %d, %d decode steps, %d micro-batch%s, %d expert worker%s%s%n",
                 model, kernels, batch, promptTokens, t.getSteps(), t.getMicroBatches(), t.getMicroBatches() == 1 ? "" : "es",
-                expertWorkers, expertWorkers == 1 ? "" : "s", pin ? ", pinned (attention CPU 0, experts CPU 1)" : "");
+                expertWorkers, expertWorkers == 1 ? "" : "s", (ipc ? ", over IPC" : ", over UDP")
+                        + (pin ? ", pinned (attention CPU 0, experts CPU 1)" : ""));
         System.out.printf("cluster decode: %.2f tokens/s (%.2f ms per step)%n", t.getTokens() / t.getWallSeconds(),
                 1e3 * t.getWallSeconds() / steps);
         double wall = t.getWallSeconds();
@@ -236,18 +255,6 @@ public final class BenchClusterCommand implements Callable<Integer> {
                     l.getDispatchP50Us(), l.getDispatchP99Us(), l.getRoundTripP50Us(), l.getRoundTripP90Us(),
                     l.getRoundTripP99Us());
         }
-    }
-
-    /** CPU time of the cluster's worker processes so far (as far as the OS tells). */
-    private static long cpuNanos(LocalCluster cluster) {
-        long sum = 0;
-        List<LocalCluster.Worker> ws = new ArrayList<>(cluster.attentionWorkers());
-        ws.addAll(cluster.expertWorkers());
-        for (LocalCluster.Worker w : ws) {
-            sum += ProcessHandle.of(w.pid()).flatMap(h -> h.info().totalCpuDuration()).map(Duration::toNanos)
-                    .orElse(0L);
-        }
-        return sum;
     }
 
     /** "a / b / c" of each cluster figure over the single process's. */
