@@ -133,6 +133,17 @@ class EngineCommandsTest {
     }
 
     @Test
+    void benchClusterRejectsBadFlagsBeforeStartingAnything() {
+        Run ipc = run("bench-cluster", "--model", TINY.toString(), "--ipc", "--expert-workers", "2");
+        assertEquals(2, ipc.exit(), ipc.err());
+        assertTrue(ipc.err().contains("--ipc runs one expert worker"), ipc.err());
+        Run m = run("bench-cluster", "--model", TINY.toString(), "--micro-batches", "1,5");
+        assertEquals(2, m.exit(), m.err());
+        assertTrue(m.err().contains("--micro-batches must be 1..4"), m.err());
+        assertEquals(2, run("bench-cluster", "--model", TINY.toString(), "--rounds", "0").exit());
+    }
+
+    @Test
     void generateRejectsBadInput() {
         assertEquals(2, run("generate", "--model", TINY.toString(), "--tokens", "0,600").exit());
         assertEquals(2, run("generate", "--model", TINY.toString(), "--prompt", "hi", "--top-p", "0").exit());
