@@ -506,19 +506,7 @@ public final class Transformer {
 
     /** hc_post: X'[k] = bf16(post_k * a + sum_j comb[j][k] * X[j]). */
     public void hcPost(float[] a, float[] X, double[] post, double[] comb, int T, float[] out) {
-        for (int t = 0; t < T; t++) {
-            for (int q = 0; q < hc; q++) {
-                double p = post[t * hc + q];
-                int o = (t * hc + q) * d;
-                for (int i = 0; i < d; i++) {
-                    double s = p * a[t * d + i];
-                    for (int j = 0; j < hc; j++) {
-                        s += comb[t * hc * hc + j * hc + q] * X[(t * hc + j) * d + i];
-                    }
-                    out[o + i] = Bf16.round(s);
-                }
-            }
-        }
+        io.epserve.model.kernel.HcPost.apply(a, X, post, comb, T, hc, d, out);
     }
 
     private double rsqrtMeanSquare(float[] x, int off, int n) {
