@@ -165,25 +165,8 @@ class BackPressureTest {
     void sendFailsWithinTheDeadlineWhenTheReceiverProcessIsKilled() throws Exception {
         long timeoutNs = TimeUnit.MILLISECONDS.toNanos(500);
         String channel = Channels.loopback(Channels.freeLoopbackPort(), SMALL_TERM);
-        List<String> command = new ArrayList<>();
-        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        command.addAll(moduleFlags());
-        command.addAll(List.of("-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
-                ReceiverProcess.class.getName(), channel, String.valueOf(Channels.DISPATCH_STREAM)));
-        Process child = new ProcessBuilder(command).redirectErrorStream(true).start();
         BlockingQueue<String> lines = new LinkedBlockingQueue<>();
-        Thread reader = new Thread(() -> {
-            try (BufferedReader r = new BufferedReader(
-                    new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8))) {
-                for (String line; (line = r.readLine()) != null; ) {
-                    lines.add(line);
-                }
-            } catch (IOException ignored) {
-                // the child was killed
-            }
-        }, "child-output");
-        reader.setDaemon(true);
-        reader.start();
+        Process child = startReceiverProcess(channel, lines);
         Path childDir = null;
         try (MediaDriverHandle a = MediaDriverHandle.launchEmbedded(MediaDriverHandle.options().name("kill-a"));
              MessageSender out = a.newSender(channel, Channels.DISPATCH_STREAM, new BackoffIdleStrategy(),
@@ -236,25 +219,8 @@ class BackPressureTest {
 
     @Test
     void aClientOfAKilledDriverReportsTheLossWithinItsDriverTimeout() throws Exception {
-        List<String> command = new ArrayList<>();
-        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        command.addAll(moduleFlags());
-        command.addAll(List.of("-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
-                ReceiverProcess.class.getName(), Channels.ipc(), String.valueOf(Channels.DISPATCH_STREAM)));
-        Process child = new ProcessBuilder(command).redirectErrorStream(true).start();
         BlockingQueue<String> lines = new LinkedBlockingQueue<>();
-        Thread reader = new Thread(() -> {
-            try (BufferedReader r = new BufferedReader(
-                    new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8))) {
-                for (String line; (line = r.readLine()) != null; ) {
-                    lines.add(line);
-                }
-            } catch (IOException ignored) {
-                // the child was killed
-            }
-        }, "child-output");
-        reader.setDaemon(true);
-        reader.start();
+        Process child = startReceiverProcess(Channels.ipc(), lines);
         Path childDir;
         try {
             childDir = Path.of(awaitLine(lines, "READY ", child).substring("READY ".length()));
@@ -278,6 +244,29 @@ class BackPressureTest {
             child.waitFor(5, TimeUnit.SECONDS);
         }
         MediaDriverHandle.deleteStaleDirectories(childDir.getParent());
+    }
+
+    /** A {@link ReceiverProcess} on {@code channel} (its own JVM and embedded driver); its output lines go to lines. */
+    private static Process startReceiverProcess(String channel, BlockingQueue<String> lines) throws IOException {
+        List<String> command = new ArrayList<>();
+        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        command.addAll(moduleFlags());
+        command.addAll(List.of("-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
+                ReceiverProcess.class.getName(), channel, String.valueOf(Channels.DISPATCH_STREAM)));
+        Process child = new ProcessBuilder(command).redirectErrorStream(true).start();
+        Thread reader = new Thread(() -> {
+            try (BufferedReader r = new BufferedReader(
+                    new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8))) {
+                for (String line; (line = r.readLine()) != null; ) {
+                    lines.add(line);
+                }
+            } catch (IOException ignored) {
+                // the child was killed
+            }
+        }, "child-output");
+        reader.setDaemon(true);
+        reader.start();
+        return child;
     }
 
     private static String awaitLine(BlockingQueue<String> lines, String prefix, Process child)
