@@ -55,7 +55,7 @@ class ElasticClusterIT {
     /** Small JVMs from the distribution: five of them share two cores; exact kernels are scalar, fine under C1. */
     static LocalCluster.Options tinyCluster(Path logs) {
         return LocalCluster.options().artifacts(DIST).model(TINY).kernels("exact").attentionThreads(1)
-                .expertThreads(1).jvmArg("-Xmx384m").jvmArg("-XX:+UseSerialGC").jvmArg("-XX:TieredStopAtLevel=1")
+                .expertThreads(1).jvmArg("-Xmx384m").jvmArg("-XX:TieredStopAtLevel=1")
                 .readyTimeoutMs(90_000).logDir(logs).controlPlane(true);
     }
 

@@ -68,7 +68,7 @@ class ClusterTest {
      */
     static LocalCluster.Options tinyCluster(Path logs, String kernels) {
         LocalCluster.Options o = LocalCluster.options().model(TINY).kernels(kernels).attentionThreads(1).expertThreads(1)
-                .jvmArg("-Xmx384m").jvmArg("-XX:+UseSerialGC").readyTimeoutMs(90_000).logDir(logs);
+                .jvmArg("-Xmx384m").readyTimeoutMs(90_000).logDir(logs);
         return kernels.equals("exact") ? o.jvmArg("-XX:TieredStopAtLevel=1") : o;
     }
 
