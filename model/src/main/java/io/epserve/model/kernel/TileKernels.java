@@ -39,9 +39,11 @@ import jdk.incubator.vector.VectorSpecies;
  * from zero), never from splitting one token's sum into a tile-dependent number of partial accumulators.
  *
  * <h2>Code shape</h2>
- * FP4 and FP8: {@code xB8} decodes each group's 8 weight vectors once and runs the tile's tokens in blocks of 8
+ * FP8: {@code fp8B8} decodes each group's 8 weight vectors once and runs the tile's tokens in blocks of 8
  * (8 chains: an FMA has latency 4 on two ports, so 4 chains leave the ports half idle; +17 % at 16 tokens),
- * accumulators in the L1-resident acc array; the 2 to 7 tokens after the blocks of 8 run in one more pass,
+ * accumulators in the L1-resident acc array. FP4 runs each block of 8 as its own {@code fp4X8} pass (the decode
+ * is cheap enough to repeat, and the accumulators stay in registers). The 2 to 7 tokens after the blocks of 8 run
+ * in one more pass,
  * {@code xX2} ... {@code xX7}, with one decode per group for all of them and their accumulators in registers (with a
  * block of 4 and then one token at a time, 5-7 tokens decoded every group twice and 2-3 tokens paid a store-to-load
  * round trip per token and group: 1.15-1.45x slower); {@code xR} runs a single leftover token; {@code fp4x1} and
@@ -55,8 +57,8 @@ import jdk.incubator.vector.VectorSpecies;
  *     cost ~5 scalar instructions per FMA on the vector ports' neighbours.
  * <li>Methods stay small: one hand-unrolled method per tile size (up to 128 FMAs) was more than C1 can compile
  *     ("out of virtual registers"); such a method then stays interpreted until C2's thresholds are met, seconds
- *     to minutes later (a 12-token tile ran at 0.4 GFLOP/s for a whole benchmark, tests ran 10x longer). fp4B8
- *     is therefore a loop over the nibbles, which C2 unrolls.
+ *     to minutes later (a 12-token tile ran at 0.4 GFLOP/s for a whole benchmark, tests ran 10x longer). fp8B8
+ *     is therefore a loop over the weight vectors, which C2 unrolls.
  * <li>No decode is a call: the FP4 scale and nibble decodes and the FP8 group decode (8 vectors into the dq
  *     scratch) are written out in each kernel. As helpers, C2 left them out of the big kernels as "callee is too
  *     large", "already compiled into a big method" or "NodeCountInliningCutoff", depending on the run and the
@@ -284,21 +286,23 @@ final class TileKernels {
             fp4x1(w, wo, s, so, c0, c1, x, xo, acc, ao);
             return;
         }
-        // A tile of 8 runs in registers (xX8: 1.3-1.45x xB8); in larger tiles xB8's one decode for all the blocks of
-        // 8 pays more than registers for the last one (measured at 16: B8 + X8 4 % slower than B8 alone).
-        int t8 = T <= 8 ? 0 : T & ~7;
-        if (t8 > 0) {
-            fp4B8(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
+        // Every block of 8 runs in registers, each decoding the group itself. The former fp4B8 (one decode for all
+        // blocks, accumulators in memory) was slower: 16 tokens 1.08-1.18x, 12 tokens 1.15x (hot, 1 thread) and
+        // 16 tokens 1.10x cold on 2 threads, the activation arrays aligned. FP8, whose decode costs more, keeps
+        // fp8B8: there the two ways measured the same.
+        int t = 0;
+        for (; T - t > 8; t += 8) {
+            fp4X8(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
         }
-        switch (T - t8) {
-            case 1 -> fp4R(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 2 -> fp4X2(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 3 -> fp4X3(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 4 -> fp4X4(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 5 -> fp4X5(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 6 -> fp4X6(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 7 -> fp4X7(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 8 -> fp4X8(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao);
+        switch (T - t) {
+            case 1 -> fp4R(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 2 -> fp4X2(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 3 -> fp4X3(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 4 -> fp4X4(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 5 -> fp4X5(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 6 -> fp4X6(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 7 -> fp4X7(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 8 -> fp4X8(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
             default -> { }
         }
     }
@@ -552,7 +556,7 @@ final class TileKernels {
         a6.intoArray(acc, at + 6 * L);
     }
 
-    /** {@link #fp4X2} for 8 tokens: a tile of exactly 8 (1.3x {@link #fp4B8}, whose accumulators live in memory). */
+    /** {@link #fp4X2} for 8 tokens, the accumulators in registers; a tile's blocks of 8 all run here. */
     static void fp4X8(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
             long xo, float[] acc, int ao) {
         int at = ao + t * L;
@@ -639,49 +643,6 @@ final class TileKernels {
                 b = d7.fma(FloatVector.fromArray(FS, x, xt + 7 * L), b);
                 int ai = ao + t * L;
                 b.fma(sv, FloatVector.fromArray(FS, acc, ai)).intoArray(acc, ai);
-            }
-        }
-    }
-
-    /**
-     * {@link #fp4}, tokens [0, t8) in blocks of 8: eight independent chains per block. With four ({@link #fp4X4})
-     * the eight-deep FMA chains leave the FMA ports idle half the time (latency 4 on two ports needs eight chains in
-     * flight). A loop over the nibbles rather than unrolled code: unrolled, the method is too big for C1 ("out of
-     * virtual registers") and runs interpreted until C2 takes it. Starting a chain at +0 and then fma-ing is the
-     * same operation sequence as the other kernels' fma(d0, x0, +0).
-     */
-    static void fp4B8(int T, int t8, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
-            long xo, float[] acc, int ao) {
-        for (int c = c0; c < c1; c += GROUP) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
-                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            int xg = (int) (xo >>> 2) + T * c;
-            for (int t = 0; t < t8; t += 8) {
-                int xt = xg + GROUP * t;
-                FloatVector b0 = FloatVector.zero(FS), b1 = b0, b2 = b0, b3 = b0, b4 = b0, b5 = b0, b6 = b0, b7 = b0;
-                for (int j = 0; j < 8; j++) {
-                    FloatVector d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-                    int xj = xt + j * L;
-                    b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
-                    b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
-                    b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
-                    b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
-                    b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
-                    b5 = d.fma(FloatVector.fromArray(FS, x, xj + 5 * GROUP), b5);
-                    b6 = d.fma(FloatVector.fromArray(FS, x, xj + 6 * GROUP), b6);
-                    b7 = d.fma(FloatVector.fromArray(FS, x, xj + 7 * GROUP), b7);
-                }
-                int ai = ao + t * L;
-                b0.fma(sv, FloatVector.fromArray(FS, acc, ai + 0 * L)).intoArray(acc, ai + 0 * L);
-                b1.fma(sv, FloatVector.fromArray(FS, acc, ai + 1 * L)).intoArray(acc, ai + 1 * L);
-                b2.fma(sv, FloatVector.fromArray(FS, acc, ai + 2 * L)).intoArray(acc, ai + 2 * L);
-                b3.fma(sv, FloatVector.fromArray(FS, acc, ai + 3 * L)).intoArray(acc, ai + 3 * L);
-                b4.fma(sv, FloatVector.fromArray(FS, acc, ai + 4 * L)).intoArray(acc, ai + 4 * L);
-                b5.fma(sv, FloatVector.fromArray(FS, acc, ai + 5 * L)).intoArray(acc, ai + 5 * L);
-                b6.fma(sv, FloatVector.fromArray(FS, acc, ai + 6 * L)).intoArray(acc, ai + 6 * L);
-                b7.fma(sv, FloatVector.fromArray(FS, acc, ai + 7 * L)).intoArray(acc, ai + 7 * L);
             }
         }
     }
@@ -778,7 +739,12 @@ final class TileKernels {
         a.intoArray(acc, ao);
     }
 
-    /** {@link #fp8}, tokens [0, t8) in blocks of 8 (see {@link #fp4B8}); the group decoded once into dq. */
+    /**
+     * {@link #fp8}, tokens [0, t8) in blocks of 8; the group decoded once into dq. Eight chains per block: with four
+     * the eight-deep FMA chains leave the FMA ports idle half the time (latency 4 on two ports needs eight in
+     * flight). Starting a chain at +0 and then fma-ing is the same operation sequence as the other kernels'
+     * fma(d0, x0, +0).
+     */
     static void fp8B8(int T, int t8, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
             long xo, float[] acc, int ao, float[] dq) {
         for (int c = c0; c < c1; c += GROUP) {

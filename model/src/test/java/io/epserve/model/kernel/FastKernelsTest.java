@@ -206,8 +206,8 @@ class FastKernelsTest {
      * several sequences), so every method must give each token the same bits whatever the number of tokens per
      * call, the thread count and the row split, and whether the code runs interpreted or compiled. Reference: one
      * token per call on one thread, computed first (so at least partly before C2 compiles the kernels); then the
-     * same tokens in calls of 2 to 8 (each kernel of the tail), 16, 19 and 37, with 1, 2 and 3 threads, after
-     * warming up.
+     * same tokens in calls of 2 to 8 (each kernel of the tail), 12 (a block of 8 and a tail), 16, 19 and 37, with
+     * 1, 2 and 3 threads, after warming up.
      */
     @Test
     @org.junit.jupiter.api.Order(1)
@@ -263,7 +263,7 @@ class FastKernelsTest {
             FastKernels[] sets = {single, multi, three};
             for (int round = 0; round < 12; round++) { // later rounds run C2-compiled kernels
                 for (var e : linears.entrySet()) {
-                    for (int batch : new int[] {1, 2, 3, 4, 5, 6, 7, 8, 16, 19, 37}) {
+                    for (int batch : new int[] {1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 19, 37}) {
                         FastKernels k = sets[(round + batch) % sets.length];
                         float[] y = new float[1 + tokens * yStride];
                         double[] yd = new double[y.length];
