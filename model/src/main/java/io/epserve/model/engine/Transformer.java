@@ -2,6 +2,7 @@ package io.epserve.model.engine;
 
 import io.epserve.model.config.ModelConfig;
 import io.epserve.model.format.Bf16;
+import io.epserve.model.kernel.HcPost;
 import io.epserve.model.kernel.Kernels;
 import io.epserve.model.weights.ModelWeights;
 import io.epserve.model.weights.ModelWeights.Compressor;
@@ -506,7 +507,7 @@ public final class Transformer {
 
     /** hc_post: X'[k] = bf16(post_k * a + sum_j comb[j][k] * X[j]). */
     public void hcPost(float[] a, float[] X, double[] post, double[] comb, int T, float[] out) {
-        io.epserve.model.kernel.HcPost.apply(a, X, post, comb, T, hc, d, out);
+        HcPost.apply(a, X, post, comb, T, hc, d, out);
     }
 
     private double rsqrtMeanSquare(float[] x, int off, int n) {

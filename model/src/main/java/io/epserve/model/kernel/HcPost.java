@@ -2,12 +2,10 @@ package io.epserve.model.kernel;
 
 import static jdk.incubator.vector.VectorOperators.D2F;
 import static jdk.incubator.vector.VectorOperators.IS_NAN;
-import static jdk.incubator.vector.VectorOperators.LSHR;
 
 import io.epserve.model.format.Bf16;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
 
 /**
  * mHC's hc_post, {@code out[t][k][i] = bf16(post[t][k] * a[t][i] + sum_j comb[t][j][k] * X[t][j][i])} in double, j in
@@ -45,9 +43,7 @@ public final class HcPost {
                         scalar(a, X, p, comb, ci, t, hc, d, i, i + step, o, out);
                         continue;
                     }
-                    IntVector b = ((FloatVector) s.convertShape(D2F, TileKernels.FH, 0)).reinterpretAsInts();
-                    b.add(b.lanewise(LSHR, 16).and(1).add(0x7fff)).and(0xffff0000).reinterpretAsFloats()
-                            .intoArray(out, o + i);
+                    TileKernels.bf16((FloatVector) s.convertShape(D2F, TileKernels.FH, 0)).intoArray(out, o + i);
                 }
                 scalar(a, X, p, comb, ci, t, hc, d, i, d, o, out);
             }
