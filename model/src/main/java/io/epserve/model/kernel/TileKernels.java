@@ -647,8 +647,49 @@ final class TileKernels {
         }
     }
 
-    /** {@link #fp4} for one token, the accumulator in a register: the same operations. */
+    /**
+     * {@link #fp4} for one token, the accumulator in a register: the same operations, two groups per iteration with
+     * their chains interleaved. A group's 8 FMAs are one dependent chain, so one group at a time left the FMA ports
+     * waiting on it: interleaving two independent chains ran 1.15-1.2x faster from cache (512x1024, one thread),
+     * 1.04-1.09x from DRAM. The accumulator still takes the groups in column order, so the bits do not change.
+     */
     static void fp4x1(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
+                      float[] acc, int ao) {
+        FloatVector a = FloatVector.fromArray(FS, acc, ao);
+        int c = c0;
+        for (; c + 2 * GROUP <= c1; c += 2 * GROUP) {
+            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
+            IntVector r = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1) + GROUP / 2, LE);
+            long sa = so + (c >>> 5);
+            int sq = L == 16 ? s.get(INT_LE, sa) : s.get(SHORT_LE, sa) & 0xffff;
+            int sr = L == 16 ? s.get(INT_LE, sa + GROUP / 32) : s.get(SHORT_LE, sa + GROUP / 32) & 0xffff;
+            FloatVector sv = IntVector.broadcast(IS, sq).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            FloatVector sw = IntVector.broadcast(IS, sr).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            int xq = (int) (xo >>> 2) + c;
+            int xr = xq + GROUP;
+            FloatVector b = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
+                    .fma(FloatVector.fromArray(FS, x, xq), FloatVector.zero(FS));
+            FloatVector e = r.selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
+                    .fma(FloatVector.fromArray(FS, x, xr), FloatVector.zero(FS));
+            for (int j = 1; j < 8; j++) {
+                b = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
+                        .fma(FloatVector.fromArray(FS, x, xq + j * L), b);
+                e = r.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
+                        .fma(FloatVector.fromArray(FS, x, xr + j * L), e);
+            }
+            a = b.fma(sv, a);
+            a = e.fma(sw, a);
+        }
+        a.intoArray(acc, ao);
+        if (c < c1) {
+            fp4x1One(w, wo, s, so, c, c1, x, xo, acc, ao);
+        }
+    }
+
+    /** {@link #fp4x1} for one group (the last of an odd count). */
+    static void fp4x1One(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
                       float[] acc, int ao) {
         FloatVector a = FloatVector.fromArray(FS, acc, ao);
         for (int c = c0; c < c1; c += GROUP) {
