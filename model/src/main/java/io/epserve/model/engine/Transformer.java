@@ -39,6 +39,9 @@ public final class Transformer {
     private float[] listRows = new float[0];
     private float[] keyRows = new float[0];
     private float[] scoreBuf = new float[0];
+    /** Queries and attention outputs [T, H, hd] of the attention call in progress (one at a time, engine thread). */
+    private float[] qBuf = new float[0];
+    private float[] oBuf = new float[0];
 
     public Transformer(ModelWeights weights, Kernels kernels) {
         this.w = weights;
@@ -243,7 +246,9 @@ public final class Transformer {
         tapRows(li, "attn_in", p.pos, x, d);
         float[] a = attention(L, li, x, T, p.pos, p.seqOf, false);
         tapRows(li, "attn_out", p.pos, a, d);
-        p.X2 = new float[T * hc * d];
+        if (p.X2 == null) {
+            p.X2 = new float[T * hc * d]; // one per pass, reused by every layer
+        }
         hcPost(a, p.X, p.post, p.comb, T, p.X2);
         tapRows(li, "mid_streams", p.pos, p.X2, hc * d);
         hcPre(L.hcFfn(), p.X2, T, x, p.post, p.comb);
@@ -270,16 +275,16 @@ public final class Transformer {
             throw new IllegalStateException("ffnHalf before attentionHalf and sharedExpert (layer " + p.layer + ")");
         }
         int T = p.T;
-        float[] f = new float[T * d];
-        for (int i = 0; i < f.length; i++) {
+        // No new arrays per layer: the FFN input x and the layer's input streams X are spent (the shared expert and
+        // the dispatch have read x, attentionHalf's hc_post has read X), so they take the FFN output and the new
+        // streams.
+        float[] f = p.x;
+        for (int i = 0; i < T * d; i++) {
             f[i] = Bf16.round(p.acc[i] + p.shared[i]);
         }
         tapRows(p.layer, "ffn_out", p.pos, f, d);
-        float[] X3 = new float[T * hc * d];
-        hcPost(f, p.X2, p.post, p.comb, T, X3);
-        tapRows(p.layer, "streams", p.pos, X3, hc * d);
-        p.X = X3;
-        p.X2 = null;
+        hcPost(f, p.X2, p.post, p.comb, T, p.X);
+        tapRows(p.layer, "streams", p.pos, p.X, hc * d);
         p.shared = null;
         p.routing = null;
         p.half = 0;
@@ -545,9 +550,13 @@ public final class Transformer {
 
     /** Queries [T, H, hd]: wq_b, the unweighted per-head RMS norm in bf16 steps, RoPE on the rope dims. */
     public float[] queries(Layer L, float[] qr, int T, long[] pos) {
+        return queries(L, qr, T, pos, new float[T * c.nHeads() * c.headDim()]);
+    }
+
+    /** {@link #queries(Layer, float[], int, long[])} into q (at least [T, H, hd]; the first T rows are written). */
+    private float[] queries(Layer L, float[] qr, int T, long[] pos, float[] q) {
         int H = c.nHeads();
         int hd = c.headDim();
-        float[] q = new float[T * H * hd];
         k.fp8Linear(L.attn().wqB(), 0, H * hd, qr, 0, c.qLoraRank(), T, q, 0, H * hd);
         Rope rope = ropeFor(L.ratio());
         float eps = (float) c.normEps();
@@ -722,7 +731,12 @@ public final class Transformer {
         int win = c.window();
         int ratio = L.ratio();
         float[] qr = queryLatent(L, x, T);
-        float[] q = queries(L, qr, T, pos);
+        int n = T * H * hd;
+        if (qBuf.length < n) {
+            qBuf = new float[n];
+            oBuf = new float[n];
+        }
+        float[] q = queries(L, qr, T, pos, qBuf);
         float[] kv = keyValues(L, x, T, pos);
         Compressor cp = L.attn().compressor();
         double[] ck = null;
@@ -744,7 +758,7 @@ public final class Transformer {
             iz = new double[T * icp.wkv().rows()];
             compressorProjections(icp, x, T, pos, ik, iz);
         }
-        float[] o = new float[T * H * hd];
+        float[] o = oBuf; // every head of every token is written below
         int kvBytes = codec.kvRowBytes();
         for (int t = 0; t < T; t++) {
             SequenceCache seq = seqOf[t];

@@ -770,7 +770,10 @@ public final class FastKernels implements Kernels {
                 for (int k = 0; k < ATT_BLOCK; k += L) {
                     FloatVector e = TileKernels.exp(FloatVector.fromArray(FS, s, k).sub(mNew));
                     den += TileKernels.sum(e);
-                    TileKernels.bf16(e).intoArray(s, k);
+                    // bf16 rounding written out (a helper returning a vector was left un-inlined here and boxed)
+                    IntVector eb = e.reinterpretAsInts();
+                    eb.add(eb.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
+                            .reinterpretAsFloats().intoArray(s, k);
                 }
                 accumulate(acc, d, s, b0, b0, aHi);
                 accumulate(acc, d, s, b0, cLo, b1);
@@ -780,7 +783,9 @@ public final class FastKernels implements Kernels {
             int ob = outOff + h * d;
             int i = 0;
             for (int bound = FS.loopBound(d); i < bound; i += L) {
-                TileKernels.bf16(FloatVector.fromArray(FS, acc, i).div(den)).intoArray(out, ob + i);
+                IntVector ob16 = FloatVector.fromArray(FS, acc, i).div(den).reinterpretAsInts();
+                ob16.add(ob16.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
+                        .reinterpretAsFloats().intoArray(out, ob + i);
             }
             for (; i < d; i++) {
                 out[ob + i] = Bf16.round(acc[i] / den);

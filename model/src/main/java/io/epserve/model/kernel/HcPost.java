@@ -2,10 +2,12 @@ package io.epserve.model.kernel;
 
 import static jdk.incubator.vector.VectorOperators.D2F;
 import static jdk.incubator.vector.VectorOperators.IS_NAN;
+import static jdk.incubator.vector.VectorOperators.LSHR;
 
 import io.epserve.model.format.Bf16;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 
 /**
  * mHC's hc_post, {@code out[t][k][i] = bf16(post[t][k] * a[t][i] + sum_j comb[t][j][k] * X[t][j][i])} in double, j in
@@ -43,7 +45,12 @@ public final class HcPost {
                         scalar(a, X, p, comb, ci, t, hc, d, i, i + step, o, out);
                         continue;
                     }
-                    TileKernels.bf16((FloatVector) s.convertShape(D2F, TileKernels.FH, 0)).intoArray(out, o + i);
+                    // bf16 rounding written out: a shared helper for it, called here with 256-bit vectors and in the
+                    // attention kernel with 512-bit ones, got a polymorphic type profile and C2 boxed the vectors it
+                    // returned in both (the attention worker allocated ~3 GB/s of them).
+                    IntVector b = ((FloatVector) s.convertShape(D2F, TileKernels.FH, 0)).reinterpretAsInts();
+                    b.add(b.lanewise(LSHR, 16).and(1).add(0x7fff)).and(0xffff0000).reinterpretAsFloats()
+                            .intoArray(out, o + i);
                 }
                 scalar(a, X, p, comb, ci, t, hc, d, i, d, o, out);
             }

@@ -60,7 +60,7 @@ import jdk.incubator.vector.VectorSpecies;
  *     to minutes later (a 12-token tile ran at 0.4 GFLOP/s for a whole benchmark, tests ran 10x longer). fp8B8
  *     is therefore a loop over the weight vectors, which C2 unrolls.
  * <li>No decode is a call: the FP4 scale and nibble decodes and the FP8 group decode (8 vectors into the dq
- *     scratch) are written out in each kernel. As helpers, C2 left them out of the big kernels as "callee is too
+ *     scratch) are written out in each kernel, and so is the bf16 rounding of vectors in FastKernels and HcPost. As helpers, C2 left them out of the big kernels as "callee is too
  *     large", "already compiled into a big method" or "NodeCountInliningCutoff", depending on the run and the
  *     process: a helper returning a vector then boxed one per group, and the FP8 group helper (a void call with a
  *     segment slice) cost a call, a slice allocation and its bounds checks per 128 weights, which made the dense
@@ -206,12 +206,6 @@ final class TileKernels {
         v = v.add(v.rearrange(D2));
         v = v.add(v.rearrange(D1));
         return v.lane(0);
-    }
-
-    /** Round each lane to bf16 (nearest-even), as float32; finite inputs only. */
-    static FloatVector bf16(FloatVector v) {
-        IntVector b = v.reinterpretAsInts();
-        return b.add(b.lanewise(LSHR, 16).and(1).add(0x7fff)).and(0xffff0000).reinterpretAsFloats();
     }
 
     /**
