@@ -22,7 +22,9 @@ final class LocalStepEngine implements StepEngine {
     @Override
     public Transformer.Output step(List<Transformer.Chunk> chunks, boolean allLogits, int microBatches) {
         long t0 = System.nanoTime();
+        long b0 = StepStats.allocatedBytes();
         Transformer.Output out = tr.forward(chunks, allLogits);
+        stats.allocatedBytes += StepStats.allocatedBytes() - b0;
         long ns = System.nanoTime() - t0;
         steps++;
         stats.steps++;

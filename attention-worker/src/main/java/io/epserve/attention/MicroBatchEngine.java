@@ -128,6 +128,7 @@ final class MicroBatchEngine implements StepEngine {
         checkMicroBatches(microBatches);
         long step = nextStep++;
         long t0 = System.nanoTime();
+        long b0 = StepStats.allocatedBytes();
         // Tables change only here, between steps (and in a failover): a step never mixes placements otherwise.
         experts.refresh(true);
         if (experts.elastic() && experts.mapUsesLost()) {
@@ -211,6 +212,7 @@ final class MicroBatchEngine implements StepEngine {
             // Its parts (mostly the wait that timed out) are already counted: so is its wall time, so that the
             // time split's parts never exceed the whole.
             stats.wallNs += System.nanoTime() - t0;
+            stats.allocatedBytes += StepStats.allocatedBytes() - b0;
             for (int i = 0; i < m; i++) {
                 experts.exchange(i).close();
             }
@@ -224,6 +226,7 @@ final class MicroBatchEngine implements StepEngine {
         stats.steps++;
         stats.tokens += tokens;
         stats.wallNs += e - t0;
+        stats.allocatedBytes += StepStats.allocatedBytes() - b0;
         return out;
     }
 

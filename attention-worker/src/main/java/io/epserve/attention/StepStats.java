@@ -25,6 +25,8 @@ final class StepStats {
     long dispatchBytes;
     long combineBytes;
     long wallNs;
+    /** Heap bytes the engine thread allocated in the steps ({@link #allocatedBytes()} before and after each). */
+    long allocatedBytes;
     /** Where the exchange figures also go (the /metrics endpoint), or null. */
     AttentionMetrics metrics;
     /** {@link #dispatchBytes} already passed to the metrics. */
@@ -64,7 +66,7 @@ final class StepStats {
             roundTripNs[i].reset();
         }
         attentionNs = sharedNs = dispatchSendNs = waitNs = steps = tokens = routedSlots = 0;
-        dispatchBytes = combineBytes = wallNs = 0;
+        dispatchBytes = combineBytes = wallNs = allocatedBytes = 0;
         dispatchBytesSeen = 0;
     }
 
@@ -116,6 +118,15 @@ final class StepStats {
         }
     }
 
+    private static final com.sun.management.ThreadMXBean THREADS =
+            (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+
+    /** Heap bytes the calling thread has allocated so far (0 where the JVM cannot tell). */
+    static long allocatedBytes() {
+        long b = THREADS.getCurrentThreadAllocatedBytes();
+        return Math.max(0, b);
+    }
+
     static void record(Histogram h, long ns) {
         h.recordValue(Math.max(1_000, Math.min(ns, h.getHighestTrackableValue())));
     }
@@ -132,7 +143,8 @@ final class StepStats {
                 .setExposedWaitSeconds(waitNs / 1e9)
                 .setRoutedSlots(routedSlots)
                 .setDispatchBytes(dispatchBytes)
-                .setCombineBytes(combineBytes);
+                .setCombineBytes(combineBytes)
+                .setEngineAllocatedBytes(allocatedBytes);
         for (int l = 0; l < dispatchNs.length; l++) {
             Histogram d = dispatchNs[l];
             Histogram r = roundTripNs[l];

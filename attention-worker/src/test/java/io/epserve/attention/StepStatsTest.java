@@ -42,6 +42,18 @@ class StepStatsTest {
     }
 
     @Test
+    void engineAllocationIsMeasuredReportedAndReset() {
+        StepStats s = new StepStats(2);
+        long b0 = StepStats.allocatedBytes();
+        byte[] garbage = new byte[1 << 20];
+        s.allocatedBytes += StepStats.allocatedBytes() - b0;
+        assertTrue(garbage.length > 0 && s.allocatedBytes >= 1 << 20, s.allocatedBytes + " bytes for a 1 MiB array");
+        assertEquals(s.allocatedBytes, s.toProto(1).getEngineAllocatedBytes());
+        s.reset();
+        assertEquals(0, s.toProto(1).getEngineAllocatedBytes());
+    }
+
+    @Test
     void publishingAllocatesNothing() {
         StepStats s = new StepStats(2);
         int n = 200_000;

@@ -37,6 +37,10 @@ import picocli.CommandLine.Option;
             "--pin puts the attention worker on CPU 0 and the expert workers on CPU 1 (taskset). --compare-local then"
                     + " runs the single-process engine on the same batch in this process, with the cluster stopped,"
                     + " for the ratio.",
+            "With --pin, before the cluster starts, a CPU check runs the expert workers' kernel on CPU 0 alone, on"
+                    + " CPU 1 alone and on both at once (--no-cpu-check skips it): overlap needs both CPUs busy at"
+                    + " the same time, so if two busy CPUs run at, say, 65 % of their speed alone (hyperthread"
+                    + " siblings, or other tenants of the host), m = 2 cannot reach the ratios of a quiet machine.",
             "Several --micro-batches values (e.g. 1,2) and --rounds N measure each m, then the single process, in turn,"
                     + " N times over, and end with a table of the ratios of each round: on a machine whose speed"
                     + " drifts, only figures measured side by side compare. With --compare-local each round starts"
@@ -77,6 +81,11 @@ public final class BenchClusterCommand implements Callable<Integer> {
 
     @Option(names = "--pin", description = "taskset: attention worker on CPU 0, expert workers on CPU 1.")
     boolean pin;
+
+    @Option(names = "--cpu-check", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "With --pin: measure how much CPUs 0 and 1 slow each other when both compute, before each"
+                    + " cluster starts. Default: ${DEFAULT-VALUE}.")
+    boolean cpuCheck;
 
     @Option(names = "--ipc", description = "The expert worker shares the attention worker's media driver and both talk"
             + " over Aeron IPC instead of UDP (shared memory; needs --expert-workers 1).")
@@ -125,6 +134,8 @@ public final class BenchClusterCommand implements Callable<Integer> {
         int ms = microBatches.size();
         double[][] clusterTps = new double[rounds][ms];
         double[] localTps = new double[rounds];
+        double[] cpuPair = new double[rounds];
+        java.util.Arrays.fill(cpuPair, Double.NaN);
         LocalCluster.Options o = LocalCluster.options().model(model).expertWorkers(expertWorkers)
                 .microBatches(microBatches.get(0)).kernels(kernels).attentionThreads(perWorker)
                 .expertThreads(perWorker).pin(pin).idle(idle).logDir(logDir).expertTimeoutMs(60_000).metrics(true)
@@ -142,6 +153,9 @@ public final class BenchClusterCommand implements Callable<Integer> {
             }
             for (int round = 0; round < rounds; round++) {
                 if (cluster == null) {
+                    if (pin && cpuCheck) {
+                        cpuPair[round] = checkCpus();
+                    }
                     cluster = LocalCluster.start(o);
                     if (warmup > 0) {
                         var warm = AttentionWorkerGrpc.newBlockingStub(cluster.channel(0));
@@ -200,9 +214,23 @@ public final class BenchClusterCommand implements Callable<Integer> {
             }
         }
         if (ms > 1 || rounds > 1) {
-            summary(clusterTps, compareLocal ? localTps : null);
+            summary(clusterTps, compareLocal ? localTps : null, pin && cpuCheck ? cpuPair : null);
         }
         return 0;
+    }
+
+    /** Prints and returns how fast CPUs 0 and 1 compute together relative to alone (NaN if it cannot tell). */
+    private static double checkCpus() {
+        try (CpuPairProbe probe = new CpuPairProbe(0, 1)) {
+            CpuPairProbe.Result r = probe.measure(3000, 1000);
+            System.out.printf("CPU check (one-token FP4 expert product, from cache): CPU 0 alone %.1f, CPU 1 alone %.1f,"
+                    + " both at once %.1f + %.1f GFLOP/s: two busy CPUs run at %.0f%% of their speed alone%n",
+                    r.alone0(), r.alone1(), r.together0(), r.together1(), 100 * r.ratio());
+            return r.ratio();
+        } catch (IllegalStateException e) {
+            System.err.println("epserve bench-cluster: no CPU check: " + e.getMessage());
+            return Double.NaN;
+        }
     }
 
     /** Each expert worker's {@code epserve_expert_busy_seconds_total}, or null if one cannot be read. */
@@ -247,8 +275,10 @@ public final class BenchClusterCommand implements Callable<Integer> {
             }
             System.out.println(b);
         }
-        System.out.printf("traffic per step: dispatch %.1f KB, combine %.1f KB, %d routed (token, slot) pairs%n",
-                t.getDispatchBytes() / steps / 1e3, t.getCombineBytes() / steps / 1e3, Math.round(t.getRoutedSlots() / steps));
+        System.out.printf("traffic per step: dispatch %.1f KB, combine %.1f KB, %d routed (token, slot) pairs;"
+                        + " the attention worker's engine thread allocated %.1f KB per step%n",
+                t.getDispatchBytes() / steps / 1e3, t.getCombineBytes() / steps / 1e3, Math.round(t.getRoutedSlots() / steps),
+                t.getEngineAllocatedBytes() / steps / 1e3);
         System.out.println("layer  exchanges  dispatch p50/p99 us  round trip p50/p90/p99 us");
         for (LayerLatency l : t.getLayersList()) {
             System.out.printf("%5d  %9d  %8.0f / %-8.0f  %8.0f / %.0f / %.0f%n", l.getLayer(), l.getExchanges(),
@@ -266,8 +296,11 @@ public final class BenchClusterCommand implements Callable<Integer> {
         return b.toString();
     }
 
-    /** One line per round: tokens/s at each m, each m over the first, and over the single process. */
-    private void summary(double[][] cluster, double[] local) {
+    /**
+     * One line per round: tokens/s at each m, each m over the first, over the single process, and the CPU check's
+     * together-over-alone speed before the round (where it ran).
+     */
+    private void summary(double[][] cluster, double[] local, double[] cpuPair) {
         int ms = microBatches.size();
         StringBuilder h = new StringBuilder("round");
         for (int m : microBatches) {
@@ -281,6 +314,9 @@ public final class BenchClusterCommand implements Callable<Integer> {
             for (int m : microBatches) {
                 h.append(String.format(Locale.ROOT, "  %10s", "m" + m + "/single"));
             }
+        }
+        if (cpuPair != null) {
+            h.append(String.format(Locale.ROOT, "  %9s", "cpus both"));
         }
         System.out.println("side by side (decode tokens/s, each round measured in the same minutes):");
         System.out.println(h);
@@ -298,7 +334,15 @@ public final class BenchClusterCommand implements Callable<Integer> {
                     b.append(String.format(Locale.ROOT, "  %10.2f", t / local[r]));
                 }
             }
+            if (cpuPair != null) {
+                b.append(Double.isNaN(cpuPair[r]) ? String.format(Locale.ROOT, "  %9s", "-")
+                        : String.format(Locale.ROOT, "  %8.0f%%", 100 * cpuPair[r]));
+            }
             System.out.println(b);
+        }
+        if (cpuPair != null) {
+            System.out.println("cpus both: before the round's cluster started, CPUs 0 and 1 computing at once, their"
+                    + " speed over their speed alone (100% = no interference)");
         }
     }
 
