@@ -19,6 +19,7 @@ import io.grpc.StatusRuntimeException;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
@@ -135,7 +136,7 @@ public final class BenchClusterCommand implements Callable<Integer> {
         double[][] clusterTps = new double[rounds][ms];
         double[] localTps = new double[rounds];
         double[] cpuPair = new double[rounds];
-        java.util.Arrays.fill(cpuPair, Double.NaN);
+        Arrays.fill(cpuPair, Double.NaN);
         LocalCluster.Options o = LocalCluster.options().model(model).expertWorkers(expertWorkers)
                 .microBatches(microBatches.get(0)).kernels(kernels).attentionThreads(perWorker)
                 .expertThreads(perWorker).pin(pin).idle(idle).logDir(logDir).expertTimeoutMs(60_000).metrics(true)
@@ -223,8 +224,9 @@ public final class BenchClusterCommand implements Callable<Integer> {
     private static double checkCpus() {
         try (CpuPairProbe probe = new CpuPairProbe(0, 1)) {
             CpuPairProbe.Result r = probe.measure(3000, 1000);
-            System.out.printf("CPU check (one-token FP4 expert product, from cache): CPU 0 alone %.1f, CPU 1 alone %.1f,"
-                    + " both at once %.1f + %.1f GFLOP/s: two busy CPUs run at %.0f%% of their speed alone%n",
+            System.out.printf("CPU check (one-token FP4 expert product, from cache): CPU 0 alone %.1f,"
+                    + " CPU 1 alone %.1f, both at once %.1f + %.1f GFLOP/s: two busy CPUs run at %.0f%% of their"
+                    + " speed alone%n",
                     r.alone0(), r.alone1(), r.together0(), r.together1(), 100 * r.ratio());
             return r.ratio();
         } catch (IllegalStateException e) {
@@ -277,8 +279,8 @@ public final class BenchClusterCommand implements Callable<Integer> {
         }
         System.out.printf("traffic per step: dispatch %.1f KB, combine %.1f KB, %d routed (token, slot) pairs;"
                         + " the attention worker's engine thread allocated %.1f KB per step%n",
-                t.getDispatchBytes() / steps / 1e3, t.getCombineBytes() / steps / 1e3, Math.round(t.getRoutedSlots() / steps),
-                t.getEngineAllocatedBytes() / steps / 1e3);
+                t.getDispatchBytes() / steps / 1e3, t.getCombineBytes() / steps / 1e3,
+                Math.round(t.getRoutedSlots() / steps), t.getEngineAllocatedBytes() / steps / 1e3);
         System.out.println("layer  exchanges  dispatch p50/p99 us  round trip p50/p90/p99 us");
         for (LayerLatency l : t.getLayersList()) {
             System.out.printf("%5d  %9d  %8.0f / %-8.0f  %8.0f / %.0f / %.0f%n", l.getLayer(), l.getExchanges(),

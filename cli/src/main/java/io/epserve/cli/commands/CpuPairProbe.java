@@ -56,6 +56,9 @@ final class CpuPairProbe implements AutoCloseable {
 
     /** Pins the calling thread to one CPU (Linux). */
     static void pinCurrentThread(int cpu) {
+        if (cpu < 0) {
+            throw new IllegalArgumentException("CPU " + cpu + " does not exist");
+        }
         if (SET_AFFINITY == null) {
             throw new IllegalStateException("sched_setaffinity is not available on this system");
         }

@@ -60,11 +60,15 @@ import jdk.incubator.vector.VectorSpecies;
  *     to minutes later (a 12-token tile ran at 0.4 GFLOP/s for a whole benchmark, tests ran 10x longer). fp8B8
  *     is therefore a loop over the weight vectors, which C2 unrolls.
  * <li>No decode is a call: the FP4 scale and nibble decodes and the FP8 group decode (8 vectors into the dq
- *     scratch) are written out in each kernel, and so is the bf16 rounding of vectors in FastKernels and HcPost. As helpers, C2 left them out of the big kernels as "callee is too
- *     large", "already compiled into a big method" or "NodeCountInliningCutoff", depending on the run and the
- *     process: a helper returning a vector then boxed one per group, and the FP8 group helper (a void call with a
- *     segment slice) cost a call, a slice allocation and its bounds checks per 128 weights, which made the dense
- *     FP8 projections 2.2x slower in the attention worker than in the single process that happened to inline it.
+ *     scratch) are written out in each kernel, and so are the bf16 weight decode and the bf16 rounding of vectors
+ *     (FastKernels, HcPost).
+ *     As helpers, C2 left them out of the big kernels as "callee is too large", "already compiled into a big
+ *     method" or "NodeCountInliningCutoff", depending on the run and the process: a helper returning a vector
+ *     then boxed one per group, and the FP8 group helper (a void call with a segment slice) cost a call, a slice
+ *     allocation and its bounds checks per 128 weights, which made the dense FP8 projections 2.2x slower in the
+ *     attention worker than in the single process that happened to inline it. A helper called with vectors of
+ *     two shapes (the bf16 decode served the 512-bit float and the 256-bit double kernels) boxes in every caller,
+ *     inlined or not: its type profile is polymorphic.
  * <li>Accumulators start from {@code FloatVector.zero(FS)}, never from a static final vector (C2 cannot unbox a
  *     constant vector object at a loop phi and allocates a box per iteration, 5-10x slower).
  * </ul>
@@ -250,16 +254,6 @@ final class TileKernels {
     }
 
     // ------------------------------------------------------------------------------------------------ decoders
-
-    /** The even (low-half) bf16 weights of int lanes, as floats. */
-    static FloatVector even(IntVector q) {
-        return q.lanewise(LSHL, 16).reinterpretAsFloats();
-    }
-
-    /** The odd (high-half) bf16 weights of int lanes, as floats. */
-    static FloatVector odd(IntVector q) {
-        return q.and(0xffff0000).reinterpretAsFloats();
-    }
 
     /** Widens a half-width float vector exactly to doubles. */
     static DoubleVector wide(FloatVector h) {
@@ -644,8 +638,8 @@ final class TileKernels {
     /**
      * {@link #fp4} for one token, the accumulator in a register: the same operations, two groups per iteration with
      * their chains interleaved. A group's 8 FMAs are one dependent chain, so one group at a time left the FMA ports
-     * waiting on it: interleaving two independent chains ran 1.15-1.2x faster from cache (512x1024, one thread),
-     * 1.04-1.09x from DRAM. The accumulator still takes the groups in column order, so the bits do not change.
+     * waiting on it: interleaving two independent chains ran 1.10-1.17x faster from cache (512x1024, one thread),
+     * 1.05-1.15x from DRAM. The accumulator still takes the groups in column order, so the bits do not change.
      */
     static void fp4x1(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
                       float[] acc, int ao) {
@@ -1330,8 +1324,14 @@ final class TileKernels {
             IntVector q1 = IntVector.fromMemorySegment(IS, w, wg + 4L * L, LE);
             IntVector q2 = IntVector.fromMemorySegment(IS, w, wg + 8L * L, LE);
             IntVector q3 = IntVector.fromMemorySegment(IS, w, wg + 12L * L, LE);
-            FloatVector d0 = even(q0), d1 = odd(q0), d2 = even(q1), d3 = odd(q1);
-            FloatVector d4 = even(q2), d5 = odd(q2), d6 = even(q3), d7 = odd(q3);
+            FloatVector d0 = q0.lanewise(LSHL, 16).reinterpretAsFloats();
+            FloatVector d1 = q0.and(0xffff0000).reinterpretAsFloats();
+            FloatVector d2 = q1.lanewise(LSHL, 16).reinterpretAsFloats();
+            FloatVector d3 = q1.and(0xffff0000).reinterpretAsFloats();
+            FloatVector d4 = q2.lanewise(LSHL, 16).reinterpretAsFloats();
+            FloatVector d5 = q2.and(0xffff0000).reinterpretAsFloats();
+            FloatVector d6 = q3.lanewise(LSHL, 16).reinterpretAsFloats();
+            FloatVector d7 = q3.and(0xffff0000).reinterpretAsFloats();
             int xg = (int) (xo >>> 2) + T * c;
             for (int t = 0; t < t4; t += 4) {
                 int xt = xg + GROUP * t;
@@ -1386,8 +1386,14 @@ final class TileKernels {
             IntVector q1 = IntVector.fromMemorySegment(IS, w, wg + 4L * L, LE);
             IntVector q2 = IntVector.fromMemorySegment(IS, w, wg + 8L * L, LE);
             IntVector q3 = IntVector.fromMemorySegment(IS, w, wg + 12L * L, LE);
-            FloatVector d0 = even(q0), d1 = odd(q0), d2 = even(q1), d3 = odd(q1);
-            FloatVector d4 = even(q2), d5 = odd(q2), d6 = even(q3), d7 = odd(q3);
+            FloatVector d0 = q0.lanewise(LSHL, 16).reinterpretAsFloats();
+            FloatVector d1 = q0.and(0xffff0000).reinterpretAsFloats();
+            FloatVector d2 = q1.lanewise(LSHL, 16).reinterpretAsFloats();
+            FloatVector d3 = q1.and(0xffff0000).reinterpretAsFloats();
+            FloatVector d4 = q2.lanewise(LSHL, 16).reinterpretAsFloats();
+            FloatVector d5 = q2.and(0xffff0000).reinterpretAsFloats();
+            FloatVector d6 = q3.lanewise(LSHL, 16).reinterpretAsFloats();
+            FloatVector d7 = q3.and(0xffff0000).reinterpretAsFloats();
             int xt = (int) (xo >>> 2) + c;
             FloatVector b = d0.fma(FloatVector.fromArray(FS, x, xt + 0 * L), FloatVector.zero(FS));
             b = d1.fma(FloatVector.fromArray(FS, x, xt + 1 * L), b);
@@ -1411,8 +1417,14 @@ final class TileKernels {
             IntVector q1 = IntVector.fromMemorySegment(IS, w, wg + 4L * L, LE);
             IntVector q2 = IntVector.fromMemorySegment(IS, w, wg + 8L * L, LE);
             IntVector q3 = IntVector.fromMemorySegment(IS, w, wg + 12L * L, LE);
-            FloatVector d0 = even(q0), d1 = odd(q0), d2 = even(q1), d3 = odd(q1);
-            FloatVector d4 = even(q2), d5 = odd(q2), d6 = even(q3), d7 = odd(q3);
+            FloatVector d0 = q0.lanewise(LSHL, 16).reinterpretAsFloats();
+            FloatVector d1 = q0.and(0xffff0000).reinterpretAsFloats();
+            FloatVector d2 = q1.lanewise(LSHL, 16).reinterpretAsFloats();
+            FloatVector d3 = q1.and(0xffff0000).reinterpretAsFloats();
+            FloatVector d4 = q2.lanewise(LSHL, 16).reinterpretAsFloats();
+            FloatVector d5 = q2.and(0xffff0000).reinterpretAsFloats();
+            FloatVector d6 = q3.lanewise(LSHL, 16).reinterpretAsFloats();
+            FloatVector d7 = q3.and(0xffff0000).reinterpretAsFloats();
             int xg = (int) (xo >>> 2) + T * c;
             for (int t = t0; t < T; t++) {
                 int xt = xg + GROUP * t;
@@ -1455,8 +1467,14 @@ final class TileKernels {
             IntVector q1 = IntVector.fromMemorySegment(IH, w, wg + 4L * LD, LE);
             IntVector q2 = IntVector.fromMemorySegment(IH, w, wg + 8L * LD, LE);
             IntVector q3 = IntVector.fromMemorySegment(IH, w, wg + 12L * LD, LE);
-            DoubleVector d0 = wide(even(q0)), d1 = wide(odd(q0)), d2 = wide(even(q1)), d3 = wide(odd(q1));
-            DoubleVector d4 = wide(even(q2)), d5 = wide(odd(q2)), d6 = wide(even(q3)), d7 = wide(odd(q3));
+            DoubleVector d0 = wide(q0.lanewise(LSHL, 16).reinterpretAsFloats());
+            DoubleVector d1 = wide(q0.and(0xffff0000).reinterpretAsFloats());
+            DoubleVector d2 = wide(q1.lanewise(LSHL, 16).reinterpretAsFloats());
+            DoubleVector d3 = wide(q1.and(0xffff0000).reinterpretAsFloats());
+            DoubleVector d4 = wide(q2.lanewise(LSHL, 16).reinterpretAsFloats());
+            DoubleVector d5 = wide(q2.and(0xffff0000).reinterpretAsFloats());
+            DoubleVector d6 = wide(q3.lanewise(LSHL, 16).reinterpretAsFloats());
+            DoubleVector d7 = wide(q3.and(0xffff0000).reinterpretAsFloats());
             int xg = (int) (xo >>> 3) + T * c;
             // Two tokens per pass, not four: with four accumulators C2 (JDK 25) fails this method with "illegal
             // oopMap register name" and leaves it in C1, where every vector operation is boxed (100x slower).
@@ -1495,8 +1513,14 @@ final class TileKernels {
             IntVector q1 = IntVector.fromMemorySegment(IH, w, wg + 4L * LD, LE);
             IntVector q2 = IntVector.fromMemorySegment(IH, w, wg + 8L * LD, LE);
             IntVector q3 = IntVector.fromMemorySegment(IH, w, wg + 12L * LD, LE);
-            DoubleVector d0 = wide(even(q0)), d1 = wide(odd(q0)), d2 = wide(even(q1)), d3 = wide(odd(q1));
-            DoubleVector d4 = wide(even(q2)), d5 = wide(odd(q2)), d6 = wide(even(q3)), d7 = wide(odd(q3));
+            DoubleVector d0 = wide(q0.lanewise(LSHL, 16).reinterpretAsFloats());
+            DoubleVector d1 = wide(q0.and(0xffff0000).reinterpretAsFloats());
+            DoubleVector d2 = wide(q1.lanewise(LSHL, 16).reinterpretAsFloats());
+            DoubleVector d3 = wide(q1.and(0xffff0000).reinterpretAsFloats());
+            DoubleVector d4 = wide(q2.lanewise(LSHL, 16).reinterpretAsFloats());
+            DoubleVector d5 = wide(q2.and(0xffff0000).reinterpretAsFloats());
+            DoubleVector d6 = wide(q3.lanewise(LSHL, 16).reinterpretAsFloats());
+            DoubleVector d7 = wide(q3.and(0xffff0000).reinterpretAsFloats());
             int xt = (int) (xo >>> 3) + c;
             DoubleVector b = d0.fma(DoubleVector.fromArray(DS, x, xt + 0 * LD), DoubleVector.zero(DS));
             b = d1.fma(DoubleVector.fromArray(DS, x, xt + 1 * LD), b);
@@ -1520,8 +1544,14 @@ final class TileKernels {
             IntVector q1 = IntVector.fromMemorySegment(IH, w, wg + 4L * LD, LE);
             IntVector q2 = IntVector.fromMemorySegment(IH, w, wg + 8L * LD, LE);
             IntVector q3 = IntVector.fromMemorySegment(IH, w, wg + 12L * LD, LE);
-            DoubleVector d0 = wide(even(q0)), d1 = wide(odd(q0)), d2 = wide(even(q1)), d3 = wide(odd(q1));
-            DoubleVector d4 = wide(even(q2)), d5 = wide(odd(q2)), d6 = wide(even(q3)), d7 = wide(odd(q3));
+            DoubleVector d0 = wide(q0.lanewise(LSHL, 16).reinterpretAsFloats());
+            DoubleVector d1 = wide(q0.and(0xffff0000).reinterpretAsFloats());
+            DoubleVector d2 = wide(q1.lanewise(LSHL, 16).reinterpretAsFloats());
+            DoubleVector d3 = wide(q1.and(0xffff0000).reinterpretAsFloats());
+            DoubleVector d4 = wide(q2.lanewise(LSHL, 16).reinterpretAsFloats());
+            DoubleVector d5 = wide(q2.and(0xffff0000).reinterpretAsFloats());
+            DoubleVector d6 = wide(q3.lanewise(LSHL, 16).reinterpretAsFloats());
+            DoubleVector d7 = wide(q3.and(0xffff0000).reinterpretAsFloats());
             int xg = (int) (xo >>> 3) + T * c;
             for (int t = t0; t < T; t++) {
                 int xt = xg + DGROUP * t;
