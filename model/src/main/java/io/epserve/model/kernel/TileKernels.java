@@ -672,39 +672,8 @@ final class TileKernels {
         }
         a.intoArray(acc, ao);
         if (c < c1) {
-            fp4x1One(w, wo, s, so, c, c1, x, xo, acc, ao);
+            fp4R(1, 0, w, wo, s, so, c, c1, x, xo, acc, ao); // the odd last group: the same chain and scale FMA
         }
-    }
-
-    /** {@link #fp4x1} for one group (the last of an odd count). */
-    static void fp4x1One(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
-                      float[] acc, int ao) {
-        FloatVector a = FloatVector.fromArray(FS, acc, ao);
-        for (int c = c0; c < c1; c += GROUP) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
-                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            int xt = (int) (xo >>> 2) + c;
-            FloatVector d0 = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector b = d0.fma(FloatVector.fromArray(FS, x, xt), FloatVector.zero(FS));
-            b = q.lanewise(LSHR, 4).selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
-                    .fma(FloatVector.fromArray(FS, x, xt + 1 * L), b);
-            b = q.lanewise(LSHR, 8).selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
-                    .fma(FloatVector.fromArray(FS, x, xt + 2 * L), b);
-            b = q.lanewise(LSHR, 12).selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
-                    .fma(FloatVector.fromArray(FS, x, xt + 3 * L), b);
-            b = q.lanewise(LSHR, 16).selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
-                    .fma(FloatVector.fromArray(FS, x, xt + 4 * L), b);
-            b = q.lanewise(LSHR, 20).selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
-                    .fma(FloatVector.fromArray(FS, x, xt + 5 * L), b);
-            b = q.lanewise(LSHR, 24).selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
-                    .fma(FloatVector.fromArray(FS, x, xt + 6 * L), b);
-            b = q.lanewise(LSHR, 28).selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
-                    .fma(FloatVector.fromArray(FS, x, xt + 7 * L), b);
-            a = b.fma(sv, a);
-        }
-        a.intoArray(acc, ao);
     }
 
     /** FP8 weights (row at byte wo, the row block's per-128-column scales at so; dq: 8L scratch), tokens [0, T) of a tile of T. */
