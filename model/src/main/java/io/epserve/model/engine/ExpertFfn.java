@@ -29,16 +29,22 @@ public final class ExpertFfn {
 
     /** The shared expert over T rows: [T, D] bf16. */
     public static float[] shared(Kernels k, ModelConfig c, ModelWeights.SharedExpert se, float[] x, int T) {
+        int inter = se.w1().rows();
+        float[] y = new float[T * c.dim()];
+        shared(k, c, se, x, T, new float[T * inter], new float[T * inter], y);
+        return y;
+    }
+
+    /** {@link #shared(Kernels, ModelConfig, ModelWeights.SharedExpert, float[], int)} with the hidden rows g and u
+     *  ([T, inter] each, scratch) and the output y ([T, D]) given. */
+    public static void shared(Kernels k, ModelConfig c, ModelWeights.SharedExpert se, float[] x, int T, float[] g,
+                              float[] u, float[] y) {
         int d = c.dim();
         int inter = se.w1().rows();
-        float[] g = new float[T * inter];
-        float[] u = new float[T * inter];
         k.fp8Linear(se.w1(), 0, inter, x, 0, d, T, g, 0, inter);
         k.fp8Linear(se.w3(), 0, inter, x, 0, d, T, u, 0, inter);
         swiglu(c, g, u, T, inter, null);
-        float[] y = new float[T * d];
         k.fp8Linear(se.w2(), 0, d, g, 0, inter, T, y, 0, d);
-        return y;
     }
 
     /** g <- bf16(silu(min(g, lim)) * clamp(u, -lim, lim) * weight[row]) (weight null: 1), float64 in between. */

@@ -39,9 +39,47 @@ public final class Transformer {
     private float[] listRows = new float[0];
     private float[] keyRows = new float[0];
     private float[] scoreBuf = new float[0];
-    /** Queries and attention outputs [T, H, hd] of the attention call in progress (one at a time, engine thread). */
+    /**
+     * The activations of the layer call in progress (one at a time, engine thread), so that a decode step allocates
+     * no arrays per layer: queries and attention outputs [T, H, hd], the query latent, KV rows, compressor and
+     * indexer projections, the output projection's two stages, the shared expert's hidden rows, the gate logits.
+     * The public component methods (tests, tools) still return arrays of their own.
+     */
     private float[] qBuf = new float[0];
     private float[] oBuf = new float[0];
+    private float[] qrBuf = new float[0];
+    private float[] kvBuf = new float[0];
+    private float[] qiBuf = new float[0];
+    private float[] wiBuf = new float[0];
+    private float[] zBuf = new float[0];
+    private float[] aBuf = new float[0];
+    private float[] sharedG = new float[0];
+    private float[] sharedU = new float[0];
+    private double[] ckBuf = new double[0];
+    private double[] czBuf = new double[0];
+    private double[] ikBuf = new double[0];
+    private double[] izBuf = new double[0];
+    private double[] mixBuf = new double[0];
+    /** The head's rows, their hc_head output and their float64 logits (the returned float32 logits are new). */
+    private float[] headRows = new float[0];
+    private float[] headIn = new float[0];
+    private double[] headLogits = new double[0];
+    private double[] logitBuf = new double[0];
+    private final double[] preW;
+    private final double[] combW;
+    private final double[] scoreW;
+    private final double[] biasedW;
+    private final float[] embedRow;
+    private final int[] heap;
+    private int[] selBuf = new int[0];
+    /** The local experts' rows (single process): per expert its token rows, their inputs, hidden and output rows. */
+    private int[] countBuf;
+    private int[] rowsOfBuf = new int[0];
+    private double[] wOfBuf = new double[0];
+    private float[] xsBuf = new float[0];
+    private float[] gBuf = new float[0];
+    private float[] uBuf = new float[0];
+    private float[] yBuf = new float[0];
 
     public Transformer(ModelWeights weights, Kernels kernels) {
         this.w = weights;
@@ -57,6 +95,26 @@ public final class Transformer {
         this.pooled = new double[Math.max(c.headDim(), c.indexHeadDim())];
         this.entry = new float[Math.max(c.headDim(), c.indexHeadDim())];
         this.hadamardScratch = new double[c.indexHeadDim()];
+        this.preW = new double[hc];
+        this.combW = new double[hc * hc];
+        this.scoreW = new double[c.nRoutedExperts()];
+        this.biasedW = new double[c.nRoutedExperts()];
+        this.embedRow = new float[d];
+        this.heap = new int[Math.max(c.nActivatedExperts(), c.indexTopk())];
+        this.countBuf = new int[c.nRoutedExperts()];
+    }
+
+    /** {@code a} if it holds n elements, else a new array of exactly n (a long prefill chunk should not double it). */
+    private static float[] fit(float[] a, int n) {
+        return a.length >= n ? a : new float[n];
+    }
+
+    private static double[] fit(double[] a, int n) {
+        return a.length >= n ? a : new double[n];
+    }
+
+    private static int[] fit(int[] a, int n) {
+        return a.length >= n ? a : new int[n];
     }
 
     public ModelConfig config() {
@@ -121,28 +179,40 @@ public final class Transformer {
         private final int[] tokens;
         private final long[] pos;
         private final SequenceCache[] seqOf;
+        private final PassBuffers b;
         private final double[] post;
         private final double[] comb;
         private final float[] x;
         private final double[] acc;
-        private float[] X;
-        private float[] X2;
+        private final float[] X;
+        private final float[] X2;
         private float[] shared;
+        /** The shared expert's output, reused by every layer of the pass. */
+        private final float[] sharedOut;
         private Routing routing;
+        /** The routing's arrays, rewritten by every layer of the pass (a layer's routing is spent before the next). */
+        private final int[] routeIds;
+        private final double[] routeWeights;
         private int layer;
         private int half; // 0: next is attentionHalf, 1: next is ffnHalf
+        private boolean ended;
 
-        private Pass(List<Chunk> chunks, int T, int[] tokens, long[] pos, SequenceCache[] seqOf) {
+        private Pass(List<Chunk> chunks, int T, int[] tokens, long[] pos, SequenceCache[] seqOf, PassBuffers b) {
             this.chunks = chunks;
             this.T = T;
             this.tokens = tokens;
             this.pos = pos;
             this.seqOf = seqOf;
-            this.post = new double[T * hc];
-            this.comb = new double[T * hc * hc];
-            this.x = new float[T * d];
-            this.acc = new double[T * d];
-            this.X = new float[T * hc * d];
+            this.b = b;
+            this.post = b.post;
+            this.comb = b.comb;
+            this.x = b.x;
+            this.acc = b.acc;
+            this.X = b.X;
+            this.X2 = b.X2;
+            this.sharedOut = b.sharedOut;
+            this.routeIds = b.routeIds;
+            this.routeWeights = b.routeWeights;
         }
 
         /** Token rows in this pass. */
@@ -182,6 +252,62 @@ public final class Transformer {
         public int token(int row) {
             return tokens[row];
         }
+    }
+
+    /**
+     * The arrays of a pass of T rows. A decode step begins passes of the same sizes step after step, so {@link #end}
+     * keeps the buffers of the passes it ends (a few, by row count) and {@link #begin} takes them again: a step
+     * allocates no stream arrays. The final streams X leave with the {@link Output} and are replaced.
+     */
+    private final class PassBuffers {
+        final int T;
+        final double[] post;
+        final double[] comb;
+        final float[] x;
+        final double[] acc;
+        float[] X;
+        final float[] X2;
+        final float[] sharedOut;
+        final int[] routeIds;
+        final double[] routeWeights;
+
+        PassBuffers(int T) {
+            this.T = T;
+            this.post = new double[T * hc];
+            this.comb = new double[T * hc * hc];
+            this.x = new float[T * d];
+            this.acc = new double[T * d];
+            this.X = new float[T * hc * d];
+            this.X2 = new float[T * hc * d];
+            this.sharedOut = new float[T * d];
+            this.routeIds = new int[T * c.nActivatedExperts()];
+            this.routeWeights = new double[T * c.nActivatedExperts()];
+        }
+    }
+
+    /** Kept pass buffers: enough for the micro-batches of a step (at most 4) and some spare sizes. */
+    private static final int KEPT_PASS_BUFFERS = 8;
+    private final java.util.ArrayDeque<PassBuffers> keptPassBuffers = new java.util.ArrayDeque<>();
+
+    private PassBuffers passBuffers(int T) {
+        for (java.util.Iterator<PassBuffers> it = keptPassBuffers.iterator(); it.hasNext(); ) {
+            PassBuffers b = it.next();
+            if (b.T == T) {
+                it.remove();
+                if (b.X == null) {
+                    b.X = new float[T * hc * d];
+                }
+                return b;
+            }
+        }
+        return new PassBuffers(T);
+    }
+
+    private void keep(PassBuffers b) {
+        if (keptPassBuffers.size() == KEPT_PASS_BUFFERS) {
+            keptPassBuffers.removeLast();
+        }
+        keptPassBuffers.addFirst(b);
     }
 
     /** Validates the chunks and embeds their tokens; nothing is appended to a cache until {@link #end}. */
@@ -224,7 +350,7 @@ public final class Transformer {
                 r++;
             }
         }
-        Pass p = new Pass(List.copyOf(chunks), T, tokens, pos, seqOf);
+        Pass p = new Pass(List.copyOf(chunks), T, tokens, pos, seqOf, passBuffers(T));
         embed(tokens, p.X);
         return p;
     }
@@ -246,15 +372,12 @@ public final class Transformer {
         tapRows(li, "attn_in", p.pos, x, d);
         float[] a = attention(L, li, x, T, p.pos, p.seqOf, false);
         tapRows(li, "attn_out", p.pos, a, d);
-        if (p.X2 == null) {
-            p.X2 = new float[T * hc * d]; // one per pass, reused by every layer
-        }
         hcPost(a, p.X, p.post, p.comb, T, p.X2);
         tapRows(li, "mid_streams", p.pos, p.X2, hc * d);
         hcPre(L.hcFfn(), p.X2, T, x, p.post, p.comb);
         rmsNorm(x, 0, T, d, L.ffnNorm(), x, 0);
         tapRows(li, "ffn_in", p.pos, x, d);
-        p.routing = route(L, x, T, p.tokens);
+        p.routing = route(L, x, T, p.tokens, p.routeIds, p.routeWeights);
         tapRouting(li, p.pos, p.routing, T);
         Arrays.fill(p.acc, 0);
         p.shared = null;
@@ -266,7 +389,7 @@ public final class Transformer {
         if (p.half != 1) {
             throw new IllegalStateException("sharedExpert before attentionHalf (layer " + p.layer + ")");
         }
-        p.shared = sharedExpert(w.layers[p.layer], p.x, p.T);
+        p.shared = sharedExpert(w.layers[p.layer], p.x, p.T, p.sharedOut);
     }
 
     /** Adds the shared expert to the routed sums, rounds to bf16, applies hc_post and moves to the next layer. */
@@ -310,6 +433,9 @@ public final class Transformer {
             if (!p.done()) {
                 throw new IllegalStateException("pass ended at layer " + p.layer + " of " + c.nLayers());
             }
+            if (p.ended) {
+                throw new IllegalStateException("pass already ended");
+            }
             total += p.T;
             rowCount += allLogits ? p.T : p.chunks.size();
         }
@@ -338,6 +464,13 @@ public final class Transformer {
             base += p.T;
         }
         float[] logits = logits(X, rows, w.hcHead, w.norm);
+        for (Pass p : passes) {
+            p.ended = true;
+            if (passes.size() == 1) {
+                p.b.X = null; // it is the output's finalStreams
+            }
+            keep(p.b);
+        }
         return new Output(logits, rows.length, X, total);
     }
 
@@ -385,7 +518,7 @@ public final class Transformer {
     }
 
     private void embed(int[] tokens, float[] X) {
-        float[] row = new float[d];
+        float[] row = embedRow;
         for (int t = 0; t < tokens.length; t++) {
             w.embed.row(tokens[t], row, 0);
             for (int j = 0; j < hc; j++) {
@@ -442,11 +575,11 @@ public final class Transformer {
      */
     public void hcPre(HcWeights hw, float[] X, int T, float[] x, double[] post, double[] comb) {
         int mix = hw.fn().rows();
-        double[] m = new double[T * mix];
+        double[] m = mixBuf = fit(mixBuf, T * mix);
         k.f32LinearWide(hw.fn(), X, 0, hc * d, T, m, 0, mix);
         double eps = c.hcEps();
-        double[] pre = new double[hc];
-        double[] C = new double[hc * hc];
+        double[] pre = preW;
+        double[] C = combW;
         for (int t = 0; t < T; t++) {
             double rs = rsqrtMeanSquare(X, t * hc * d, hc * d);
             int mo = t * mix;
@@ -541,8 +674,11 @@ public final class Transformer {
 
     /** q_norm(wq_a(x)) [T, q_lora]: the query low-rank activations (also the indexer's input). */
     public float[] queryLatent(Layer L, float[] x, int T) {
+        return queryLatent(L, x, T, new float[T * c.qLoraRank()]);
+    }
+
+    private float[] queryLatent(Layer L, float[] x, int T, float[] qr) {
         int ql = c.qLoraRank();
-        float[] qr = new float[T * ql];
         k.fp8Linear(L.attn().wqA(), 0, ql, x, 0, d, T, qr, 0, ql);
         rmsNorm(qr, 0, T, ql, L.attn().qNorm(), qr, 0);
         return qr;
@@ -582,8 +718,11 @@ public final class Transformer {
 
     /** Window KV rows [T, hd] before the FP8 round trip of the nope dims: kv_norm(wkv(x)) with RoPE. */
     public float[] keyValues(Layer L, float[] x, int T, long[] pos) {
+        return keyValues(L, x, T, pos, new float[T * c.headDim()]);
+    }
+
+    private float[] keyValues(Layer L, float[] x, int T, long[] pos, float[] kv) {
         int hd = c.headDim();
-        float[] kv = new float[T * hd];
         k.fp8Linear(L.attn().wkv(), 0, hd, x, 0, d, T, kv, 0, hd);
         rmsNorm(kv, 0, T, hd, L.attn().kvNorm(), kv, 0);
         Rope rope = ropeFor(L.ratio());
@@ -693,9 +832,12 @@ public final class Transformer {
 
     /** Indexer queries [T, ih, 128] (RoPE, Hadamard, FP4 round trip) from the query latent. */
     public float[] indexQueries(Layer L, float[] qr, int T, long[] pos) {
+        return indexQueries(L, qr, T, pos, new float[T * c.indexHeads() * c.indexHeadDim()]);
+    }
+
+    private float[] indexQueries(Layer L, float[] qr, int T, long[] pos, float[] qi) {
         int ih = c.indexHeads();
         int id = c.indexHeadDim();
-        float[] qi = new float[T * ih * id];
         k.fp8Linear(L.attn().indexer().wqB(), 0, ih * id, qr, 0, c.qLoraRank(), T, qi, 0, ih * id);
         for (int t = 0; t < T; t++) {
             compressedRope.table(pos[t], cs);
@@ -711,11 +853,14 @@ public final class Transformer {
 
     /** Indexer head weights [T, ih]: bf16(bf16(x . weights_proj) * ihd^-0.5 * ih^-0.5). */
     public float[] indexWeights(Layer L, float[] x, int T) {
+        return indexWeights(L, x, T, new float[T * c.indexHeads()]);
+    }
+
+    private float[] indexWeights(Layer L, float[] x, int T, float[] wi) {
         int ih = c.indexHeads();
-        float[] wi = new float[T * ih];
         k.bf16Linear(L.attn().indexer().weightsProj(), x, 0, d, T, wi, 0, ih);
         double scale = 1.0 / Math.sqrt(c.indexHeadDim()) / Math.sqrt(ih);
-        for (int i = 0; i < wi.length; i++) {
+        for (int i = 0; i < T * ih; i++) {
             wi[i] = Bf16.round(wi[i] * scale);
         }
         return wi;
@@ -730,20 +875,18 @@ public final class Transformer {
         int hd = c.headDim();
         int win = c.window();
         int ratio = L.ratio();
-        float[] qr = queryLatent(L, x, T);
+        float[] qr = queryLatent(L, x, T, qrBuf = fit(qrBuf, T * c.qLoraRank()));
         int n = T * H * hd;
-        if (qBuf.length < n) {
-            qBuf = new float[n];
-            oBuf = new float[n];
-        }
+        qBuf = fit(qBuf, n);
+        oBuf = fit(oBuf, n);
         float[] q = queries(L, qr, T, pos, qBuf);
-        float[] kv = keyValues(L, x, T, pos);
+        float[] kv = keyValues(L, x, T, pos, kvBuf = fit(kvBuf, T * hd));
         Compressor cp = L.attn().compressor();
         double[] ck = null;
         double[] cz = null;
         if (cp != null) {
-            ck = new double[T * cp.wkv().rows()];
-            cz = new double[T * cp.wkv().rows()];
+            ck = ckBuf = fit(ckBuf, T * cp.wkv().rows());
+            cz = czBuf = fit(czBuf, T * cp.wkv().rows());
             compressorProjections(cp, x, T, pos, ck, cz);
         }
         Compressor icp = ratio == 4 ? L.attn().indexer().compressor() : null;
@@ -752,10 +895,10 @@ public final class Transformer {
         double[] ik = null;
         double[] iz = null;
         if (icp != null) {
-            qi = indexQueries(L, qr, T, pos);
-            wi = indexWeights(L, x, T);
-            ik = new double[T * icp.wkv().rows()];
-            iz = new double[T * icp.wkv().rows()];
+            qi = indexQueries(L, qr, T, pos, qiBuf = fit(qiBuf, T * c.indexHeads() * c.indexHeadDim()));
+            wi = indexWeights(L, x, T, wiBuf = fit(wiBuf, T * c.indexHeads()));
+            ik = ikBuf = fit(ikBuf, T * icp.wkv().rows());
+            iz = izBuf = fit(izBuf, T * icp.wkv().rows());
             compressorProjections(icp, x, T, pos, ik, iz);
         }
         float[] o = oBuf; // every head of every token is written below
@@ -798,8 +941,8 @@ public final class Transformer {
             int[] selected = null;
             int nComp = nVisible;
             if (ratio == 4) {
-                selected = selectEntries(li, p, qi, t, wi, lc, nVisible);
-                nComp = selected.length;
+                nComp = selectEntries(li, p, qi, t, wi, lc, nVisible);
+                selected = selBuf;
             }
             ensureList((win + nComp) * hd);
             long first = p - windowValid + 1;
@@ -816,20 +959,23 @@ public final class Transformer {
                 ropeFor(ratio).apply(o, (t * H + h) * hd, hd, cs, true);
             }
         }
-        return outputProjection(L, o, T);
+        // a is read by hc_post before the next attention call reuses it
+        return outputProjection(L, o, T, zBuf = fit(zBuf, T * c.oGroups() * c.oLoraRank()), aBuf = fit(aBuf, T * d));
     }
 
     /** wo_a per group (bf16 einsum) then wo_b: o [T, H*hd] -> [T, D]. */
     public float[] outputProjection(Layer L, float[] o, int T) {
+        return outputProjection(L, o, T, new float[T * c.oGroups() * c.oLoraRank()], new float[T * d]);
+    }
+
+    private float[] outputProjection(Layer L, float[] o, int T, float[] z, float[] a) {
         int G = c.oGroups();
         int R = c.oLoraRank();
         int groupIn = c.nHeads() * c.headDim() / G;
         int Hhd = c.nHeads() * c.headDim();
-        float[] z = new float[T * G * R];
         for (int g = 0; g < G; g++) {
             k.fp8DequantLinear(L.attn().woA(), g * R, R, o, g * groupIn, Hhd, T, z, g * R, G * R);
         }
-        float[] a = new float[T * d];
         k.fp8Linear(L.attn().woB(), 0, d, z, 0, G * R, T, a, 0, d);
         return a;
     }
@@ -850,7 +996,8 @@ public final class Transformer {
         return outputProjection(L, o, 1);
     }
 
-    private int[] selectEntries(int li, long p, float[] qi, int t, float[] wi, LayerCache lc, int nVisible) {
+    /** Selects the CSA entries of one token into {@link #selBuf} (best first) and returns how many. */
+    private int selectEntries(int li, long p, float[] qi, int t, float[] wi, LayerCache lc, int nVisible) {
         int ih = c.indexHeads();
         int id = c.indexHeadDim();
         if (keyRows.length < nVisible * id) {
@@ -866,59 +1013,68 @@ public final class Transformer {
         if (tap != null) {
             tap.row(li, "index_scores", p, scoreBuf, 0, nVisible);
         }
-        int[] sel = topK(scoreBuf, nVisible, Math.min(c.indexTopk(), nVisible));
+        int kk = Math.min(c.indexTopk(), nVisible);
+        int[] sel = selBuf = fit(selBuf, kk);
+        topK(scoreBuf, null, nVisible, kk, heap, sel, 0);
         if (tap != null) {
-            float[] f = new float[sel.length];
-            for (int i = 0; i < sel.length; i++) {
+            float[] f = new float[kk];
+            for (int i = 0; i < kk; i++) {
                 f[i] = sel[i];
             }
             tap.row(li, "csa_selected", p, f, 0, f.length);
         }
-        return sel;
+        return kk;
     }
 
     /** Indices of the k largest values, descending; equal values: lower index first (torch.topk on CUDA). */
     public static int[] topK(float[] v, int n, int kk) {
-        return topK(n, kk, (a, b) -> Float.compare(v[a], v[b]));
-    }
-
-    public static int[] topK(double[] v, int n, int kk) {
-        return topK(n, kk, (a, b) -> Double.compare(v[a], v[b]));
-    }
-
-    /**
-     * Bounded-heap selection, O(n log k): the heap's root is the worst kept entry (smallest value; among equal values
-     * the higher index), so an entry replaces it only when strictly better.
-     */
-    private static int[] topK(int n, int kk, java.util.function.IntBinaryOperator byValue) {
-        int[] heap = new int[kk];
-        int size = 0;
-        java.util.function.IntBinaryOperator better = (a, b) -> {
-            int c = byValue.applyAsInt(a, b);
-            return c != 0 ? c : Integer.compare(b, a); // equal values: the lower index is better
-        };
-        for (int i = 0; i < n; i++) {
-            if (size < kk) {
-                heap[size] = i;
-                siftUp(heap, size++, better);
-            } else if (kk > 0 && better.applyAsInt(i, heap[0]) > 0) {
-                heap[0] = i;
-                siftDown(heap, size, better);
-            }
-        }
-        int[] out = new int[size];
-        for (int j = size - 1; j >= 0; j--) {
-            out[j] = heap[0];
-            heap[0] = heap[--size];
-            siftDown(heap, size, better);
-        }
+        int[] out = new int[Math.max(0, Math.min(kk, n))];
+        topK(v, null, n, kk, new int[out.length], out, 0);
         return out;
     }
 
-    private static void siftUp(int[] h, int i, java.util.function.IntBinaryOperator better) {
+    public static int[] topK(double[] v, int n, int kk) {
+        int[] out = new int[Math.max(0, Math.min(kk, n))];
+        topK(null, v, n, kk, new int[out.length], out, 0);
+        return out;
+    }
+
+    /**
+     * Bounded-heap selection, O(n log k), of the values of fv (or dv, when fv is null) into out[outOff..] (best
+     * first), using heap (at least min(kk, n) long) as scratch; returns how many were written. The heap's root is
+     * the worst kept entry (smallest value; among equal values the higher index), so an entry replaces it only when
+     * strictly better. Primitive arrays and no comparator object: the engine calls this per token and layer.
+     */
+    static int topK(float[] fv, double[] dv, int n, int kk, int[] heap, int[] out, int outOff) {
+        int size = 0;
+        for (int i = 0; i < n; i++) {
+            if (size < kk) {
+                heap[size] = i;
+                siftUp(fv, dv, heap, size++);
+            } else if (kk > 0 && better(fv, dv, i, heap[0]) > 0) {
+                heap[0] = i;
+                siftDown(fv, dv, heap, size);
+            }
+        }
+        int kept = size;
+        for (int j = size - 1; j >= 0; j--) {
+            out[outOff + j] = heap[0];
+            heap[0] = heap[--size];
+            siftDown(fv, dv, heap, size);
+        }
+        return kept;
+    }
+
+    /** > 0 if entry a ranks above entry b: the larger value (Float/Double.compare order), then the lower index. */
+    private static int better(float[] fv, double[] dv, int a, int b) {
+        int c = fv != null ? Float.compare(fv[a], fv[b]) : Double.compare(dv[a], dv[b]);
+        return c != 0 ? c : Integer.compare(b, a);
+    }
+
+    private static void siftUp(float[] fv, double[] dv, int[] h, int i) {
         while (i > 0) {
             int parent = (i - 1) / 2;
-            if (better.applyAsInt(h[parent], h[i]) <= 0) {
+            if (better(fv, dv, h[parent], h[i]) <= 0) {
                 break;
             }
             int t = h[parent];
@@ -928,16 +1084,16 @@ public final class Transformer {
         }
     }
 
-    private static void siftDown(int[] h, int size, java.util.function.IntBinaryOperator better) {
+    private static void siftDown(float[] fv, double[] dv, int[] h, int size) {
         int i = 0;
         while (true) {
             int l = 2 * i + 1;
             int r = l + 1;
             int worst = i;
-            if (l < size && better.applyAsInt(h[l], h[worst]) < 0) {
+            if (l < size && better(fv, dv, h[l], h[worst]) < 0) {
                 worst = l;
             }
-            if (r < size && better.applyAsInt(h[r], h[worst]) < 0) {
+            if (r < size && better(fv, dv, h[r], h[worst]) < 0) {
                 worst = r;
             }
             if (worst == i) {
@@ -962,37 +1118,39 @@ public final class Transformer {
     public record Routing(int[] experts, double[] weights, int perToken) {}
 
     public Routing route(Layer L, float[] x, int T, int[] tokens) {
+        int K = c.nActivatedExperts();
+        return route(L, x, T, tokens, new int[T * K], new double[T * K]);
+    }
+
+    /** {@link #route(Layer, float[], int, int[])} into ids and wts (exactly [T, k] each). */
+    private Routing route(Layer L, float[] x, int T, int[] tokens, int[] ids, double[] wts) {
         int E = c.nRoutedExperts();
         int K = c.nActivatedExperts();
-        double[] logit = new double[T * E];
+        double[] logit = logitBuf = fit(logitBuf, T * E);
         k.bf16LinearWide(L.ffn().gate(), x, 0, d, T, logit, 0, E);
-        int[] ids = new int[T * K];
-        double[] wts = new double[T * K];
-        double[] sc = new double[E];
-        double[] biased = new double[E];
+        double[] sc = scoreW;
+        double[] biased = biasedW;
         for (int t = 0; t < T; t++) {
             for (int e = 0; e < E; e++) {
                 double v = logit[t * E + e];
                 double sp = v > 20 ? v : Math.log1p(Math.exp(v));
                 sc[e] = Math.sqrt(sp);
             }
-            int[] sel;
             if (L.hash()) {
-                sel = Arrays.copyOfRange(L.ffn().tid2eid(), tokens[t] * K, tokens[t] * K + K);
+                System.arraycopy(L.ffn().tid2eid(), tokens[t] * K, ids, t * K, K);
             } else {
                 float[] bias = L.ffn().bias();
                 for (int e = 0; e < E; e++) {
                     biased[e] = sc[e] + bias[e];
                 }
-                sel = topK(biased, E, K);
+                topK(null, biased, E, K, heap, ids, t * K);
             }
             double sum = 0;
-            for (int e : sel) {
-                sum += sc[e];
+            for (int i = 0; i < K; i++) {
+                sum += sc[ids[t * K + i]];
             }
             for (int i = 0; i < K; i++) {
-                ids[t * K + i] = sel[i];
-                wts[t * K + i] = sc[sel[i]] / sum * c.routeScale();
+                wts[t * K + i] = sc[ids[t * K + i]] / sum * c.routeScale();
             }
         }
         return new Routing(ids, wts, K);
@@ -1032,7 +1190,8 @@ public final class Transformer {
     public void routedExperts(Layer L, float[] x, int T, Routing rt, double[] acc) {
         int E = c.nRoutedExperts();
         int K = rt.perToken();
-        int[] count = new int[E];
+        int[] count = countBuf;
+        Arrays.fill(count, 0);
         for (int i = 0; i < T * K; i++) {
             count[rt.experts()[i]]++;
         }
@@ -1041,12 +1200,12 @@ public final class Transformer {
         for (int n : count) {
             maxCount = Math.max(maxCount, n);
         }
-        float[] xs = new float[maxCount * d];
-        float[] g = new float[maxCount * inter];
-        float[] u = new float[maxCount * inter];
-        float[] y = new float[maxCount * d];
-        int[] rowsOf = new int[maxCount];
-        double[] wOf = new double[maxCount];
+        float[] xs = xsBuf = fit(xsBuf, maxCount * d);
+        float[] g = gBuf = fit(gBuf, maxCount * inter);
+        float[] u = uBuf = fit(uBuf, maxCount * inter);
+        float[] y = yBuf = fit(yBuf, maxCount * d);
+        int[] rowsOf = rowsOfBuf = fit(rowsOfBuf, maxCount);
+        double[] wOf = wOfBuf = fit(wOfBuf, maxCount);
         for (int e = 0; e < E; e++) {
             if (count[e] == 0) {
                 continue;
@@ -1098,7 +1257,16 @@ public final class Transformer {
 
     /** The shared expert over all rows: [T, D] bf16. */
     public float[] sharedExpert(Layer L, float[] x, int T) {
-        return ExpertFfn.shared(k, c, L.ffn().shared(), x, T);
+        return sharedExpert(L, x, T, new float[T * d]);
+    }
+
+    /** {@link #sharedExpert(Layer, float[], int)} into y (at least [T, D]). */
+    private float[] sharedExpert(Layer L, float[] x, int T, float[] y) {
+        int inter = L.ffn().shared().w1().rows();
+        sharedG = fit(sharedG, T * inter);
+        sharedU = fit(sharedU, T * inter);
+        ExpertFfn.shared(k, c, L.ffn().shared(), x, T, sharedG, sharedU, y);
+        return y;
     }
 
     // ------------------------------------------------------------------------------------------------ head
@@ -1106,28 +1274,28 @@ public final class Transformer {
     /** hc_head -> final norm -> lm head for the given rows of X; float32 logits [rows, vocab]. */
     public float[] logits(float[] X, int[] rows, HcWeights hh, float[] normWeight) {
         int n = rows.length;
-        float[] sel = new float[n * hc * d];
+        float[] sel = headRows = fit(headRows, n * hc * d);
         for (int i = 0; i < n; i++) {
             System.arraycopy(X, rows[i] * hc * d, sel, i * hc * d, hc * d);
         }
-        float[] y = new float[n * d];
+        float[] y = headIn = fit(headIn, n * d);
         hcHead(hh, sel, n, y);
         rmsNorm(y, 0, n, d, normWeight, y, 0);
         int V = c.vocabSize();
-        double[] lg = new double[n * V];
+        double[] lg = headLogits = fit(headLogits, n * V);
         k.bf16LinearWide(w.head, y, 0, d, n, lg, 0, V);
         float[] out = new float[n * V];
         for (int i = 0; i < out.length; i++) {
-            out[i] = (float) lg[i];
+            out[i] = (float) lg[i]; // lg may be longer than out
         }
         return out;
     }
 
     /** hc_head (spec §4.10): y = bf16(sum_j pre_j X_j), no Sinkhorn. */
     public void hcHead(HcWeights hh, float[] X, int T, float[] y) {
-        double[] m = new double[T * hc];
+        double[] m = mixBuf = fit(mixBuf, T * hc);
         k.f32LinearWide(hh.fn(), X, 0, hc * d, T, m, 0, hc);
-        double[] pre = new double[hc];
+        double[] pre = preW;
         for (int t = 0; t < T; t++) {
             double rs = rsqrtMeanSquare(X, t * hc * d, hc * d);
             for (int j = 0; j < hc; j++) {

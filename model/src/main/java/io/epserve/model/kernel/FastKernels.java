@@ -936,6 +936,9 @@ public final class FastKernels implements Kernels {
             }
             j.wp[h] = w[wOff + h];
         }
+        if (j.sums.length < threads) {
+            j.sums = new float[threads][4 * L];
+        }
         j.hp = hp;
         j.dim = dim;
         j.keys = keys;
@@ -961,6 +964,8 @@ public final class FastKernels implements Kernels {
         final AtomicInteger next = new AtomicInteger();
         float[] qt = new float[0];
         float[] wp = new float[0];
+        /** Per worker: keys4's four score vectors, summed from memory (TileKernels.sum(float[], int)). */
+        float[][] sums = new float[0][];
         int hp;
         int dim;
         float[] keys;
@@ -976,7 +981,7 @@ public final class FastKernels implements Kernels {
                 int i1 = Math.min(count, i0 + chunk);
                 int i = i0;
                 for (; i + 4 <= i1; i += 4) {
-                    keys4(i);
+                    keys4(i, sums[worker]);
                 }
                 for (; i < i1; i++) {
                     key1(i);
@@ -984,7 +989,7 @@ public final class FastKernels implements Kernels {
             }
         }
 
-        private void keys4(int i) {
+        private void keys4(int i, float[] sum) {
             int k0 = i * dim;
             int k1 = k0 + dim;
             int k2 = k1 + dim;
@@ -1029,10 +1034,16 @@ public final class FastKernels implements Kernels {
                 t3 = t3.add(b3.add(b3.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
                         .reinterpretAsFloats());
             }
-            scores[i] = Bf16.round(TileKernels.sum(t0));
-            scores[i + 1] = Bf16.round(TileKernels.sum(t1));
-            scores[i + 2] = Bf16.round(TileKernels.sum(t2));
-            scores[i + 3] = Bf16.round(TileKernels.sum(t3));
+            // through memory: C2 does not always inline sum(FloatVector) into this large method, and a vector passed
+            // to a call that is not inlined is boxed (seen in the attention worker's allocation profile)
+            t0.intoArray(sum, 0);
+            t1.intoArray(sum, L);
+            t2.intoArray(sum, 2 * L);
+            t3.intoArray(sum, 3 * L);
+            scores[i] = Bf16.round(TileKernels.sum(sum, 0));
+            scores[i + 1] = Bf16.round(TileKernels.sum(sum, L));
+            scores[i + 2] = Bf16.round(TileKernels.sum(sum, 2 * L));
+            scores[i + 3] = Bf16.round(TileKernels.sum(sum, 3 * L));
         }
 
         private void key1(int i) {
