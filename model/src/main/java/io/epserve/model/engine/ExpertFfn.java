@@ -21,8 +21,7 @@ public final class ExpertFfn {
                               float[] g, float[] u, float[] y) {
         int d = c.dim();
         int inter = c.moeInterDim();
-        k.fp4Linear(ex.w1(), xs, 0, d, n, g, 0, inter);
-        k.fp4Linear(ex.w3(), xs, 0, d, n, u, 0, inter);
+        k.fp4LinearPair(ex.w1(), ex.w3(), xs, 0, d, n, g, u, 0, inter);
         swiglu(c, g, u, n, inter, weight);
         k.fp4Linear(ex.w2(), g, 0, inter, n, y, 0, d);
     }

@@ -65,7 +65,12 @@ public final class FastKernels implements Kernels {
     static final long SERIAL_MACS = 1L << 19;
     /** Target bytes of weights per claimed row chunk: big enough to amortise the claim, small enough to balance. */
     static final long CHUNK_BYTES = 128 << 10;
-    /** At most this many rows per claimed chunk: bounds the per-worker partial-sum scratch (L1 resident). */
+    /**
+     * At most this many rows per claimed chunk for a full tile of {@link #MAX_TILE} tokens, and proportionally more
+     * for smaller tiles (256 at 1 token): bounds the per-worker partial-sum scratch (16 KiB, L1 resident). Each
+     * chunk costs a claim, a clear of its partial sums and a loop setup: with 16 rows at any tile size, a 1-token
+     * 1024x512 expert product (64 chunks) took 1.25x as long as a 128x4096 one (8 chunks).
+     */
     static final int MAX_CHUNK_ROWS = 16;
     /**
      * Activation bytes of one panel of one token tile (L1 is 48 KiB). 32 KiB rather than 16: at 1 token a whole
@@ -180,6 +185,23 @@ public final class FastKernels implements Kernels {
         int colsP = prepare(x, xOff, xStride, tokens, cols, cols, 8, L, true, false);
         linear.rareRows = rareRows(w);
         runLinear(K_FP4, w.data(), w.scale(), 0, 0, w.rows(), cols, cols, colsP, tokens, y, null, yOff, yStride, true);
+    }
+
+    /** Both products from one quantised, permuted copy of the input (it is the same for both). */
+    @Override
+    public void fp4LinearPair(Fp4Matrix a, Fp4Matrix b, float[] x, int xOff, int xStride, int tokens,
+                              float[] ya, float[] yb, int yOff, int yStride) {
+        int cols = a.cols();
+        if (fallback != null || b.cols() != cols) {
+            Kernels.super.fp4LinearPair(a, b, x, xOff, xStride, tokens, ya, yb, yOff, yStride);
+            return;
+        }
+        requireMultiple(cols, 128, a.name());
+        int colsP = prepare(x, xOff, xStride, tokens, cols, cols, 8, L, true, false);
+        linear.rareRows = rareRows(a);
+        runLinear(K_FP4, a.data(), a.scale(), 0, 0, a.rows(), cols, cols, colsP, tokens, ya, null, yOff, yStride, true);
+        linear.rareRows = rareRows(b);
+        runLinear(K_FP4, b.data(), b.scale(), 0, 0, b.rows(), cols, cols, colsP, tokens, yb, null, yOff, yStride, true);
     }
 
     @Override
@@ -311,11 +333,85 @@ public final class FastKernels implements Kernels {
      * weights would be O(rows * cols).
      */
     static void permute(float[] src, int s, float[] dst, int d, int group, int lanes) {
+        if (lanes == L && group == 8) {
+            permute8(src, s, dst, d);
+        } else if (lanes == L && group == 2) {
+            permute2(src, s, dst, d);
+        } else {
+            permuteScalar(src, s, dst, d, group, lanes);
+        }
+    }
+
+    /** {@link #permute} element by element: the definition (and the double-lane chunks of the wide kernels). */
+    static void permuteScalar(float[] src, int s, float[] dst, int d, int group, int lanes) {
         for (int j = 0; j < group; j++) {
             for (int i = 0; i < lanes; i++) {
                 dst[d + j * lanes + i] = src[s + group * i + j];
             }
         }
+    }
+
+    /**
+     * Lane l of the even (odd) unzip of a vector pair (a, b) takes lane 2l (2l + 1) of their concatenation. For a
+     * group of 2^g, g rounds of unzipping pairs of vectors 1, 2, 4, ... apart turn element 2^g * i + j of the chunk
+     * into lane i of vector j: each round moves one bit of the element index from the lanes to the vector number.
+     */
+    private static final IntVector UNZIP_EVEN;
+    private static final IntVector UNZIP_ODD;
+
+    static {
+        int[] ev = new int[L];
+        int[] od = new int[L];
+        for (int l = 0; l < L; l++) {
+            ev[l] = 2 * l;
+            od[l] = 2 * l + 1;
+        }
+        UNZIP_EVEN = IntVector.fromArray(TileKernels.IS, ev, 0);
+        UNZIP_ODD = IntVector.fromArray(TileKernels.IS, od, 0);
+    }
+
+    /**
+     * {@link #permute} of one FP4 chunk (group 8, float lanes): three unzip rounds, 24 two-table permutes instead of
+     * 8L scalar moves (the scalar loop was ~3 % of an expert worker's time). Written out: vectors stay in this method.
+     */
+    static void permute8(float[] src, int s, float[] dst, int d) {
+        IntVector ev = UNZIP_EVEN;
+        IntVector od = UNZIP_ODD;
+        IntVector v0 = FloatVector.fromArray(FS, src, s).reinterpretAsInts();
+        IntVector v1 = FloatVector.fromArray(FS, src, s + L).reinterpretAsInts();
+        IntVector v2 = FloatVector.fromArray(FS, src, s + 2 * L).reinterpretAsInts();
+        IntVector v3 = FloatVector.fromArray(FS, src, s + 3 * L).reinterpretAsInts();
+        IntVector v4 = FloatVector.fromArray(FS, src, s + 4 * L).reinterpretAsInts();
+        IntVector v5 = FloatVector.fromArray(FS, src, s + 5 * L).reinterpretAsInts();
+        IntVector v6 = FloatVector.fromArray(FS, src, s + 6 * L).reinterpretAsInts();
+        IntVector v7 = FloatVector.fromArray(FS, src, s + 7 * L).reinterpretAsInts();
+        // pairs 1 apart
+        IntVector w0 = ev.selectFrom(v0, v1), w1 = od.selectFrom(v0, v1);
+        IntVector w2 = ev.selectFrom(v2, v3), w3 = od.selectFrom(v2, v3);
+        IntVector w4 = ev.selectFrom(v4, v5), w5 = od.selectFrom(v4, v5);
+        IntVector w6 = ev.selectFrom(v6, v7), w7 = od.selectFrom(v6, v7);
+        // pairs 2 apart
+        IntVector u0 = ev.selectFrom(w0, w2), u2 = od.selectFrom(w0, w2);
+        IntVector u1 = ev.selectFrom(w1, w3), u3 = od.selectFrom(w1, w3);
+        IntVector u4 = ev.selectFrom(w4, w6), u6 = od.selectFrom(w4, w6);
+        IntVector u5 = ev.selectFrom(w5, w7), u7 = od.selectFrom(w5, w7);
+        // pairs 4 apart
+        ev.selectFrom(u0, u4).reinterpretAsFloats().intoArray(dst, d);
+        ev.selectFrom(u1, u5).reinterpretAsFloats().intoArray(dst, d + L);
+        ev.selectFrom(u2, u6).reinterpretAsFloats().intoArray(dst, d + 2 * L);
+        ev.selectFrom(u3, u7).reinterpretAsFloats().intoArray(dst, d + 3 * L);
+        od.selectFrom(u0, u4).reinterpretAsFloats().intoArray(dst, d + 4 * L);
+        od.selectFrom(u1, u5).reinterpretAsFloats().intoArray(dst, d + 5 * L);
+        od.selectFrom(u2, u6).reinterpretAsFloats().intoArray(dst, d + 6 * L);
+        od.selectFrom(u3, u7).reinterpretAsFloats().intoArray(dst, d + 7 * L);
+    }
+
+    /** {@link #permute} of one BF16 chunk (group 2, float lanes): one unzip round. */
+    static void permute2(float[] src, int s, float[] dst, int d) {
+        IntVector v0 = FloatVector.fromArray(FS, src, s).reinterpretAsInts();
+        IntVector v1 = FloatVector.fromArray(FS, src, s + L).reinterpretAsInts();
+        UNZIP_EVEN.selectFrom(v0, v1).reinterpretAsFloats().intoArray(dst, d);
+        UNZIP_ODD.selectFrom(v0, v1).reinterpretAsFloats().intoArray(dst, d + L);
     }
 
     /** {@link #permute} with float vectors. */
@@ -416,7 +512,7 @@ public final class FastKernels implements Kernels {
         long macs = (long) rows * cols * tokens;
         int parts = macs < SERIAL_MACS ? 1 : threads;
         int chunkRows = (int) Math.max(1, Math.min(Math.min(CHUNK_BYTES / Math.max(1, rowBytes), rows),
-                MAX_CHUNK_ROWS));
+                MAX_CHUNK_ROWS * (MAX_TILE / Math.min(tokens, MAX_TILE))));
         if (parts > 1) {
             // at least ~4 chunks per thread so a descheduled or slower core does not leave the other idle
             chunkRows = Math.max(1, Math.min(chunkRows, rows / (4 * parts)));
@@ -446,7 +542,7 @@ public final class FastKernels implements Kernels {
         final float[] dq = new float[8 * L];
         final float[] r = new float[MAX_TILE];
         final double[] rd = new double[MAX_TILE];
-        final boolean[] rare = new boolean[MAX_CHUNK_ROWS];
+        final boolean[] rare = new boolean[MAX_CHUNK_ROWS * MAX_TILE];
     }
 
     /**
@@ -528,6 +624,10 @@ public final class FastKernels implements Kernels {
                     // panels and token tiles, the panel's activations stay in L1 across the chunk's rows
                     for (int p0 = 0; p0 < colsVec; p0 += pw) {
                         int p1 = Math.min(colsVec, p0 + pw);
+                        if (kind == K_FP4 && n == 1) {
+                            fp4x1Rows(i0, i1, p0, p1, x, xo, sc, a0, span);
+                            continue;
+                        }
                         for (int i = i0; i < i1; i++) {
                             if (kind != K_FP4 || !rare[i - i0]) {
                                 panel(rowStart + i, n, p0, p1, x, xw, xo, sc, a0 + (i - i0) * span);
@@ -563,6 +663,31 @@ public final class FastKernels implements Kernels {
                         }
                     }
                 }
+            }
+        }
+
+        /** One FP4 token over the chunk's rows [i0, i1) that are not rare, two rows per kernel call. */
+        private void fp4x1Rows(int i0, int i1, int c0, int c1, float[] x, long xo, LinearScratch sc, int a0, int span) {
+            long rowBytes = cols >>> 1;
+            long rowScales = cols >>> 5;
+            int held = -1;
+            for (int i = i0; i < i1; i++) {
+                if (sc.rare[i - i0]) {
+                    continue;
+                }
+                if (held < 0) {
+                    held = i;
+                    continue;
+                }
+                long r0 = rowStart + held;
+                long r1 = rowStart + i;
+                TileKernels.fp4x1Pair(w, r0 * rowBytes, r1 * rowBytes, s, r0 * rowScales, r1 * rowScales, c0, c1, x, xo,
+                        sc.acc, a0 + (held - i0) * span, a0 + (i - i0) * span);
+                held = -1;
+            }
+            if (held >= 0) {
+                long r0 = rowStart + held;
+                TileKernels.fp4x1(w, r0 * rowBytes, s, r0 * rowScales, c0, c1, x, xo, sc.acc, a0 + (held - i0) * span);
             }
         }
 

@@ -31,6 +31,16 @@ public interface Kernels extends AutoCloseable {
     void fp4Linear(Fp4Matrix w, float[] x, int xOff, int xStride, int tokens, float[] y, int yOff, int yStride);
 
     /**
+     * {@link #fp4Linear} of two matrices with the same columns over the same input rows (a routed expert's w1 and
+     * w3): the same results as two calls, and a set may quantise and lay out the input once for both.
+     */
+    default void fp4LinearPair(Fp4Matrix a, Fp4Matrix b, float[] x, int xOff, int xStride, int tokens,
+                               float[] ya, float[] yb, int yOff, int yStride) {
+        fp4Linear(a, x, xOff, xStride, tokens, ya, yOff, yStride);
+        fp4Linear(b, x, xOff, xStride, tokens, yb, yOff, yStride);
+    }
+
+    /**
      * {@code y = bf16(x . w^T)} with FP8 weights dequantised exactly to their bf16 values and NO activation
      * quantisation (wo_a, which the reference converts to a bf16 matrix). x rows have w.cols() values; only output
      * rows [rowStart, rowStart+rowCount) are computed.

@@ -676,6 +676,66 @@ final class TileKernels {
         }
     }
 
+    /**
+     * {@link #fp4x1} for two rows at once (rows at bytes wo and wo2, scales at so and so2, accumulators at ao and
+     * ao2): each row's operations exactly as there, so the same bits, with four FMA chains in flight and each
+     * activation vector loaded once for both rows. The rows of an expert's matrices are short (4-8 groups), and
+     * one row per call paid its call, accumulator load and store and a latency-bound tail per row: a 1024x512
+     * product took 1.34x the time of a 128x4096 one with the same work.
+     */
+    static void fp4x1Pair(MemorySegment w, long wo, long wo2, MemorySegment s, long so, long so2, int c0, int c1,
+                          float[] x, long xo, float[] acc, int ao, int ao2) {
+        FloatVector a = FloatVector.fromArray(FS, acc, ao);
+        FloatVector a2 = FloatVector.fromArray(FS, acc, ao2);
+        int c = c0;
+        for (; c + 2 * GROUP <= c1; c += 2 * GROUP) {
+            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
+            IntVector r = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1) + GROUP / 2, LE);
+            IntVector q2 = IntVector.fromMemorySegment(IS, w, wo2 + (c >>> 1), LE);
+            IntVector r2 = IntVector.fromMemorySegment(IS, w, wo2 + (c >>> 1) + GROUP / 2, LE);
+            long sa = so + (c >>> 5);
+            long sa2 = so2 + (c >>> 5);
+            int sq = L == 16 ? s.get(INT_LE, sa) : s.get(SHORT_LE, sa) & 0xffff;
+            int sr = L == 16 ? s.get(INT_LE, sa + GROUP / 32) : s.get(SHORT_LE, sa + GROUP / 32) & 0xffff;
+            int sq2 = L == 16 ? s.get(INT_LE, sa2) : s.get(SHORT_LE, sa2) & 0xffff;
+            int sr2 = L == 16 ? s.get(INT_LE, sa2 + GROUP / 32) : s.get(SHORT_LE, sa2 + GROUP / 32) & 0xffff;
+            FloatVector sv = IntVector.broadcast(IS, sq).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            FloatVector sw = IntVector.broadcast(IS, sr).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            FloatVector sv2 = IntVector.broadcast(IS, sq2).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            FloatVector sw2 = IntVector.broadcast(IS, sr2).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            int xq = (int) (xo >>> 2) + c;
+            int xr = xq + GROUP;
+            FloatVector xv = FloatVector.fromArray(FS, x, xq);
+            FloatVector xw = FloatVector.fromArray(FS, x, xr);
+            FloatVector b = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, FloatVector.zero(FS));
+            FloatVector e = r.selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xw, FloatVector.zero(FS));
+            FloatVector b2 = q2.selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, FloatVector.zero(FS));
+            FloatVector e2 = r2.selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xw, FloatVector.zero(FS));
+            for (int j = 1; j < 8; j++) {
+                xv = FloatVector.fromArray(FS, x, xq + j * L);
+                xw = FloatVector.fromArray(FS, x, xr + j * L);
+                b = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, b);
+                e = r.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xw, e);
+                b2 = q2.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, b2);
+                e2 = r2.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xw, e2);
+            }
+            a = b.fma(sv, a);
+            a = e.fma(sw, a);
+            a2 = b2.fma(sv2, a2);
+            a2 = e2.fma(sw2, a2);
+        }
+        a.intoArray(acc, ao);
+        a2.intoArray(acc, ao2);
+        if (c < c1) {
+            fp4R(1, 0, w, wo, s, so, c, c1, x, xo, acc, ao);
+            fp4R(1, 0, w, wo2, s, so2, c, c1, x, xo, acc, ao2);
+        }
+    }
+
     /** FP8 weights (row at byte wo, the row block's per-128-column scales at so; dq: 8L scratch), tokens [0, T) of a tile of T. */
     static void fp8(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
             float[] acc, int ao, float[] dq) {

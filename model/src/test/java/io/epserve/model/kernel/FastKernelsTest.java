@@ -349,6 +349,33 @@ class FastKernelsTest {
         }
     }
 
+    @Test
+    void vectorPermutesAreTheElementwiseOnes() {
+        SplittableRandom r = new SplittableRandom(11);
+        int L = TileKernels.L;
+        for (int group : new int[] {2, 8}) {
+            int n = 3 * group * L;
+            float[] src = new float[n + 5];
+            for (int i = 0; i < src.length; i++) {
+                src[i] = (float) r.nextGaussian();
+            }
+            src[3] = Float.intBitsToFloat(0x7fc00123); // a NaN payload moves untouched
+            src[4] = -0.0f;
+            for (int off = 0; off < 5; off += 3) {
+                float[] want = new float[n + 2];
+                float[] got = new float[n + 2];
+                for (int c = 0; c < n; c += group * L) {
+                    FastKernels.permuteScalar(src, off + c, want, 2 + c, group, L);
+                    FastKernels.permute(src, off + c, got, 2 + c, group, L);
+                }
+                for (int i = 0; i < want.length; i++) {
+                    assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]),
+                            "group " + group + " offset " + off + " element " + i);
+                }
+            }
+        }
+    }
+
     // ------------------------------------------------------------------------------------------ FP4
 
     @ParameterizedTest
@@ -358,6 +385,59 @@ class FastKernelsTest {
         Fp4Matrix w = fp4(r, 257, 1024);
         for (int tokens : new int[] {1, 3, 16, 21}) {
             checkFp4(kernels(mt), w, r, tokens, "fp4 tokens=" + tokens + " mt=" + mt);
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void fp4PairIsTwoProducts(boolean mt) {
+        SplittableRandom r = new SplittableRandom(12);
+        Fp4Matrix a = fp4(r, 96, 1024);
+        Fp4Matrix b = fp4(r, 96, 1024);
+        // a rare scale (0xFF) in b: that row takes the scalar path, the other matrix must not inherit its flags
+        b.scale().set(java.lang.foreign.ValueLayout.JAVA_BYTE, 7L * (b.cols() / 32) + 3, (byte) 0xFF);
+        for (int tokens : new int[] {1, 2, 8, 17}) {
+            float[] x = activations(r, tokens * 1030);
+            float[] ya = new float[tokens * 100];
+            float[] yb = new float[ya.length];
+            float[] pa = new float[ya.length];
+            float[] pb = new float[ya.length];
+            FastKernels k = kernels(mt);
+            k.fp4Linear(a, x, 1, 1030, tokens, ya, 2, 100);
+            k.fp4Linear(b, x, 1, 1030, tokens, yb, 2, 100);
+            k.fp4LinearPair(a, b, x, 1, 1030, tokens, pa, pb, 2, 100);
+            for (int i = 0; i < ya.length; i++) {
+                assertEquals(Float.floatToRawIntBits(ya[i]), Float.floatToRawIntBits(pa[i]), "a, tokens " + tokens + " at " + i);
+                assertEquals(Float.floatToRawIntBits(yb[i]), Float.floatToRawIntBits(pb[i]), "b, tokens " + tokens + " at " + i);
+            }
+        }
+    }
+
+    /**
+     * One token runs two rows per kernel call: with an odd row count (the last row alone), rare-scale rows between
+     * (skipped by the pairs, computed by the scalar path) and an odd group count (each row's last group alone), every
+     * row must still equal that token's row in a 3-token tile (another kernel), bit for bit.
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void fp4OneTokenRowPairsMatchTheTile(boolean mt) {
+        SplittableRandom r = new SplittableRandom(13);
+        Fp4Matrix w = fp4(r, 97, 640);
+        for (int row : new int[] {7, 50, 51}) {
+            w.scale().set(java.lang.foreign.ValueLayout.JAVA_BYTE, (long) row * (w.cols() / 32) + 2, (byte) 0);
+        }
+        int tokens = 3;
+        float[] x = activations(r, tokens * w.cols());
+        float[] tile = new float[tokens * w.rows()];
+        FastKernels k = kernels(mt);
+        k.fp4Linear(w, x, 0, w.cols(), tokens, tile, 0, w.rows());
+        for (int t = 0; t < tokens; t++) {
+            float[] one = new float[w.rows()];
+            k.fp4Linear(w, x, t * w.cols(), w.cols(), 1, one, 0, w.rows());
+            for (int i = 0; i < w.rows(); i++) {
+                assertEquals(Float.floatToRawIntBits(tile[t * w.rows() + i]), Float.floatToRawIntBits(one[i]),
+                        "token " + t + " row " + i);
+            }
         }
     }
 
