@@ -66,12 +66,16 @@ public final class FastKernels implements Kernels {
     /** Target bytes of weights per claimed row chunk: big enough to amortise the claim, small enough to balance. */
     static final long CHUNK_BYTES = 128 << 10;
     /**
-     * At most this many rows per claimed chunk for a full tile of {@link #MAX_TILE} tokens, and proportionally more
-     * for smaller tiles (256 at 1 token): bounds the per-worker partial-sum scratch (16 KiB, L1 resident). Each
-     * chunk costs a claim, a clear of its partial sums and a loop setup: with 16 rows at any tile size, a 1-token
-     * 1024x512 expert product (64 chunks) took 1.25x as long as a 128x4096 one (8 chunks).
+     * Rows per claimed chunk: at least this many, and more while the chunk's partial sums (at most 16 KiB) and the
+     * panel's activations fit in 40 KiB of the 48 KiB L1 together, up to 16 * (16 / tile tokens) rows (the scratch
+     * bound). Each chunk costs a claim, a clear of its partial sums and a loop setup: with 16 rows a 1-token
+     * 1024x512 expert product (64 chunks) took 1.25x as long as a 128x4096 one (8 chunks); 256 rows at 1 token fix
+     * that. The L1 budget matters: 32 rows for an 8-token tile over 1024 columns (16 KiB of sums beside 32 KiB of
+     * activations) made that FP8 product 1.3x slower.
      */
     static final int MAX_CHUNK_ROWS = 16;
+    static final int CHUNK_SUMS_BYTES = 16 << 10;
+    static final int CHUNK_L1_BYTES = 40 << 10;
     /**
      * Activation bytes of one panel of one token tile (L1 is 48 KiB). 32 KiB rather than 16: at 1 token a whole
      * 8192-column row then fits one panel, so a row chunk's weights stream sequentially instead of in 2 KiB pieces
@@ -511,8 +515,12 @@ public final class FastKernels implements Kernels {
         j.lanes = wide ? LD : L;
         long macs = (long) rows * cols * tokens;
         int parts = macs < SERIAL_MACS ? 1 : threads;
-        int chunkRows = (int) Math.max(1, Math.min(Math.min(CHUNK_BYTES / Math.max(1, rowBytes), rows),
-                MAX_CHUNK_ROWS * (MAX_TILE / Math.min(tokens, MAX_TILE))));
+        int tile = Math.min(tokens, MAX_TILE);
+        long xPanelBytes = (long) tile * Math.min(colsVec, panelWidth(tile, j.unit, colsVec, j.esize)) * j.esize;
+        long sumsPerRow = (long) tile * j.lanes * j.esize;
+        long byL1 = Math.min(CHUNK_SUMS_BYTES, CHUNK_L1_BYTES - xPanelBytes) / sumsPerRow;
+        int maxRows = (int) Math.min(MAX_CHUNK_ROWS * (MAX_TILE / tile), Math.max(MAX_CHUNK_ROWS, byL1));
+        int chunkRows = (int) Math.max(1, Math.min(Math.min(CHUNK_BYTES / Math.max(1, rowBytes), rows), maxRows));
         if (parts > 1) {
             // at least ~4 chunks per thread so a descheduled or slower core does not leave the other idle
             chunkRows = Math.max(1, Math.min(chunkRows, rows / (4 * parts)));
