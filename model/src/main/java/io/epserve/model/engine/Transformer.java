@@ -179,20 +179,10 @@ public final class Transformer {
         private final int[] tokens;
         private final long[] pos;
         private final SequenceCache[] seqOf;
+        /** Its arrays (streams, FFN input, routed sums, mixing weights, shared-expert output, routing). */
         private final PassBuffers b;
-        private final double[] post;
-        private final double[] comb;
-        private final float[] x;
-        private final double[] acc;
-        private final float[] X;
-        private final float[] X2;
         private float[] shared;
-        /** The shared expert's output, reused by every layer of the pass. */
-        private final float[] sharedOut;
         private Routing routing;
-        /** The routing's arrays, rewritten by every layer of the pass (a layer's routing is spent before the next). */
-        private final int[] routeIds;
-        private final double[] routeWeights;
         private int layer;
         private int half; // 0: next is attentionHalf, 1: next is ffnHalf
         private boolean ended;
@@ -204,15 +194,6 @@ public final class Transformer {
             this.pos = pos;
             this.seqOf = seqOf;
             this.b = b;
-            this.post = b.post;
-            this.comb = b.comb;
-            this.x = b.x;
-            this.acc = b.acc;
-            this.X = b.X;
-            this.X2 = b.X2;
-            this.sharedOut = b.sharedOut;
-            this.routeIds = b.routeIds;
-            this.routeWeights = b.routeWeights;
         }
 
         /** Token rows in this pass. */
@@ -235,7 +216,7 @@ public final class Transformer {
 
         /** After {@link #attentionHalf}: the normalised FFN input [T, D] (bf16 values). */
         public float[] ffnInput() {
-            return x;
+            return b.x;
         }
 
         /** After {@link #attentionHalf}: the routing of every row. */
@@ -245,7 +226,7 @@ public final class Transformer {
 
         /** After {@link #attentionHalf}: zeroed [T, D] float64 sums for the routed experts' weighted outputs. */
         public double[] routedSums() {
-            return acc;
+            return b.acc;
         }
 
         /** Token ids of the rows (hash layers route by token id). */
@@ -268,6 +249,7 @@ public final class Transformer {
         float[] X;
         final float[] X2;
         final float[] sharedOut;
+        /** The routing of the current layer, [T, k]: rewritten by every layer (a layer's routing is spent first). */
         final int[] routeIds;
         final double[] routeWeights;
 
@@ -351,7 +333,7 @@ public final class Transformer {
             }
         }
         Pass p = new Pass(List.copyOf(chunks), T, tokens, pos, seqOf, passBuffers(T));
-        embed(tokens, p.X);
+        embed(tokens, p.b.X);
         return p;
     }
 
@@ -366,20 +348,20 @@ public final class Transformer {
         Layer L = w.layers[p.layer];
         int li = p.layer;
         int T = p.T;
-        float[] x = p.x;
-        hcPre(L.hcAttn(), p.X, T, x, p.post, p.comb);
+        float[] x = p.b.x;
+        hcPre(L.hcAttn(), p.b.X, T, x, p.b.post, p.b.comb);
         rmsNorm(x, 0, T, d, L.attnNorm(), x, 0);
         tapRows(li, "attn_in", p.pos, x, d);
         float[] a = attention(L, li, x, T, p.pos, p.seqOf, false);
         tapRows(li, "attn_out", p.pos, a, d);
-        hcPost(a, p.X, p.post, p.comb, T, p.X2);
-        tapRows(li, "mid_streams", p.pos, p.X2, hc * d);
-        hcPre(L.hcFfn(), p.X2, T, x, p.post, p.comb);
+        hcPost(a, p.b.X, p.b.post, p.b.comb, T, p.b.X2);
+        tapRows(li, "mid_streams", p.pos, p.b.X2, hc * d);
+        hcPre(L.hcFfn(), p.b.X2, T, x, p.b.post, p.b.comb);
         rmsNorm(x, 0, T, d, L.ffnNorm(), x, 0);
         tapRows(li, "ffn_in", p.pos, x, d);
-        p.routing = route(L, x, T, p.tokens, p.routeIds, p.routeWeights);
+        p.routing = route(L, x, T, p.tokens, p.b.routeIds, p.b.routeWeights);
         tapRouting(li, p.pos, p.routing, T);
-        Arrays.fill(p.acc, 0);
+        Arrays.fill(p.b.acc, 0);
         p.shared = null;
         p.half = 1;
     }
@@ -389,7 +371,7 @@ public final class Transformer {
         if (p.half != 1) {
             throw new IllegalStateException("sharedExpert before attentionHalf (layer " + p.layer + ")");
         }
-        p.shared = sharedExpert(w.layers[p.layer], p.x, p.T, p.sharedOut);
+        p.shared = sharedExpert(w.layers[p.layer], p.b.x, p.T, p.b.sharedOut);
     }
 
     /** Adds the shared expert to the routed sums, rounds to bf16, applies hc_post and moves to the next layer. */
@@ -401,13 +383,13 @@ public final class Transformer {
         // No new arrays per layer: the FFN input x and the layer's input streams X are spent (the shared expert and
         // the dispatch have read x, attentionHalf's hc_post has read X), so they take the FFN output and the new
         // streams.
-        float[] f = p.x;
+        float[] f = p.b.x;
         for (int i = 0; i < T * d; i++) {
-            f[i] = Bf16.round(p.acc[i] + p.shared[i]);
+            f[i] = Bf16.round(p.b.acc[i] + p.shared[i]);
         }
         tapRows(p.layer, "ffn_out", p.pos, f, d);
-        hcPost(f, p.X2, p.post, p.comb, T, p.X);
-        tapRows(p.layer, "streams", p.pos, p.X, hc * d);
+        hcPost(f, p.b.X2, p.b.post, p.b.comb, T, p.b.X);
+        tapRows(p.layer, "streams", p.pos, p.b.X, hc * d);
         p.shared = null;
         p.routing = null;
         p.half = 0;
@@ -439,7 +421,7 @@ public final class Transformer {
             total += p.T;
             rowCount += allLogits ? p.T : p.chunks.size();
         }
-        float[] X = passes.size() == 1 ? passes.get(0).X : new float[total * hc * d];
+        float[] X = passes.size() == 1 ? passes.get(0).b.X : new float[total * hc * d];
         int[] rows = new int[rowCount];
         int base = 0;
         int r = 0;
@@ -448,7 +430,7 @@ public final class Transformer {
                 ch.cache().length += ch.tokens().length;
             }
             if (passes.size() > 1) {
-                System.arraycopy(p.X, 0, X, base * hc * d, p.T * hc * d);
+                System.arraycopy(p.b.X, 0, X, base * hc * d, p.T * hc * d);
             }
             if (allLogits) {
                 for (int i = 0; i < p.T; i++) {

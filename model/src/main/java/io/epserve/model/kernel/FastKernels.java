@@ -184,28 +184,34 @@ public final class FastKernels implements Kernels {
             fallback.fp4Linear(w, x, xOff, xStride, tokens, y, yOff, yStride);
             return;
         }
-        int cols = w.cols();
-        requireMultiple(cols, 128, w.name());
-        int colsP = prepare(x, xOff, xStride, tokens, cols, cols, 8, L, true, false);
-        linear.rareRows = rareRows(w);
-        runLinear(K_FP4, w.data(), w.scale(), 0, 0, w.rows(), cols, cols, colsP, tokens, y, null, yOff, yStride, true);
+        requireMultiple(w.cols(), 128, w.name());
+        fp4Prepared(w, prepareFp4(x, xOff, xStride, tokens, w.cols()), tokens, y, yOff, yStride);
     }
 
     /** Both products from one quantised, permuted copy of the input (it is the same for both). */
     @Override
     public void fp4LinearPair(Fp4Matrix a, Fp4Matrix b, float[] x, int xOff, int xStride, int tokens,
                               float[] ya, float[] yb, int yOff, int yStride) {
-        int cols = a.cols();
-        if (fallback != null || b.cols() != cols) {
+        if (fallback != null || b.cols() != a.cols()) {
             Kernels.super.fp4LinearPair(a, b, x, xOff, xStride, tokens, ya, yb, yOff, yStride);
             return;
         }
-        requireMultiple(cols, 128, a.name());
-        int colsP = prepare(x, xOff, xStride, tokens, cols, cols, 8, L, true, false);
-        linear.rareRows = rareRows(a);
-        runLinear(K_FP4, a.data(), a.scale(), 0, 0, a.rows(), cols, cols, colsP, tokens, ya, null, yOff, yStride, true);
-        linear.rareRows = rareRows(b);
-        runLinear(K_FP4, b.data(), b.scale(), 0, 0, b.rows(), cols, cols, colsP, tokens, yb, null, yOff, yStride, true);
+        requireMultiple(a.cols(), 128, a.name());
+        int colsP = prepareFp4(x, xOff, xStride, tokens, a.cols());
+        fp4Prepared(a, colsP, tokens, ya, yOff, yStride);
+        fp4Prepared(b, colsP, tokens, yb, yOff, yStride);
+    }
+
+    /** The FP4 kernels' input: each row FP8-quantised and in nibble order; returns the padded column count. */
+    private int prepareFp4(float[] x, int xOff, int xStride, int tokens, int cols) {
+        return prepare(x, xOff, xStride, tokens, cols, cols, 8, L, true, false);
+    }
+
+    /** An FP4 product over the input {@link #prepareFp4} left in the activation buffer. */
+    private void fp4Prepared(Fp4Matrix w, int colsP, int tokens, float[] y, int yOff, int yStride) {
+        int cols = w.cols();
+        linear.rareRows = rareRows(w);
+        runLinear(K_FP4, w.data(), w.scale(), 0, 0, w.rows(), cols, cols, colsP, tokens, y, null, yOff, yStride, true);
     }
 
     @Override
