@@ -281,8 +281,10 @@ class ResumeTest {
         return n;
     }
 
+    /** A killed worker's streams end UNAVAILABLE or, when gRPC sees the connection drop mid-frame, UNKNOWN
+     *  ("channel closed"; seen in CI): the router resubmits on both. */
     static final Pattern RESUBMITTED = Pattern.compile("request ([a-z]+-\\d): attention worker \\S+ failed "
-            + "\\(UNAVAILABLE: [^\\n]*\\) after (\\d+) tokens; resubmitted to ");
+            + "\\((?:UNAVAILABLE|UNKNOWN): [^\\n]*\\) after (\\d+) tokens; resubmitted to ");
 
     /**
      * The same requests through a router over one undisturbed single-process worker (the exact cluster computes the
