@@ -233,7 +233,11 @@ public final class AttentionMetrics implements AutoCloseable {
             } finally {
                 engine.stats().publish();
             }
-            long ns = System.nanoTime() - t0;
+            countStep(prefill, tokens, System.nanoTime() - t0);
+            return out;
+        }
+
+        private void countStep(boolean prefill, int tokens, long ns) {
             if (prefill) {
                 prefillSteps.inc();
                 prefillTokens.inc(tokens);
@@ -243,7 +247,41 @@ public final class AttentionMetrics implements AutoCloseable {
                 decodeTokens.inc(tokens);
                 decodeStepTime.record(ns);
             }
-            return out;
+        }
+
+        /** Each lane's pass counts as a step here: its time is from its start to its end (its tokens' latency). */
+        @Override
+        public void pipeline(int lanes, boolean allLogits, Lanes feed) {
+            long[] started = new long[lanes];
+            int[] tokens = new int[lanes];
+            boolean[] prefill = new boolean[lanes];
+            long failed = engine.failedSteps();
+            try {
+                engine.pipeline(lanes, allLogits, (lane, out) -> {
+                    if (out != null) {
+                        long ns = System.nanoTime() - started[lane];
+                        countStep(prefill[lane], tokens[lane], ns);
+                        engine.stats().publish();
+                    }
+                    List<Transformer.Chunk> next = feed.next(lane, out);
+                    int n = 0;
+                    boolean p = false;
+                    for (int i = 0; i < next.size(); i++) {
+                        int t = next.get(i).tokens().length;
+                        n += t;
+                        p |= t > 1;
+                    }
+                    tokens[lane] = n;
+                    prefill[lane] = p;
+                    started[lane] = System.nanoTime();
+                    return next;
+                });
+            } catch (RuntimeException e) {
+                failedSteps.inc(Math.max(1, engine.failedSteps() - failed));
+                throw e;
+            } finally {
+                engine.stats().publish();
+            }
         }
 
         @Override

@@ -275,8 +275,11 @@ public final class AttentionWorker implements AutoCloseable {
                         t.setDaemon(true);
                         return t;
                     });
+            ThreadPoolExecutor engineEx = ex;
+            // The generations' lanes give way to the worker's other requests, and stop when the worker does.
             this.generations = new GenerationScheduler(engine, ex, o.maxWaitingGenerations, o.maxStepTokens,
-                    o.kvMemoryBytes, o.maxSequences, sequences::size, metrics::queued, o.log);
+                    o.kvMemoryBytes, o.maxSequences, sequences::size, metrics::queued,
+                    () -> engineEx.isShutdown() || !engineEx.getQueue().isEmpty(), o.log);
             metrics.watch(generations, () -> sequencesHeld, d == null ? null : d.offerCounters());
             metrics.serve(o.metricsHost, o.metricsPort);
             this.server = NettyServerBuilder.forAddress(new InetSocketAddress(o.host, o.port))
@@ -540,15 +543,19 @@ public final class AttentionWorker implements AutoCloseable {
             engine.stats().reset();
             long c0 = experts == null ? 0 : experts.combineBytes;
             long r0 = experts == null ? 0 : experts.routedSlots;
-            for (int s = 0; s < req.getSteps(); s++) {
-                List<Transformer.Chunk> next = new ArrayList<>(n);
-                for (int i = 0; i < n; i++) {
-                    next.add(new Transformer.Chunk(chunks.get(i).cache(), new int[] {generated[i][s]}));
+            if (req.getLockstep() || m == 1) {
+                for (int s = 0; s < req.getSteps(); s++) {
+                    List<Transformer.Chunk> next = new ArrayList<>(n);
+                    for (int i = 0; i < n; i++) {
+                        next.add(new Transformer.Chunk(chunks.get(i).cache(), new int[] {generated[i][s]}));
+                    }
+                    out = step(next, false, req.getPromptsList(), m);
+                    for (int i = 0; i < n; i++) {
+                        generated[i][s + 1] = Sampler.argmax(out.logits(), i * vocab, vocab);
+                    }
                 }
-                out = step(next, false, req.getPromptsList(), m);
-                for (int i = 0; i < n; i++) {
-                    generated[i][s + 1] = Sampler.argmax(out.logits(), i * vocab, vocab);
-                }
+            } else if (req.getSteps() > 0) {
+                decodeInLanes(chunks, generated, req.getSteps(), m, req.getPromptsList());
             }
             StepStats st = engine.stats();
             st.combineBytes = experts == null ? 0 : experts.combineBytes - c0;
@@ -571,6 +578,38 @@ public final class AttentionWorker implements AutoCloseable {
         }
     }
 
+    /**
+     * The decode steps of {@link #decode} as a {@link StepEngine#pipeline}: the sequences cut into up to m lanes
+     * (contiguous, as micro-batches are), each lane taking its next step as soon as its own is done.
+     */
+    private void decodeInLanes(List<Transformer.Chunk> chunks, int[][] generated, int steps, int m, List<Chunk> named) {
+        List<List<Transformer.Chunk>> groups = MicroBatchEngine.split(chunks, m);
+        int[] firstOf = new int[groups.size()];
+        for (int g = 1; g < groups.size(); g++) {
+            firstOf[g] = firstOf[g - 1] + groups.get(g - 1).size();
+        }
+        int[] done = new int[groups.size()];
+        int vocab = config.vocabSize();
+        runMapped(named, () -> engine.pipeline(groups.size(), false, (lane, out) -> {
+            List<Transformer.Chunk> group = groups.get(lane);
+            int s = done[lane];
+            if (out != null) {
+                for (int j = 0; j < group.size(); j++) {
+                    generated[firstOf[lane] + j][s + 1] = Sampler.argmax(out.logits(), j * vocab, vocab);
+                }
+                s = ++done[lane];
+            }
+            if (s == steps) {
+                return List.of();
+            }
+            List<Transformer.Chunk> next = new ArrayList<>(group.size());
+            for (int j = 0; j < group.size(); j++) {
+                next.add(new Transformer.Chunk(group.get(j).cache(), new int[] {generated[firstOf[lane] + j][s]}));
+            }
+            return next;
+        }));
+    }
+
     /** Runs one step; on failure drops the step's sequences (their caches hold part of it) and maps the error. */
     private Transformer.Output step(List<Transformer.Chunk> chunks, boolean allLogits, List<Chunk> named) {
         return step(chunks, allLogits, named, engine.microBatches());
@@ -579,8 +618,15 @@ public final class AttentionWorker implements AutoCloseable {
     /** {@link #step}, cut into {@code microBatches} micro-batches (where the experts are remote). */
     private Transformer.Output step(List<Transformer.Chunk> chunks, boolean allLogits, List<Chunk> named,
                                     int microBatches) {
+        Transformer.Output[] out = new Transformer.Output[1];
+        runMapped(named, () -> out[0] = engine.step(chunks, allLogits, microBatches));
+        return out[0];
+    }
+
+    /** Runs engine work on the named sequences; on failure drops them (their caches hold part of it), maps the error. */
+    private void runMapped(List<Chunk> named, Runnable work) {
         try {
-            return engine.step(chunks, allLogits, microBatches);
+            work.run();
         } catch (ExpertsUnavailableException e) {
             Set<String> dropped = new HashSet<>();
             for (Chunk c : named) {

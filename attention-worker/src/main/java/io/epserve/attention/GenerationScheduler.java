@@ -25,16 +25,19 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
+import java.util.function.BooleanSupplier;
 import java.util.function.IntSupplier;
 import java.util.function.LongConsumer;
 
 /**
- * Continuous batching on the attention worker. Generate requests wait in a bounded queue; between steps the
- * scheduler admits them while sequences and the KV memory allow (a request reserves the compact cache of
- * prompt + max_tokens positions), then builds one step: a token for every decoding sequence, and chunks of the prompts still being
- * prefilled, up to a per-step token budget, oldest first. The step runs on the engine thread (the same thread as
- * the worker's other requests, which interleave between steps); each finished prompt and each decode gives a token,
- * sampled per sequence (so a request's tokens do not depend on the rest of the batch) and streamed at once.
+ * Continuous batching on the attention worker. Generate requests wait in a bounded queue; the scheduler admits them
+ * while sequences and the KV memory allow (a request reserves the compact cache of prompt + max_tokens positions)
+ * and puts each in one of the engine's lanes (its micro-batches, see {@link StepEngine#pipeline}), the one with the
+ * fewest requests. Each lane's steps run on their own: when a lane's step ends, its tokens are sampled per sequence
+ * (so a request's tokens do not depend on the rest of the batch) and streamed at once, and the lane's next step is
+ * built: a token for every decoding sequence of the lane, and chunks of its prompts still being prefilled, up to a
+ * per-step token budget, oldest first. The steps run on the engine thread, the same thread as the worker's other
+ * requests: when one of those is waiting, the lanes stop taking steps, it runs, and they go on.
  *
  * <p>A request resumed from a lost worker brings the tokens it had generated (resume_tokens): they are prefilled
  * after the prompt but count as output (max_tokens, penalties, the seeded draws' position, completion_tokens), so it
@@ -64,6 +67,8 @@ final class GenerationScheduler {
         int generated;
         int last;
         long reserved;
+        /** The lane its steps run in (-1 until it has one). */
+        int lane = -1;
 
         Generation(String id, int[] prompt, int[] resume, SequenceSampler sampler, int maxTokens, int[] stopIds,
                    boolean ignoreEos, int logprobs, ServerCallStreamObserver<GenerateEvent> out) {
@@ -90,6 +95,11 @@ final class GenerationScheduler {
     private final IntSupplier otherSequences;
     private final int maxSequences;
     private final Consumer<String> log;
+    /** Whether the lanes should stop taking steps (other work waits for the engine thread, or it shuts down). */
+    private final BooleanSupplier yieldNow;
+    /** Per lane: the requests of its step in progress, in the order of its chunks, and their chunks. */
+    private final List<List<Generation>> passMembers = new ArrayList<>();
+    private final List<List<Transformer.Chunk>> passChunks = new ArrayList<>();
     /** Told each request's queue time (ns) as it joins the batch (engine thread). */
     private final LongConsumer queued;
     private final ConcurrentLinkedQueue<Generation> arrivals = new ConcurrentLinkedQueue<>();
@@ -103,7 +113,7 @@ final class GenerationScheduler {
 
     GenerationScheduler(StepEngine engine, Executor engineThread, int maxWaiting, int maxStepTokens,
                         long kvBudgetBytes, int maxSequences, IntSupplier otherSequences, LongConsumer queued,
-                        Consumer<String> log) {
+                        BooleanSupplier yieldNow, Consumer<String> log) {
         this.engine = engine;
         this.config = engine.transformer().config();
         this.engineThread = engineThread;
@@ -114,7 +124,12 @@ final class GenerationScheduler {
         this.maxSequences = maxSequences;
         this.otherSequences = otherSequences;
         this.queued = queued;
+        this.yieldNow = yieldNow;
         this.log = log;
+        for (int i = 0; i < MicroBatchEngine.MAX_MICRO_BATCHES; i++) {
+            passMembers.add(new ArrayList<>());
+            passChunks.add(new ArrayList<>());
+        }
     }
 
     int waiting() {
@@ -281,19 +296,16 @@ final class GenerationScheduler {
         }
     }
 
-    /** One scheduling round and one batched step (engine thread). Re-queues itself while there is work. */
+    /**
+     * Runs the lanes' steps until none has work or other work waits for the engine thread (engine thread). Re-queues
+     * itself while there is work.
+     */
     private void step() {
         try {
             admit();
-            running.removeIf(g -> {
-                if (g.cancelled) {
-                    finish(g, null, null);
-                    return true;
-                }
-                return false;
-            });
+            dropCancelled(-1);
             if (!running.isEmpty()) {
-                runStep();
+                runLanes();
             }
         } catch (RuntimeException | Error e) {
             log.accept("generation step failed: " + e);
@@ -336,37 +348,98 @@ final class GenerationScheduler {
         }
     }
 
-    private void runStep() {
-        List<Transformer.Chunk> chunks = new ArrayList<>();
-        List<Generation> members = new ArrayList<>();
+    /** Finishes the cancelled requests of a lane between its steps (or, with -1, of every lane: none in a step). */
+    private void dropCancelled(int lane) {
+        running.removeIf(g -> {
+            if (g.cancelled && (lane < 0 || g.lane == lane || g.lane < 0)) {
+                finish(g, null, null);
+                return true;
+            }
+            return false;
+        });
+    }
+
+    private void runLanes() {
+        int lanes = engine.microBatches();
+        try {
+            engine.pipeline(lanes, false, this::nextStep);
+        } catch (ExpertsUnavailableException e) {
+            Status st = (e.isTimeout() ? Status.DEADLINE_EXCEEDED : Status.UNAVAILABLE).withDescription(e.getMessage()
+                    + " (the request's sequence was dropped: submit it again)");
+            for (int l = 0; l < lanes; l++) {
+                for (Generation g : passMembers.get(l)) {
+                    running.remove(g);
+                    finish(g, null, st);
+                }
+                passMembers.get(l).clear();
+                passChunks.get(l).clear();
+            }
+        }
+    }
+
+    /**
+     * A lane's step ended ({@code out}), or the lane is idle (null): streams the step's tokens, admits waiting
+     * requests and returns the lane's next step (empty: nothing to do, or other work waits for the engine thread).
+     */
+    private List<Transformer.Chunk> nextStep(int lane, Transformer.Output out) {
+        List<Generation> members = passMembers.get(lane);
+        List<Transformer.Chunk> chunks = passChunks.get(lane);
+        if (out != null) {
+            deliver(members, chunks, out);
+        }
+        members.clear();
+        chunks.clear();
+        if (yieldNow.getAsBoolean()) {
+            runningCount = running.size();
+            return List.of();
+        }
+        admit();
+        dropCancelled(lane);
+        int lanes = engine.microBatches();
+        for (Generation g : running) {
+            if (g.lane < 0 || g.lane >= lanes) {
+                g.lane = lightestLane(lanes);
+            }
+        }
         int budget = maxStepTokens;
         for (Generation g : running) {
-            if (g.prefilled == g.input.length) {
+            if (g.lane == lane && g.prefilled == g.input.length) {
                 chunks.add(new Transformer.Chunk(g.cache, new int[] {g.last}));
                 members.add(g);
                 budget--;
             }
         }
         for (Generation g : running) {
-            if (g.prefilled < g.input.length && budget > 0) {
+            if (g.lane == lane && g.prefilled < g.input.length && budget > 0) {
                 int n = Math.min(budget, g.input.length - g.prefilled);
                 chunks.add(new Transformer.Chunk(g.cache, java.util.Arrays.copyOfRange(g.input, g.prefilled, g.prefilled + n)));
                 members.add(g);
                 budget -= n;
             }
         }
-        Transformer.Output out;
-        try {
-            out = engine.step(chunks, false);
-        } catch (ExpertsUnavailableException e) {
-            Status st = (e.isTimeout() ? Status.DEADLINE_EXCEEDED : Status.UNAVAILABLE).withDescription(e.getMessage()
-                    + " (the request's sequence was dropped: submit it again)");
-            for (Generation g : members) {
-                running.remove(g);
-                finish(g, null, st);
+        runningCount = running.size();
+        return chunks.isEmpty() ? List.of() : List.copyOf(chunks);
+    }
+
+    /** The lane (of the first {@code lanes}) with the fewest requests in it, the lowest on a tie. */
+    private int lightestLane(int lanes) {
+        int best = 0;
+        int bestCount = Integer.MAX_VALUE;
+        for (int l = 0; l < lanes; l++) {
+            int count = 0;
+            for (Generation g : running) {
+                count += g.lane == l ? 1 : 0;
             }
-            return;
+            if (count < bestCount) {
+                best = l;
+                bestCount = count;
+            }
         }
+        return best;
+    }
+
+    /** Samples and streams the tokens of a lane's step that ended; ends the requests that are done. */
+    private void deliver(List<Generation> members, List<Transformer.Chunk> chunks, Transformer.Output out) {
         int vocab = config.vocabSize();
         int[] topIds = new int[MAX_LOGPROBS];
         float[] topValues = new float[MAX_LOGPROBS];

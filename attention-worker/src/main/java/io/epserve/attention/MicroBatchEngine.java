@@ -146,65 +146,25 @@ final class MicroBatchEngine implements StepEngine {
             tokens += passes[i].tokens();
         }
         int done = 0;
+        long[] steps = new long[m];
+        java.util.Arrays.fill(steps, step);
         try {
             while (done < m) {
                 boolean progressed = false;
                 for (int i = 0; i < m; i++) {
-                    Pass p = passes[i];
                     if (finished[i]) {
                         continue;
                     }
-                    MoeExchange ex = experts.exchange(i);
-                    if (!waiting[i]) {
-                        long a = System.nanoTime();
-                        tr.attentionHalf(p);
-                        long b = System.nanoTime();
-                        if (experts.elastic() && experts.mapUsesLost()) {
-                            awaitPlacement(step, "micro-batch " + i + " at layer " + p.layer()
-                                    + ": the placement sends to an expert worker that is gone", experts.map().epoch);
-                        }
-                        stats.dispatchBytes += ex.send(source, step, p, experts.map(), experts.links(),
-                                expertTimeoutNs, experts.load);
-                        long c = System.nanoTime();
-                        tr.sharedExpert(p);
-                        long e = System.nanoTime();
-                        stats.attentionNs += b - a;
-                        stats.dispatchSendNs += c - b;
-                        stats.sharedNs += e - c;
-                        stats.dispatched(p, c - b);
-                        waiting[i] = true;
+                    if (advance(steps[i], i, passes[i], waiting)) {
                         progressed = true;
-                        experts.poll();
-                    } else if (experts.elastic() && experts.lostPending(ex) != null) {
-                        failover(step, i, ex);
-                        progressed = true;
-                    } else if (ex.failure != null) {
-                        throw new ExpertsUnavailableException("step " + step + " failed at layer " + ex.layer
-                                + " (micro-batch " + i + "): " + ex.failure);
-                    } else if (ex.complete()) {
-                        long a = System.nanoTime();
-                        stats.combined(p.layer(), a - ex.sentNs, ex.tokens);
-                        ex.sumInto(p.routedSums());
-                        tr.ffnHalf(p);
-                        waiting[i] = false;
-                        if (p.done()) {
+                        if (passes[i].done()) {
                             finished[i] = true;
                             done++;
                         }
-                        stats.attentionNs += System.nanoTime() - a;
-                        progressed = true;
                     }
                 }
                 if (!progressed) {
-                    long a = System.nanoTime();
-                    int work = experts.poll();
-                    if (work == 0) {
-                        checkDeadlines(step, m, waiting, a);
-                        idle.idle();
-                    } else {
-                        idle.reset();
-                    }
-                    stats.waitNs += System.nanoTime() - a;
+                    awaitWork(steps, m, waiting);
                 }
             }
         } catch (RuntimeException e) {
@@ -228,6 +188,167 @@ final class MicroBatchEngine implements StepEngine {
         stats.wallNs += e - t0;
         stats.allocatedBytes += StepStats.allocatedBytes() - b0;
         return out;
+    }
+
+    /**
+     * Moves micro-batch i's pass on by one half layer if it can: its attention half and dispatch (then the shared
+     * expert) when it is not waiting, its combine and FFN half once every expert output is in. Returns whether it
+     * moved (or failed over to a new placement).
+     */
+    private boolean advance(long step, int i, Pass p, boolean[] waiting) {
+        MoeExchange ex = experts.exchange(i);
+        if (!waiting[i]) {
+            long a = System.nanoTime();
+            tr.attentionHalf(p);
+            long b = System.nanoTime();
+            if (experts.elastic() && experts.mapUsesLost()) {
+                awaitPlacement(step, "micro-batch " + i + " at layer " + p.layer()
+                        + ": the placement sends to an expert worker that is gone", experts.map().epoch);
+            }
+            stats.dispatchBytes += ex.send(source, step, p, experts.map(), experts.links(), expertTimeoutNs,
+                    experts.load);
+            long c = System.nanoTime();
+            tr.sharedExpert(p);
+            long e = System.nanoTime();
+            stats.attentionNs += b - a;
+            stats.dispatchSendNs += c - b;
+            stats.sharedNs += e - c;
+            stats.dispatched(p, c - b);
+            waiting[i] = true;
+            experts.poll();
+            return true;
+        } else if (experts.elastic() && experts.lostPending(ex) != null) {
+            failover(step, i, ex);
+            return true;
+        } else if (ex.failure != null) {
+            throw new ExpertsUnavailableException("step " + step + " failed at layer " + ex.layer
+                    + " (micro-batch " + i + "): " + ex.failure);
+        } else if (ex.complete()) {
+            long a = System.nanoTime();
+            stats.combined(p.layer(), a - ex.sentNs, ex.tokens);
+            ex.sumInto(p.routedSums());
+            tr.ffnHalf(p);
+            waiting[i] = false;
+            stats.attentionNs += System.nanoTime() - a;
+            return true;
+        }
+        return false;
+    }
+
+    /** No micro-batch can move: polls the inbox once, checks the deadlines and idles if nothing came. */
+    private void awaitWork(long[] steps, int m, boolean[] waiting) {
+        long a = System.nanoTime();
+        int work = experts.poll();
+        if (work == 0) {
+            checkDeadlines(steps, m, waiting, a);
+            idle.idle();
+        } else {
+            idle.reset();
+        }
+        stats.waitNs += System.nanoTime() - a;
+    }
+
+    /**
+     * Steps without lockstep: each lane's pass is a micro-batch, and a lane goes on to its next pass as soon as its
+     * own pass is done, while the other lanes are still in theirs. With lockstep steps
+     * every micro-batch waits at the end of a step for the slowest, and the expert workers idle from the last
+     * micro-batch's last dispatch until the first micro-batch's first dispatch of the next step (its head, sampling
+     * and first attention half); here the other lanes keep them busy meanwhile. Each lane's passes compute what the
+     * same chunks in a lockstep step compute (the kernels are batch-invariant per token).
+     *
+     * <p>A new placement is taken only when no lane is in a pass: a lane that ends its pass while a newer table is
+     * offered waits for the others to end theirs. On failure every lane in a pass fails with it; the passes that
+     * ended before were handed to {@code feed} and stand.
+     */
+    @Override
+    public void pipeline(int lanes, boolean allLogits, Lanes feed) {
+        checkMicroBatches(lanes);
+        long mark = System.nanoTime();
+        long b0 = StepStats.allocatedBytes();
+        Pass[] passes = new Pass[lanes];
+        List<Chunk>[] parked = newChunkLists(lanes);
+        long[] steps = new long[lanes];
+        boolean[] waiting = new boolean[lanes];
+        int inPass = 0;
+        int ended = 0;
+        try {
+            for (int i = 0; i < lanes; i++) {
+                List<Chunk> first = feed.next(i, null);
+                parked[i] = first.isEmpty() ? null : first;
+            }
+            while (true) {
+                if (inPass == 0) {
+                    boolean any = false;
+                    for (int i = 0; i < lanes; i++) {
+                        any |= parked[i] != null;
+                    }
+                    if (!any) {
+                        break;
+                    }
+                    // No exchange in flight: the one moment a lane may switch tables.
+                    experts.refresh(true);
+                    if (experts.elastic() && experts.mapUsesLost()) {
+                        awaitPlacement(nextStep, "before it starts: the placement sends to an expert worker that is"
+                                + " gone", experts.map().epoch);
+                    }
+                }
+                boolean progressed = false;
+                for (int i = 0; i < lanes; i++) {
+                    if (parked[i] != null && (inPass == 0 || !experts.newerTableOffered()
+                            && !(experts.elastic() && experts.mapUsesLost()))) {
+                        steps[i] = nextStep++;
+                        passes[i] = tr.begin(parked[i]);
+                        parked[i] = null;
+                        inPass++;
+                        progressed = true;
+                    }
+                    Pass p = passes[i];
+                    if (p == null || !advance(steps[i], i, p, waiting)) {
+                        continue;
+                    }
+                    progressed = true;
+                    if (p.done()) {
+                        Output out = tr.end(List.of(p), allLogits);
+                        passes[i] = null;
+                        inPass--;
+                        stats.tokens += p.tokens();
+                        if (++ended % lanes == 0) {
+                            stats.steps++;
+                        }
+                        long now = System.nanoTime();
+                        stats.wallNs += now - mark;
+                        mark = now;
+                        List<Chunk> next = feed.next(i, out);
+                        parked[i] = next.isEmpty() ? null : next;
+                        for (int j = 0; j < lanes; j++) {
+                            if (j != i && passes[j] == null && parked[j] == null) {
+                                List<Chunk> more = feed.next(j, null);
+                                parked[j] = more.isEmpty() ? null : more;
+                            }
+                        }
+                    }
+                }
+                if (!progressed && inPass > 0) {
+                    awaitWork(steps, lanes, waiting);
+                }
+            }
+        } catch (RuntimeException e) {
+            for (int i = 0; i < lanes; i++) {
+                if (passes[i] != null) {
+                    failedSteps++;
+                    experts.exchange(i).close();
+                }
+            }
+            throw e;
+        } finally {
+            stats.wallNs += System.nanoTime() - mark;
+            stats.allocatedBytes += StepStats.allocatedBytes() - b0;
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    private static List<Chunk>[] newChunkLists(int n) {
+        return (List<Chunk>[]) new List<?>[n];
     }
 
     /**
@@ -272,7 +393,7 @@ final class MicroBatchEngine implements StepEngine {
         stats.waitNs += System.nanoTime() - start;
     }
 
-    private void checkDeadlines(long step, int m, boolean[] waiting, long now) {
+    private void checkDeadlines(long[] steps, int m, boolean[] waiting, long now) {
         experts.checkLinks();
         experts.refresh(false);
         for (int i = 0; i < m; i++) {
@@ -285,7 +406,7 @@ final class MicroBatchEngine implements StepEngine {
                         who.append(who.isEmpty() ? "" : ", ").append(link.name()).append(": ").append(n);
                     }
                 }
-                throw new ExpertsUnavailableException("step " + step + " layer " + ex.layer + " (micro-batch " + i
+                throw new ExpertsUnavailableException("step " + steps[i] + " layer " + ex.layer + " (micro-batch " + i
                         + "): no answer within " + TimeUnit.NANOSECONDS.toMillis(expertTimeoutNs)
                         + " ms; expert outputs outstanding from " + who, null, true);
             }

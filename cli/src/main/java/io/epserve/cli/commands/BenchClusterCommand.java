@@ -67,6 +67,12 @@ public final class BenchClusterCommand implements Callable<Integer> {
             description = "1..4, or several (e.g. 1,2), measured in turn. Default: ${DEFAULT-VALUE}.")
     List<Integer> microBatches;
 
+    @Option(names = "--lockstep", negatable = true, defaultValue = "false", fallbackValue = "true",
+            description = "Also measure each m > 1 with lockstep steps (every micro-batch ends step s before any"
+                    + " starts s + 1), beside the default pipelined steps (each micro-batch goes on as soon as its own"
+                    + " step is done). Default: ${DEFAULT-VALUE}.")
+    boolean lockstep;
+
     @Option(names = "--rounds", defaultValue = "1",
             description = "Times each m (and the single process) is measured, in turn. Default: ${DEFAULT-VALUE}.")
     int rounds;
@@ -132,7 +138,17 @@ public final class BenchClusterCommand implements Callable<Integer> {
         }
         Integer perWorker = threads != null ? threads : (pin ? Integer.valueOf(1) : null);
         int[][] prompts = prompts(c, batch, promptTokens, seed);
-        int ms = microBatches.size();
+        List<Integer> runM = new ArrayList<>();
+        List<Boolean> runLockstep = new ArrayList<>();
+        for (int m : microBatches) {
+            runM.add(m);
+            runLockstep.add(false);
+            if (lockstep && m > 1) {
+                runM.add(m);
+                runLockstep.add(true);
+            }
+        }
+        int ms = runM.size();
         double[][] clusterTps = new double[rounds][ms];
         double[] localTps = new double[rounds];
         double[] cpuPair = new double[rounds];
@@ -161,20 +177,22 @@ public final class BenchClusterCommand implements Callable<Integer> {
                     if (warmup > 0) {
                         var warm = AttentionWorkerGrpc.newBlockingStub(cluster.channel(0));
                         for (int m : microBatches) {
-                            warm.withDeadlineAfter(30, TimeUnit.MINUTES).decode(request("warm", prompts, warmup, m));
+                            warm.withDeadlineAfter(30, TimeUnit.MINUTES).decode(request("warm", prompts, warmup, m,
+                                    false));
                         }
                     }
                 }
                 var stub = AttentionWorkerGrpc.newBlockingStub(cluster.channel(0));
                 for (int k = 0; k < ms; k++) {
-                    int m = microBatches.get(k);
+                    int m = runM.get(k);
+                    boolean ls = runLockstep.get(k);
                     // The measured request prefills too: the experts' busy time of the same prefill alone is
                     // subtracted.
                     double[] b0 = expertBusySeconds(cluster);
-                    stub.withDeadlineAfter(30, TimeUnit.MINUTES).decode(request("prefill", prompts, 0, m));
+                    stub.withDeadlineAfter(30, TimeUnit.MINUTES).decode(request("prefill", prompts, 0, m, ls));
                     double[] b1 = expertBusySeconds(cluster);
                     DecodeResponse r = stub.withDeadlineAfter(30, TimeUnit.MINUTES)
-                            .decode(request("run", prompts, tokens, m));
+                            .decode(request("run", prompts, tokens, m, ls));
                     double[] b2 = expertBusySeconds(cluster);
                     double[] decodeBusy = null;
                     if (b0 != null && b1 != null && b2 != null) {
@@ -188,7 +206,7 @@ public final class BenchClusterCommand implements Callable<Integer> {
                     if (rounds > 1) {
                         System.out.printf("-- round %d of %d%n", round + 1, rounds);
                     }
-                    print(t, c, decodeBusy);
+                    print(t, c, decodeBusy, ls);
                 }
                 if (local != null) {
                     cluster.close();
@@ -215,7 +233,11 @@ public final class BenchClusterCommand implements Callable<Integer> {
             }
         }
         if (ms > 1 || rounds > 1) {
-            summary(clusterTps, compareLocal ? localTps : null, pin && cpuCheck ? cpuPair : null);
+            List<String> labels = new ArrayList<>();
+            for (int k = 0; k < ms; k++) {
+                labels.add("m" + runM.get(k) + (runLockstep.get(k) ? "ls" : ""));
+            }
+            summary(labels, clusterTps, compareLocal ? localTps : null, pin && cpuCheck ? cpuPair : null);
         }
         return 0;
     }
@@ -250,10 +272,11 @@ public final class BenchClusterCommand implements Callable<Integer> {
         return busy;
     }
 
-    private void print(StepTiming t, ModelConfig c, double[] expertBusy) {
+    private void print(StepTiming t, ModelConfig c, double[] expertBusy, boolean lockstep) {
         double steps = t.getSteps();
-        System.out.printf("model %s, %s kernels, batch %d, prompt %d, %d decode steps, %d micro-batch%s, %d expert worker%s%s%n",
+        System.out.printf("model %s, %s kernels, batch %d, prompt %d, %d decode steps, %d micro-batch%s%s, %d expert worker%s%s%n",
                 model, kernels, batch, promptTokens, t.getSteps(), t.getMicroBatches(), t.getMicroBatches() == 1 ? "" : "es",
+                t.getMicroBatches() == 1 ? "" : lockstep ? " in lockstep" : " pipelined",
                 expertWorkers, expertWorkers == 1 ? "" : "s", (ipc ? ", over IPC" : ", over UDP")
                         + (pin ? ", pinned (attention CPU 0, experts CPU 1)" : ""));
         System.out.printf("cluster decode: %.2f tokens/s (%.2f ms per step)%n", t.getTokens() / t.getWallSeconds(),
@@ -299,22 +322,22 @@ public final class BenchClusterCommand implements Callable<Integer> {
     }
 
     /**
-     * One line per round: tokens/s at each m, each m over the first, over the single process, and the CPU check's
-     * together-over-alone speed before the round (where it ran).
+     * One line per round: tokens/s of each run (m, "ls" for lockstep steps), each over the first, over the single
+     * process, and the CPU check's together-over-alone speed before the round (where it ran).
      */
-    private void summary(double[][] cluster, double[] local, double[] cpuPair) {
-        int ms = microBatches.size();
+    private static void summary(List<String> labels, double[][] cluster, double[] local, double[] cpuPair) {
+        int ms = labels.size();
         StringBuilder h = new StringBuilder("round");
-        for (int m : microBatches) {
-            h.append(String.format(Locale.ROOT, "  %8s", "m=" + m));
+        for (String l : labels) {
+            h.append(String.format(Locale.ROOT, "  %8s", l));
         }
         for (int k = 1; k < ms; k++) {
-            h.append(String.format(Locale.ROOT, "  %8s", "m" + microBatches.get(k) + "/m" + microBatches.get(0)));
+            h.append(String.format(Locale.ROOT, "  %9s", labels.get(k) + "/" + labels.get(0)));
         }
         if (local != null) {
             h.append(String.format(Locale.ROOT, "  %8s", "single"));
-            for (int m : microBatches) {
-                h.append(String.format(Locale.ROOT, "  %10s", "m" + m + "/single"));
+            for (String l : labels) {
+                h.append(String.format(Locale.ROOT, "  %10s", l + "/single"));
             }
         }
         if (cpuPair != null) {
@@ -328,7 +351,7 @@ public final class BenchClusterCommand implements Callable<Integer> {
                 b.append(String.format(Locale.ROOT, "  %8.2f", t));
             }
             for (int k = 1; k < ms; k++) {
-                b.append(String.format(Locale.ROOT, "  %8.2f", cluster[r][k] / cluster[r][0]));
+                b.append(String.format(Locale.ROOT, "  %9.2f", cluster[r][k] / cluster[r][0]));
             }
             if (local != null) {
                 b.append(String.format(Locale.ROOT, "  %8.2f", local[r]));
@@ -342,15 +365,17 @@ public final class BenchClusterCommand implements Callable<Integer> {
             }
             System.out.println(b);
         }
+        System.out.println("mN: N micro-batches, pipelined steps; mNls: the same in lockstep");
         if (cpuPair != null) {
             System.out.println("cpus both: before the round's cluster started, CPUs 0 and 1 computing at once, their"
                     + " speed over their speed alone (100% = no interference)");
         }
     }
 
-    private static DecodeRequest request(String prefix, int[][] prompts, int steps, int microBatches) {
+    private static DecodeRequest request(String prefix, int[][] prompts, int steps, int microBatches,
+                                         boolean lockstep) {
         DecodeRequest.Builder b = DecodeRequest.newBuilder().setSteps(steps).setRelease(true)
-                .setMicroBatches(microBatches);
+                .setMicroBatches(microBatches).setLockstep(lockstep);
         for (int i = 0; i < prompts.length; i++) {
             Chunk.Builder ch = Chunk.newBuilder().setSequenceId(prefix + "-" + i);
             for (int t : prompts[i]) {

@@ -372,13 +372,16 @@ class ClusterTest {
             // One worker, another m per request (how bench-cluster compares m side by side): the same tokens.
             var stub = AttentionWorkerGrpc.newBlockingStub(cluster.channel(0));
             List<List<Integer>> first = null;
-            for (int m : new int[] {0, 1, 3, 4}) {
-                DecodeRequest.Builder req = DecodeRequest.newBuilder().setSteps(4).setRelease(true).setMicroBatches(m);
+            // Pipelined (default) and lockstep steps: the same tokens.
+            for (int m : new int[] {0, 1, 3, 4, -2, -3}) {
+                DecodeRequest.Builder req = DecodeRequest.newBuilder().setSteps(4).setRelease(true)
+                        .setMicroBatches(Math.abs(m)).setLockstep(m < 0);
                 for (int i = 0; i < 5; i++) {
                     req.addPrompts(chunk("m" + m + "-" + i, 0, 5 + i, 17, 3 * i + 2));
                 }
                 DecodeResponse d = stub.withDeadlineAfter(2, TimeUnit.MINUTES).decode(req.build());
-                assertEquals(m == 0 ? 2 : m, d.getTiming().getMicroBatches(), "micro-batches asked for: " + m);
+                assertEquals(m == 0 ? 2 : Math.abs(m), d.getTiming().getMicroBatches(), "micro-batches asked for: " + m);
+                assertEquals(4, d.getTiming().getSteps(), "steps counted with " + m + " micro-batches");
                 List<List<Integer>> tokens = d.getSequencesList().stream().map(g -> g.getTokensList()).toList();
                 if (first == null) {
                     first = tokens;
@@ -522,6 +525,44 @@ class ClusterTest {
             assertEquals(Status.Code.INVALID_ARGUMENT, generate(ch, "x5",
                     new int[ModelConfig.load(TINY).maxPositionEmbeddings()], greedy).status().getCode());
             assertEquals(Status.Code.INVALID_ARGUMENT, generate(ch, "x6", new int[] {0, 99999}, greedy).status().getCode());
+
+            // Other requests interleave with running generations: the generations' steps give way to a Decode, which
+            // ends while a long generation still streams.
+            var longCall = new java.util.concurrent.atomic.AtomicReference<io.grpc.stub.ClientCallStreamObserver<GenerateRequest>>();
+            var started = new java.util.concurrent.CountDownLatch(3);
+            var ended = new java.util.concurrent.CountDownLatch(1);
+            AttentionWorkerGrpc.newStub(ch).generate(GenerateRequest.newBuilder().setRequestId("long").addAllPromptTokens(
+                    java.util.stream.IntStream.of(golden).boxed().toList()).setSampling(greedy.toBuilder()
+                    .setMaxTokens(3000)).build(), new io.grpc.stub.ClientResponseObserver<GenerateRequest, GenerateEvent>() {
+                @Override
+                public void beforeStart(io.grpc.stub.ClientCallStreamObserver<GenerateRequest> r) {
+                    longCall.set(r);
+                }
+
+                @Override
+                public void onNext(GenerateEvent e) {
+                    started.countDown();
+                }
+
+                @Override
+                public void onError(Throwable t) {
+                    ended.countDown();
+                }
+
+                @Override
+                public void onCompleted() {
+                    ended.countDown();
+                }
+            });
+            assertTrue(started.await(1, TimeUnit.MINUTES), "the long generation streams");
+            DecodeResponse meanwhile = AttentionWorkerGrpc.newBlockingStub(ch).withDeadlineAfter(1, TimeUnit.MINUTES)
+                    .decode(DecodeRequest.newBuilder().addPrompts(chunk("meanwhile", golden)).setSteps(2)
+                            .setRelease(true).build());
+            assertArrayEquals(Arrays.copyOf(goldenGreedy, 3), meanwhile.getSequences(0).getTokensList().stream()
+                    .mapToInt(Integer::intValue).toArray());
+            assertEquals(1, ended.getCount(), "the Decode waited for the whole generation");
+            longCall.get().cancel("done", null);
+            assertTrue(ended.await(1, TimeUnit.MINUTES));
 
             // Cancelling a stream frees its sequence within a step.
             var it = AttentionWorkerGrpc.newStub(ch);
