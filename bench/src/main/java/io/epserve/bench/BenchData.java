@@ -70,8 +70,14 @@ final class BenchData {
     }
 
     static Fp4Matrix fp4(Arena arena, int rows, int cols, SplittableRandom r) {
-        return new Fp4Matrix("bench.fp4", rows, cols, randomBytes(arena, (long) rows * cols / 2, r, -1L),
-                scales(arena, (long) rows * cols / 32, r));
+        MemorySegment[] s = fp4Segments(arena, rows, cols, r);
+        return new Fp4Matrix("bench.fp4", rows, cols, s[0], s[1]);
+    }
+
+    /** The codes and scales of {@link #fp4}. */
+    static MemorySegment[] fp4Segments(Arena arena, int rows, int cols, SplittableRandom r) {
+        return new MemorySegment[] {randomBytes(arena, (long) rows * cols / 2, r, -1L),
+            scales(arena, (long) rows * cols / 32, r)};
     }
 
     static long fp4Bytes(int rows, int cols) {
@@ -85,6 +91,12 @@ final class BenchData {
      * random codes, as before, put a subnormal in every group. A pool of 1 MiB of codes is copied at random offsets.
      */
     static Fp8Matrix fp8(Arena arena, int rows, int cols, SplittableRandom r) {
+        MemorySegment[] s = fp8Segments(arena, rows, cols, r);
+        return new Fp8Matrix("bench.fp8", rows, cols, s[0], s[1]);
+    }
+
+    /** The codes and block scales of {@link #fp8}. */
+    static MemorySegment[] fp8Segments(Arena arena, int rows, int cols, SplittableRandom r) {
         long sr = (rows + 127) / 128;
         long sc = (cols + 127) / 128;
         byte[] pool = new byte[1 << 20];
@@ -98,7 +110,7 @@ final class BenchData {
             MemorySegment.copy(pool, r.nextInt(pool.length - chunk), data, ValueLayout.JAVA_BYTE, off,
                     (int) Math.min(chunk, n - off));
         }
-        return new Fp8Matrix("bench.fp8", rows, cols, data, scales(arena, sr * sc, r));
+        return new MemorySegment[] {data, scales(arena, sr * sc, r)};
     }
 
     static long fp8Bytes(int rows, int cols) {
