@@ -250,10 +250,10 @@ final class MicroBatchEngine implements StepEngine {
 
     /**
      * Steps without lockstep: each lane's pass is a micro-batch, and a lane goes on to its next pass as soon as its
-     * own pass is done, while the other lanes are still in theirs. With lockstep steps
-     * every micro-batch waits at the end of a step for the slowest, and the expert workers idle from the last
-     * micro-batch's last dispatch until the first micro-batch's first dispatch of the next step (its head, sampling
-     * and first attention half); here the other lanes keep them busy meanwhile. Each lane's passes compute what the
+     * own pass is done, while the other lanes are still in theirs. With lockstep steps every micro-batch waits at
+     * the end of a step for the slowest, and the expert workers idle from the last micro-batch's last dispatch until
+     * the first micro-batch's first dispatch of the next step (its head, sampling and first attention half); here
+     * the other lanes keep them busy meanwhile. Each lane's passes compute what the
      * same chunks in a lockstep step compute (the kernels are batch-invariant per token).
      *
      * <p>A new placement is taken only when no lane is in a pass: a lane that ends its pass while a newer table is
@@ -277,7 +277,8 @@ final class MicroBatchEngine implements StepEngine {
                 parked[i] = first.isEmpty() ? null : first;
             }
             while (true) {
-                if (inPass == 0) {
+                boolean boundary = inPass == 0;
+                if (boundary) {
                     boolean any = false;
                     for (int i = 0; i < lanes; i++) {
                         any |= parked[i] != null;
@@ -285,7 +286,7 @@ final class MicroBatchEngine implements StepEngine {
                     if (!any) {
                         break;
                     }
-                    // No exchange in flight: the one moment a lane may switch tables.
+                    // No exchange in flight: the one moment a lane may switch tables. Every waiting lane starts.
                     experts.refresh(true);
                     if (experts.elastic() && experts.mapUsesLost()) {
                         awaitPlacement(nextStep, "before it starts: the placement sends to an expert worker that is"
@@ -294,7 +295,7 @@ final class MicroBatchEngine implements StepEngine {
                 }
                 boolean progressed = false;
                 for (int i = 0; i < lanes; i++) {
-                    if (parked[i] != null && (inPass == 0 || !experts.newerTableOffered()
+                    if (parked[i] != null && (boundary || !experts.newerTableOffered()
                             && !(experts.elastic() && experts.mapUsesLost()))) {
                         steps[i] = nextStep++;
                         passes[i] = tr.begin(parked[i]);
