@@ -216,13 +216,8 @@ public final class AttentionMetrics implements AutoCloseable {
 
         @Override
         public Transformer.Output step(List<Transformer.Chunk> chunks, boolean allLogits, int microBatches) {
-            int tokens = 0;
-            boolean prefill = false;
-            for (int i = 0; i < chunks.size(); i++) {
-                int n = chunks.get(i).tokens().length;
-                tokens += n;
-                prefill |= n > 1;
-            }
+            int tokens = tokens(chunks);
+            boolean prefill = tokens > chunks.size();
             long t0 = System.nanoTime();
             Transformer.Output out;
             try {
@@ -235,6 +230,15 @@ public final class AttentionMetrics implements AutoCloseable {
             }
             countStep(prefill, tokens, System.nanoTime() - t0);
             return out;
+        }
+
+        /** The chunks' tokens; a step is a prefill when they outnumber the chunks (a chunk holds at least one). */
+        private static int tokens(List<Transformer.Chunk> chunks) {
+            int n = 0;
+            for (int i = 0; i < chunks.size(); i++) {
+                n += chunks.get(i).tokens().length;
+            }
+            return n;
         }
 
         private void countStep(boolean prefill, int tokens, long ns) {
@@ -264,15 +268,8 @@ public final class AttentionMetrics implements AutoCloseable {
                         engine.stats().publish();
                     }
                     List<Transformer.Chunk> next = feed.next(lane, out);
-                    int n = 0;
-                    boolean p = false;
-                    for (int i = 0; i < next.size(); i++) {
-                        int t = next.get(i).tokens().length;
-                        n += t;
-                        p |= t > 1;
-                    }
-                    tokens[lane] = n;
-                    prefill[lane] = p;
+                    tokens[lane] = tokens(next);
+                    prefill[lane] = tokens[lane] > next.size();
                     started[lane] = System.nanoTime();
                     return next;
                 });
