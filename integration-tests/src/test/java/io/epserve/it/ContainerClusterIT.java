@@ -67,7 +67,7 @@ class ContainerClusterIT {
         GenericContainer<?> c = new GenericContainer<>(DockerImageName.parse(IMAGE))
                 .withNetworkMode("host")
                 .withFileSystemBind(ElasticClusterIT.TINY.toAbsolutePath().toString(), MODEL, BindMode.READ_ONLY)
-                .withEnv("JDK_JAVA_OPTIONS", "-Xmx384m -XX:TieredStopAtLevel=1")
+                .withEnv("JDK_JAVA_OPTIONS", "-Xmx384m")
                 // Aeron's term buffers live in /dev/shm, whose container default (64 MiB) is too small.
                 .withSharedMemorySize(1L << 30)
                 .withCommand(cmd.toArray(String[]::new))
