@@ -296,6 +296,26 @@ final class TileKernels {
     }
 
     /**
+     * {@link #fp4} for one block of its tile: tokens [t, t + min(8, T - t)), the last block when fewer than 8 are
+     * left. Running a tile block by block (each over all panels and rows before the next) lets a block's panel be as
+     * wide as 8 tokens allow instead of T; the operations per token are those of {@link #fp4}.
+     */
+    static void fp4Block(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
+            long xo, float[] acc, int ao) {
+        switch (Math.min(8, T - t)) {
+            case 1 -> fp4R(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 2 -> fp4X2(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 3 -> fp4X3(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 4 -> fp4X4(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 5 -> fp4X5(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 6 -> fp4X6(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 7 -> fp4X7(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            case 8 -> fp4X8(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
+            default -> { }
+        }
+    }
+
+    /**
      * {@link #fp4}, the 2 tokens [t, t + 2) left after the blocks of 8 (T - t = 2), one decode per group and the
      * accumulators in registers; the same operations per token as {@link #fp4R}. 2 to 8 tokens each have their own
      * method (loops over the 8 weight vectors, chains written out) so that the decode is shared by all of them and no
