@@ -73,7 +73,7 @@ class RouterTest {
         int[] greedy = ClusterTest.goldenInts("greedy");
         // 32 requests, each with the tokens it gets alone: from the single-process engine, one request at a time. The
         // exact cluster computes its bits (ClusterTest), and this JVM computes them in a fraction of the time that
-        // 32 requests in turn through five C1-compiled processes took (most of this test's time before).
+        // 32 requests in turn through the cluster's five processes took (most of this test's time before).
         int n = 32;
         List<GenerateRequest> reqs = new ArrayList<>();
         for (int i = 0; i < n; i++) {
@@ -95,7 +95,7 @@ class RouterTest {
                     assertEquals(Status.OK, single.getLast().status());
                 }
                 // Chat is the router's (template, parser), the same in both modes; its prompt (system, tools) is
-                // ~1000 tokens, which took the C1-compiled exact cluster 37 s to prefill.
+                // ~1000 tokens, which took the exact cluster (then compiled by C1 only) 37 s to prefill.
                 chatStreamsDeltasThatAddUpToTheParsedMessage(ch);
             } finally {
                 ch.shutdownNow();

@@ -282,17 +282,7 @@ final class TileKernels {
         for (; T - t > 8; t += 8) {
             fp4X8(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
         }
-        switch (T - t) {
-            case 1 -> fp4R(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 2 -> fp4X2(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 3 -> fp4X3(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 4 -> fp4X4(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 5 -> fp4X5(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 6 -> fp4X6(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 7 -> fp4X7(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 8 -> fp4X8(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            default -> { }
-        }
+        fp4Block(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
     }
 
     /**
