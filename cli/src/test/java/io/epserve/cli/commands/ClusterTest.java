@@ -72,6 +72,15 @@ class ClusterTest {
                 .jvmArg("-Xmx384m").readyTimeoutMs(90_000).logDir(logs);
     }
 
+    /**
+     * An attention worker with every expert in its own JVM, exact kernels, one thread: the single-process engine
+     * whose bits the exact cluster must reproduce, used by the tests for their reference tokens.
+     */
+    static io.epserve.attention.AttentionWorker.Options singleProcess() {
+        return io.epserve.attention.AttentionWorker.options().model(TINY).localExperts(true).kernels("exact")
+                .threads(1).port(0);
+    }
+
     /** The batches every attention worker runs: a prefill step of four sequences, then three decode steps. */
     record Workload(List<List<Chunk>> steps) {}
 
@@ -495,8 +504,7 @@ class ClusterTest {
             // Alone: in the single-process engine in this JVM (the exact cluster computes its bits, see above), which
             // takes a fraction of the time of 16 requests in turn through the cluster's three processes.
             List<Streamed> single = new ArrayList<>();
-            try (var local = io.epserve.attention.AttentionWorker.start(io.epserve.attention.AttentionWorker.options()
-                    .model(TINY).localExperts(true).kernels("exact").threads(1).port(0))) {
+            try (var local = io.epserve.attention.AttentionWorker.start(singleProcess())) {
                 var lch = io.grpc.ManagedChannelBuilder.forAddress("127.0.0.1", local.port()).usePlaintext().build();
                 try {
                     for (int i = 0; i < n; i++) {

@@ -82,8 +82,7 @@ class ResumeTest {
                 .setTopP(0.95f).setTopK(100).setMinP(0.01f).setSeed(4242).setRepetitionPenalty(1.2f)
                 .setPresencePenalty(0.4f).setFrequencyPenalty(0.3f).setLogprobs(2).build();
         SamplingParams greedy = SamplingParams.newBuilder().setMaxTokens(n).setIgnoreEos(true).build();
-        try (var worker = AttentionWorker.start(AttentionWorker.options().model(ClusterTest.TINY).localExperts(true)
-                .kernels("exact").threads(1).port(0))) {
+        try (var worker = AttentionWorker.start(ClusterTest.singleProcess())) {
             ManagedChannel ch = ManagedChannelBuilder.forAddress("127.0.0.1", worker.port()).usePlaintext().build();
             try {
                 for (SamplingParams s : List.of(sampled, greedy)) {
@@ -292,8 +291,7 @@ class ResumeTest {
      */
     static List<List<Object>> reference(List<Object> work) throws Exception {
         List<List<Object>> reference = new ArrayList<>();
-        try (var worker = AttentionWorker.start(AttentionWorker.options().model(ClusterTest.TINY).localExperts(true)
-                .kernels("exact").threads(1).port(0));
+        try (var worker = AttentionWorker.start(ClusterTest.singleProcess());
              var router = Router.start(Router.options().model(ClusterTest.TINY)
                      .attentionWorker("127.0.0.1:" + worker.port()).port(0))) {
             ManagedChannel ch = ManagedChannelBuilder.forAddress("127.0.0.1", router.port()).usePlaintext().build();

@@ -84,8 +84,7 @@ class RouterTest {
             reqs.add(tokens(Arrays.copyOfRange(golden, i, i + 6 + i % 9), s.build()));
         }
         List<Result> single = new ArrayList<>();
-        try (var worker = io.epserve.attention.AttentionWorker.start(io.epserve.attention.AttentionWorker.options()
-                .model(ClusterTest.TINY).localExperts(true).kernels("exact").threads(1).port(0));
+        try (var worker = io.epserve.attention.AttentionWorker.start(ClusterTest.singleProcess());
              var router = io.epserve.router.Router.start(io.epserve.router.Router.options().model(ClusterTest.TINY)
                      .attentionWorker("127.0.0.1:" + worker.port()).port(0))) {
             var ch = io.grpc.ManagedChannelBuilder.forAddress("127.0.0.1", router.port()).usePlaintext().build();
@@ -224,8 +223,7 @@ class RouterTest {
         // KV memory for one golden request (prompt + 24 tokens) and a half: a second one waits for the first.
         long one = (long) Math.ceil(io.epserve.model.engine.CacheLayout.of(ModelConfig.load(ClusterTest.TINY))
                 .bytesFor(golden.length + greedy.length));
-        try (var worker = io.epserve.attention.AttentionWorker.start(io.epserve.attention.AttentionWorker.options()
-                .model(ClusterTest.TINY).localExperts(true).kernels("exact").threads(1).port(0)
+        try (var worker = io.epserve.attention.AttentionWorker.start(ClusterTest.singleProcess()
                 .kvMemoryBytes(one + one / 2));
              var router = io.epserve.router.Router.start(io.epserve.router.Router.options().model(ClusterTest.TINY)
                      .attentionWorker("127.0.0.1:" + worker.port()).port(0))) {
