@@ -18,6 +18,7 @@ import io.epserve.proto.v1.GenerateRequest;
 import io.epserve.proto.v1.GenerateResponse;
 import io.epserve.proto.v1.InferenceGrpc;
 import io.epserve.proto.v1.SamplingParams;
+import io.epserve.proto.worker.v1.AttentionWorkerGrpc;
 import io.grpc.Channel;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
@@ -382,8 +383,21 @@ class ElasticClusterIT {
                         && m.getGaugesOrDefault("running", 0) > 0).count() == 2;
             });
             waitFor("first tokens", 60_000, () -> everyStreamHasTokens(streams, 3));
-            LocalCluster.Worker victim = cluster.attentionWorkers().get(0);
-            victim.kill();
+            // The victim is the worker with the most requests at this moment, asked directly: the router's status
+            // carries gauges up to a second old, and a worker whose share has already finished would lose nothing.
+            LocalCluster.Worker[] victim = new LocalCluster.Worker[1];
+            waitFor("an attention worker with requests in progress", 60_000, () -> {
+                int most = 0;
+                for (LocalCluster.Worker w : cluster.attentionWorkers()) {
+                    int n = requestsAt(w);
+                    if (n > most) {
+                        most = n;
+                        victim[0] = w;
+                    }
+                }
+                return most > 0;
+            });
+            victim[0].kill();
             assertEquals(reference, awaitAll(streams), "a stream changed when its attention worker died");
             waitFor("the router to forget the dead worker", 30_000, () -> admin.status(
                     StatusRequest.getDefaultInstance()).getMembersList().stream().filter(m ->
@@ -392,6 +406,18 @@ class ElasticClusterIT {
             assertTrue(routerLog.contains("resubmitted to"), "no request was resubmitted:\n" + routerLog);
             // New requests go to the survivor.
             assertEquals(reference.subList(0, 2), awaitAll(startAll(ch, reqs.subList(0, 2))));
+        }
+    }
+
+    /** Requests running or waiting at this attention worker, from its own Status. */
+    static int requestsAt(LocalCluster.Worker w) {
+        ManagedChannel ch = ManagedChannelBuilder.forAddress("127.0.0.1", w.grpcPort()).usePlaintext().build();
+        try {
+            var st = AttentionWorkerGrpc.newBlockingStub(ch).withDeadlineAfter(5, TimeUnit.SECONDS)
+                    .status(io.epserve.proto.worker.v1.StatusRequest.getDefaultInstance());
+            return st.getRunningRequests() + st.getWaitingRequests();
+        } finally {
+            ch.shutdownNow();
         }
     }
 
