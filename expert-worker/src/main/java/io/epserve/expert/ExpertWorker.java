@@ -772,7 +772,8 @@ public final class ExpertWorker implements AutoCloseable {
                 peer = null;
             }
             try {
-                if (peer == null) {
+                boolean added = peer == null;
+                if (added) {
                     peer = new Peer(source, replyChannel, replyStream);
                     peers.put(source, peer);
                     peerCount = peers.size();
@@ -780,8 +781,11 @@ public final class ExpertWorker implements AutoCloseable {
                 peer.control.hello(epoch, options.workerId, Role.EXPERT_WORKER, HelloStatus.READY, fingerprint,
                         channel, options.dispatchStream);
                 unknownSources.remove(source);
-                log("serving attention worker " + source + " (replies to " + replyChannel + " stream " + replyStream
-                        + ")");
+                // An attention worker repeats its Hello every 200 ms until the answer arrives: one line per peer.
+                if (added) {
+                    log("serving attention worker " + source + " (replies to " + replyChannel + " stream "
+                            + replyStream + ")");
+                }
             } catch (RuntimeException e) {
                 dropPeer(source, "could not answer its Hello: " + e.getMessage());
             }
