@@ -129,6 +129,9 @@ final class TileKernels {
     /** Columns per group of the float64 kernels: 8 double vectors. */
     static final int DGROUP = 8 * LD;
 
+    /** Where the FP8 kernels' dq scratch starts in its array (a cache line: FastKernels allocates it aligned). */
+    static final int DQ = AlignedArrays.FLOAT_SKIP;
+
     static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
     static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
@@ -829,13 +832,13 @@ final class TileKernels {
                     VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
                     mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
                             .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, DQ + j * L);
                 }
             } else {
                 for (int j = 0; j < 8; j++) {
                     IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
                             .convertShape(VectorOperators.B2I, IS, 0);
-                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
+                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, DQ + j * L);
                 }
             }
             int xg = (int) (xo >>> 2) + T * c;
@@ -843,7 +846,7 @@ final class TileKernels {
                 int xt = xg + GROUP * t;
                 FloatVector b0 = FloatVector.zero(FS), b1 = b0, b2 = b0, b3 = b0, b4 = b0, b5 = b0, b6 = b0, b7 = b0;
                 for (int j = 0; j < 8; j++) {
-                    FloatVector d = FloatVector.fromArray(FS, dq, j * L);
+                    FloatVector d = FloatVector.fromArray(FS, dq, DQ + j * L);
                     int xj = xt + j * L;
                     b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
                     b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
@@ -892,21 +895,21 @@ final class TileKernels {
                     VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
                     mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
                             .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, DQ + j * L);
                 }
             } else {
                 for (int j = 0; j < 8; j++) {
                     IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
                             .convertShape(VectorOperators.B2I, IS, 0);
-                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
+                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, DQ + j * L);
                 }
             }
             int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = FloatVector.fromArray(FS, dq, 0);
+            FloatVector d = FloatVector.fromArray(FS, dq, DQ + 0);
             FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
             FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
             for (int j = 1; j < 8; j++) {
-                d = FloatVector.fromArray(FS, dq, j * L);
+                d = FloatVector.fromArray(FS, dq, DQ + j * L);
                 int xj = xt + j * L;
                 b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
                 b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
@@ -938,22 +941,22 @@ final class TileKernels {
                     VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
                     mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
                             .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, DQ + j * L);
                 }
             } else {
                 for (int j = 0; j < 8; j++) {
                     IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
                             .convertShape(VectorOperators.B2I, IS, 0);
-                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
+                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, DQ + j * L);
                 }
             }
             int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = FloatVector.fromArray(FS, dq, 0);
+            FloatVector d = FloatVector.fromArray(FS, dq, DQ + 0);
             FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
             FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
             FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
             for (int j = 1; j < 8; j++) {
-                d = FloatVector.fromArray(FS, dq, j * L);
+                d = FloatVector.fromArray(FS, dq, DQ + j * L);
                 int xj = xt + j * L;
                 b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
                 b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
@@ -989,23 +992,23 @@ final class TileKernels {
                     VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
                     mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
                             .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, DQ + j * L);
                 }
             } else {
                 for (int j = 0; j < 8; j++) {
                     IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
                             .convertShape(VectorOperators.B2I, IS, 0);
-                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
+                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, DQ + j * L);
                 }
             }
             int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = FloatVector.fromArray(FS, dq, 0);
+            FloatVector d = FloatVector.fromArray(FS, dq, DQ + 0);
             FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
             FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
             FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
             FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
             for (int j = 1; j < 8; j++) {
-                d = FloatVector.fromArray(FS, dq, j * L);
+                d = FloatVector.fromArray(FS, dq, DQ + j * L);
                 int xj = xt + j * L;
                 b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
                 b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
@@ -1045,24 +1048,24 @@ final class TileKernels {
                     VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
                     mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
                             .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, DQ + j * L);
                 }
             } else {
                 for (int j = 0; j < 8; j++) {
                     IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
                             .convertShape(VectorOperators.B2I, IS, 0);
-                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
+                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, DQ + j * L);
                 }
             }
             int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = FloatVector.fromArray(FS, dq, 0);
+            FloatVector d = FloatVector.fromArray(FS, dq, DQ + 0);
             FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
             FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
             FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
             FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
             FloatVector b4 = d.fma(FloatVector.fromArray(FS, x, xt + 4 * GROUP), FloatVector.zero(FS));
             for (int j = 1; j < 8; j++) {
-                d = FloatVector.fromArray(FS, dq, j * L);
+                d = FloatVector.fromArray(FS, dq, DQ + j * L);
                 int xj = xt + j * L;
                 b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
                 b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
@@ -1106,17 +1109,17 @@ final class TileKernels {
                     VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
                     mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
                             .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, DQ + j * L);
                 }
             } else {
                 for (int j = 0; j < 8; j++) {
                     IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
                             .convertShape(VectorOperators.B2I, IS, 0);
-                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
+                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, DQ + j * L);
                 }
             }
             int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = FloatVector.fromArray(FS, dq, 0);
+            FloatVector d = FloatVector.fromArray(FS, dq, DQ + 0);
             FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
             FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
             FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
@@ -1124,7 +1127,7 @@ final class TileKernels {
             FloatVector b4 = d.fma(FloatVector.fromArray(FS, x, xt + 4 * GROUP), FloatVector.zero(FS));
             FloatVector b5 = d.fma(FloatVector.fromArray(FS, x, xt + 5 * GROUP), FloatVector.zero(FS));
             for (int j = 1; j < 8; j++) {
-                d = FloatVector.fromArray(FS, dq, j * L);
+                d = FloatVector.fromArray(FS, dq, DQ + j * L);
                 int xj = xt + j * L;
                 b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
                 b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
@@ -1172,17 +1175,17 @@ final class TileKernels {
                     VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
                     mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
                             .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, DQ + j * L);
                 }
             } else {
                 for (int j = 0; j < 8; j++) {
                     IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
                             .convertShape(VectorOperators.B2I, IS, 0);
-                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
+                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, DQ + j * L);
                 }
             }
             int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = FloatVector.fromArray(FS, dq, 0);
+            FloatVector d = FloatVector.fromArray(FS, dq, DQ + 0);
             FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
             FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
             FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
@@ -1191,7 +1194,7 @@ final class TileKernels {
             FloatVector b5 = d.fma(FloatVector.fromArray(FS, x, xt + 5 * GROUP), FloatVector.zero(FS));
             FloatVector b6 = d.fma(FloatVector.fromArray(FS, x, xt + 6 * GROUP), FloatVector.zero(FS));
             for (int j = 1; j < 8; j++) {
-                d = FloatVector.fromArray(FS, dq, j * L);
+                d = FloatVector.fromArray(FS, dq, DQ + j * L);
                 int xj = xt + j * L;
                 b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
                 b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
@@ -1243,17 +1246,17 @@ final class TileKernels {
                     VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
                     mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
                             .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, DQ + j * L);
                 }
             } else {
                 for (int j = 0; j < 8; j++) {
                     IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
                             .convertShape(VectorOperators.B2I, IS, 0);
-                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
+                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, DQ + j * L);
                 }
             }
             int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = FloatVector.fromArray(FS, dq, 0);
+            FloatVector d = FloatVector.fromArray(FS, dq, DQ + 0);
             FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
             FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
             FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
@@ -1263,7 +1266,7 @@ final class TileKernels {
             FloatVector b6 = d.fma(FloatVector.fromArray(FS, x, xt + 6 * GROUP), FloatVector.zero(FS));
             FloatVector b7 = d.fma(FloatVector.fromArray(FS, x, xt + 7 * GROUP), FloatVector.zero(FS));
             for (int j = 1; j < 8; j++) {
-                d = FloatVector.fromArray(FS, dq, j * L);
+                d = FloatVector.fromArray(FS, dq, DQ + j * L);
                 int xj = xt + j * L;
                 b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
                 b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
@@ -1309,19 +1312,19 @@ final class TileKernels {
                     VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
                     mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
                             .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, j * L);
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, DQ + j * L);
                 }
             } else {
                 for (int j = 0; j < 8; j++) {
                     IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
                             .convertShape(VectorOperators.B2I, IS, 0);
-                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, j * L);
+                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, DQ + j * L);
                 }
             }
-            FloatVector d0 = FloatVector.fromArray(FS, dq, 0), d1 = FloatVector.fromArray(FS, dq, L);
-            FloatVector d2 = FloatVector.fromArray(FS, dq, 2 * L), d3 = FloatVector.fromArray(FS, dq, 3 * L);
-            FloatVector d4 = FloatVector.fromArray(FS, dq, 4 * L), d5 = FloatVector.fromArray(FS, dq, 5 * L);
-            FloatVector d6 = FloatVector.fromArray(FS, dq, 6 * L), d7 = FloatVector.fromArray(FS, dq, 7 * L);
+            FloatVector d0 = FloatVector.fromArray(FS, dq, DQ + 0), d1 = FloatVector.fromArray(FS, dq, DQ + L);
+            FloatVector d2 = FloatVector.fromArray(FS, dq, DQ + 2 * L), d3 = FloatVector.fromArray(FS, dq, DQ + 3 * L);
+            FloatVector d4 = FloatVector.fromArray(FS, dq, DQ + 4 * L), d5 = FloatVector.fromArray(FS, dq, DQ + 5 * L);
+            FloatVector d6 = FloatVector.fromArray(FS, dq, DQ + 6 * L), d7 = FloatVector.fromArray(FS, dq, DQ + 7 * L);
             int xg = (int) (xo >>> 2) + T * c;
             for (int t = t0; t < T; t++) {
                 int xt = xg + GROUP * t;
