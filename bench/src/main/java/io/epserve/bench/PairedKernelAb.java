@@ -30,7 +30,8 @@ import java.util.SplittableRandom;
  *     --kind fp4 --shapes 512x1024,1024x512 --tokens 1,8 --set cold --threads 1 --rounds 40
  * </pre>
  * Run it under {@code taskset -c N} for one core (the forks inherit it). Each (shape, tokens) case runs in a JVM of
- * its own ({@code --no-fork} runs them all here). Before the timed rounds each build computes the product once and
+ * its own ({@code --no-fork} runs them all here), with G1 unless this JVM names a collector: the kernels' aligned
+ * buffers need it (see AlignedArrays), and a JVM pinned to one CPU would otherwise pick Serial. Before the timed rounds each build computes the product once and
  * the outputs are compared bit for bit (printed, not enforced: a change may be meant to alter bits).
  */
 public final class PairedKernelAb {
@@ -160,6 +161,11 @@ public final class PairedKernelAb {
             out.printf(Locale.ROOT, "A = %s%nB = %s%n%s, %s weights, %d thread(s), %d rounds of %.2f s each"
                     + " side, %s%n", a, b, kind, set, threads, rounds, roundSeconds,
                     fork ? "each case in its own JVM" : "all cases in this JVM");
+            if (!fork && !g1()) {
+                out.println("note: this JVM does not run G1, so the kernels' activation and scratch buffers are not"
+                        + " cache-line aligned (AlignedArrays) and run slower than in epserve's JVMs; add"
+                        + " -XX:+UseG1GC");
+            }
             out.println("shape      tokens  A us/call  B us/call  B/A median [IQR]  bits");
         }
         if (fork) {
@@ -190,7 +196,13 @@ public final class PairedKernelAb {
     private static void forkCase(String[] args, String shape, int tokens, PrintStream out) throws Exception {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        cmd.addAll(java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments());
+        List<String> jvmArgs = java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments();
+        cmd.addAll(jvmArgs);
+        // The project's JVMs select G1 explicitly (AlignedArrays aligns buffers only under G1); a JVM that sees one
+        // CPU, as under taskset -c N, would pick Serial, and the kernels measured 1.1-1.65x slower there.
+        if (jvmArgs.stream().noneMatch(f -> f.startsWith("-XX:+Use") && f.endsWith("GC"))) {
+            cmd.add("-XX:+UseG1GC");
+        }
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add(PairedKernelAb.class.getName());
@@ -208,6 +220,16 @@ public final class PairedKernelAb {
         if (rc != 0) {
             out.printf(Locale.ROOT, "%-10s %6d  failed (exit %d): run it with --no-fork to see why%n", shape,
                     tokens, rc);
+        }
+    }
+
+    /** Whether this JVM runs G1. */
+    static boolean g1() {
+        try {
+            return Boolean.parseBoolean(java.lang.management.ManagementFactory.getPlatformMXBean(
+                    com.sun.management.HotSpotDiagnosticMXBean.class).getVMOption("UseG1GC").getValue());
+        } catch (RuntimeException | LinkageError e) {
+            return false;
         }
     }
 
