@@ -637,8 +637,8 @@ public final class FastKernels implements Kernels {
                     } else {
                         Arrays.fill(sc.acc, a0, a0 + (i1 - i0) * span, 0f);
                     }
-                    if (kind == K_FP4 && n > 8) {
-                        fp4Blocks(i0, i1, n, x, xo, sc, a0, span);
+                    if ((kind == K_FP4 || kind == K_FP8) && n > 8) {
+                        blocks(i0, i1, n, x, xo, sc, a0, span);
                     } else {
                         int pw = panelWidth(n, unit, colsVec, esize);
                         // panels outermost within the chunk: the chunk's weights (<= 16 rows) stay in L2 between
@@ -689,22 +689,24 @@ public final class FastKernels implements Kernels {
         }
 
         /**
-         * An FP4 tile of more than 8 tokens, one block of 8 at a time over the whole chunk (panels, rows), so that a
-         * panel holds one block's activations: twice as wide at 16 tokens as a panel of the whole tile, half as many
-         * kernel calls per row (each loads and stores its 8 accumulators). Same operations per token, same bits.
+         * An FP4 or FP8 tile of more than 8 tokens, one block of 8 at a time over the whole chunk (panels, rows), so
+         * that a panel holds one block's activations: twice as wide at 16 tokens as a panel of the whole tile, half as
+         * many kernel calls per row (each loads and stores its 8 accumulators). Same operations per token, same bits.
          */
-        private void fp4Blocks(int i0, int i1, int n, float[] x, long xo, LinearScratch sc, int a0, int span) {
-            long rowBytes = cols >>> 1;
-            long rowScales = cols >>> 5;
+        private void blocks(int i0, int i1, int n, float[] x, long xo, LinearScratch sc, int a0, int span) {
+            boolean fp4 = kind == K_FP4;
             for (int t = 0; t < n; t += 8) {
                 int pw = panelWidth(Math.min(8, n - t), unit, colsVec, esize);
                 for (int p0 = 0; p0 < colsVec; p0 += pw) {
                     int p1 = Math.min(colsVec, p0 + pw);
                     for (int i = i0; i < i1; i++) {
-                        if (!sc.rare[i - i0]) {
-                            long r = rowStart + i;
-                            TileKernels.fp4Block(n, t, w, r * rowBytes, s, r * rowScales, p0, p1, x, xo, sc.acc,
-                                    a0 + (i - i0) * span);
+                        long r = rowStart + i;
+                        if (!fp4) {
+                            TileKernels.fp8Block(n, t, w, r * cols, s, (r / Fp8Matrix.BLOCK) * scaleCols, p0, p1, x,
+                                    xo, sc.acc, a0 + (i - i0) * span, sc.dq);
+                        } else if (!sc.rare[i - i0]) {
+                            TileKernels.fp4Block(n, t, w, r * (cols >>> 1), s, r * (cols >>> 5), p0, p1, x, xo,
+                                    sc.acc, a0 + (i - i0) * span);
                         }
                     }
                 }

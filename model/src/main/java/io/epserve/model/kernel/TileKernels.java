@@ -39,11 +39,9 @@ import jdk.incubator.vector.VectorSpecies;
  * from zero), never from splitting one token's sum into a tile-dependent number of partial accumulators.
  *
  * <h2>Code shape</h2>
- * FP8: {@code fp8B8} decodes each group's 8 weight vectors once and runs the tile's tokens in blocks of 8
- * (8 chains: an FMA has latency 4 on two ports, so 4 chains leave the ports half idle; +17 % at 16 tokens),
- * accumulators in the L1-resident acc array. FP4 runs each block of 8 as its own {@code fp4X8} pass (the decode
- * is cheap enough to repeat, and the accumulators stay in registers). The 2 to 7 tokens after the blocks of 8 run
- * in one more pass,
+ * FP4 and FP8 run each block of 8 tokens as its own {@code xX8} pass, 8 chains (an FMA has latency 4 on two ports,
+ * so 4 chains leave the ports half idle): the decode is cheap enough to repeat per block, and the accumulators stay
+ * in registers. The 2 to 7 tokens after the blocks of 8 run in one more pass,
  * {@code xX2} ... {@code xX7}, with one decode per group for all of them and their accumulators in registers (with a
  * block of 4 and then one token at a time, 5-7 tokens decoded every group twice and 2-3 tokens paid a store-to-load
  * round trip per token and group: 1.15-1.45x slower); {@code xR} runs a single leftover token; {@code fp4x1} and
@@ -57,8 +55,8 @@ import jdk.incubator.vector.VectorSpecies;
  *     cost ~5 scalar instructions per FMA on the vector ports' neighbours.
  * <li>Methods stay small: one hand-unrolled method per tile size (up to 128 FMAs) was more than C1 can compile
  *     ("out of virtual registers"); such a method then stays interpreted until C2's thresholds are met, seconds
- *     to minutes later (a 12-token tile ran at 0.4 GFLOP/s for a whole benchmark, tests ran 10x longer). fp8B8
- *     is therefore a loop over the weight vectors, which C2 unrolls.
+ *     to minutes later (a 12-token tile ran at 0.4 GFLOP/s for a whole benchmark, tests ran 10x longer). The xX8
+ *     kernels are therefore loops over the weight vectors, which C2 unrolls in part.
  * <li>No decode is a call: the FP4 scale and nibble decodes and the FP8 group decode (8 vectors into the dq
  *     scratch) are written out in each kernel, and so are the bf16 weight decode and the bf16 rounding of vectors
  *     (FastKernels, HcPost).
@@ -279,8 +277,7 @@ final class TileKernels {
         }
         // Every block of 8 runs in registers, each decoding the group itself. The former fp4B8 (one decode for all
         // blocks, accumulators in memory) was slower: 16 tokens 1.08-1.18x, 12 tokens 1.15x (hot, 1 thread) and
-        // 16 tokens 1.10x cold on 2 threads, the activation arrays aligned. FP8, whose decode costs more, keeps
-        // fp8B8: there the two ways measured the same.
+        // 16 tokens 1.10x cold on 2 threads, the activation arrays aligned. FP8 now does the same (see fp8).
         int t = 0;
         for (; T - t > 8; t += 8) {
             fp4X8(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
@@ -757,21 +754,29 @@ final class TileKernels {
             fp8x1(w, wo, s, so, c0, c1, x, xo, acc, ao);
             return;
         }
-        // A tile of 8 runs in registers (xX8: 1.3-1.45x xB8); in larger tiles xB8's one decode for all the blocks of
-        // 8 pays more than registers for the last one (measured at 16: B8 + X8 4 % slower than B8 alone).
-        int t8 = T <= 8 ? 0 : T & ~7;
-        if (t8 > 0) {
-            fp8B8(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+        // As fp4: every block of 8 runs in registers, each decoding the group itself, and FastKernels runs a tile of
+        // more than 8 one block at a time (fp8Block) with a panel as wide as 8 tokens allow. The former fp8B8 (one
+        // decode for all blocks, accumulators in memory, panels as wide as the whole tile allows) was slower: 16
+        // tokens 1.02-1.11x, 12 tokens 1.10-1.31x (hot, 1 thread, G1; 2 threads cold 16 tokens 0.96-1.12x).
+        int t = 0;
+        for (; T - t > 8; t += 8) {
+            fp8X8(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
         }
-        switch (T - t8) {
-            case 1 -> fp8R(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-            case 2 -> fp8X2(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-            case 3 -> fp8X3(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-            case 4 -> fp8X4(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-            case 5 -> fp8X5(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-            case 6 -> fp8X6(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-            case 7 -> fp8X7(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-            case 8 -> fp8X8(T, t8, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+        fp8Block(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+    }
+
+    /** {@link #fp8} for one block of its tile: tokens [t, t + min(8, T - t)), as {@link #fp4Block}. */
+    static void fp8Block(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
+            long xo, float[] acc, int ao, float[] dq) {
+        switch (Math.min(8, T - t)) {
+            case 1 -> fp8R(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+            case 2 -> fp8X2(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+            case 3 -> fp8X3(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+            case 4 -> fp8X4(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+            case 5 -> fp8X5(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+            case 6 -> fp8X6(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+            case 7 -> fp8X7(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
+            case 8 -> fp8X8(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
             default -> { }
         }
     }
@@ -811,64 +816,6 @@ final class TileKernels {
         a.intoArray(acc, ao);
     }
 
-    /**
-     * {@link #fp8}, tokens [0, t8) in blocks of 8; the group decoded once into dq. Eight chains per block: with four
-     * the eight-deep FMA chains leave the FMA ports idle half the time (latency 4 on two ports needs eight in
-     * flight). Starting a chain at +0 and then fma-ing is the same operation sequence as the other kernels'
-     * fma(d0, x0, +0).
-     */
-    static void fp8B8(int T, int t8, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
-            long xo, float[] acc, int ao, float[] dq) {
-        for (int c = c0; c < c1; c += GROUP) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
-            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
-            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
-            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, DQ + j * L);
-                }
-            } else {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, DQ + j * L);
-                }
-            }
-            int xg = (int) (xo >>> 2) + T * c;
-            for (int t = 0; t < t8; t += 8) {
-                int xt = xg + GROUP * t;
-                FloatVector b0 = FloatVector.zero(FS), b1 = b0, b2 = b0, b3 = b0, b4 = b0, b5 = b0, b6 = b0, b7 = b0;
-                for (int j = 0; j < 8; j++) {
-                    FloatVector d = FloatVector.fromArray(FS, dq, DQ + j * L);
-                    int xj = xt + j * L;
-                    b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
-                    b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
-                    b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
-                    b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
-                    b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
-                    b5 = d.fma(FloatVector.fromArray(FS, x, xj + 5 * GROUP), b5);
-                    b6 = d.fma(FloatVector.fromArray(FS, x, xj + 6 * GROUP), b6);
-                    b7 = d.fma(FloatVector.fromArray(FS, x, xj + 7 * GROUP), b7);
-                }
-                int ai = ao + t * L;
-                b0.fma(sv, FloatVector.fromArray(FS, acc, ai + 0 * L)).intoArray(acc, ai + 0 * L);
-                b1.fma(sv, FloatVector.fromArray(FS, acc, ai + 1 * L)).intoArray(acc, ai + 1 * L);
-                b2.fma(sv, FloatVector.fromArray(FS, acc, ai + 2 * L)).intoArray(acc, ai + 2 * L);
-                b3.fma(sv, FloatVector.fromArray(FS, acc, ai + 3 * L)).intoArray(acc, ai + 3 * L);
-                b4.fma(sv, FloatVector.fromArray(FS, acc, ai + 4 * L)).intoArray(acc, ai + 4 * L);
-                b5.fma(sv, FloatVector.fromArray(FS, acc, ai + 5 * L)).intoArray(acc, ai + 5 * L);
-                b6.fma(sv, FloatVector.fromArray(FS, acc, ai + 6 * L)).intoArray(acc, ai + 6 * L);
-                b7.fma(sv, FloatVector.fromArray(FS, acc, ai + 7 * L)).intoArray(acc, ai + 7 * L);
-            }
-        }
-    }
 
     /**
      * {@link #fp8}, the 2 tokens [t, t + 2) left after the blocks of 8 (T - t = 2), one decode per group and the
@@ -1221,7 +1168,7 @@ final class TileKernels {
         a6.intoArray(acc, at + 6 * L);
     }
 
-    /** {@link #fp8X2} for 8 tokens: a tile of exactly 8 (1.3x {@link #fp8B8}, whose accumulators live in memory). */
+    /** {@link #fp8X2} for 8 tokens. */
     static void fp8X8(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
             long xo, float[] acc, int ao, float[] dq) {
         int at = ao + t * L;
