@@ -31,8 +31,9 @@ import java.util.SplittableRandom;
  * </pre>
  * Run it under {@code taskset -c N} for one core (the forks inherit it). Each (shape, tokens) case runs in a JVM of
  * its own ({@code --no-fork} runs them all here), with G1 unless this JVM names a collector: the kernels' aligned
- * buffers need it (see AlignedArrays), and a JVM pinned to one CPU would otherwise pick Serial. Before the timed rounds each build computes the product once and
- * the outputs are compared bit for bit (printed, not enforced: a change may be meant to alter bits).
+ * buffers need it (see AlignedArrays), and a JVM pinned to one CPU would otherwise pick Serial. Before the timed
+ * rounds each build computes the product once and the outputs are compared bit for bit (printed, not enforced: a
+ * change may be meant to alter bits).
  */
 public final class PairedKernelAb {
     private PairedKernelAb() {}
