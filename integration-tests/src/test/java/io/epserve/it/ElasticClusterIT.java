@@ -53,8 +53,10 @@ class ElasticClusterIT {
     /** The cli module's target directory: epserve-cli.jar and lib/. */
     static final Path DIST = Path.of(System.getProperty("epserve.cli.target", "../cli/target"));
 
-    /** Small JVMs from the distribution, five of them on two cores. Exact kernels: scalar code that C2 compiles well;
-     *  under C1 only (-XX:TieredStopAtLevel=1, used here before) this class took 353 s instead of 215. */
+    /**
+     * Small JVMs from the distribution, five of them on two cores. Exact kernels: scalar code that C2 compiles well;
+     * under C1 only (-XX:TieredStopAtLevel=1, used here before) this class took 353 s instead of 215.
+     */
     static LocalCluster.Options tinyCluster(Path logs) {
         return LocalCluster.options().artifacts(DIST).model(TINY).kernels("exact").attentionThreads(1)
                 .expertThreads(1).jvmArg("-Xmx384m").readyTimeoutMs(90_000).logDir(logs).controlPlane(true);

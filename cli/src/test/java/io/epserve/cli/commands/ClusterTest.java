@@ -526,7 +526,8 @@ class ClusterTest {
                 for (int i = 0; i < n; i++) {
                     Streamed t = together.get(i).get(3, TimeUnit.MINUTES);
                     assertEquals(Status.OK, t.status(), "concurrent request " + i);
-                    assertEquals(single.get(i).tokens(), t.tokens(), "request " + i + " alone (single process) vs in a batch of " + n + " (cluster)");
+                    assertEquals(single.get(i).tokens(), t.tokens(),
+                            "request " + i + " alone (single process) vs in a batch of " + n + " (cluster)");
                 }
             } finally {
                 pool.shutdownNow();
