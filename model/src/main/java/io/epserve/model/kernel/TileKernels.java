@@ -268,21 +268,21 @@ final class TileKernels {
 
     // ------------------------------------------------------------------------------------------------ kernels
 
-    /** FP4 weights (row at byte wo, per-32 E8M0 scales at so), tokens [0, T) of a tile of T. */
+    /**
+     * FP4 weights (row at byte wo, per-32 E8M0 scales at so), tokens [0, T) of a tile of T <= 8. FastKernels runs a
+     * larger tile one block of 8 at a time ({@link #fp4Block}), each block decoding the group itself with its
+     * accumulators in registers. The former fp4B8 (one decode for all blocks, accumulators in memory) was slower: 16
+     * tokens 1.08-1.18x, 12 tokens 1.15x (hot, 1 thread) and 16 tokens 1.10x cold on 2 threads, the activation arrays
+     * aligned. FP8 does the same (see {@link #fp8}).
+     */
     static void fp4(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
             float[] acc, int ao) {
+        assert T <= 8 : T;
         if (T == 1) {
             fp4x1(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            return;
+        } else {
+            fp4Block(T, 0, w, wo, s, so, c0, c1, x, xo, acc, ao);
         }
-        // Every block of 8 runs in registers, each decoding the group itself. The former fp4B8 (one decode for all
-        // blocks, accumulators in memory) was slower: 16 tokens 1.08-1.18x, 12 tokens 1.15x (hot, 1 thread) and
-        // 16 tokens 1.10x cold on 2 threads, the activation arrays aligned. FP8 now does the same (see fp8).
-        int t = 0;
-        for (; T - t > 8; t += 8) {
-            fp4X8(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
-        }
-        fp4Block(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
     }
 
     /**
@@ -747,22 +747,21 @@ final class TileKernels {
         }
     }
 
-    /** FP8 weights (row at byte wo, the row block's per-128-column scales at so; dq: 8L scratch), tokens [0, T) of a tile of T. */
+    /**
+     * FP8 weights (row at byte wo, the row block's per-128-column scales at so; dq: 8L scratch from {@link #DQ}),
+     * tokens [0, T) of a tile of T <= 8. As for FP4, FastKernels runs a larger tile one block of 8 at a time
+     * ({@link #fp8Block}) with a panel as wide as 8 tokens allow. The former fp8B8 (one decode for all blocks,
+     * accumulators in memory, panels as wide as the whole tile allows) was slower: 16 tokens 1.02-1.11x, 12 tokens
+     * 1.10-1.31x (hot, 1 thread, G1; 2 threads cold 16 tokens 0.96-1.12x).
+     */
     static void fp8(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
             float[] acc, int ao, float[] dq) {
+        assert T <= 8 : T;
         if (T == 1) {
             fp8x1(w, wo, s, so, c0, c1, x, xo, acc, ao);
-            return;
+        } else {
+            fp8Block(T, 0, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
         }
-        // As fp4: every block of 8 runs in registers, each decoding the group itself, and FastKernels runs a tile of
-        // more than 8 one block at a time (fp8Block) with a panel as wide as 8 tokens allow. The former fp8B8 (one
-        // decode for all blocks, accumulators in memory, panels as wide as the whole tile allows) was slower: 16
-        // tokens 1.02-1.11x, 12 tokens 1.10-1.31x (hot, 1 thread, G1; 2 threads cold 16 tokens 0.96-1.12x).
-        int t = 0;
-        for (; T - t > 8; t += 8) {
-            fp8X8(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-        }
-        fp8Block(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
     }
 
     /** {@link #fp8} for one block of its tile: tokens [t, t + min(8, T - t)), as {@link #fp4Block}. */
