@@ -40,7 +40,7 @@ import picocli.CommandLine.Option;
                     + " for the ratio.",
             "With --pin, before the cluster starts, a CPU check runs the expert workers' kernel on CPU 0 alone, on"
                     + " CPU 1 alone and on both at once (--no-cpu-check skips it): overlap needs both CPUs busy at"
-                    + " the same time, so if two busy CPUs run at, say, 65 % of their speed alone (hyperthread"
+                    + " the same time, so if two busy CPUs run at, say, 65 %% of their speed alone (hyperthread"
                     + " siblings, or other tenants of the host), m = 2 cannot reach the ratios of a quiet machine.",
             "Several --micro-batches values (e.g. 1,2) and --rounds N measure each m, then the single process, in turn,"
                     + " N times over, and end with a table of the ratios of each round: on a machine whose speed"
