@@ -27,6 +27,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.ScopeType;
 
 /** {@code epserve admin status|placement|drain|rebalance}: the operator API (epserve.admin.v1) of a router. */
 @Command(name = "admin", mixinStandardHelpOptions = true,
@@ -34,14 +35,16 @@ import picocli.CommandLine.ParentCommand;
         subcommands = {AdminCommand.StatusCommand.class, AdminCommand.PlacementCommand.class,
                 AdminCommand.DrainCommand.class, AdminCommand.RebalanceCommand.class})
 public final class AdminCommand implements Callable<Integer> {
-    @Option(names = "--router", defaultValue = "127.0.0.1:50051", paramLabel = "HOST:PORT",
+    // INHERIT: the options go before or after the subcommand alike (`admin status --router H:P` is what people type)
+    @Option(names = "--router", defaultValue = "127.0.0.1:50051", paramLabel = "HOST:PORT", scope = ScopeType.INHERIT,
             description = "The router's gRPC address. Default: ${DEFAULT-VALUE}.")
     String router;
 
-    @Option(names = "--json", description = "Print the answer as JSON (proto3 JSON mapping).")
+    @Option(names = "--json", scope = ScopeType.INHERIT, description = "Print the answer as JSON (proto3 JSON mapping).")
     boolean json;
 
-    @Option(names = "--timeout-s", defaultValue = "150", description = "Deadline of the call. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--timeout-s", defaultValue = "150", scope = ScopeType.INHERIT,
+            description = "Deadline of the call. Default: ${DEFAULT-VALUE}.")
     long timeoutSeconds;
 
     @Override
