@@ -7,6 +7,7 @@ import io.epserve.model.format.Fp8E4m3;
 import io.epserve.model.kernel.Kernels;
 import io.epserve.model.weights.ExpertWeights;
 import io.epserve.transport.CombineWriter;
+import io.epserve.transport.TransportException;
 import io.epserve.transport.WireLayout;
 import io.epserve.transport.sbe.BooleanType;
 import io.epserve.transport.sbe.DispatchDecoder;
@@ -29,7 +30,9 @@ import org.agrona.concurrent.UnsafeBuffer;
  * throws {@link DispatchRejectedException} and nothing is computed.
  *
  * <p><b>Compute</b> ({@link #execute}): the (row, slot) entries are grouped by expert, experts in ascending id, and
- * each expert runs {@link ExpertFfn#routed} once over all its rows (one pass over its weights per exchange). The
+ * each expert runs {@link ExpertFfn#routed} once over all its rows (one pass over its weights per exchange). Complete
+ * exchanges of the same layer from several attention workers can run together (one pass over each expert's weights
+ * for all of them, each exchange answered as if alone). The
  * routing weight enters inside the SwiGLU, as in the engine, so each combine row is that expert's contribution to the
  * token, already weighted, not yet summed (the attention worker adds them in its fixed order).
  *
@@ -73,12 +76,17 @@ public final class ExpertExecutor {
     private final AtomicLong wavesSent = new AtomicLong();
     private final AtomicLong busyNanos = new AtomicLong();
     private final AtomicLong rejected = new AtomicLong();
+    private final AtomicLong merged = new AtomicLong();
 
     // Grouping and compute scratch.
     private final int[] count;
     private final int[] start;
     private final int[] cursor;
     private int[] order = new int[0];
+    /** Which of the exchanges run together each ordered entry belongs to. */
+    private int[] orderExchange = new int[0];
+    /** Waves sent so far to each of the exchanges run together. */
+    private int[] wavesOf = new int[1];
     private int computeRows;
     private float[] xs = new float[0];
     private float[] g = new float[0];
@@ -86,6 +94,7 @@ public final class ExpertExecutor {
     private float[] y = new float[0];
     private double[] wt = new double[0];
     private int waveCapacity;
+    private int[] waveExchange = new int[0];
     private int[] waveToken = new int[0];
     private int[] waveExpert = new int[0];
     private int[] waveSlot = new int[0];
@@ -93,6 +102,9 @@ public final class ExpertExecutor {
     private final UnsafeBuffer codesView = new UnsafeBuffer();
     private final UnsafeBuffer scalesView = new UnsafeBuffer();
     private final Exchange single;
+    private final Exchange[] oneExchange = new Exchange[1];
+    private final CombineWriter[] oneOut = new CombineWriter[1];
+    private final RuntimeException[] oneFailed = new RuntimeException[1];
 
     /**
      * @param waveExperts experts per combine wave (1: send after every expert; 0: one wave at the end)
@@ -344,21 +356,62 @@ public final class ExpertExecutor {
      *
      * @param source this worker's id, the combines' source
      * @return the number of combine waves sent
+     * @throws io.epserve.transport.TransportException if a combine could not be sent
      */
     public int execute(Exchange ex, int source, CombineWriter out) {
+        oneExchange[0] = ex;
+        oneOut[0] = out;
+        try {
+            int waves = execute(oneExchange, oneOut, 1, source, oneFailed);
+            if (oneFailed[0] != null) {
+                throw oneFailed[0];
+            }
+            return waves;
+        } finally {
+            oneExchange[0] = null;
+            oneOut[0] = null;
+            oneFailed[0] = null;
+        }
+    }
+
+    /**
+     * Runs the experts of n complete exchanges of the same layer together (from different attention workers): each
+     * expert once over the rows of all of them, so its weights are read once for all their tokens instead of once per
+     * exchange. Exchange x's combines go to {@code outs[x]}, in waves numbered from 0 as if it ran alone (a wave
+     * carries only its own rows; a wave in which it has none is not sent to it), and the rows have the same bits as
+     * alone: the kernels compute each token alike in any batch. A combine that cannot be sent sets {@code failed[x]};
+     * nothing more goes to x and the others go on.
+     *
+     * @param source this worker's id, the combines' source
+     * @return the number of combine waves sent, over all exchanges
+     */
+    public int execute(Exchange[] exs, CombineWriter[] outs, int n, int source, RuntimeException[] failed) {
         long t0 = System.nanoTime();
         try {
-            return executeExchange(ex, source, out);
+            return executeExchanges(exs, outs, n, source, failed);
         } finally {
             busyNanos.addAndGet(System.nanoTime() - t0);
         }
     }
 
-    private int executeExchange(Exchange ex, int source, CombineWriter out) {
-        int layer = ex.layer;
+    private int executeExchanges(Exchange[] exs, CombineWriter[] outs, int n, int source, RuntimeException[] failed) {
+        int layer = exs[0].layer;
+        if (wavesOf.length < n) {
+            wavesOf = new int[Math.max(n, 2 * wavesOf.length)];
+        }
         Arrays.fill(count, 0);
-        for (int i = 0; i < ex.entries; i++) {
-            count[ex.entryExpert[i]]++;
+        int total = 0;
+        for (int x = 0; x < n; x++) {
+            Exchange ex = exs[x];
+            if (ex.layer != layer) {
+                throw new IllegalArgumentException("exchanges of layers " + layer + " and " + ex.layer + " run apart");
+            }
+            failed[x] = null;
+            wavesOf[x] = 0;
+            for (int i = 0; i < ex.entries; i++) {
+                count[ex.entryExpert[i]]++;
+            }
+            total += ex.entries;
         }
         int active = 0;
         int most = 0;
@@ -371,39 +424,56 @@ public final class ExpertExecutor {
                 most = Math.max(most, count[e]);
             }
         }
-        if (order.length < ex.entries) {
-            order = new int[Math.max(ex.entries, 2 * order.length)];
+        if (order.length < total) {
+            int cap = Math.max(total, 2 * order.length);
+            order = new int[cap];
+            orderExchange = new int[cap];
         }
-        for (int i = 0; i < ex.entries; i++) {
-            order[cursor[ex.entryExpert[i]]++] = i;
+        for (int x = 0; x < n; x++) {
+            Exchange ex = exs[x];
+            for (int i = 0; i < ex.entries; i++) {
+                int p = cursor[ex.entryExpert[i]]++;
+                order[p] = i;
+                orderExchange[p] = x;
+            }
+        }
+        if (n > 1) {
+            merged.addAndGet(n);
+        }
+        int sent = 0;
+        for (int x = 0; x < n; x++) {
+            if (exs[x].entries == 0) {
+                sent += send(exs[x], outs[x], source, 0, 0, -1, x, failed);
+            }
+        }
+        if (active == 0) {
+            return sent;
         }
         ensureCompute(most);
-        if (active == 0) {
-            out.begin(ex.epoch, source, ex.step, layer, ex.microBatch, 0, d, 0).end();
-            wavesSent.incrementAndGet();
-            return 1;
-        }
         int perWave = waveExperts == 0 ? active : Math.max(waveExperts, (active + MAX_WAVES - 1) / MAX_WAVES);
-        ensureWave(Math.min(ex.entries, (long) perWave * most));
-        int wave = 0;
+        ensureWave(Math.min(total, (long) perWave * most));
         int inWave = 0;
         int waveRows = 0;
         int done = 0;
         for (int e = 0; e < experts; e++) {
-            int n = count[e];
-            if (n == 0) {
+            int m = count[e];
+            if (m == 0) {
                 continue;
             }
-            for (int j = 0; j < n; j++) {
+            for (int j = 0; j < m; j++) {
+                Exchange ex = exs[orderExchange[start[e] + j]];
                 int i = order[start[e] + j];
                 System.arraycopy(ex.x, ex.entryRow[i] * d, xs, j * d, d);
                 wt[j] = ex.entryWeight[i];
             }
-            ExpertFfn.routed(kernels, c, weights.expert(layer, e), xs, n, wt, g, u, y);
-            rowsComputed.addAndGet(layer * experts + e, n);
+            ExpertFfn.routed(kernels, c, weights.expert(layer, e), xs, m, wt, g, u, y);
+            rowsComputed.addAndGet(layer * experts + e, m);
             expertCalls.incrementAndGet(layer * experts + e);
-            for (int j = 0; j < n; j++) {
+            for (int j = 0; j < m; j++) {
+                int x = orderExchange[start[e] + j];
+                Exchange ex = exs[x];
                 int i = order[start[e] + j];
+                waveExchange[waveRows] = x;
                 waveToken[waveRows] = ex.tokenIndex[ex.entryRow[i]];
                 waveExpert[waveRows] = e;
                 waveSlot[waveRows] = ex.entrySlot[i];
@@ -413,18 +483,57 @@ public final class ExpertExecutor {
             inWave++;
             done++;
             if (inWave == perWave || done == active) {
-                out.begin(ex.epoch, source, ex.step, layer, ex.microBatch, wave, d, waveRows);
-                for (int w = 0; w < waveRows; w++) {
-                    out.row(waveToken[w], waveExpert[w], waveSlot[w], staging, w * 2 * d);
+                for (int x = 0; x < n; x++) {
+                    int rows = 0;
+                    for (int w = 0; w < waveRows; w++) {
+                        rows += waveExchange[w] == x ? 1 : 0;
+                    }
+                    if (rows > 0) {
+                        sent += send(exs[x], outs[x], source, wavesOf[x]++, rows, waveRows, x, failed);
+                    }
                 }
-                out.end();
-                wavesSent.incrementAndGet();
-                wave++;
                 inWave = 0;
                 waveRows = 0;
+                if (allFailed(failed, n)) {
+                    return sent; // nobody left to send the remaining experts to
+                }
             }
         }
-        return wave;
+        return sent;
+    }
+
+    private static boolean allFailed(RuntimeException[] failed, int n) {
+        for (int x = 0; x < n; x++) {
+            if (failed[x] == null) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * One combine wave to exchange x: its {@code rows} rows among the first {@code waveRows} staged (none: the empty
+     * answer to an exchange without entries). Returns 1 if sent; a transport failure goes to failed[x].
+     */
+    private int send(Exchange ex, CombineWriter out, int source, int wave, int rows, int waveRows, int x,
+                     RuntimeException[] failed) {
+        if (failed[x] != null) {
+            return 0;
+        }
+        try {
+            out.begin(ex.epoch, source, ex.step, ex.layer, ex.microBatch, wave, d, rows);
+            for (int w = 0; w < waveRows; w++) {
+                if (waveExchange[w] == x) {
+                    out.row(waveToken[w], waveExpert[w], waveSlot[w], staging, w * 2 * d);
+                }
+            }
+            out.end();
+        } catch (TransportException e) {
+            failed[x] = e;
+            return 0;
+        }
+        wavesSent.incrementAndGet();
+        return 1;
     }
 
     /**
@@ -459,6 +568,7 @@ public final class ExpertExecutor {
     private void ensureWave(long rows) {
         if (rows > waveCapacity) {
             int n = (int) Math.max(rows, Math.min((long) maxTokens * topK, 2L * waveCapacity));
+            waveExchange = new int[n];
             waveToken = new int[n];
             waveExpert = new int[n];
             waveSlot = new int[n];
@@ -501,6 +611,12 @@ public final class ExpertExecutor {
     /** Nanoseconds spent in {@link #execute}: running experts and offering their combines (any thread may read). */
     public long busyNanos() {
         return busyNanos.get();
+    }
+
+    /** Exchanges that ran together with others of the same layer ({@link #execute(Exchange[], CombineWriter[], int,
+     *  int, RuntimeException[])} with more than one). */
+    public long mergedExchanges() {
+        return merged.get();
     }
 
     /** Dispatch messages refused. */

@@ -139,6 +139,7 @@ final class ExpertMembership implements AutoCloseable {
             g.put("exchanges", ex.exchanges());
             g.put("rows_computed", ex.rowsComputed());
             g.put("waves", ex.waves());
+            g.put("merged_exchanges", ex.mergedExchanges());
             g.put("rejected", ex.rejected());
             g.put("peers", (long) worker.peers());
             g.put("first_dispatch_ms", worker.firstDispatchMs());

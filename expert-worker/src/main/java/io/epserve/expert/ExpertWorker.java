@@ -25,6 +25,7 @@ import io.epserve.transport.sbe.HelloStatus;
 import io.epserve.transport.sbe.Role;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
@@ -521,8 +522,10 @@ public final class ExpertWorker implements AutoCloseable {
             }
         }
         return String.format(Locale.ROOT, "expert-worker %d: served %d exchanges, %d expert rows computed in %d expert "
-                        + "calls, %d waves; %d refused, %d malformed, %d from unknown sources",
-                options.workerId, executor.exchanges(), executor.rowsComputed(), calls, executor.waves(),
+                        + "calls (%d exchanges ran together with others of their layer), %d waves; %d refused, %d "
+                        + "malformed, %d from unknown sources",
+                options.workerId, executor.exchanges(), executor.rowsComputed(), calls, executor.mergedExchanges(),
+                executor.waves(),
                 executor.rejected(), malformedMessages(), unknownSourceDispatches());
     }
 
@@ -651,6 +654,8 @@ public final class ExpertWorker implements AutoCloseable {
         final CombineWriter combines;
         final ControlWriter control;
         final ExpertExecutor.Exchange exchange;
+        /** Its exchange is complete and waits in the agent's ready list to run (see WorkerAgent#runReady). */
+        boolean ready;
 
         Peer(long source, String replyChannel, int replyStream) {
             this.source = source;
@@ -668,9 +673,24 @@ public final class ExpertWorker implements AutoCloseable {
         }
     }
 
+    /**
+     * Polls both subscriptions and computes. A complete exchange does not run inside the fragment handler: it waits in
+     * the ready list until the poll returns, and then every ready exchange of the same layer runs together
+     * ({@link ExpertExecutor#execute(ExpertExecutor.Exchange[], CombineWriter[], int, int, RuntimeException[])}), so
+     * that when several attention workers wait on this worker each expert reads its weights once for all their tokens.
+     * One attention worker's micro-batches never meet here (each waits for the other's combine), but attention workers
+     * that share the expert workers do, above all when this worker is the busier side.
+     */
     private final class WorkerAgent implements Agent, WireHandler {
         private final Long2ObjectHashMap<Peer> peers = new Long2ObjectHashMap<>();
         private final Set<Long> unknownSources = new HashSet<>();
+        // the ready list and one batch of it; each peer is in the list at most once, so they grow with the peers only
+        private Peer[] ready = new Peer[4];
+        private int readyCount;
+        private Peer[] batchPeer = new Peer[4];
+        private ExpertExecutor.Exchange[] batchExchange = new ExpertExecutor.Exchange[4];
+        private CombineWriter[] batchOut = new CombineWriter[4];
+        private RuntimeException[] batchFailed = new RuntimeException[4];
         private MessageReceiver dispatchIn;
         private MessageReceiver controlIn;
         volatile int peerCount;
@@ -696,10 +716,80 @@ public final class ExpertWorker implements AutoCloseable {
         public int doWork() {
             Holding h = nextHolding.get();
             if (h != null && nextHolding.compareAndSet(h, null)) {
+                runReady(); // what was accepted under the old experts runs on them
                 switchTo(h);
                 return 1;
             }
-            return poll(controlIn) + poll(dispatchIn);
+            int work = poll(controlIn) + poll(dispatchIn);
+            if (readyCount > 0) {
+                runReady();
+                work++;
+            }
+            return work;
+        }
+
+        /** Runs the ready exchanges, those of one layer together, in the order their first one became ready. */
+        private void runReady() {
+            while (readyCount > 0) {
+                int layer = ready[0].exchange.layer();
+                int n = 0;
+                int kept = 0;
+                for (int i = 0; i < readyCount; i++) {
+                    Peer p = ready[i];
+                    ready[i] = null;
+                    if (peers.get(p.source) != p) {
+                        p.ready = false; // said goodbye or was given up meanwhile: nobody to answer
+                    } else if (p.exchange.layer() == layer) {
+                        p.ready = false;
+                        batchPeer[n] = p;
+                        batchExchange[n] = p.exchange;
+                        batchOut[n] = p.combines;
+                        n++;
+                    } else {
+                        ready[kept++] = p;
+                    }
+                }
+                readyCount = kept;
+                if (n > 0) {
+                    runBatch(n);
+                }
+            }
+        }
+
+        private void runBatch(int n) {
+            try {
+                executor.execute(batchExchange, batchOut, n, options.workerId, batchFailed);
+                for (int i = 0; i < n; i++) {
+                    if (batchFailed[i] != null) {
+                        dropPeer(batchPeer[i].source, "combine send failed: " + batchFailed[i].getMessage());
+                    }
+                }
+            } catch (RuntimeException e) {
+                for (int i = 0; i < n; i++) {
+                    ExpertExecutor.Exchange ex = batchExchange[i];
+                    log("dispatch of step " + ex.step() + " layer " + ex.layer() + " from attention worker "
+                            + batchPeer[i].source + " failed: " + e);
+                    sendError(batchPeer[i], ErrorCode.INTERNAL, "expert computation failed: " + e);
+                }
+            } finally {
+                Arrays.fill(batchPeer, 0, n, null);
+                Arrays.fill(batchExchange, 0, n, null);
+                Arrays.fill(batchOut, 0, n, null);
+                Arrays.fill(batchFailed, 0, n, null);
+            }
+        }
+
+        /** Room for every peer in the ready list and in one batch. */
+        private void fitPeers() {
+            int n = peers.size();
+            if (n > ready.length) {
+                int cap = Math.max(n, 2 * ready.length);
+                ready = Arrays.copyOf(ready, cap);
+                batchPeer = new Peer[cap];
+                batchExchange = new ExpertExecutor.Exchange[cap];
+                batchOut = new CombineWriter[cap];
+                batchFailed = new RuntimeException[cap];
+            }
         }
 
         /** Between exchanges: serve the new experts, tell the attention workers, unmap the old ones. */
@@ -777,6 +867,7 @@ public final class ExpertWorker implements AutoCloseable {
                     peer = new Peer(source, replyChannel, replyStream);
                     peers.put(source, peer);
                     peerCount = peers.size();
+                    fitPeers();
                 }
                 peer.control.hello(epoch, options.workerId, Role.EXPERT_WORKER, HelloStatus.READY, fingerprint,
                         channel, options.dispatchStream);
@@ -818,18 +909,24 @@ public final class ExpertWorker implements AutoCloseable {
                 unknownSource++;
                 return;
             }
+            if (peer.ready) {
+                runReady(); // its next exchange starts before the last one ran: run that first
+                if (peers.get(source) != peer) {
+                    onDispatch(dispatch); // given up while running: counted as from an unknown source
+                    return;
+                }
+            }
             ExpertExecutor.Exchange ex = peer.exchange;
             try {
                 if (executor.append(ex, dispatch)) {
-                    executor.execute(ex, options.workerId, peer.combines);
+                    peer.ready = true;
+                    ready[readyCount++] = peer;
                 }
             } catch (DispatchRejectedException e) {
                 sendError(peer, e.code(), e.getMessage());
-            } catch (TransportException e) {
-                dropPeer(source, "combine send failed: " + e.getMessage());
             } catch (RuntimeException e) {
                 log("dispatch of step " + ex.step() + " layer " + ex.layer() + " failed: " + e);
-                sendError(peer, ErrorCode.INTERNAL, "expert computation failed: " + e);
+                sendError(peer, ErrorCode.INTERNAL, "dispatch could not be read: " + e);
             }
         }
 

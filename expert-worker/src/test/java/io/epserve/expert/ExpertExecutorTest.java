@@ -269,6 +269,93 @@ class ExpertExecutorTest {
         }
     }
 
+    /** Appends every captured dispatch message to {@code into} (an exchange of {@code ex}). */
+    private static void appendAll(ExpertExecutor ex, ExpertExecutor.Exchange into, CaptureSink dispatches) {
+        dispatches.drainTo(new WireHandler() {
+            @Override
+            public void onDispatch(DispatchDecoder d) {
+                ex.append(into, d);
+            }
+        });
+    }
+
+    /**
+     * Exchanges of one layer from three attention workers (sources 3, 4, 5; the last without rows) run together: each
+     * expert once over all their rows, and each attention worker gets exactly what it gets alone, bit for bit, in
+     * waves numbered from 0 that carry only its own rows; the empty exchange gets its one empty combine. A combine
+     * that cannot be sent to one of them leaves the others served in full.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"exact", "fast"})
+    void exchangesOfOneLayerRunTogetherAsIfAlone(String kernels) {
+        List<List<Tiny.Row>> inputs = List.of(golden.rows(e -> e < 4), golden.rows(e -> e == 1 || e == 2), List.of());
+        int n = inputs.size();
+        try (Kernels k = KernelSets.create(kernels, 2)) {
+            List<Received> alone = new ArrayList<>();
+            for (int x = 0; x < n; x++) {
+                ExpertExecutor ex = new ExpertExecutor(weights, k, 1, 4096);
+                CaptureSink sink = new CaptureSink(2 << 20);
+                golden.dispatch(new DispatchWriter(sink), 20 + x, 3 + x, Tiny.LAYER, inputs.get(x));
+                alone.add(run(ex, sink, null));
+            }
+            for (boolean breakOne : new boolean[] {false, true}) {
+                ExpertExecutor ex = new ExpertExecutor(weights, k, 1, 4096);
+                ExpertExecutor.Exchange[] exs = new ExpertExecutor.Exchange[n];
+                CombineWriter[] outs = new CombineWriter[n];
+                CaptureSink[] combines = new CaptureSink[n];
+                for (int x = 0; x < n; x++) {
+                    exs[x] = ex.newExchange();
+                    CaptureSink sink = new CaptureSink(2 << 20);
+                    golden.dispatch(new DispatchWriter(sink), 20 + x, 3 + x, Tiny.LAYER, inputs.get(x));
+                    appendAll(ex, exs[x], sink);
+                    combines[x] = new CaptureSink(2 << 20);
+                    outs[x] = new CombineWriter(combines[x]);
+                }
+                if (breakOne) {
+                    outs[1] = new CombineWriter(new io.epserve.transport.MessageSink() {
+                        @Override
+                        public void send(org.agrona.DirectBuffer buffer, int offset, int length) {
+                            throw new io.epserve.transport.TransportException("peer gone");
+                        }
+
+                        @Override
+                        public int maxMessageLength() {
+                            return 2 << 20;
+                        }
+                    });
+                }
+                RuntimeException[] failed = new RuntimeException[n];
+                ex.execute(exs, outs, n, 7, failed);
+                assertEquals(breakOne, failed[1] != null);
+                assertEquals(null, failed[0]);
+                assertEquals(null, failed[2]);
+                for (int x = 0; x < n; x++) {
+                    if (breakOne && x == 1) {
+                        continue;
+                    }
+                    Received got = new Received();
+                    combines[x].drainTo(got);
+                    Received want = alone.get(x);
+                    assertEquals(want.combines, got.combines, "combine messages of exchange " + x);
+                    assertEquals(want.rows.size(), got.rows.size(), "rows of exchange " + x);
+                    for (int i = 0; i < want.rows.size(); i++) {
+                        Received.CombineRow a = want.rows.get(i);
+                        Received.CombineRow b = got.rows.get(i);
+                        assertEquals(List.of(a.step(), a.wave(), a.token(), a.expert(), a.slot()),
+                                List.of(b.step(), b.wave(), b.token(), b.expert(), b.slot()), "row " + i + " of " + x);
+                        assertTrue(java.util.Arrays.equals(a.bf16(), b.bf16()), "bits of row " + i + " of " + x);
+                    }
+                }
+                long entries = inputs.stream().flatMap(List::stream).mapToLong(r -> r.slots().size()).sum();
+                assertEquals(entries, ex.rowsComputed());
+                for (int e = 0; e < 4; e++) {
+                    assertEquals(1, ex.expertCalls(Tiny.LAYER, e), "expert " + e + " runs once for all three");
+                }
+                assertEquals(n, ex.mergedExchanges());
+            }
+        }
+    }
+
     @Test
     void anEmptyDispatchIsAnsweredByOneEmptyCombine() {
         try (Kernels k = KernelSets.create("exact", 1)) {

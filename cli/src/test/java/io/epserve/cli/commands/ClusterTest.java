@@ -210,6 +210,7 @@ class ClusterTest {
             Matcher m = ROWS.matcher(log);
             assertTrue(m.find(), "no summary line in " + w + ":\n" + log);
             rows += Long.parseLong(m.group(2));
+            System.out.println(log.lines().filter(l -> l.contains("served ")).findFirst().orElse(""));
         }
         return rows;
     }
