@@ -91,6 +91,7 @@ public final class ExpertWorker implements AutoCloseable {
         String kernels = "exact";
         int threads = Runtime.getRuntime().availableProcessors();
         int waveExperts = 1;
+        boolean mergeExchanges = true;
         int maxTokensPerDispatch = 4096;
         int workerId;
         String idle = "backoff";
@@ -163,6 +164,15 @@ public final class ExpertWorker implements AutoCloseable {
         /** Experts per combine wave (1: after every expert; 0: one wave at the end). */
         public Options waveExperts(int w) {
             this.waveExperts = w;
+            return this;
+        }
+
+        /**
+         * Whether the exchanges of one layer that several attention workers have waiting run together (each expert
+         * once over all their rows) or one at a time.
+         */
+        public Options mergeExchanges(boolean m) {
+            this.mergeExchanges = m;
             return this;
         }
 
@@ -445,14 +455,15 @@ public final class ExpertWorker implements AutoCloseable {
     public String readyLine() {
         int files = weights.mappedFiles().size();
         return String.format(Locale.ROOT, "expert-worker %d ready: model %s (%s), %s = %d experts, %.1f MiB of expert "
-                        + "weights in %d mapped file%s (%.1f MiB mapped), kernels %s x%d, waves of %s, max %d tokens "
-                        + "per dispatch; listening on %s (dispatch stream %d, control stream %d); aeron dir %s (%s "
-                        + "driver); pid %d",
+                        + "weights in %d mapped file%s (%.1f MiB mapped), kernels %s x%d, waves of %s, %s, max %d "
+                        + "tokens per dispatch; listening on %s (dispatch stream %d, control stream %d); aeron dir %s "
+                        + "(%s driver); pid %d",
                 options.workerId, options.model, modelFingerprint.substring(0, Math.min(19, modelFingerprint.length())),
                 placement.describe(), placement.size(), weights.expertBytes() / 1048576.0, files, files == 1 ? "" : "s",
                 weights.mappedBytes() / 1048576.0, kernels.name(), options.threads,
                 options.waveExperts == 0 ? "all experts" : options.waveExperts + " expert"
                         + (options.waveExperts == 1 ? "" : "s"),
+                options.mergeExchanges ? "one layer's waiting exchanges together" : "one exchange at a time",
                 options.maxTokensPerDispatch, channel, options.dispatchStream, options.controlStream,
                 driver.aeronDirectoryName(), driver.isEmbedded() ? "embedded" : "external",
                 ProcessHandle.current().pid()) + (membership == null ? "" : "; " + membership.describe())
@@ -739,7 +750,7 @@ public final class ExpertWorker implements AutoCloseable {
                     ready[i] = null;
                     if (peers.get(p.source) != p) {
                         p.ready = false; // said goodbye or was given up meanwhile: nobody to answer
-                    } else if (p.exchange.layer() == layer) {
+                    } else if (p.exchange.layer() == layer && (n == 0 || options.mergeExchanges)) {
                         p.ready = false;
                         batchPeer[n] = p;
                         batchExchange[n] = p.exchange;

@@ -47,6 +47,12 @@ public final class ExpertWorkerFlags {
             description = "Send a combine wave after every W experts (0: one wave at the end). Default: ${DEFAULT-VALUE}.")
     int waveExperts;
 
+    @Option(names = "--merge-exchanges", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "Run the exchanges of one layer that several attention workers have waiting together, each"
+                    + " expert once over all their rows (--no-merge-exchanges: one exchange at a time, each expert's"
+                    + " weights read once per attention worker). Default: ${DEFAULT-VALUE}.")
+    boolean mergeExchanges;
+
     @Option(names = "--max-tokens-per-dispatch", defaultValue = "4096", paramLabel = "N",
             description = "Refuse (with an Error message) a dispatch of more token rows. Default: ${DEFAULT-VALUE}.")
     int maxTokensPerDispatch;
@@ -106,6 +112,7 @@ public final class ExpertWorkerFlags {
                 .externalDriver(externalDriver)
                 .kernels(kernels)
                 .waveExperts(waveExperts)
+                .mergeExchanges(mergeExchanges)
                 .maxTokensPerDispatch(maxTokensPerDispatch)
                 .workerId(workerId)
                 .idle(idle)

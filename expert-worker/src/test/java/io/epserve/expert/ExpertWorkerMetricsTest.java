@@ -1,6 +1,7 @@
 package io.epserve.expert;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -95,5 +96,17 @@ class ExpertWorkerMetricsTest {
         new CommandLine(bad).parseArgs("--model", Tiny.dir().toString(), "--experts", "0-3", "--listen",
                 "127.0.0.1:40999", "--metrics-port", "-5");
         assertThrows(IllegalArgumentException.class, () -> bad.flags.toOptions());
+    }
+
+    @Test
+    void exchangesOfOneLayerRunTogetherUnlessTurnedOff() {
+        ExpertWorkerMain on = new ExpertWorkerMain();
+        new CommandLine(on).parseArgs("--model", Tiny.dir().toString(), "--experts", "0-3", "--listen",
+                "127.0.0.1:40999");
+        assertTrue(on.flags.toOptions().mergeExchanges);
+        ExpertWorkerMain off = new ExpertWorkerMain();
+        new CommandLine(off).parseArgs("--model", Tiny.dir().toString(), "--experts", "0-3", "--listen",
+                "127.0.0.1:40999", "--no-merge-exchanges");
+        assertFalse(off.flags.toOptions().mergeExchanges);
     }
 }

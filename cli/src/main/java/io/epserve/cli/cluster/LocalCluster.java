@@ -51,6 +51,7 @@ public final class LocalCluster implements AutoCloseable {
         boolean pin;
         String idle = "backoff";
         final List<String> jvmArgs = new ArrayList<>();
+        final List<String> expertArgs = new ArrayList<>();
         Path logDir;
         Integer routerPort;
         boolean ipc;
@@ -102,6 +103,8 @@ public final class LocalCluster implements AutoCloseable {
         public Options pin(boolean v) { pin = v; return this; }
         public Options idle(String v) { idle = v; return this; }
         public Options jvmArg(String v) { jvmArgs.add(v); return this; }
+        /** One more flag for every expert worker (e.g. --no-merge-exchanges). */
+        public Options expertArg(String v) { expertArgs.add(v); return this; }
         public Options logDir(Path v) { logDir = v; return this; }
     }
 
@@ -232,6 +235,7 @@ public final class LocalCluster implements AutoCloseable {
             args.addAll(List.of("--threads", o.expertThreads.toString()));
         }
         args.addAll(clusterFlags());
+        args.addAll(o.expertArgs);
         return launch("expert-worker", id, ep, args, logs, 1);
     }
 
@@ -357,6 +361,7 @@ public final class LocalCluster implements AutoCloseable {
                 if (o.expertThreads != null) {
                     args.addAll(List.of("--threads", o.expertThreads.toString()));
                 }
+                args.addAll(o.expertArgs);
                 cl.experts.add(cl.launch("expert-worker", i + 1, ep, args, logs, 1));
             }
             for (Worker w : cl.experts) {
@@ -457,6 +462,7 @@ public final class LocalCluster implements AutoCloseable {
         if (o.expertThreads != null) {
             ew.addAll(List.of("--threads", o.expertThreads.toString()));
         }
+        ew.addAll(o.expertArgs);
         experts.add(launch("expert-worker", 1, "ipc", ew, logs, 1));
         awaitReady(experts.get(0));
         awaitPort(attention.get(0), GRPC_PORT);

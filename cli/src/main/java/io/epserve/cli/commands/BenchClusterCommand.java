@@ -20,22 +20,25 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 @Command(name = "bench-cluster", mixinStandardHelpOptions = true,
         description = {
-            "Starts a local cluster (1 attention worker, --expert-workers expert workers), decodes a batch of random"
-                    + " prompts inside the attention worker and prints decode tokens/s, where the attention worker's"
+            "Starts a local cluster (--attention-workers attention workers, default 1, and --expert-workers expert"
+                    + " workers), decodes a batch of random prompts inside each attention worker and prints decode"
+                    + " tokens/s, where the attention worker's"
                     + " time went per step (attention, shared expert, dispatch, exposed wait for combines), the expert"
                     + " workers' own busy time per step (read from their /metrics, the prefill's share subtracted) and"
                     + " per-layer dispatch and round-trip latency percentiles.",
-            "--pin puts the attention worker on CPU 0 and the expert workers on CPU 1 (taskset). --compare-local then"
+            "--pin puts the attention workers on CPU 0 and the expert workers on CPU 1 (taskset). --compare-local then"
                     + " runs the single-process engine on the same batch in this process, with the cluster stopped,"
                     + " for the ratio.",
             "With --pin, before the cluster starts, a CPU check runs the expert workers' kernel on CPU 0 alone, on"
@@ -80,6 +83,12 @@ public final class BenchClusterCommand implements Callable<Integer> {
     @Option(names = "--expert-workers", defaultValue = "1", paramLabel = "N", description = "Default: ${DEFAULT-VALUE}.")
     int expertWorkers;
 
+    @Option(names = "--attention-workers", defaultValue = "1", paramLabel = "N",
+            description = "Attention workers sharing the expert workers, each decoding its own batch of --batch"
+                    + " sequences; their runs go at once, and the cluster figure is all their tokens over the slowest"
+                    + " run's time. Default: ${DEFAULT-VALUE}.")
+    int attentionWorkers;
+
     @Option(names = "--kernels", defaultValue = "fast", description = "exact or fast. Default: ${DEFAULT-VALUE}.")
     String kernels;
 
@@ -110,6 +119,10 @@ public final class BenchClusterCommand implements Callable<Integer> {
     @Option(names = "--log-dir", description = "Where the workers' logs go (default: a new temporary directory).")
     Path logDir;
 
+    @Option(names = "--expert-worker-arg", paramLabel = "ARG",
+            description = "Extra flag for every expert worker (repeatable), e.g. --no-merge-exchanges.")
+    List<String> expertWorkerArgs = new ArrayList<>();
+
     @Option(names = "--worker-jvm-arg", paramLabel = "ARG",
             description = "Extra JVM option for every worker process (repeatable), e.g. -XX:+PrintCompilation.")
     List<String> workerJvmArgs = new ArrayList<>();
@@ -121,6 +134,10 @@ public final class BenchClusterCommand implements Callable<Integer> {
         }
         if (ipc && expertWorkers != 1) {
             return CliErrors.usage("--ipc runs one expert worker, got --expert-workers " + expertWorkers);
+        }
+        if (attentionWorkers < 1 || attentionWorkers > 1 && (ipc || compareLocal)) {
+            return CliErrors.usage("--attention-workers must be >= 1, and 1 with --ipc or --compare-local, got "
+                    + attentionWorkers);
         }
         for (int m : microBatches) {
             if (m < 1 || m > 4) {
@@ -156,8 +173,9 @@ public final class BenchClusterCommand implements Callable<Integer> {
         LocalCluster.Options o = LocalCluster.options().model(model).expertWorkers(expertWorkers)
                 .microBatches(microBatches.get(0)).kernels(kernels).attentionThreads(perWorker)
                 .expertThreads(perWorker).pin(pin).idle(idle).logDir(logDir).expertTimeoutMs(60_000).metrics(true)
-                .ipc(ipc);
+                .ipc(ipc).attentionWorkers(attentionWorkers);
         workerJvmArgs.forEach(o::jvmArg);
+        expertWorkerArgs.forEach(o::expertArg);
         // With --compare-local the single process runs here between the cluster's runs, so that every round measures
         // both in the same minutes, and with the cluster stopped: its idle processes (the embedded media drivers'
         // polling above all) used 17-26 % of one core meanwhile, a handicap for the single process. So each round
@@ -175,24 +193,20 @@ public final class BenchClusterCommand implements Callable<Integer> {
                     }
                     cluster = LocalCluster.start(o);
                     if (warmup > 0) {
-                        var warm = AttentionWorkerGrpc.newBlockingStub(cluster.channel(0));
                         for (int m : microBatches) {
-                            warm.withDeadlineAfter(30, TimeUnit.MINUTES).decode(request("warm", prompts, warmup, m,
-                                    false));
+                            decodeAll(cluster, request("warm", prompts, warmup, m, false));
                         }
                     }
                 }
-                var stub = AttentionWorkerGrpc.newBlockingStub(cluster.channel(0));
                 for (int k = 0; k < ms; k++) {
                     int m = runM.get(k);
                     boolean ls = runLockstep.get(k);
                     // The measured request prefills too: the experts' busy time of the same prefill alone is
                     // subtracted.
                     double[] b0 = expertBusySeconds(cluster);
-                    stub.withDeadlineAfter(30, TimeUnit.MINUTES).decode(request("prefill", prompts, 0, m, ls));
+                    decodeAll(cluster, request("prefill", prompts, 0, m, ls));
                     double[] b1 = expertBusySeconds(cluster);
-                    DecodeResponse r = stub.withDeadlineAfter(30, TimeUnit.MINUTES)
-                            .decode(request("run", prompts, tokens, m, ls));
+                    List<DecodeResponse> rs = decodeAll(cluster, request("run", prompts, tokens, m, ls));
                     double[] b2 = expertBusySeconds(cluster);
                     double[] decodeBusy = null;
                     if (b0 != null && b1 != null && b2 != null) {
@@ -201,12 +215,25 @@ public final class BenchClusterCommand implements Callable<Integer> {
                             decodeBusy[i] = Math.max(0, (b2[i] - b1[i]) - (b1[i] - b0[i]));
                         }
                     }
-                    StepTiming t = r.getTiming();
-                    clusterTps[round][k] = t.getTokens() / t.getWallSeconds();
                     if (rounds > 1) {
                         System.out.printf("-- round %d of %d%n", round + 1, rounds);
                     }
-                    print(t, c, decodeBusy, ls);
+                    long allTokens = 0;
+                    double slowest = 0;
+                    for (int i = 0; i < rs.size(); i++) {
+                        StepTiming t = rs.get(i).getTiming();
+                        allTokens += t.getTokens();
+                        slowest = Math.max(slowest, t.getWallSeconds());
+                        if (rs.size() > 1) {
+                            System.out.printf("attention worker %d of %d:%n", i + 1, rs.size());
+                        }
+                        print(t, c, decodeBusy, ls);
+                    }
+                    clusterTps[round][k] = allTokens / slowest;
+                    if (rs.size() > 1) {
+                        System.out.printf("%d attention workers together: %.2f tokens/s (%d tokens, the slowest run"
+                                + " %.2f s)%n", rs.size(), clusterTps[round][k], allTokens, slowest);
+                    }
                 }
                 if (local != null) {
                     cluster.close();
@@ -240,6 +267,37 @@ public final class BenchClusterCommand implements Callable<Integer> {
             summary(labels, clusterTps, compareLocal ? localTps : null, pin && cpuCheck ? cpuPair : null);
         }
         return 0;
+    }
+
+    /** The same decode request to every attention worker, all at once; their answers in worker order. */
+    private static List<DecodeResponse> decodeAll(LocalCluster cluster, DecodeRequest request) {
+        int n = cluster.attentionWorkers().size();
+        List<DecodeResponse> answers = new ArrayList<>(Collections.nCopies(n, null));
+        List<Thread> threads = new ArrayList<>();
+        AtomicReference<StatusRuntimeException> failed = new AtomicReference<>();
+        for (int i = 0; i < n; i++) {
+            var stub = AttentionWorkerGrpc.newBlockingStub(cluster.channel(i));
+            int at = i;
+            threads.add(Thread.ofVirtual().start(() -> {
+                try {
+                    answers.set(at, stub.withDeadlineAfter(30, TimeUnit.MINUTES).decode(request));
+                } catch (StatusRuntimeException e) {
+                    failed.compareAndSet(null, e);
+                }
+            }));
+        }
+        for (Thread t : threads) {
+            try {
+                t.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while the attention workers decode");
+            }
+        }
+        if (failed.get() != null) {
+            throw failed.get();
+        }
+        return answers;
     }
 
     /** Prints and returns how fast CPUs 0 and 1 compute together relative to alone (NaN if it cannot tell). */

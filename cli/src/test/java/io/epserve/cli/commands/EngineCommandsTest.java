@@ -141,6 +141,24 @@ class EngineCommandsTest {
         assertEquals(2, m.exit(), m.err());
         assertTrue(m.err().contains("--micro-batches must be 1..4"), m.err());
         assertEquals(2, run("bench-cluster", "--model", TINY.toString(), "--rounds", "0").exit());
+        Run aw = run("bench-cluster", "--model", TINY.toString(), "--attention-workers", "2", "--compare-local");
+        assertEquals(2, aw.exit(), aw.err());
+        assertTrue(aw.err().contains("--attention-workers must be >= 1, and 1 with --ipc or --compare-local"),
+                aw.err());
+        assertEquals(2, run("bench-cluster", "--model", TINY.toString(), "--attention-workers", "0").exit());
+    }
+
+    /** Two attention workers share one expert worker (run one exchange at a time there): both decode, one figure. */
+    @Test
+    void benchClusterDrivesSeveralAttentionWorkersAtOnce() {
+        Run r = run("bench-cluster", "--model", TINY.toString(), "--attention-workers", "2", "--batch", "2",
+                "--prompt-tokens", "4", "--tokens", "3", "--warmup", "1", "--micro-batches", "1",
+                "--expert-worker-arg=--no-merge-exchanges", "--kernels", "exact");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("attention worker 1 of 2:") && r.out().contains("attention worker 2 of 2:"),
+                r.out());
+        assertTrue(r.out().contains("2 attention workers together: "), r.out());
+        assertTrue(r.out().contains("(12 tokens, the slowest run"), r.out());
     }
 
     @Test

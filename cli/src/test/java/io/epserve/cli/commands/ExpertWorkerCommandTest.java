@@ -28,7 +28,8 @@ class ExpertWorkerCommandTest {
         EngineCommandsTest.Run r = run("expert-worker", "--help");
         assertEquals(0, r.exit(), r.err());
         for (String flag : new String[] {"--model", "--experts", "--placement", "--listen", "--aeron-dir",
-                "--external-driver", "--kernels", "--threads", "--wave-experts", "--max-tokens-per-dispatch"}) {
+                "--external-driver", "--kernels", "--threads", "--wave-experts", "--[no-]merge-exchanges",
+                "--max-tokens-per-dispatch"}) {
             assertTrue(r.out().contains(flag), flag + " in\n" + r.out());
         }
         assertTrue(run("--help").out().contains("expert-worker"));
