@@ -689,8 +689,8 @@ public final class ExpertWorker implements AutoCloseable {
      * the ready list until the poll returns, and then every ready exchange of the same layer runs together
      * ({@link ExpertExecutor#execute(ExpertExecutor.Exchange[], CombineWriter[], int, int, RuntimeException[])}), so
      * that when several attention workers wait on this worker each expert reads its weights once for all their tokens.
-     * One attention worker's micro-batches never meet here (each waits for the other's combine), but attention workers
-     * that share the expert workers do, above all when this worker is the busier side.
+     * Nothing is held back to wait for others, so exchanges meet only when this worker is behind. One attention
+     * worker's micro-batches do not meet here: when the second sends layer l, the first one's layer l already runs.
      */
     private final class WorkerAgent implements Agent, WireHandler {
         private final Long2ObjectHashMap<Peer> peers = new Long2ObjectHashMap<>();
@@ -930,6 +930,10 @@ public final class ExpertWorker implements AutoCloseable {
             ExpertExecutor.Exchange ex = peer.exchange;
             try {
                 if (executor.append(ex, dispatch)) {
+                    if (readyCount == ready.length) {
+                        // a peer replaced (Hello from a new channel) within this poll left its stale entry here
+                        ready = Arrays.copyOf(ready, 2 * ready.length);
+                    }
                     peer.ready = true;
                     ready[readyCount++] = peer;
                 }
