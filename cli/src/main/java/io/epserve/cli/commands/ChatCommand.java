@@ -25,7 +25,8 @@ import picocli.CommandLine.Parameters;
                 + " stderr, content to stdout, tool calls at the end. --json prints every streamed message as one JSON"
                 + " line (token ids included).")
 public final class ChatCommand implements Callable<Integer> {
-    @Option(names = "--target", required = true, paramLabel = "HOST:PORT", description = "The router.")
+    @Option(names = "--target", defaultValue = "127.0.0.1:50051", paramLabel = "HOST:PORT",
+            description = "The router (what `epserve up` serves). Default: ${DEFAULT-VALUE}.")
     String target;
 
     @Option(names = "--thinking", defaultValue = "chat", description = "chat, thinking or max. Default: ${DEFAULT-VALUE}.")

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.epserve.cli.Main;
 import io.epserve.model.text.PythonJson;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
@@ -42,6 +43,15 @@ class ChatCommandsTest {
                 "--thinking", "chat");
         assertEquals(0, r.exit(), r.err());
         assertEquals(Files.readString(FIXTURES.resolve("test_output_4.txt"), StandardCharsets.UTF_8), r.out());
+    }
+
+    /** Like admin and bench, chat asks the router that `epserve up` serves unless told otherwise. */
+    @Test
+    void chatAsksTheLocalRouterByDefault() {
+        var r = Main.commandLine().parseArgs("chat", "hi");
+        assertEquals("127.0.0.1:50051", ((ChatCommand) r.subcommand().commandSpec().userObject()).target);
+        r = Main.commandLine().parseArgs("chat", "--target", "10.1.2.3:7000", "hi");
+        assertEquals("10.1.2.3:7000", ((ChatCommand) r.subcommand().commandSpec().userObject()).target);
     }
 
     @Test
