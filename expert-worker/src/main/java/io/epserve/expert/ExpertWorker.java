@@ -695,7 +695,7 @@ public final class ExpertWorker implements AutoCloseable {
     private final class WorkerAgent implements Agent, WireHandler {
         private final Long2ObjectHashMap<Peer> peers = new Long2ObjectHashMap<>();
         private final Set<Long> unknownSources = new HashSet<>();
-        // the ready list and one batch of it; each peer is in the list at most once, so they grow with the peers only
+        // the ready list and one batch of it (see growReady)
         private Peer[] ready = new Peer[4];
         private int readyCount;
         private Peer[] batchPeer = new Peer[4];
@@ -790,17 +790,18 @@ public final class ExpertWorker implements AutoCloseable {
             }
         }
 
-        /** Room for every peer in the ready list and in one batch. */
-        private void fitPeers() {
-            int n = peers.size();
-            if (n > ready.length) {
-                int cap = Math.max(n, 2 * ready.length);
-                ready = Arrays.copyOf(ready, cap);
-                batchPeer = new Peer[cap];
-                batchExchange = new ExpertExecutor.Exchange[cap];
-                batchOut = new CombineWriter[cap];
-                batchFailed = new RuntimeException[cap];
-            }
+        /**
+         * Twice the room in the ready list and in a batch (a batch is taken from the list). Each peer is in the list at
+         * most once (plus, for one poll, the stale entry of a peer replaced by a Hello from a new channel), so this
+         * happens only as peers come.
+         */
+        private void growReady() {
+            int cap = 2 * ready.length;
+            ready = Arrays.copyOf(ready, cap);
+            batchPeer = new Peer[cap];
+            batchExchange = new ExpertExecutor.Exchange[cap];
+            batchOut = new CombineWriter[cap];
+            batchFailed = new RuntimeException[cap];
         }
 
         /** Between exchanges: serve the new experts, tell the attention workers, unmap the old ones. */
@@ -878,7 +879,6 @@ public final class ExpertWorker implements AutoCloseable {
                     peer = new Peer(source, replyChannel, replyStream);
                     peers.put(source, peer);
                     peerCount = peers.size();
-                    fitPeers();
                 }
                 peer.control.hello(epoch, options.workerId, Role.EXPERT_WORKER, HelloStatus.READY, fingerprint,
                         channel, options.dispatchStream);
@@ -912,6 +912,10 @@ public final class ExpertWorker implements AutoCloseable {
             }
             long source = dispatch.source();
             Peer peer = peers.get(source);
+            if (peer != null && peer.ready) {
+                runReady(); // its next exchange starts before the last one ran: run that first
+                peer = peers.get(source); // gone if its combines could not be sent
+            }
             if (peer == null) {
                 // Log before counting, so anyone who sees the count also sees the reason.
                 if (unknownSources.add(source)) {
@@ -920,19 +924,11 @@ public final class ExpertWorker implements AutoCloseable {
                 unknownSource++;
                 return;
             }
-            if (peer.ready) {
-                runReady(); // its next exchange starts before the last one ran: run that first
-                if (peers.get(source) != peer) {
-                    onDispatch(dispatch); // given up while running: counted as from an unknown source
-                    return;
-                }
-            }
             ExpertExecutor.Exchange ex = peer.exchange;
             try {
                 if (executor.append(ex, dispatch)) {
                     if (readyCount == ready.length) {
-                        // a peer replaced (Hello from a new channel) within this poll left its stale entry here
-                        ready = Arrays.copyOf(ready, 2 * ready.length);
+                        growReady();
                     }
                     peer.ready = true;
                     ready[readyCount++] = peer;
