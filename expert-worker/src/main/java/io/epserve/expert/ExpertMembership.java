@@ -40,6 +40,8 @@ final class ExpertMembership implements AutoCloseable {
     private final Ticker ticker;
     private volatile boolean draining;
     private long lastGaugesMs;
+    /** The newest current table read so far (ticker thread only); see {@link #tick}. */
+    private PlacementTable newestCurrent;
 
     private ExpertMembership(ExpertWorker worker, ControlPlane plane, Consumer<String> log) {
         this.worker = worker;
@@ -76,7 +78,14 @@ final class ExpertMembership implements AutoCloseable {
     }
 
     private void tick() {
-        PlacementTable current = node.current();
+        // Epochs only grow. A read that goes back (seen once in CI, right after an expert worker was killed: epoch 1
+        // read again after epoch 2, which made this worker drop experts that attention workers stepping with epoch 2
+        // still sent it) is not the placement: keep the newest table seen.
+        PlacementTable read = node.current();
+        if (read != null && (newestCurrent == null || read.epoch() >= newestCurrent.epoch())) {
+            newestCurrent = read;
+        }
+        PlacementTable current = newestCurrent;
         PlacementTable target = node.target();
         List<MemberInfo> live = node.liveMembers();
         boolean allSwitched = true;
