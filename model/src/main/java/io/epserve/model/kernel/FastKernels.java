@@ -561,6 +561,7 @@ public final class FastKernels implements Kernels {
         final float[] r = new float[MAX_TILE];
         final double[] rd = new double[MAX_TILE];
         final boolean[] rare = new boolean[MAX_CHUNK_ROWS * MAX_TILE];
+        final int[] rows = new int[MAX_CHUNK_ROWS * MAX_TILE];
     }
 
     /**
@@ -713,28 +714,36 @@ public final class FastKernels implements Kernels {
             }
         }
 
-        /** One FP4 token over the chunk's rows [i0, i1) that are not rare, two rows per kernel call. */
+        /**
+         * One FP4 token over the chunk's rows [i0, i1) that are not rare, two rows per kernel call: the k-th with the
+         * (k + h)-th of the 2h (+ 1) rows. The two rows of a call are half a chunk apart, two weight streams in
+         * different pages that the memory system fetches at once; neighbouring rows are one stream. From DRAM this
+         * took 0.71-0.81x the time of neighbouring pairs (512x1024 to 4096x2048, one thread, paired rounds; two
+         * threads 0.75-0.89x), from cache the same (0.94-0.99x). Same operations per row, same bits.
+         */
         private void fp4x1Rows(int i0, int i1, int c0, int c1, float[] x, long xo, LinearScratch sc, int a0, int span) {
             long rowBytes = cols >>> 1;
             long rowScales = cols >>> 5;
-            int held = -1;
+            int[] rows = sc.rows;
+            int m = 0;
             for (int i = i0; i < i1; i++) {
-                if (sc.rare[i - i0]) {
-                    continue;
+                if (!sc.rare[i - i0]) {
+                    rows[m++] = i;
                 }
-                if (held < 0) {
-                    held = i;
-                    continue;
-                }
-                long r0 = rowStart + held;
-                long r1 = rowStart + i;
-                TileKernels.fp4x1Pair(w, r0 * rowBytes, r1 * rowBytes, s, r0 * rowScales, r1 * rowScales, c0, c1, x, xo,
-                        sc.acc, a0 + (held - i0) * span, a0 + (i - i0) * span);
-                held = -1;
             }
-            if (held >= 0) {
-                long r0 = rowStart + held;
-                TileKernels.fp4x1(w, r0 * rowBytes, s, r0 * rowScales, c0, c1, x, xo, sc.acc, a0 + (held - i0) * span);
+            int h = m >>> 1;
+            for (int k = 0; k < h; k++) {
+                int i = rows[k];
+                int j = rows[k + h];
+                long r0 = rowStart + i;
+                long r1 = rowStart + j;
+                TileKernels.fp4x1Pair(w, r0 * rowBytes, r1 * rowBytes, s, r0 * rowScales, r1 * rowScales, c0, c1, x, xo,
+                        sc.acc, a0 + (i - i0) * span, a0 + (j - i0) * span);
+            }
+            if ((m & 1) != 0) {
+                int i = rows[m - 1];
+                long r0 = rowStart + i;
+                TileKernels.fp4x1(w, r0 * rowBytes, s, r0 * rowScales, c0, c1, x, xo, sc.acc, a0 + (i - i0) * span);
             }
         }
 
