@@ -46,7 +46,7 @@ import jdk.incubator.vector.VectorSpecies;
  * block of 4 and then one token at a time, 5-7 tokens decoded every group twice and 2-3 tokens paid a store-to-load
  * round trip per token and group: 1.15-1.45x slower); {@code xR} runs a single leftover token; {@code fp4x1} and
  * {@code fp8x1} are the 1-token kernels, each weight vector decoded straight into the chain (for FP8 1.7x the dq
- * store-and-reload version), and {@code fp4x1Pair} runs {@code fp4x1} for two rows per call. The bf16 and f32 kernels (small matrices here) run blocks of 4 ({@code xB4},
+ * store-and-reload version), and {@code fp4x1Quad} runs {@code fp4x1} for four rows per call. The bf16 and f32 kernels (small matrices here) run blocks of 4 ({@code xB4},
  * {@code xX4}) and the 1-3 leftover tokens one at a time ({@code xR}). C2 is sensitive to shape here, each rule
  * measured:
  * <ul>
@@ -687,64 +687,62 @@ final class TileKernels {
     }
 
     /**
-     * {@link #fp4x1} for two rows at once (rows at bytes wo and wo2, scales at so and so2, accumulators at ao and
-     * ao2): each row's operations exactly as there, so the same bits, with four FMA chains in flight and each
-     * activation vector loaded once for both rows. The rows of an expert's matrices are short (4-8 groups), and
-     * one row per call paid its call, accumulator load and store and a latency-bound tail per row: a 1024x512
-     * product took 1.34x the time of a 128x4096 one with the same work. With pairs and longer row chunks
-     * (FastKernels) a 1024x512 product takes 0.84-0.88x and a 512x1024 one 0.91x the time (paired rounds, hot).
+     * {@link #fp4x1} for four rows at once (rows at bytes wo0..wo3, scales at so0..so3, accumulators at ao0..ao3), one
+     * group of each per iteration: each row's operations exactly as there (a chain from zero per group, then the
+     * scale FMA into its accumulator in column order), so the same bits, with four FMA chains in flight and each
+     * activation vector loaded once for all four rows. FastKernels gives it rows a quarter of a row chunk apart:
+     * four weight streams that the memory system fetches at once. Against two rows half a chunk apart per call
+     * (itself 0.71-0.81x the time of two neighbouring rows from DRAM), paired rounds, one thread: 512x1024 0.93-0.94,
+     * 1024x512 0.96-0.98, 2048x4096 0.96 from DRAM, 0.92-0.94 from cache; two threads from DRAM 0.85-0.90. The rows
+     * of an expert's matrices are short (4-8 groups), so one row per call also paid its call and accumulator load
+     * and store per row (a 1024x512 product took 1.34x the time of a 128x4096 one with the same work).
      */
-    static void fp4x1Pair(MemorySegment w, long wo, long wo2, MemorySegment s, long so, long so2, int c0, int c1,
-                          float[] x, long xo, float[] acc, int ao, int ao2) {
-        FloatVector a = FloatVector.fromArray(FS, acc, ao);
+    static void fp4x1Quad(MemorySegment w, long wo0, long wo1, long wo2, long wo3, MemorySegment s, long so0,
+            long so1, long so2, long so3, int c0, int c1, float[] x, long xo, float[] acc, int ao0, int ao1, int ao2,
+            int ao3) {
+        FloatVector a0 = FloatVector.fromArray(FS, acc, ao0);
+        FloatVector a1 = FloatVector.fromArray(FS, acc, ao1);
         FloatVector a2 = FloatVector.fromArray(FS, acc, ao2);
-        int c = c0;
-        for (; c + 2 * GROUP <= c1; c += 2 * GROUP) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            IntVector r = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1) + GROUP / 2, LE);
+        FloatVector a3 = FloatVector.fromArray(FS, acc, ao3);
+        for (int c = c0; c < c1; c += GROUP) {
+            IntVector q0 = IntVector.fromMemorySegment(IS, w, wo0 + (c >>> 1), LE);
+            IntVector q1 = IntVector.fromMemorySegment(IS, w, wo1 + (c >>> 1), LE);
             IntVector q2 = IntVector.fromMemorySegment(IS, w, wo2 + (c >>> 1), LE);
-            IntVector r2 = IntVector.fromMemorySegment(IS, w, wo2 + (c >>> 1) + GROUP / 2, LE);
-            long sa = so + (c >>> 5);
-            long sa2 = so2 + (c >>> 5);
-            int sq = L == 16 ? s.get(INT_LE, sa) : s.get(SHORT_LE, sa) & 0xffff;
-            int sr = L == 16 ? s.get(INT_LE, sa + GROUP / 32) : s.get(SHORT_LE, sa + GROUP / 32) & 0xffff;
-            int sq2 = L == 16 ? s.get(INT_LE, sa2) : s.get(SHORT_LE, sa2) & 0xffff;
-            int sr2 = L == 16 ? s.get(INT_LE, sa2 + GROUP / 32) : s.get(SHORT_LE, sa2 + GROUP / 32) & 0xffff;
-            FloatVector sv = IntVector.broadcast(IS, sq).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            FloatVector sw = IntVector.broadcast(IS, sr).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            FloatVector sv2 = IntVector.broadcast(IS, sq2).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            FloatVector sw2 = IntVector.broadcast(IS, sr2).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
+            IntVector q3 = IntVector.fromMemorySegment(IS, w, wo3 + (c >>> 1), LE);
             int xq = (int) (xo >>> 2) + c;
-            int xr = xq + GROUP;
             FloatVector xv = FloatVector.fromArray(FS, x, xq);
-            FloatVector xw = FloatVector.fromArray(FS, x, xr);
-            FloatVector b = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, FloatVector.zero(FS));
-            FloatVector e = r.selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xw, FloatVector.zero(FS));
+            FloatVector b0 = q0.selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, FloatVector.zero(FS));
+            FloatVector b1 = q1.selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, FloatVector.zero(FS));
             FloatVector b2 = q2.selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, FloatVector.zero(FS));
-            FloatVector e2 = r2.selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xw, FloatVector.zero(FS));
+            FloatVector b3 = q3.selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, FloatVector.zero(FS));
             for (int j = 1; j < 8; j++) {
                 xv = FloatVector.fromArray(FS, x, xq + j * L);
-                xw = FloatVector.fromArray(FS, x, xr + j * L);
-                b = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, b);
-                e = r.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xw, e);
+                b0 = q0.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, b0);
+                b1 = q1.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, b1);
                 b2 = q2.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, b2);
-                e2 = r2.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xw, e2);
+                b3 = q3.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, b3);
             }
-            a = b.fma(sv, a);
-            a = e.fma(sw, a);
-            a2 = b2.fma(sv2, a2);
-            a2 = e2.fma(sw2, a2);
+            FloatVector s0 = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so0 + (c >>> 5))
+                    : s.get(SHORT_LE, so0 + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            a0 = b0.fma(s0, a0);
+            FloatVector s1 = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so1 + (c >>> 5))
+                    : s.get(SHORT_LE, so1 + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            a1 = b1.fma(s1, a1);
+            FloatVector s2 = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so2 + (c >>> 5))
+                    : s.get(SHORT_LE, so2 + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            a2 = b2.fma(s2, a2);
+            FloatVector s3 = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so3 + (c >>> 5))
+                    : s.get(SHORT_LE, so3 + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
+                    .reinterpretAsFloats();
+            a3 = b3.fma(s3, a3);
         }
-        a.intoArray(acc, ao);
+        a0.intoArray(acc, ao0);
+        a1.intoArray(acc, ao1);
         a2.intoArray(acc, ao2);
-        if (c < c1) {
-            fp4R(1, 0, w, wo, s, so, c, c1, x, xo, acc, ao);
-            fp4R(1, 0, w, wo2, s, so2, c, c1, x, xo, acc, ao2);
-        }
+        a3.intoArray(acc, ao3);
     }
 
     /**

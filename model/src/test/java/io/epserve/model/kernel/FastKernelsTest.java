@@ -414,13 +414,13 @@ class FastKernelsTest {
     }
 
     /**
-     * One token runs two rows per kernel call: with an odd row count (the last row alone), rare-scale rows between
-     * (skipped by the pairs, computed by the scalar path) and an odd group count (each row's last group alone), every
-     * row must still equal that token's row in a 3-token tile (another kernel), bit for bit.
+     * One token runs four rows a quarter of a chunk apart per kernel call: with a row count that leaves rows over
+     * (run one at a time), rare-scale rows between (skipped by the quads, computed by the scalar path) and an odd
+     * group count, every row must still equal that token's row in a 3-token tile (another kernel), bit for bit.
      */
     @ParameterizedTest
     @ValueSource(booleans = {false, true})
-    void fp4OneTokenRowPairsMatchTheTile(boolean mt) {
+    void fp4OneTokenRowQuadsMatchTheTile(boolean mt) {
         SplittableRandom r = new SplittableRandom(13);
         Fp4Matrix w = fp4(r, 97, 640);
         for (int row : new int[] {7, 50, 51}) {
