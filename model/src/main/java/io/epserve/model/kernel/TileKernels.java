@@ -815,6 +815,98 @@ final class TileKernels {
 
 
     /**
+     * {@link #fp8x1} for four rows at once (rows at bytes wo0..wo3, their block scales at so0..so3, accumulators at
+     * ao0..ao3), as {@link #fp4x1Quad}: four weight streams, each row's operations exactly as there. A group whose
+     * codes include a subnormal in any of the four rows decodes all four the exact slow way, which gives the same
+     * values as the fast decode wherever that one is exact.
+     */
+    static void fp8x1Quad(MemorySegment w, long wo0, long wo1, long wo2, long wo3, MemorySegment s, long so0,
+            long so1, long so2, long so3, int c0, int c1, float[] x, long xo, float[] acc, int ao0, int ao1, int ao2,
+            int ao3) {
+        FloatVector a0 = FloatVector.fromArray(FS, acc, ao0);
+        FloatVector a1 = FloatVector.fromArray(FS, acc, ao1);
+        FloatVector a2 = FloatVector.fromArray(FS, acc, ao2);
+        FloatVector a3 = FloatVector.fromArray(FS, acc, ao3);
+        int x0 = (int) (xo >>> 2);
+        for (int c = c0; c < c1; c += GROUP) {
+            int xt = x0 + c;
+            FloatVector b0 = FloatVector.zero(FS);
+            FloatVector b1 = FloatVector.zero(FS);
+            FloatVector b2 = FloatVector.zero(FS);
+            FloatVector b3 = FloatVector.zero(FS);
+            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo0 + c, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector h0 = ByteVector.fromMemorySegment(BG, w, wo0 + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo1 + c, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector h1 = ByteVector.fromMemorySegment(BG, w, wo1 + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector g2 = ByteVector.fromMemorySegment(BG, w, wo2 + c, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector h2 = ByteVector.fromMemorySegment(BG, w, wo2 + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector g3 = ByteVector.fromMemorySegment(BG, w, wo3 + c, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector h3 = ByteVector.fromMemorySegment(BG, w, wo3 + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
+            if (g0.compare(VectorOperators.ULT, (byte) 7).or(h0.compare(VectorOperators.ULT, (byte) 7))
+                    .or(g1.compare(VectorOperators.ULT, (byte) 7)).or(h1.compare(VectorOperators.ULT, (byte) 7))
+                    .or(g2.compare(VectorOperators.ULT, (byte) 7)).or(h2.compare(VectorOperators.ULT, (byte) 7))
+                    .or(g3.compare(VectorOperators.ULT, (byte) 7)).or(h3.compare(VectorOperators.ULT, (byte) 7))
+                    .anyTrue()) {
+                for (int j = 0; j < 8; j++) {
+                    FloatVector xv = FloatVector.fromArray(FS, x, xt + j * L);
+                    IntVector cw0 = (IntVector) ByteVector.fromMemorySegment(BS, w, wo0 + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    IntVector mag0 = cw0.lanewise(LSHL, 20).and(0x07f00000);
+                    VectorMask<Integer> sub0 = mag0.compare(VectorOperators.LT, 0x00800000);
+                    b0 = mag0.add(120 << 23).lanewise(ADD, 1 << 23, sub0).reinterpretAsFloats()
+                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub0.cast(FS))
+                            .reinterpretAsInts().or(cw0.and(0x80000000)).reinterpretAsFloats().fma(xv, b0);
+                    IntVector cw1 = (IntVector) ByteVector.fromMemorySegment(BS, w, wo1 + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    IntVector mag1 = cw1.lanewise(LSHL, 20).and(0x07f00000);
+                    VectorMask<Integer> sub1 = mag1.compare(VectorOperators.LT, 0x00800000);
+                    b1 = mag1.add(120 << 23).lanewise(ADD, 1 << 23, sub1).reinterpretAsFloats()
+                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub1.cast(FS))
+                            .reinterpretAsInts().or(cw1.and(0x80000000)).reinterpretAsFloats().fma(xv, b1);
+                    IntVector cw2 = (IntVector) ByteVector.fromMemorySegment(BS, w, wo2 + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    IntVector mag2 = cw2.lanewise(LSHL, 20).and(0x07f00000);
+                    VectorMask<Integer> sub2 = mag2.compare(VectorOperators.LT, 0x00800000);
+                    b2 = mag2.add(120 << 23).lanewise(ADD, 1 << 23, sub2).reinterpretAsFloats()
+                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub2.cast(FS))
+                            .reinterpretAsInts().or(cw2.and(0x80000000)).reinterpretAsFloats().fma(xv, b2);
+                    IntVector cw3 = (IntVector) ByteVector.fromMemorySegment(BS, w, wo3 + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0);
+                    IntVector mag3 = cw3.lanewise(LSHL, 20).and(0x07f00000);
+                    VectorMask<Integer> sub3 = mag3.compare(VectorOperators.LT, 0x00800000);
+                    b3 = mag3.add(120 << 23).lanewise(ADD, 1 << 23, sub3).reinterpretAsFloats()
+                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub3.cast(FS))
+                            .reinterpretAsInts().or(cw3.and(0x80000000)).reinterpretAsFloats().fma(xv, b3);
+                }
+            } else {
+                for (int j = 0; j < 8; j++) {
+                    FloatVector xv = FloatVector.fromArray(FS, x, xt + j * L);
+                    b0 = ((IntVector) ByteVector.fromMemorySegment(BS, w, wo0 + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0)).lanewise(LSHL, 20).and(0x87f00000)
+                            .reinterpretAsFloats().mul(0x1p120f).fma(xv, b0);
+                    b1 = ((IntVector) ByteVector.fromMemorySegment(BS, w, wo1 + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0)).lanewise(LSHL, 20).and(0x87f00000)
+                            .reinterpretAsFloats().mul(0x1p120f).fma(xv, b1);
+                    b2 = ((IntVector) ByteVector.fromMemorySegment(BS, w, wo2 + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0)).lanewise(LSHL, 20).and(0x87f00000)
+                            .reinterpretAsFloats().mul(0x1p120f).fma(xv, b2);
+                    b3 = ((IntVector) ByteVector.fromMemorySegment(BS, w, wo3 + c + (long) j * L, LE)
+                            .convertShape(VectorOperators.B2I, IS, 0)).lanewise(LSHL, 20).and(0x87f00000)
+                            .reinterpretAsFloats().mul(0x1p120f).fma(xv, b3);
+                }
+            }
+            a0 = b0.fma(FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so0 + (c >>> 7)) & 0xff]), a0);
+            a1 = b1.fma(FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so1 + (c >>> 7)) & 0xff]), a1);
+            a2 = b2.fma(FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so2 + (c >>> 7)) & 0xff]), a2);
+            a3 = b3.fma(FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so3 + (c >>> 7)) & 0xff]), a3);
+        }
+        a0.intoArray(acc, ao0);
+        a1.intoArray(acc, ao1);
+        a2.intoArray(acc, ao2);
+        a3.intoArray(acc, ao3);
+    }
+
+    /**
      * {@link #fp8}, the 2 tokens [t, t + 2) left after the blocks of 8 (T - t = 2), one decode per group and the
      * accumulators in registers; the same operations per token as {@link #fp8R}. 2 to 8 tokens each have their own
      * method (loops over the 8 weight vectors, chains written out) so that the decode is shared by all of them and no

@@ -222,7 +222,8 @@ class FastKernelsTest {
         Bf16Matrix wb = bf16(r, 130, 1000); // 1000 = 7 groups of 128 + tail (bf16), 15 groups of 64 + tail (wide)
         F32Matrix wf = f32(r, 70, 1000);
         Bf16Matrix wbBig = bf16(r, 1024, 512); // enough work for the multi-threaded path at any token count
-        Fp4Matrix w4odd = fp4(r, 40, 640); // 5 groups: the 1-token kernel's pairs of groups, then the odd one
+        // 5 groups; at 1 token 10 quads of rows and 3 rows alone (the 1-token kernel's pairs of groups, then the odd one)
+        Fp4Matrix w4odd = fp4(r, 43, 640);
         java.util.Map<String, Linear> linears = new java.util.LinkedHashMap<>();
         linears.put("fp4", (k, x, xs, t0, n, y, yd, ys) -> k.fp4Linear(w4, x, t0 * xs, xs, n, y, 1 + t0 * ys, ys));
         linears.put("fp4OddGroups", (k, x, xs, t0, n, y, yd, ys) ->
