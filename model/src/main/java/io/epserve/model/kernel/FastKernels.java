@@ -715,14 +715,14 @@ public final class FastKernels implements Kernels {
         }
 
         /**
-         * One FP4 or FP8 token over the chunk's rows [i0, i1) (FP4: those that are not rare), four rows per kernel
-         * call: of the m rows, the k-th, (k + m/4)-th, (k + m/2)-th and (k + 3m/4)-th, and the m % 4 left over one at
-         * a time. The rows of a call are a quarter of a chunk apart, four weight streams in different pages that the
-         * memory system fetches at once; neighbouring rows are one stream. Two neighbouring FP4 rows per call took
-         * 1.23-1.41x the time of two rows half a chunk apart from DRAM (512x1024 to 4096x2048, one thread, paired
-         * rounds), and four rows improve on two (see {@link TileKernels#fp4x1Quad}). FP8 quads against one row per
-         * call from DRAM: 0.71-0.85x the time on one thread, 0.73-0.82x on two, the same from cache (0.97-1.07).
-         * Same operations per row, same bits.
+         * One FP4 or FP8 token over the chunk's rows [i0, i1) (FP4: those that are not rare), several rows per kernel
+         * call, each a fraction of the chunk apart: FP4 four rows (of m, the k-th, (k + m/4)-th, (k + m/2)-th and
+         * (k + 3m/4)-th), FP8 two (the k-th and (k + m/2)-th); the rows left over run one at a time. Rows apart are
+         * weight streams in different pages that the memory system fetches at once; neighbouring rows are one stream.
+         * From DRAM, one thread, paired rounds: two neighbouring FP4 rows per call took 1.23-1.41x the time of two
+         * rows half a chunk apart (512x1024 to 4096x2048), and four rows improve on two (see
+         * {@link TileKernels#fp4x1Quad}); FP8 pairs took 0.71-0.83x the time of one row per call (two threads 0.76-0.87),
+         * from cache 0.91-0.99 (see {@link TileKernels#fp8x1Pair}). Same operations per row, same bits.
          */
         private void oneTokenRows(int i0, int i1, int c0, int c1, float[] x, long xo, LinearScratch sc, int a0,
                 int span) {
@@ -734,30 +734,39 @@ public final class FastKernels implements Kernels {
                     rows[m++] = i;
                 }
             }
-            int q = m >>> 2;
-            for (int k = 0; k < q; k++) {
-                int ia = rows[k];
-                int ib = rows[k + q];
-                int ic = rows[k + 2 * q];
-                int id = rows[k + 3 * q];
-                long ra = rowStart + ia;
-                long rb = rowStart + ib;
-                long rc = rowStart + ic;
-                long rd = rowStart + id;
-                if (fp4) {
-                    long rowBytes = cols >>> 1;
-                    long rowScales = cols >>> 5;
+            int done = 0;
+            if (fp4) {
+                long rowBytes = cols >>> 1;
+                long rowScales = cols >>> 5;
+                int q = m >>> 2;
+                for (int k = 0; k < q; k++) {
+                    int ia = rows[k];
+                    int ib = rows[k + q];
+                    int ic = rows[k + 2 * q];
+                    int id = rows[k + 3 * q];
+                    long ra = rowStart + ia;
+                    long rb = rowStart + ib;
+                    long rc = rowStart + ic;
+                    long rd = rowStart + id;
                     TileKernels.fp4x1Quad(w, ra * rowBytes, rb * rowBytes, rc * rowBytes, rd * rowBytes, s,
                             ra * rowScales, rb * rowScales, rc * rowScales, rd * rowScales, c0, c1, x, xo, sc.acc,
                             a0 + (ia - i0) * span, a0 + (ib - i0) * span, a0 + (ic - i0) * span, a0 + (id - i0) * span);
-                } else {
-                    TileKernels.fp8x1Quad(w, ra * cols, rb * cols, rc * cols, rd * cols, s,
-                            ra / Fp8Matrix.BLOCK * scaleCols, rb / Fp8Matrix.BLOCK * scaleCols,
-                            rc / Fp8Matrix.BLOCK * scaleCols, rd / Fp8Matrix.BLOCK * scaleCols, c0, c1, x, xo, sc.acc,
-                            a0 + (ia - i0) * span, a0 + (ib - i0) * span, a0 + (ic - i0) * span, a0 + (id - i0) * span);
                 }
+                done = 4 * q;
+            } else {
+                int h = m >>> 1;
+                for (int k = 0; k < h; k++) {
+                    int ia = rows[k];
+                    int ib = rows[k + h];
+                    long ra = rowStart + ia;
+                    long rb = rowStart + ib;
+                    TileKernels.fp8x1Pair(w, ra * cols, rb * cols, s, ra / Fp8Matrix.BLOCK * scaleCols,
+                            rb / Fp8Matrix.BLOCK * scaleCols, c0, c1, x, xo, sc.acc, a0 + (ia - i0) * span,
+                            a0 + (ib - i0) * span);
+                }
+                done = 2 * h;
             }
-            for (int k = 4 * q; k < m; k++) {
+            for (int k = done; k < m; k++) {
                 int i = rows[k];
                 panel(rowStart + i, 1, c0, c1, x, null, xo, sc, a0 + (i - i0) * span);
             }

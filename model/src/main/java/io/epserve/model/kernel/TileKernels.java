@@ -815,37 +815,29 @@ final class TileKernels {
 
 
     /**
-     * {@link #fp8x1} for four rows at once (rows at bytes wo0..wo3, their block scales at so0..so3, accumulators at
-     * ao0..ao3), as {@link #fp4x1Quad}: four weight streams, each row's operations exactly as there. A group whose
-     * codes include a subnormal in any of the four rows decodes all four the exact slow way, which gives the same
-     * values as the fast decode wherever that one is exact.
+     * {@link #fp8x1} for two rows at once (rows at bytes wo0 and wo1, their block scales at so0 and so1, accumulators
+     * at ao0 and ao1), as {@link #fp4x1Quad}: FastKernels gives it rows half a row chunk apart, two weight streams;
+     * each row's operations exactly as there. A group whose codes include a subnormal in either row decodes both
+     * the exact slow way, which gives the same values as the fast decode wherever that one is exact. (Four rows per
+     * call with both decodes written out made the method too large for C2 to inline every vector operation in
+     * some JVMs, which then ran 2.5x slower; four rows with the rare group sent through fp8x1 kept the accumulators
+     * off registers and ran 1.2-1.4x slower from cache.)
      */
-    static void fp8x1Quad(MemorySegment w, long wo0, long wo1, long wo2, long wo3, MemorySegment s, long so0,
-            long so1, long so2, long so3, int c0, int c1, float[] x, long xo, float[] acc, int ao0, int ao1, int ao2,
-            int ao3) {
+    static void fp8x1Pair(MemorySegment w, long wo0, long wo1, MemorySegment s, long so0, long so1, int c0, int c1,
+            float[] x, long xo, float[] acc, int ao0, int ao1) {
         FloatVector a0 = FloatVector.fromArray(FS, acc, ao0);
         FloatVector a1 = FloatVector.fromArray(FS, acc, ao1);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao2);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao3);
         int x0 = (int) (xo >>> 2);
         for (int c = c0; c < c1; c += GROUP) {
             int xt = x0 + c;
             FloatVector b0 = FloatVector.zero(FS);
             FloatVector b1 = FloatVector.zero(FS);
-            FloatVector b2 = FloatVector.zero(FS);
-            FloatVector b3 = FloatVector.zero(FS);
             ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo0 + c, LE).and((byte) 0x7f).sub((byte) 1);
             ByteVector h0 = ByteVector.fromMemorySegment(BG, w, wo0 + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
             ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo1 + c, LE).and((byte) 0x7f).sub((byte) 1);
             ByteVector h1 = ByteVector.fromMemorySegment(BG, w, wo1 + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector g2 = ByteVector.fromMemorySegment(BG, w, wo2 + c, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector h2 = ByteVector.fromMemorySegment(BG, w, wo2 + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector g3 = ByteVector.fromMemorySegment(BG, w, wo3 + c, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector h3 = ByteVector.fromMemorySegment(BG, w, wo3 + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
             if (g0.compare(VectorOperators.ULT, (byte) 7).or(h0.compare(VectorOperators.ULT, (byte) 7))
                     .or(g1.compare(VectorOperators.ULT, (byte) 7)).or(h1.compare(VectorOperators.ULT, (byte) 7))
-                    .or(g2.compare(VectorOperators.ULT, (byte) 7)).or(h2.compare(VectorOperators.ULT, (byte) 7))
-                    .or(g3.compare(VectorOperators.ULT, (byte) 7)).or(h3.compare(VectorOperators.ULT, (byte) 7))
                     .anyTrue()) {
                 for (int j = 0; j < 8; j++) {
                     FloatVector xv = FloatVector.fromArray(FS, x, xt + j * L);
@@ -863,20 +855,6 @@ final class TileKernels {
                     b1 = mag1.add(120 << 23).lanewise(ADD, 1 << 23, sub1).reinterpretAsFloats()
                             .lanewise(VectorOperators.SUB, 0x1p-6f, sub1.cast(FS))
                             .reinterpretAsInts().or(cw1.and(0x80000000)).reinterpretAsFloats().fma(xv, b1);
-                    IntVector cw2 = (IntVector) ByteVector.fromMemorySegment(BS, w, wo2 + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    IntVector mag2 = cw2.lanewise(LSHL, 20).and(0x07f00000);
-                    VectorMask<Integer> sub2 = mag2.compare(VectorOperators.LT, 0x00800000);
-                    b2 = mag2.add(120 << 23).lanewise(ADD, 1 << 23, sub2).reinterpretAsFloats()
-                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub2.cast(FS))
-                            .reinterpretAsInts().or(cw2.and(0x80000000)).reinterpretAsFloats().fma(xv, b2);
-                    IntVector cw3 = (IntVector) ByteVector.fromMemorySegment(BS, w, wo3 + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    IntVector mag3 = cw3.lanewise(LSHL, 20).and(0x07f00000);
-                    VectorMask<Integer> sub3 = mag3.compare(VectorOperators.LT, 0x00800000);
-                    b3 = mag3.add(120 << 23).lanewise(ADD, 1 << 23, sub3).reinterpretAsFloats()
-                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub3.cast(FS))
-                            .reinterpretAsInts().or(cw3.and(0x80000000)).reinterpretAsFloats().fma(xv, b3);
                 }
             } else {
                 for (int j = 0; j < 8; j++) {
@@ -887,23 +865,13 @@ final class TileKernels {
                     b1 = ((IntVector) ByteVector.fromMemorySegment(BS, w, wo1 + c + (long) j * L, LE)
                             .convertShape(VectorOperators.B2I, IS, 0)).lanewise(LSHL, 20).and(0x87f00000)
                             .reinterpretAsFloats().mul(0x1p120f).fma(xv, b1);
-                    b2 = ((IntVector) ByteVector.fromMemorySegment(BS, w, wo2 + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0)).lanewise(LSHL, 20).and(0x87f00000)
-                            .reinterpretAsFloats().mul(0x1p120f).fma(xv, b2);
-                    b3 = ((IntVector) ByteVector.fromMemorySegment(BS, w, wo3 + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0)).lanewise(LSHL, 20).and(0x87f00000)
-                            .reinterpretAsFloats().mul(0x1p120f).fma(xv, b3);
                 }
             }
             a0 = b0.fma(FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so0 + (c >>> 7)) & 0xff]), a0);
             a1 = b1.fma(FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so1 + (c >>> 7)) & 0xff]), a1);
-            a2 = b2.fma(FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so2 + (c >>> 7)) & 0xff]), a2);
-            a3 = b3.fma(FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so3 + (c >>> 7)) & 0xff]), a3);
         }
         a0.intoArray(acc, ao0);
         a1.intoArray(acc, ao1);
-        a2.intoArray(acc, ao2);
-        a3.intoArray(acc, ao3);
     }
 
     /**
