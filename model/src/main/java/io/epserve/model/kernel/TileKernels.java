@@ -46,8 +46,9 @@ import jdk.incubator.vector.VectorSpecies;
  * block of 4 and then one token at a time, 5-7 tokens decoded every group twice and 2-3 tokens paid a store-to-load
  * round trip per token and group: 1.15-1.45x slower); {@code xR} runs a single leftover token; {@code fp4x1} and
  * {@code fp8x1} are the 1-token kernels, each weight vector decoded straight into the chain (for FP8 1.7x the dq
- * store-and-reload version), and {@code fp4x1Quad} runs {@code fp4x1} for four rows per call. The bf16 and f32 kernels (small matrices here) run blocks of 4 ({@code xB4},
- * {@code xX4}) and the 1-3 leftover tokens one at a time ({@code xR}). C2 is sensitive to shape here, each rule
+ * store-and-reload version); {@code fp4x1Quad} and {@code fp8x1Pair} run them for four and two rows per call (rows
+ * far apart: weight streams fetched at once). The bf16 and f32 kernels (small matrices here) run blocks of 4
+ * ({@code xB4}, {@code xX4}) and the 1-3 leftover tokens one at a time ({@code xR}). C2 is sensitive to shape here, each rule
  * measured:
  * <ul>
  * <li>Activation indices are ints of the form {@code base + constant}, so C2 proves one range check for the
