@@ -29,27 +29,31 @@ import org.agrona.concurrent.UnsafeBuffer;
  * hiddenDim, layer, topK and experts are checked against the model and the placement first; a refused dispatch
  * throws {@link DispatchRejectedException} and nothing is computed.
  *
- * <p><b>Compute</b> ({@link #execute}): the (row, slot) entries are grouped by expert, experts in ascending id, and
- * each expert runs {@link ExpertFfn#routed} once over all its rows (one pass over its weights per exchange). Complete
- * exchanges of the same layer from several attention workers can run together (one pass over each expert's weights
- * for all of them, each exchange answered as if alone). The
+ * <p><b>Compute</b> ({@link #join}, {@link #runWave}): the experts run in a sweep over one layer, each once over the
+ * rows of every exchange in the sweep that has rows for it (one pass over its weights for all of them). A sweep visits
+ * the experts in a circle from expert 0; a complete exchange of the same layer may join a sweep under way (another
+ * attention worker's, or another micro-batch of the same one) and leaves after its own full circle. The
  * routing weight enters inside the SwiGLU, as in the engine, so each combine row is that expert's contribution to the
- * token, already weighted, not yet summed (the attention worker adds them in its fixed order).
+ * token, already weighted, not yet summed (the attention worker adds them in its fixed order, so the order in which
+ * an exchange meets its experts does not matter). {@link #execute} runs given exchanges in one sweep from start to
+ * end.
  *
- * <p><b>Waves</b>: after every {@code waveExperts} experts (0: only at the end) the finished experts' rows are sent
- * as one combine exchange with wave number 0, 1, 2, ...: the offer copies them into the publication's term buffer and
- * the media driver's sender ships them while the next experts compute. Waves are a uint8 on the wire, so with more
- * than 256 active experts the wave width grows to keep at most 256 waves. An exchange whose rows name no expert
- * (zero rows) is answered by one empty combine (wave 0, last). The attention worker knows it is done with a worker
- * when it has received one combine row per (token, slot) it dispatched there.
+ * <p><b>Waves</b>: after every {@code waveExperts} experts with rows (0: only at the end) the staged rows are sent as
+ * one combine exchange per exchange that has rows among them, and an exchange's rows as soon as it has had its last
+ * expert, each with its own wave number 0, 1, 2, ...: the offer copies them into the publication's term buffer and the media
+ * driver's sender ships them while the next experts compute. Waves are a uint8 on the wire, so with more than 256
+ * experts the wave width grows to keep at most 256 waves per exchange. An exchange whose rows name no expert (zero
+ * rows) is answered by one empty combine (wave 0, last). The attention worker knows it is done with a worker when it
+ * has received one combine row per (token, slot) it dispatched there.
  *
- * <p><b>Memory</b>: all scratch is preallocated and grows (doubling) to the largest exchange seen, bounded by
- * {@code maxTokens}; nothing is allocated per token or per message after that. The kernels keep their own scratch.
+ * <p><b>Memory</b>: all scratch is preallocated and grows (doubling) to the largest exchange and sweep seen (an
+ * exchange holds at most {@code maxTokens} rows); nothing is allocated per token or per message after that. The kernels keep their own scratch.
  *
  * <p><b>Counters</b>: rows computed and expert calls per (layer, expert), and the time spent executing, readable
  * from any thread.
  *
- * <p>Not thread-safe: one thread calls {@link #append} and {@link #execute} (the worker's agent thread); the kernels
+ * <p>Not thread-safe: one thread calls {@link #append}, {@link #join}, {@link #runWave} and {@link #execute} (the
+ * worker's agent thread); the kernels
  * may use their own pool inside a call.
  */
 public final class ExpertExecutor {
@@ -78,15 +82,23 @@ public final class ExpertExecutor {
     private final AtomicLong rejected = new AtomicLong();
     private final AtomicLong merged = new AtomicLong();
 
+    private final AtomicLong lateJoins = new AtomicLong();
+
+    // The sweep under way (see join): its exchanges in join order, the next expert, the wave being staged.
+    private Exchange[] active = new Exchange[4];
+    private int activeCount;
+    private int[] remap = new int[4];
+    private int sweepLayer = -1;
+    private int position;
+    private int inWave;
+    private int waveRows;
+    /** Experts per wave: waveExperts, or more where an exchange could otherwise get more waves than a uint8 holds. */
+    private final int perWave;
+    private Exchange[] doneList = new Exchange[4];
+    private int doneCount;
+
     // Grouping and compute scratch.
-    private final int[] count;
-    private final int[] start;
     private final int[] cursor;
-    private int[] order = new int[0];
-    /** Which of the exchanges run together each ordered entry belongs to. */
-    private int[] orderExchange = new int[0];
-    /** Waves sent so far to each of the exchanges run together. */
-    private int[] wavesOf = new int[1];
     private int computeRows;
     private float[] xs = new float[0];
     private float[] g = new float[0];
@@ -105,6 +117,22 @@ public final class ExpertExecutor {
     private final Exchange[] oneExchange = new Exchange[1];
     private final CombineWriter[] oneOut = new CombineWriter[1];
     private final RuntimeException[] oneFailed = new RuntimeException[1];
+    // execute(Exchange[], ...): the call's exchanges and where their outcomes go.
+    private Exchange[] syncExchanges;
+    private RuntimeException[] syncFailed;
+    private int syncCount;
+    private RuntimeException syncComputeFailure;
+    private final ExchangeDone syncDone = (ex, failure) -> {
+        if (failure instanceof TransportException) {
+            for (int x = 0; x < syncCount; x++) {
+                if (syncExchanges[x] == ex) {
+                    syncFailed[x] = failure;
+                }
+            }
+        } else if (failure != null) {
+            syncComputeFailure = failure;
+        }
+    };
 
     /**
      * @param waveExperts experts per combine wave (1: send after every expert; 0: one wave at the end)
@@ -130,9 +158,10 @@ public final class ExpertExecutor {
         this.scaleCount = WireLayout.scaleCount(d);
         this.rowsComputed = new AtomicLongArray(layers * experts);
         this.expertCalls = new AtomicLongArray(layers * experts);
-        this.count = new int[experts];
-        this.start = new int[experts];
         this.cursor = new int[experts];
+        // An exchange's waves: at most ceil((experts - 1) / perWave) full ones before its last expert, plus its last.
+        this.perWave = waveExperts == 0 ? Integer.MAX_VALUE
+                : Math.max(waveExperts, (experts - 1 + MAX_WAVES - 2) / (MAX_WAVES - 1));
         this.single = newExchange();
     }
 
@@ -168,8 +197,39 @@ public final class ExpertExecutor {
         int[] entrySlot = new int[0];
         double[] entryWeight = new double[0];
 
+        // In a sweep: entries by expert (those of expert e at sorted[expertStart[e] .. expertStart[e + 1])), entries
+        // not yet computed, waves sent, where its combines go and who is told when it leaves.
+        int[] sorted = new int[0];
+        final int[] expertStart = new int[experts + 1];
+        int left;
+        int waves;
+        boolean inSweep;
+        boolean mergeCounted;
+        CombineWriter out;
+        int replySource;
+        ExchangeDone done;
+        RuntimeException failure;
+
         private Exchange() {
             grow(INITIAL_TOKENS);
+        }
+
+        private void sortByExpert() {
+            int[] st = expertStart;
+            Arrays.fill(st, 0);
+            for (int i = 0; i < entries; i++) {
+                st[entryExpert[i] + 1]++;
+            }
+            for (int e = 0; e < experts; e++) {
+                st[e + 1] += st[e];
+            }
+            if (sorted.length < entries) {
+                sorted = new int[entryRow.length];
+            }
+            System.arraycopy(st, 0, cursor, 0, experts);
+            for (int i = 0; i < entries; i++) {
+                sorted[cursor[entryExpert[i]]++] = i;
+            }
         }
 
         public long epoch() {
@@ -380,156 +440,351 @@ public final class ExpertExecutor {
      * exchange. Exchange x's combines go to {@code outs[x]}, in waves numbered from 0 as if it ran alone (a wave
      * carries only its own rows; a wave in which it has none is not sent to it), and the rows have the same bits as
      * alone: the kernels compute each token alike in any batch. A combine that cannot be sent sets {@code failed[x]};
-     * nothing more goes to x and the others go on.
+     * nothing more goes to x and the others go on. One sweep ({@link #join}, {@link #runWave}) from start to end;
+     * not while another sweep is under way.
      *
      * @param source this worker's id, the combines' source
      * @return the number of combine waves sent, over all exchanges
+     * @throws RuntimeException what the expert computation threw, after every exchange was taken out of the sweep
      */
     public int execute(Exchange[] exs, CombineWriter[] outs, int n, int source, RuntimeException[] failed) {
-        long t0 = System.nanoTime();
+        if (sweeping()) {
+            throw new IllegalStateException("a sweep over layer " + sweepLayer + " is under way");
+        }
+        Arrays.fill(failed, 0, n, null);
+        syncExchanges = exs;
+        syncFailed = failed;
+        syncCount = n;
+        syncComputeFailure = null;
         try {
-            return executeExchanges(exs, outs, n, source, failed);
+            int sent = 0;
+            for (int x = 0; x < n; x++) {
+                sent += join(exs[x], outs[x], source, syncDone);
+            }
+            while (sweeping()) {
+                sent += runWave();
+            }
+            if (syncComputeFailure != null) {
+                throw syncComputeFailure;
+            }
+            return sent;
         } finally {
-            busyNanos.addAndGet(System.nanoTime() - t0);
+            syncExchanges = null;
+            syncFailed = null;
+            syncComputeFailure = null;
         }
     }
 
-    private int executeExchanges(Exchange[] exs, CombineWriter[] outs, int n, int source, RuntimeException[] failed) {
-        int layer = exs[0].layer;
-        if (wavesOf.length < n) {
-            wavesOf = new int[Math.max(n, 2 * wavesOf.length)];
+    /** Told when an exchange leaves the sweep: all its rows sent, or not (see {@link #join}). */
+    public interface ExchangeDone {
+        /**
+         * @param failure null when every row was sent; a {@link TransportException} when a combine could not be sent
+         *     (nothing more went to that exchange); any other exception when the expert computation failed (every
+         *     exchange in the sweep then leaves with it)
+         */
+        void exchangeDone(Exchange ex, RuntimeException failure);
+    }
+
+    /** Whether a sweep is under way: some joined exchange still has experts to run. */
+    public boolean sweeping() {
+        return activeCount > 0;
+    }
+
+    /** The layer of the sweep under way (-1: none). */
+    public int sweepLayer() {
+        return activeCount > 0 ? sweepLayer : -1;
+    }
+
+    /**
+     * Adds a complete exchange to the sweep over its layer, starting one if none is under way. The sweep visits the
+     * experts in a circle, from expert 0 when it starts; an exchange joining a sweep already under way starts at the
+     * next expert to visit, shares every expert from there on with the exchanges already in it (one pass over the
+     * weights for all of them), and leaves after a full circle, when its last expert's rows are sent. So an exchange
+     * that arrives while this worker is behind is not held back until the sweep ends, and its combines carry the same
+     * bits, in waves numbered from 0, as alone. An exchange without rows is answered at once by one empty combine and
+     * does not join. {@code done} is told when the exchange leaves (from {@link #runWave}, or here for an empty one).
+     *
+     * @param source this worker's id, the combines' source
+     * @return the number of combine waves sent now (1 for an empty exchange, else 0)
+     * @throws IllegalArgumentException if a sweep over another layer is under way
+     * @throws IllegalStateException if the exchange is in the sweep already
+     */
+    public int join(Exchange ex, CombineWriter out, int source, ExchangeDone done) {
+        if (activeCount > 0 && ex.layer != sweepLayer) {
+            throw new IllegalArgumentException("exchanges of layers " + sweepLayer + " and " + ex.layer + " run apart");
         }
-        Arrays.fill(count, 0);
-        int total = 0;
-        for (int x = 0; x < n; x++) {
-            Exchange ex = exs[x];
-            if (ex.layer != layer) {
-                throw new IllegalArgumentException("exchanges of layers " + layer + " and " + ex.layer + " run apart");
-            }
-            failed[x] = null;
-            wavesOf[x] = 0;
-            for (int i = 0; i < ex.entries; i++) {
-                count[ex.entryExpert[i]]++;
-            }
-            total += ex.entries;
+        if (ex.inSweep) {
+            throw new IllegalStateException("exchange of step " + ex.step + " layer " + ex.layer + " joined twice");
         }
-        int active = 0;
-        int most = 0;
-        for (int e = 0, pos = 0; e < experts; e++) {
-            start[e] = pos;
-            cursor[e] = pos;
-            pos += count[e];
-            if (count[e] > 0) {
-                active++;
-                most = Math.max(most, count[e]);
-            }
-        }
-        if (order.length < total) {
-            int cap = Math.max(total, 2 * order.length);
-            order = new int[cap];
-            orderExchange = new int[cap];
-        }
-        for (int x = 0; x < n; x++) {
-            Exchange ex = exs[x];
-            for (int i = 0; i < ex.entries; i++) {
-                int p = cursor[ex.entryExpert[i]]++;
-                order[p] = i;
-                orderExchange[p] = x;
-            }
-        }
-        if (n > 1) {
-            merged.addAndGet(n);
-        }
-        int sent = 0;
-        for (int x = 0; x < n; x++) {
-            if (exs[x].entries == 0) {
-                sent += send(exs[x], outs[x], source, 0, 0, -1, x, failed);
-            }
-        }
-        if (active == 0) {
+        ex.out = out;
+        ex.replySource = source;
+        ex.done = done;
+        ex.waves = 0;
+        ex.failure = null;
+        ex.mergeCounted = false;
+        if (ex.entries == 0) {
+            int sent = send(ex, 0, 0, -1);
+            done.exchangeDone(ex, ex.failure);
             return sent;
         }
-        ensureCompute(most);
-        int perWave = waveExperts == 0 ? active : Math.max(waveExperts, (active + MAX_WAVES - 1) / MAX_WAVES);
-        ensureWave(Math.min(total, (long) perWave * most));
-        int inWave = 0;
-        int waveRows = 0;
-        int done = 0;
-        for (int e = 0; e < experts; e++) {
-            int m = count[e];
+        ex.sortByExpert();
+        ex.left = ex.entries;
+        if (activeCount == 0) {
+            sweepLayer = ex.layer;
+            position = 0;
+            inWave = 0;
+            waveRows = 0;
+        } else {
+            if (inWave > 0 || position != 0) {
+                lateJoins.incrementAndGet();
+            }
+            for (int a = 0; a < activeCount; a++) {
+                countMerged(active[a]);
+            }
+            countMerged(ex);
+        }
+        if (activeCount == active.length) {
+            active = Arrays.copyOf(active, 2 * activeCount);
+        }
+        ex.inSweep = true;
+        active[activeCount++] = ex;
+        return 0;
+    }
+
+    private void countMerged(Exchange ex) {
+        if (!ex.mergeCounted) {
+            ex.mergeCounted = true;
+            merged.incrementAndGet();
+        }
+    }
+
+    /**
+     * Takes an exchange out of the sweep without an answer (its attention worker is gone): its rows not yet computed
+     * are not, its staged rows are not sent, and nobody is told. Does nothing for an exchange not in the sweep.
+     */
+    public void cancel(Exchange ex) {
+        if (ex.inSweep) {
+            ex.left = 0;
+            ex.done = null;
+            removeLeft();
+        }
+    }
+
+    /**
+     * Runs the sweep on to the end of its next wave (the next {@code waveExperts} experts with rows, or sooner where
+     * an exchange has no rows left) and sends the wave's combines; exchanges that are done leave the sweep and their
+     * {@link ExchangeDone} is told, after the sweep's state is consistent again (it may call {@link #cancel} or
+     * {@link #join}).
+     *
+     * @return the number of combine waves sent
+     */
+    public int runWave() {
+        if (activeCount == 0) {
+            return 0;
+        }
+        long t0 = System.nanoTime();
+        int sent = 0;
+        try {
+            sent = sweepOneWave();
+        } catch (RuntimeException e) {
+            for (int a = 0; a < activeCount; a++) {
+                Exchange ex = active[a];
+                if (ex.failure == null) {
+                    ex.failure = e;
+                }
+                ex.left = 0;
+            }
+            waveRows = 0;
+            inWave = 0;
+        } finally {
+            busyNanos.addAndGet(System.nanoTime() - t0);
+        }
+        removeLeft();
+        notifyLeft();
+        return sent;
+    }
+
+    private int sweepOneWave() {
+        int layer = sweepLayer;
+        int sent = 0;
+        for (int visited = 0; visited < experts && activeCount > 0; visited++) {
+            int e = position;
+            position = e + 1 == experts ? 0 : e + 1;
+            int m = 0;
+            for (int a = 0; a < activeCount; a++) {
+                Exchange ex = active[a];
+                if (ex.left > 0) {
+                    m += ex.expertStart[e + 1] - ex.expertStart[e];
+                }
+            }
             if (m == 0) {
                 continue;
             }
-            for (int j = 0; j < m; j++) {
-                Exchange ex = exs[orderExchange[start[e] + j]];
-                int i = order[start[e] + j];
-                System.arraycopy(ex.x, ex.entryRow[i] * d, xs, j * d, d);
-                wt[j] = ex.entryWeight[i];
+            ensureCompute(m);
+            ensureWave(waveRows + m);
+            int j = 0;
+            for (int a = 0; a < activeCount; a++) {
+                Exchange ex = active[a];
+                if (ex.left > 0) {
+                    for (int s = ex.expertStart[e], end = ex.expertStart[e + 1]; s < end; s++) {
+                        int i = ex.sorted[s];
+                        System.arraycopy(ex.x, ex.entryRow[i] * d, xs, j * d, d);
+                        wt[j++] = ex.entryWeight[i];
+                    }
+                }
             }
             ExpertFfn.routed(kernels, c, weights.expert(layer, e), xs, m, wt, g, u, y);
             rowsComputed.addAndGet(layer * experts + e, m);
             expertCalls.incrementAndGet(layer * experts + e);
-            for (int j = 0; j < m; j++) {
-                int x = orderExchange[start[e] + j];
-                Exchange ex = exs[x];
-                int i = order[start[e] + j];
-                waveExchange[waveRows] = x;
-                waveToken[waveRows] = ex.tokenIndex[ex.entryRow[i]];
-                waveExpert[waveRows] = e;
-                waveSlot[waveRows] = ex.entrySlot[i];
-                toBf16(y, j * d, waveRows * 2 * d);
-                waveRows++;
+            j = 0;
+            boolean someFinished = false;
+            for (int a = 0; a < activeCount; a++) {
+                Exchange ex = active[a];
+                if (ex.left == 0) {
+                    continue;
+                }
+                int from = ex.expertStart[e];
+                int end = ex.expertStart[e + 1];
+                for (int s = from; s < end; s++) {
+                    int i = ex.sorted[s];
+                    waveExchange[waveRows] = a;
+                    waveToken[waveRows] = ex.tokenIndex[ex.entryRow[i]];
+                    waveExpert[waveRows] = e;
+                    waveSlot[waveRows] = ex.entrySlot[i];
+                    toBf16(y, j++ * d, waveRows * 2 * d);
+                    waveRows++;
+                }
+                ex.left -= end - from;
+                someFinished |= end > from && ex.left == 0;
             }
             inWave++;
-            done++;
-            if (inWave == perWave || done == active) {
-                for (int x = 0; x < n; x++) {
-                    int rows = 0;
-                    for (int w = 0; w < waveRows; w++) {
-                        rows += waveExchange[w] == x ? 1 : 0;
-                    }
-                    if (rows > 0) {
-                        sent += send(exs[x], outs[x], source, wavesOf[x]++, rows, waveRows, x, failed);
-                    }
+            if (inWave >= perWave) {
+                for (int a = 0; a < activeCount; a++) {
+                    sent += sendStaged(a);
                 }
                 inWave = 0;
                 waveRows = 0;
-                if (allFailed(failed, n)) {
-                    return sent; // nobody left to send the remaining experts to
+                return sent;
+            }
+            if (someFinished) {
+                // A finished exchange gets its last rows now, not with the wave's later experts.
+                for (int a = 0; a < activeCount; a++) {
+                    if (active[a].left == 0) {
+                        sent += sendStaged(a);
+                    }
+                }
+                if (allLeft()) {
+                    inWave = 0;
+                    waveRows = 0;
+                    return sent;
                 }
             }
         }
         return sent;
     }
 
-    private static boolean allFailed(RuntimeException[] failed, int n) {
-        for (int x = 0; x < n; x++) {
-            if (failed[x] == null) {
+    private boolean allLeft() {
+        for (int a = 0; a < activeCount; a++) {
+            if (active[a].left > 0) {
                 return false;
             }
         }
         return true;
     }
 
+    /** Sends active exchange a the rows staged for it (as one wave), if any, and marks them sent. */
+    private int sendStaged(int a) {
+        Exchange ex = active[a];
+        int rows = 0;
+        for (int w = 0; w < waveRows; w++) {
+            rows += waveExchange[w] == a ? 1 : 0;
+        }
+        if (rows == 0) {
+            return 0;
+        }
+        int sent = send(ex, ex.waves++, rows, a);
+        for (int w = 0; w < waveRows; w++) {
+            if (waveExchange[w] == a) {
+                waveExchange[w] = -1;
+            }
+        }
+        if (ex.failure != null) {
+            ex.left = 0; // nothing more goes to it
+        }
+        return sent;
+    }
+
+    /** Moves the exchanges with no rows left from the active list to the done list, keeping the others' order. */
+    private void removeLeft() {
+        if (remap.length < activeCount) {
+            remap = new int[active.length];
+        }
+        int kept = 0;
+        for (int a = 0; a < activeCount; a++) {
+            remap[a] = active[a].left > 0 ? kept++ : -1;
+        }
+        if (kept == activeCount) {
+            return;
+        }
+        // Staged rows name active positions: renumber them; those of leaving exchanges were sent or are dropped.
+        for (int w = 0; w < waveRows; w++) {
+            int a = waveExchange[w];
+            if (a >= 0) {
+                waveExchange[w] = remap[a];
+            }
+        }
+        for (int a = 0; a < activeCount; a++) {
+            Exchange ex = active[a];
+            if (remap[a] >= 0) {
+                active[remap[a]] = ex;
+                continue;
+            }
+            ex.inSweep = false;
+            if (ex.done != null) {
+                if (doneCount == doneList.length) {
+                    doneList = Arrays.copyOf(doneList, 2 * doneCount);
+                }
+                doneList[doneCount++] = ex;
+            } else {
+                ex.out = null;
+            }
+        }
+        Arrays.fill(active, kept, activeCount, null);
+        activeCount = kept;
+    }
+
+    private void notifyLeft() {
+        while (doneCount > 0) {
+            Exchange ex = doneList[--doneCount];
+            doneList[doneCount] = null;
+            ExchangeDone done = ex.done;
+            ex.done = null;
+            ex.out = null;
+            if (done != null) {
+                done.exchangeDone(ex, ex.failure);
+            }
+        }
+    }
+
     /**
-     * One combine wave to exchange x: its {@code rows} rows among the first {@code waveRows} staged (none: the empty
-     * answer to an exchange without entries). Returns 1 if sent; a transport failure goes to failed[x].
+     * One combine wave to {@code ex}: its {@code rows} rows among the staged ones marked for active position
+     * {@code a} (none: the empty answer to an exchange without entries). Returns 1 if sent; a transport failure goes to
+     * {@code ex.failure}.
      */
-    private int send(Exchange ex, CombineWriter out, int source, int wave, int rows, int waveRows, int x,
-                     RuntimeException[] failed) {
-        if (failed[x] != null) {
+    private int send(Exchange ex, int wave, int rows, int a) {
+        if (ex.failure != null) {
             return 0;
         }
         try {
-            out.begin(ex.epoch, source, ex.step, ex.layer, ex.microBatch, wave, d, rows);
-            for (int w = 0; w < waveRows; w++) {
-                if (waveExchange[w] == x) {
-                    out.row(waveToken[w], waveExpert[w], waveSlot[w], staging, w * 2 * d);
+            ex.out.begin(ex.epoch, ex.replySource, ex.step, ex.layer, ex.microBatch, wave, d, rows);
+            for (int w = 0; w < waveRows && a >= 0; w++) {
+                if (waveExchange[w] == a) {
+                    ex.out.row(waveToken[w], waveExpert[w], waveSlot[w], staging, w * 2 * d);
                 }
             }
-            out.end();
+            ex.out.end();
         } catch (TransportException e) {
-            failed[x] = e;
+            ex.failure = e;
             return 0;
         }
         wavesSent.incrementAndGet();
@@ -565,14 +820,17 @@ public final class ExpertExecutor {
         }
     }
 
-    private void ensureWave(long rows) {
+    /** Room for {@code rows} staged rows, keeping those staged already. */
+    private void ensureWave(int rows) {
         if (rows > waveCapacity) {
             int n = (int) Math.max(rows, Math.min((long) maxTokens * topK, 2L * waveCapacity));
-            waveExchange = new int[n];
-            waveToken = new int[n];
-            waveExpert = new int[n];
-            waveSlot = new int[n];
-            staging.wrap(new byte[Math.multiplyExact(n, 2 * d)]);
+            waveExchange = Arrays.copyOf(waveExchange, n);
+            waveToken = Arrays.copyOf(waveToken, n);
+            waveExpert = Arrays.copyOf(waveExpert, n);
+            waveSlot = Arrays.copyOf(waveSlot, n);
+            byte[] bytes = new byte[Math.multiplyExact(n, 2 * d)];
+            staging.getBytes(0, bytes, 0, waveRows * 2 * d);
+            staging.wrap(bytes);
             waveCapacity = n;
         }
     }
@@ -613,10 +871,14 @@ public final class ExpertExecutor {
         return busyNanos.get();
     }
 
-    /** Exchanges that ran together with others of the same layer ({@link #execute(Exchange[], CombineWriter[], int,
-     *  int, RuntimeException[])} with more than one). */
+    /** Exchanges that shared at least one expert's pass with another exchange of the same layer. */
     public long mergedExchanges() {
         return merged.get();
+    }
+
+    /** Exchanges that joined a sweep already under way (see {@link #join}). */
+    public long lateJoins() {
+        return lateJoins.get();
     }
 
     /** Dispatch messages refused. */

@@ -533,10 +533,10 @@ public final class ExpertWorker implements AutoCloseable {
             }
         }
         return String.format(Locale.ROOT, "expert-worker %d: served %d exchanges, %d expert rows computed in %d expert "
-                        + "calls (%d exchanges ran together with others of their layer), %d waves; %d refused, %d "
-                        + "malformed, %d from unknown sources",
+                        + "calls (%d exchanges shared experts with others of their layer, %d joined a sweep under way),"
+                        + " %d waves; %d refused, %d malformed, %d from unknown sources",
                 options.workerId, executor.exchanges(), executor.rowsComputed(), calls, executor.mergedExchanges(),
-                executor.waves(),
+                executor.lateJoins(), executor.waves(),
                 executor.rejected(), malformedMessages(), unknownSourceDispatches());
     }
 
@@ -656,17 +656,28 @@ public final class ExpertWorker implements AutoCloseable {
         options.log.accept(prefix() + message);
     }
 
-    /** One attention worker: where its combines and errors go, and its exchange in progress. */
-    private final class Peer implements AutoCloseable {
+    /** Most exchanges of one attention worker held at once (being received, waiting or in the sweep). */
+    static final int MAX_EXCHANGES_PER_PEER = 8;
+
+    /**
+     * One attention worker: where its combines and errors go, and its exchanges: the one being received, and those
+     * complete (waiting in the ready list or in the sweep), one per micro-batch in flight.
+     */
+    private final class Peer implements AutoCloseable, ExpertExecutor.ExchangeDone {
         final long source;
         final String replyChannel;
         final int replyStream;
         final MessageSender sender;
         final CombineWriter combines;
         final ControlWriter control;
-        final ExpertExecutor.Exchange exchange;
-        /** Its exchange is complete and waits in the agent's ready list to run (see WorkerAgent#runReady). */
-        boolean ready;
+        /** The exchange whose parts are arriving (null between exchanges). */
+        ExpertExecutor.Exchange receiving;
+        /** Every exchange this peer has; the first {@code spareCount} of {@code spare} are free. */
+        private ExpertExecutor.Exchange[] owned = new ExpertExecutor.Exchange[2];
+        private int ownedCount;
+        private ExpertExecutor.Exchange[] spare = new ExpertExecutor.Exchange[2];
+        private int spareCount;
+        boolean closed;
 
         Peer(long source, String replyChannel, int replyStream) {
             this.source = source;
@@ -675,33 +686,73 @@ public final class ExpertWorker implements AutoCloseable {
             this.sender = driver.newSender(replyChannel, replyStream, new BackoffIdleStrategy(), options.sendTimeoutNs);
             this.combines = new CombineWriter(sender);
             this.control = new ControlWriter(sender);
-            this.exchange = executor.newExchange();
+        }
+
+        boolean hasSpare() {
+            return spareCount > 0 || ownedCount < MAX_EXCHANGES_PER_PEER;
+        }
+
+        /** A free exchange to receive into; a new one while fewer than the most are held (see hasSpare). */
+        ExpertExecutor.Exchange take() {
+            if (spareCount > 0) {
+                return spare[--spareCount];
+            }
+            ExpertExecutor.Exchange ex = executor.newExchange();
+            if (ownedCount == owned.length) {
+                owned = Arrays.copyOf(owned, 2 * ownedCount);
+                spare = Arrays.copyOf(spare, 2 * ownedCount);
+            }
+            owned[ownedCount++] = ex;
+            return ex;
+        }
+
+        void giveBack(ExpertExecutor.Exchange ex) {
+            spare[spareCount++] = ex;
         }
 
         @Override
+        public void exchangeDone(ExpertExecutor.Exchange ex, RuntimeException failure) {
+            giveBack(ex);
+            if (closed || failure == null) {
+                return;
+            }
+            if (failure instanceof TransportException) {
+                agent.dropPeer(source, "combine send failed: " + failure.getMessage());
+            } else {
+                log("dispatch of step " + ex.step() + " layer " + ex.layer() + " from attention worker " + source
+                        + " failed: " + failure);
+                agent.sendError(this, ex, ErrorCode.INTERNAL, "expert computation failed: " + failure);
+            }
+        }
+
+        /** Forgets its exchanges in the sweep (nobody to answer) and closes its publication. */
+        @Override
         public void close() {
+            closed = true;
+            for (int i = 0; i < ownedCount; i++) {
+                executor.cancel(owned[i]);
+            }
             sender.close();
         }
     }
 
     /**
-     * Polls both subscriptions and computes. A complete exchange does not run inside the fragment handler: it waits in
-     * the ready list until the poll returns, and then every ready exchange of the same layer runs together
-     * ({@link ExpertExecutor#execute(ExpertExecutor.Exchange[], CombineWriter[], int, int, RuntimeException[])}), so
-     * that when several attention workers wait on this worker each expert reads its weights once for all their tokens.
-     * Nothing is held back to wait for others, so exchanges meet only when this worker is behind. One attention
-     * worker's micro-batches do not meet here: when the second sends layer l, the first one's layer l already runs.
+     * Polls both subscriptions and computes, one combine wave per duty cycle. A complete exchange does not run inside
+     * the fragment handler: it joins the executor's sweep when that sweep is over its layer
+     * ({@link ExpertExecutor#join}: it shares every expert the sweep has still to visit, and gets the others after a
+     * full circle), or else waits in the ready list, and when no sweep is under way the oldest ready exchange's layer
+     * starts one with every ready exchange of that layer. So exchanges of one layer meet whenever this worker is
+     * behind: from several attention workers, and the micro-batches of one (micro-batch B's dispatch for layer l
+     * arrives while A's layer l is in the sweep). Nothing is held back to wait for others; with
+     * {@code --no-merge-exchanges} every exchange runs alone, in arrival order.
      */
     private final class WorkerAgent implements Agent, WireHandler {
         private final Long2ObjectHashMap<Peer> peers = new Long2ObjectHashMap<>();
         private final Set<Long> unknownSources = new HashSet<>();
-        // the ready list and one batch of it (see growReady)
-        private Peer[] ready = new Peer[4];
+        // Complete exchanges waiting for a sweep over their layer, and their peers, oldest first.
+        private ExpertExecutor.Exchange[] ready = new ExpertExecutor.Exchange[4];
+        private Peer[] readyPeer = new Peer[4];
         private int readyCount;
-        private Peer[] batchPeer = new Peer[4];
-        private ExpertExecutor.Exchange[] batchExchange = new ExpertExecutor.Exchange[4];
-        private CombineWriter[] batchOut = new CombineWriter[4];
-        private RuntimeException[] batchFailed = new RuntimeException[4];
         private MessageReceiver dispatchIn;
         private MessageReceiver controlIn;
         volatile int peerCount;
@@ -727,81 +778,70 @@ public final class ExpertWorker implements AutoCloseable {
         public int doWork() {
             Holding h = nextHolding.get();
             if (h != null && nextHolding.compareAndSet(h, null)) {
-                runReady(); // what was accepted under the old experts runs on them
+                runAll(); // what was accepted under the old experts runs on them
                 switchTo(h);
                 return 1;
             }
             int work = poll(controlIn) + poll(dispatchIn);
-            if (readyCount > 0) {
-                runReady();
+            if (advance()) {
                 work++;
             }
             return work;
         }
 
-        /** Runs the ready exchanges, those of one layer together, in the order their first one became ready. */
-        private void runReady() {
-            while (readyCount > 0) {
-                int layer = ready[0].exchange.layer();
-                int n = 0;
-                int kept = 0;
-                for (int i = 0; i < readyCount; i++) {
-                    Peer p = ready[i];
-                    ready[i] = null;
-                    if (peers.get(p.source) != p) {
-                        p.ready = false; // said goodbye or was given up meanwhile: nobody to answer
-                    } else if (p.exchange.layer() == layer && (n == 0 || options.mergeExchanges)) {
-                        p.ready = false;
-                        batchPeer[n] = p;
-                        batchExchange[n] = p.exchange;
-                        batchOut[n] = p.combines;
-                        n++;
-                    } else {
-                        ready[kept++] = p;
-                    }
+        /** One wave of the sweep under way, or a new sweep from the ready list; false if there was nothing to run. */
+        private boolean advance() {
+            if (!executor.sweeping()) {
+                if (readyCount == 0) {
+                    return false;
                 }
-                readyCount = kept;
-                if (n > 0) {
-                    runBatch(n);
-                }
+                startSweep();
+            }
+            executor.runWave();
+            return true;
+        }
+
+        /** Runs until no sweep is under way and nothing is ready. */
+        private void runAll() {
+            while (advance()) {
+                // each call runs one wave
             }
         }
 
-        private void runBatch(int n) {
-            try {
-                executor.execute(batchExchange, batchOut, n, options.workerId, batchFailed);
-                for (int i = 0; i < n; i++) {
-                    if (batchFailed[i] != null) {
-                        dropPeer(batchPeer[i].source, "combine send failed: " + batchFailed[i].getMessage());
-                    }
+        /** Joins the oldest ready exchange and (when merging) every other ready one of its layer into a new sweep. */
+        private void startSweep() {
+            int layer = ready[0].layer();
+            int kept = 0;
+            boolean first = true;
+            for (int i = 0; i < readyCount; i++) {
+                ExpertExecutor.Exchange ex = ready[i];
+                Peer p = readyPeer[i];
+                ready[i] = null;
+                readyPeer[i] = null;
+                if (p.closed) {
+                    p.giveBack(ex); // said goodbye or was given up meanwhile: nobody to answer
+                } else if (ex.layer() == layer && (first || options.mergeExchanges)) {
+                    first = false;
+                    executor.join(ex, p.combines, options.workerId, p);
+                } else {
+                    ready[kept] = ex;
+                    readyPeer[kept++] = p;
                 }
-            } catch (RuntimeException e) {
-                for (int i = 0; i < n; i++) {
-                    ExpertExecutor.Exchange ex = batchExchange[i];
-                    log("dispatch of step " + ex.step() + " layer " + ex.layer() + " from attention worker "
-                            + batchPeer[i].source + " failed: " + e);
-                    sendError(batchPeer[i], ErrorCode.INTERNAL, "expert computation failed: " + e);
-                }
-            } finally {
-                Arrays.fill(batchPeer, 0, n, null);
-                Arrays.fill(batchExchange, 0, n, null);
-                Arrays.fill(batchOut, 0, n, null);
-                Arrays.fill(batchFailed, 0, n, null);
             }
+            readyCount = kept;
         }
 
-        /**
-         * Twice the room in the ready list and in a batch (a batch is taken from the list). Each peer is in the list at
-         * most once (plus, for one poll, the stale entry of a peer replaced by a Hello from a new channel), so this
-         * happens only as peers come.
-         */
-        private void growReady() {
-            int cap = 2 * ready.length;
-            ready = Arrays.copyOf(ready, cap);
-            batchPeer = new Peer[cap];
-            batchExchange = new ExpertExecutor.Exchange[cap];
-            batchOut = new CombineWriter[cap];
-            batchFailed = new RuntimeException[cap];
+        private void makeReady(Peer peer, ExpertExecutor.Exchange ex) {
+            if (options.mergeExchanges && executor.sweepLayer() == ex.layer()) {
+                executor.join(ex, peer.combines, options.workerId, peer);
+                return;
+            }
+            if (readyCount == ready.length) {
+                ready = Arrays.copyOf(ready, 2 * readyCount);
+                readyPeer = Arrays.copyOf(readyPeer, 2 * readyCount);
+            }
+            ready[readyCount] = ex;
+            readyPeer[readyCount++] = peer;
         }
 
         /** Between exchanges: serve the new experts, tell the attention workers, unmap the old ones. */
@@ -912,8 +952,11 @@ public final class ExpertWorker implements AutoCloseable {
             }
             long source = dispatch.source();
             Peer peer = peers.get(source);
-            if (peer != null && peer.ready) {
-                runReady(); // its next exchange starts before the last one ran: run that first
+            if (peer != null && peer.receiving == null && !peer.hasSpare()) {
+                // More exchanges than micro-batches in flight: run what is there until one is free.
+                while (!peer.hasSpare() && advance()) {
+                    // each call runs one wave
+                }
                 peer = peers.get(source); // gone if its combines could not be sent
             }
             if (peer == null) {
@@ -924,25 +967,25 @@ public final class ExpertWorker implements AutoCloseable {
                 unknownSource++;
                 return;
             }
-            ExpertExecutor.Exchange ex = peer.exchange;
+            ExpertExecutor.Exchange ex = peer.receiving;
+            if (ex == null) {
+                ex = peer.take();
+                peer.receiving = ex;
+            }
             try {
                 if (executor.append(ex, dispatch)) {
-                    if (readyCount == ready.length) {
-                        growReady();
-                    }
-                    peer.ready = true;
-                    ready[readyCount++] = peer;
+                    peer.receiving = null;
+                    makeReady(peer, ex);
                 }
             } catch (DispatchRejectedException e) {
-                sendError(peer, e.code(), e.getMessage());
+                sendError(peer, ex, e.code(), e.getMessage());
             } catch (RuntimeException e) {
                 log("dispatch of step " + ex.step() + " layer " + ex.layer() + " failed: " + e);
-                sendError(peer, ErrorCode.INTERNAL, "dispatch could not be read: " + e);
+                sendError(peer, ex, ErrorCode.INTERNAL, "dispatch could not be read: " + e);
             }
         }
 
-        private void sendError(Peer peer, ErrorCode code, String message) {
-            ExpertExecutor.Exchange ex = peer.exchange;
+        void sendError(Peer peer, ExpertExecutor.Exchange ex, ErrorCode code, String message) {
             try {
                 peer.control.error(ex.epoch(), options.workerId, ex.step(), ex.layer(), ex.microBatch(), code, message);
             } catch (RuntimeException e) {
@@ -950,7 +993,7 @@ public final class ExpertWorker implements AutoCloseable {
             }
         }
 
-        private void dropPeer(long source, String why) {
+        void dropPeer(long source, String why) {
             Peer peer = peers.remove(source);
             peerCount = peers.size();
             if (peer != null) {

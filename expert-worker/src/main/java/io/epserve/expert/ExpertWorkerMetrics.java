@@ -22,8 +22,11 @@ final class ExpertWorkerMetrics {
         Metrics.counter(r, Metrics.EXPERT_EXCHANGES, "Complete dispatch exchanges accepted (one per attention worker,"
                 + " step, layer and micro-batch)", executor::exchanges);
         Metrics.counter(r, Metrics.EXPERT_WAVES, "Combine waves sent", executor::waves);
-        Metrics.counter(r, Metrics.EXPERT_MERGED, "Exchanges run together with others of the same layer (from other"
-                + " attention workers): each expert read its weights once for all of them", executor::mergedExchanges);
+        Metrics.counter(r, Metrics.EXPERT_MERGED, "Exchanges that shared experts with others of the same layer (other"
+                + " attention workers, or other micro-batches of one): each shared expert read its weights once for all"
+                + " of them", executor::mergedExchanges);
+        Metrics.counter(r, Metrics.EXPERT_LATE_JOINS, "Exchanges that joined a sweep over their layer already under"
+                + " way", executor::lateJoins);
         Metrics.counter(r, Metrics.EXPERT_BUSY_SECONDS, "Seconds spent executing exchanges: running the experts and"
                 + " offering their combines", () -> executor.busyNanos() / 1e9);
         Metrics.counter(r, Metrics.EXPERT_REJECTED, "Dispatch messages refused with an Error (expert not held here,"

@@ -75,6 +75,7 @@ public final class Metrics {
     public static final String EXPERT_ROWS = "epserve_expert_rows_total";
     public static final String EXPERT_WAVES = "epserve_expert_waves_total";
     public static final String EXPERT_MERGED = "epserve_expert_merged_exchanges_total";
+    public static final String EXPERT_LATE_JOINS = "epserve_expert_late_joined_exchanges_total";
     public static final String EXPERT_BUSY_SECONDS = "epserve_expert_busy_seconds_total";
     public static final String EXPERT_REJECTED = "epserve_expert_rejected_dispatches_total";
     public static final String EXPERT_UNKNOWN_SOURCE = "epserve_expert_unknown_source_dispatches_total";
