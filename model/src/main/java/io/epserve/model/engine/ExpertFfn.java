@@ -1,7 +1,6 @@
 package io.epserve.model.engine;
 
 import io.epserve.model.config.ModelConfig;
-import io.epserve.model.format.Bf16;
 import io.epserve.model.kernel.Kernels;
 import io.epserve.model.weights.ModelWeights;
 
@@ -22,7 +21,7 @@ public final class ExpertFfn {
         int d = c.dim();
         int inter = c.moeInterDim();
         k.fp4LinearPair(ex.w1(), ex.w3(), xs, 0, d, n, g, u, 0, inter);
-        swiglu(c, g, u, n, inter, weight);
+        k.swiglu(g, u, n, inter, weight, c.swigluLimit());
         k.fp4Linear(ex.w2(), g, 0, inter, n, y, 0, d);
     }
 
@@ -42,25 +41,7 @@ public final class ExpertFfn {
         int inter = se.w1().rows();
         k.fp8Linear(se.w1(), 0, inter, x, 0, d, T, g, 0, inter);
         k.fp8Linear(se.w3(), 0, inter, x, 0, d, T, u, 0, inter);
-        swiglu(c, g, u, T, inter, null);
+        k.swiglu(g, u, T, inter, null, c.swigluLimit());
         k.fp8Linear(se.w2(), 0, d, g, 0, inter, T, y, 0, d);
-    }
-
-    /** g <- bf16(silu(min(g, lim)) * clamp(u, -lim, lim) * weight[row]) (weight null: 1), float64 in between. */
-    static void swiglu(ModelConfig c, float[] g, float[] u, int rows, int inter, double[] weight) {
-        double lim = c.swigluLimit();
-        for (int r = 0; r < rows; r++) {
-            double wt = weight == null ? 1.0 : weight[r];
-            for (int i = 0; i < inter; i++) {
-                double gv = g[r * inter + i];
-                double uv = u[r * inter + i];
-                if (lim > 0) {
-                    gv = Math.min(gv, lim);
-                    uv = Math.max(-lim, Math.min(lim, uv));
-                }
-                double h = gv / (1 + Math.exp(-gv)) * uv * wt;
-                g[r * inter + i] = Bf16.round(h);
-            }
-        }
     }
 }

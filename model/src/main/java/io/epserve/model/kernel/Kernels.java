@@ -1,5 +1,6 @@
 package io.epserve.model.kernel;
 
+import io.epserve.model.format.Bf16;
 import io.epserve.model.weights.Bf16Matrix;
 import io.epserve.model.weights.F32Matrix;
 import io.epserve.model.weights.Fp4Matrix;
@@ -79,6 +80,26 @@ public interface Kernels extends AutoCloseable {
      */
     void indexScores(float[] q, int qOff, int heads, int dim, float[] w, int wOff,
                      float[] keys, int count, float[] scores);
+
+    /**
+     * The SwiGLU between an expert's w1/w3 and w2 (spec §4.9), in place over {@code rows} rows of {@code inter}
+     * values: {@code g = bf16(silu(min(g, limit)) * clamp(u, -limit, limit) * weight[row])} (no clamp when limit is 0,
+     * weight null: 1). This default is the reference's: float64 in between, one rounding at the end.
+     */
+    default void swiglu(float[] g, float[] u, int rows, int inter, double[] weight, double limit) {
+        for (int r = 0; r < rows; r++) {
+            double wt = weight == null ? 1.0 : weight[r];
+            for (int i = r * inter, end = i + inter; i < end; i++) {
+                double gv = g[i];
+                double uv = u[i];
+                if (limit > 0) {
+                    gv = Math.min(gv, limit);
+                    uv = Math.max(-limit, Math.min(limit, uv));
+                }
+                g[i] = Bf16.round(gv / (1 + Math.exp(-gv)) * uv * wt);
+            }
+        }
+    }
 
     @Override
     default void close() {}
