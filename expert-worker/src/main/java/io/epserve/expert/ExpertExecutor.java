@@ -90,6 +90,8 @@ public final class ExpertExecutor {
     private int[] remap = new int[4];
     private int sweepLayer = -1;
     private int position;
+    /** Experts the sweep has passed so far. */
+    private long visited;
     private int inWave;
     private int waveRows;
     /** Experts per wave: waveExperts, or more where an exchange could otherwise get more waves than a uint8 holds. */
@@ -451,6 +453,12 @@ public final class ExpertExecutor {
         if (sweeping()) {
             throw new IllegalStateException("a sweep over layer " + sweepLayer + " is under way");
         }
+        for (int x = 1; x < n; x++) {
+            if (exs[x].layer != exs[0].layer) {
+                throw new IllegalArgumentException("exchanges of layers " + exs[0].layer + " and " + exs[x].layer
+                        + " run apart");
+            }
+        }
         Arrays.fill(failed, 0, n, null);
         syncExchanges = exs;
         syncFailed = failed;
@@ -532,10 +540,11 @@ public final class ExpertExecutor {
         if (activeCount == 0) {
             sweepLayer = ex.layer;
             position = 0;
+            visited = 0;
             inWave = 0;
             waveRows = 0;
         } else {
-            if (inWave > 0 || position != 0) {
+            if (visited > 0) {
                 lateJoins.incrementAndGet();
             }
             for (int a = 0; a < activeCount; a++) {
@@ -607,7 +616,8 @@ public final class ExpertExecutor {
     private int sweepOneWave() {
         int layer = sweepLayer;
         int sent = 0;
-        for (int visited = 0; visited < experts && activeCount > 0; visited++) {
+        for (int step = 0; step < experts && activeCount > 0; step++) {
+            visited++;
             int e = position;
             position = e + 1 == experts ? 0 : e + 1;
             int m = 0;

@@ -336,16 +336,7 @@ class ExpertExecutorTest {
                     }
                     Received got = new Received();
                     combines[x].drainTo(got);
-                    Received want = alone.get(x);
-                    assertEquals(want.combines, got.combines, "combine messages of exchange " + x);
-                    assertEquals(want.rows.size(), got.rows.size(), "rows of exchange " + x);
-                    for (int i = 0; i < want.rows.size(); i++) {
-                        Received.CombineRow a = want.rows.get(i);
-                        Received.CombineRow b = got.rows.get(i);
-                        assertEquals(List.of(a.step(), a.wave(), a.token(), a.expert(), a.slot()),
-                                List.of(b.step(), b.wave(), b.token(), b.expert(), b.slot()), "row " + i + " of " + x);
-                        assertTrue(java.util.Arrays.equals(a.bf16(), b.bf16()), "bits of row " + i + " of " + x);
-                    }
+                    assertSameRows(alone.get(x), got, "exchange " + x);
                 }
                 long entries = inputs.stream().flatMap(List::stream).mapToLong(r -> r.slots().size()).sum();
                 // Exchange 1's first wave (expert 1) cannot be sent: its rows of expert 2 are not computed.
@@ -404,6 +395,10 @@ class ExpertExecutorTest {
                 }
                 assertEquals(-1, ex.sweepLayer());
                 assertEquals(cancelB ? List.of("A null") : List.of("A null", "B null"), told);
+                CombineWriter[] two = {new CombineWriter(sinkA), new CombineWriter(sinkA)};
+                assertThrows(IllegalArgumentException.class, () -> ex.execute(new ExpertExecutor.Exchange[] {a, other},
+                        two, 2, 7, new RuntimeException[2]));
+                assertEquals(-1, ex.sweepLayer(), "a refused execute starts no sweep");
                 Received gotA = new Received();
                 sinkA.drainTo(gotA);
                 assertSameRows(aloneA, gotA, "A");
