@@ -394,6 +394,51 @@ class FormatsTest {
         assertEquals(12, codes[34]);
     }
 
+    /**
+     * The FP4 round trip in float lanes gives the bits of the element-by-element reference on every kind of block:
+     * every tie of the grid at several scales, signed zeros, values underflowing below 2^-126 after scaling, subnormal
+     * and huge inputs, random magnitudes; blocks with NaN or infinity and blocks that do not fill whole vectors go
+     * through the reference itself.
+     */
+    @Test
+    void fp4RoundTripInLanesIsTheReferenceBitForBit() {
+        Random r = new Random(23);
+        float[] ties = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5f, 0.5f, 1f, 6f, 0f, 7f};
+        for (int block : new int[] {32, 128, 24}) {
+            for (int trial = 0; trial < 400; trial++) {
+                float[] x = new float[3 * block];
+                int kind = trial % 8;
+                float scale = (float) Math.scalb(1.0, r.nextInt(60) - 30);
+                for (int i = 0; i < x.length; i++) {
+                    x[i] = switch (kind) {
+                        case 0 -> (r.nextBoolean() ? -1 : 1) * ties[r.nextInt(ties.length)] * scale;
+                        case 1 -> (float) r.nextGaussian() * scale;
+                        case 2 -> (float) (r.nextGaussian() * Math.scalb(1.0, r.nextInt(40) - 20));
+                        case 3 -> i % 7 == 0 ? 1e30f : (float) r.nextGaussian() * 1e-20f; // underflow after scaling
+                        case 4 -> Float.intBitsToFloat(r.nextInt(0x800000)) * (r.nextBoolean() ? -1 : 1); // subnormal
+                        case 5 -> (r.nextBoolean() ? -1 : 1) * Float.MAX_VALUE * r.nextFloat();
+                        case 6 -> i % 3 == 0 ? -0f : 0f;
+                        default -> Float.intBitsToFloat(r.nextInt());
+                    };
+                }
+                if (trial % 50 == 7) {
+                    x[r.nextInt(x.length)] = r.nextBoolean() ? Float.NaN : Float.NEGATIVE_INFINITY;
+                }
+                float[] want = new float[x.length];
+                float[] got = new float[x.length];
+                QuantSim.fp4RoundTripScalar(x, 0, x.length, block, want, 0);
+                QuantSim.fp4RoundTrip(x, 0, x.length, block, got, 0);
+                for (int i = 0; i < x.length; i++) {
+                    assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]),
+                            "block " + block + " kind " + kind + " element " + i + ": x " + x[i] + " -> " + got[i]
+                                    + ", reference " + want[i]);
+                }
+                QuantSim.fp4RoundTrip(x, 0, x.length, block, x, 0);
+                assertArrayEquals(want, x, "in place");
+            }
+        }
+    }
+
     // ------------------------------------------------------------------------------------------ KV row codec
 
     @Test
