@@ -23,7 +23,7 @@ final class LocalStepEngine implements StepEngine {
     public Transformer.Output step(List<Transformer.Chunk> chunks, boolean allLogits, int microBatches) {
         long t0 = System.nanoTime();
         long b0 = StepStats.allocatedBytes();
-        Transformer.Output out = tr.forward(chunks, allLogits);
+        Transformer.Output out = tr.forward(chunks, allLogits, false);
         stats.allocatedBytes += StepStats.allocatedBytes() - b0;
         long ns = System.nanoTime() - t0;
         steps++;

@@ -180,7 +180,7 @@ final class MicroBatchEngine implements StepEngine {
         }
         // One pass over the head weights for all micro-batches (the same bits as one per micro-batch).
         long h = System.nanoTime();
-        Output out = tr.end(List.of(passes), allLogits);
+        Output out = tr.end(List.of(passes), allLogits, false);
         long e = System.nanoTime();
         stats.attentionNs += e - h;
         stats.steps++;
@@ -309,7 +309,7 @@ final class MicroBatchEngine implements StepEngine {
                     }
                     progressed = true;
                     if (p.done()) {
-                        Output out = tr.end(List.of(p), allLogits);
+                        Output out = tr.end(List.of(p), allLogits, false);
                         passes[i] = null;
                         inPass--;
                         stats.tokens += p.tokens();

@@ -467,14 +467,14 @@ public final class BenchClusterCommand implements Callable<Integer> {
             seqs.add(s);
             prefill.add(new Transformer.Chunk(s, p));
         }
-        float[] logits = tr.forward(prefill, false).logits();
+        float[] logits = tr.forward(prefill, false, false).logits();
         long t0 = System.nanoTime();
         for (int step = 0; step < steps; step++) {
             List<Transformer.Chunk> chunks = new ArrayList<>(seqs.size());
             for (int b = 0; b < seqs.size(); b++) {
                 chunks.add(new Transformer.Chunk(seqs.get(b), new int[] {Sampler.argmax(logits, b * vocab, vocab)}));
             }
-            logits = tr.forward(chunks, false).logits();
+            logits = tr.forward(chunks, false, false).logits();
         }
         return (System.nanoTime() - t0) / 1e9;
     }

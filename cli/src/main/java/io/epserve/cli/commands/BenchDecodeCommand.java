@@ -65,7 +65,7 @@ public final class BenchDecodeCommand implements Callable<Integer> {
                 seqs.add(s);
                 prefill.add(new Transformer.Chunk(s, p));
             }
-            float[] logits = tr.forward(prefill, false).logits();
+            float[] logits = tr.forward(prefill, false, false).logits();
             int[] next = new int[batch];
             long denseBytes = denseWeightBytes(m);
             long stepBytes = 0;
@@ -80,7 +80,7 @@ public final class BenchDecodeCommand implements Callable<Integer> {
                     next[b] = Sampler.argmax(logits, b * vocab, vocab);
                     chunks.add(new Transformer.Chunk(seqs.get(b), new int[] {next[b]}));
                 }
-                logits = tr.forward(chunks, false).logits();
+                logits = tr.forward(chunks, false, false).logits();
             }
             long elapsed = System.nanoTime() - start;
             double stepSeconds = elapsed / 1e9 / tokens;

@@ -133,7 +133,7 @@ public final class GenerateCommand implements Callable<Integer> {
             SequenceCache seq = tr.newSequence(limit);
             Tokenizer.Stream text = tok.stream(true); // like vLLM's skip_special_tokens default
             long t0 = System.nanoTime();
-            float[] logits = tr.forward(List.of(new Transformer.Chunk(seq, prompt)), false).logits();
+            float[] logits = tr.forward(List.of(new Transformer.Chunk(seq, prompt)), false, false).logits();
             long firstToken = 0;
             int generated = 0;
             String finish = "length";
@@ -153,7 +153,7 @@ public final class GenerateCommand implements Callable<Integer> {
                     break;
                 }
                 if (generated < maxTokens) {
-                    logits = tr.forward(List.of(new Transformer.Chunk(seq, new int[] {next})), false).logits();
+                    logits = tr.forward(List.of(new Transformer.Chunk(seq, new int[] {next})), false, false).logits();
                 }
             }
             out.print(text.flush());

@@ -148,7 +148,10 @@ public final class Transformer {
     /** A run of tokens appended to one sequence. */
     public record Chunk(SequenceCache cache, int[] tokens) {}
 
-    /** The result of a forward pass: logits rows and the final residual streams of every token row. */
+    /**
+     * The result of a forward pass: logits rows and the final residual streams of every token row (null when the
+     * caller did not ask for them).
+     */
     public record Output(float[] logits, int logitRows, float[] finalStreams, int tokens) {}
 
     /**
@@ -156,6 +159,11 @@ public final class Transformer {
      * token of each chunk. Chunks must belong to distinct sequences.
      */
     public Output forward(List<Chunk> chunks, boolean allLogits) {
+        return forward(chunks, allLogits, true);
+    }
+
+    /** {@link #forward(List, boolean)}, with the final streams in the output only if withStreams. */
+    public Output forward(List<Chunk> chunks, boolean allLogits, boolean withStreams) {
         Pass p = begin(chunks);
         while (!p.done()) {
             attentionHalf(p);
@@ -163,7 +171,7 @@ public final class Transformer {
             sharedExpert(p);
             ffnHalf(p);
         }
-        return end(p, allLogits);
+        return end(List.of(p), allLogits, withStreams);
     }
 
     /**
@@ -398,17 +406,26 @@ public final class Transformer {
 
     /**
      * Commits the pass's tokens to their sequences and returns the logits of every token (allLogits) or of the last
-     * token of each chunk.
+     * token of each chunk, with the final streams.
      */
     public Output end(Pass p, boolean allLogits) {
-        return end(List.of(p), allLogits);
+        return end(List.of(p), allLogits, true);
     }
 
     /**
      * Ends several finished passes with one pass over the head weights (micro-batches of one step): commits their
-     * tokens and returns the logits of their rows in pass order, as if they had been one batch.
+     * tokens and returns the logits of their rows in pass order, as if they had been one batch, with the final
+     * streams.
      */
     public Output end(List<Pass> passes, boolean allLogits) {
+        return end(passes, allLogits, true);
+    }
+
+    /**
+     * {@link #end(List, boolean)}; without streams ({@link Output#finalStreams()} null) the passes' stream arrays stay
+     * with their buffers for the next step, so a serving step allocates only its logits.
+     */
+    public Output end(List<Pass> passes, boolean allLogits, boolean withStreams) {
         int total = 0;
         int rowCount = 0;
         for (Pass p : passes) {
@@ -421,39 +438,43 @@ public final class Transformer {
             total += p.T;
             rowCount += allLogits ? p.T : p.chunks.size();
         }
-        float[] X = passes.size() == 1 ? passes.get(0).b.X : new float[total * hc * d];
-        int[] rows = new int[rowCount];
-        int base = 0;
+        int w0 = hc * d;
+        float[] sel = headRows = fit(headRows, rowCount * w0);
         int r = 0;
         for (Pass p : passes) {
             for (Chunk ch : p.chunks) {
                 ch.cache().length += ch.tokens().length;
             }
-            if (passes.size() > 1) {
-                System.arraycopy(p.b.X, 0, X, base * hc * d, p.T * hc * d);
-            }
             if (allLogits) {
-                for (int i = 0; i < p.T; i++) {
-                    rows[r++] = base + i;
-                }
+                System.arraycopy(p.b.X, 0, sel, r * w0, p.T * w0);
+                r += p.T;
             } else {
-                int acc = base;
+                int last = 0;
                 for (Chunk ch : p.chunks) {
-                    acc += ch.tokens().length;
-                    rows[r++] = acc - 1;
+                    last += ch.tokens().length;
+                    System.arraycopy(p.b.X, (last - 1) * w0, sel, r++ * w0, w0);
                 }
             }
-            base += p.T;
         }
-        float[] logits = logits(X, rows, w.hcHead, w.norm);
+        float[] logits = head(sel, rowCount, w.hcHead, w.norm);
+        float[] X = null;
+        if (withStreams) {
+            X = passes.size() == 1 ? passes.get(0).b.X : new float[total * w0];
+            int base = 0;
+            for (Pass p : passes) {
+                if (passes.size() > 1) {
+                    System.arraycopy(p.b.X, 0, X, base * w0, p.T * w0);
+                } else {
+                    p.b.X = null; // it is the output's finalStreams
+                }
+                base += p.T;
+            }
+        }
         for (Pass p : passes) {
             p.ended = true;
-            if (passes.size() == 1) {
-                p.b.X = null; // it is the output's finalStreams
-            }
             keep(p.b);
         }
-        return new Output(logits, rows.length, X, total);
+        return new Output(logits, rowCount, X, total);
     }
 
     /**
@@ -1260,6 +1281,11 @@ public final class Transformer {
         for (int i = 0; i < n; i++) {
             System.arraycopy(X, rows[i] * hc * d, sel, i * hc * d, hc * d);
         }
+        return head(sel, n, hh, normWeight);
+    }
+
+    /** hc_head, the final norm and the head of n selected rows of streams [n, hc, D]. */
+    private float[] head(float[] sel, int n, HcWeights hh, float[] normWeight) {
         float[] y = headIn = fit(headIn, n * d);
         hcHead(hh, sel, n, y);
         rmsNorm(y, 0, n, d, normWeight, y, 0);

@@ -18,11 +18,11 @@ import org.junit.jupiter.api.Test;
 
 /**
  * A decode step allocates no arrays per layer: only the step's own bookkeeping (token ids, positions, the pass
- * objects, a routing record per layer) and its outputs (logits, final streams). Measured with the thread's
- * allocated-bytes counter over decode steps of the golden tiny model, as one pass ({@link Transformer#forward}) and as
- * two micro-batches (begin, the halves, end, as the attention worker runs them). The kernels are a stand-in that
- * computes nothing: this checks the engine's own code; kernel allocation shows in the cluster benchmark's
- * "allocated per step" line. The steps measured lie between positions 150 and 250, where no cache array grows
+ * objects, a routing record per layer) and its logits (a serving step does not ask for the final streams). Measured
+ * with the thread's allocated-bytes counter over decode steps of the golden tiny model, as one pass
+ * ({@link Transformer#forward}) and as two micro-batches (begin, the halves, end, as the attention worker runs them).
+ * The kernels are a stand-in that computes nothing: this checks the engine's own code; kernel allocation shows in the
+ * cluster benchmark's "allocated per step" line. The steps measured lie between positions 150 and 250, where no cache array grows
  * (a layer's compressed rows start with room for 16 and double: at positions 64, 128 and 256 for ratio 4).
  */
 class TransformerAllocationTest {
@@ -45,7 +45,7 @@ class TransformerAllocationTest {
                 tr.forward(List.of(new Transformer.Chunk(cache, prompt)), false);
                 seqs.add(cache);
             }
-            long outputBytes = (long) SEQUENCES * (4L * c.vocabSize() + 4L * c.hcMult() * c.dim());
+            long outputBytes = (long) SEQUENCES * 4L * c.vocabSize();
             for (int microBatches : new int[] {1, 2}) {
                 for (int i = 0; i < 20; i++) {
                     step(tr, seqs, microBatches, i);
@@ -60,7 +60,8 @@ class TransformerAllocationTest {
                 System.out.printf("engine allocation: %d bytes per decode step of %d sequences in %d micro-batch(es);"
                         + " outputs %d bytes%n", perStep, SEQUENCES, microBatches, outputBytes);
                 // When each layer allocated its own activations (query latent, KV rows, shared expert rows, ...),
-                // this was 322 KB per step at one micro-batch, ~74 KB per layer.
+                // this was 322 KB per step at one micro-batch, ~74 KB per layer; each step's final streams
+                // (returned whether asked for or not) were another 4 * hc * D bytes per row.
                 assertTrue(perStep < outputBytes + 4096, perStep + " bytes per step, outputs " + outputBytes
                         + " (micro-batches " + microBatches + ")");
             }
@@ -77,7 +78,7 @@ class TransformerAllocationTest {
             groups.get(s * microBatches / seqs.size()).add(new Transformer.Chunk(seqs.get(s), new int[] {(i + s) % 17}));
         }
         if (microBatches == 1) {
-            tr.forward(groups.get(0), false);
+            tr.forward(groups.get(0), false, false);
             return;
         }
         List<Transformer.Pass> passes = new ArrayList<>();
@@ -94,7 +95,7 @@ class TransformerAllocationTest {
                 tr.ffnHalf(p);
             }
         }
-        tr.end(passes, false);
+        tr.end(passes, false, false);
     }
 
     /** Kernels that compute nothing (the outputs keep whatever the scratch held). */
