@@ -1226,7 +1226,11 @@ final class TileKernels {
         a6.intoArray(acc, at + 6 * L);
     }
 
-    /** {@link #fp8X2} for 8 tokens. */
+    /**
+     * {@link #fp8X2} for 8 tokens, each weight vector decoded straight into the 8 chains (no dq round trip). A group
+     * with a subnormal code takes the exact slow decode for all its vectors; either way the decoded values, and so
+     * the operations per token, are those of the other FP8 kernels.
+     */
     static void fp8X8(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
             long xo, float[] acc, int ao, float[] dq) {
         int at = ao + t * L;
@@ -1240,38 +1244,25 @@ final class TileKernels {
         FloatVector a7 = FloatVector.fromArray(FS, acc, at + 7 * L);
         for (int c = c0; c < c1; c += GROUP) {
             FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
-            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
             ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
             ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
-            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
+            boolean slow = g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7))
+                    .anyTrue();
+            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
+            FloatVector b0 = FloatVector.zero(FS), b1 = b0, b2 = b0, b3 = b0, b4 = b0, b5 = b0, b6 = b0, b7 = b0;
+            for (int j = 0; j < 8; j++) {
+                IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
+                        .convertShape(VectorOperators.B2I, IS, 0);
+                FloatVector d;
+                if (slow) {
                     IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
                     VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
+                    d = mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
                             .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, DQ + j * L);
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats();
+                } else {
+                    d = cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f);
                 }
-            } else {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, DQ + j * L);
-                }
-            }
-            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = FloatVector.fromArray(FS, dq, DQ + 0);
-            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
-            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
-            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
-            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
-            FloatVector b4 = d.fma(FloatVector.fromArray(FS, x, xt + 4 * GROUP), FloatVector.zero(FS));
-            FloatVector b5 = d.fma(FloatVector.fromArray(FS, x, xt + 5 * GROUP), FloatVector.zero(FS));
-            FloatVector b6 = d.fma(FloatVector.fromArray(FS, x, xt + 6 * GROUP), FloatVector.zero(FS));
-            FloatVector b7 = d.fma(FloatVector.fromArray(FS, x, xt + 7 * GROUP), FloatVector.zero(FS));
-            for (int j = 1; j < 8; j++) {
-                d = FloatVector.fromArray(FS, dq, DQ + j * L);
                 int xj = xt + j * L;
                 b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
                 b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
