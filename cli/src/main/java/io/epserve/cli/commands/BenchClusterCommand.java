@@ -45,10 +45,11 @@ import picocli.CommandLine.Option;
                     + " CPU 1 alone and on both at once (--no-cpu-check skips it): overlap needs both CPUs busy at"
                     + " the same time, so if two busy CPUs run at, say, 65 %% of their speed alone (hyperthread"
                     + " siblings, or other tenants of the host), m = 2 cannot reach the ratios of a quiet machine.",
-            "Several --micro-batches values (e.g. 1,2) and --rounds N measure each m, then the single process, in turn,"
-                    + " N times over, and end with a table of the ratios of each round: on a machine whose speed"
-                    + " drifts, only figures measured side by side compare. With --compare-local each round starts"
-                    + " (and warms up) its own cluster, stopped before the single process runs."
+            "Several --micro-batches values (e.g. 1,2) and --rounds N measure each m (in reverse order every other"
+                    + " round), then the single process, in turn, N times over, and end with a table of the ratios of"
+                    + " each round and, from 3 rounds, their medians: on a machine whose speed drifts, only figures"
+                    + " measured side by side compare. With --compare-local each round starts (and warms up) its own"
+                    + " cluster, stopped before the single process runs."
         })
 public final class BenchClusterCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "Model directory.")
@@ -198,7 +199,10 @@ public final class BenchClusterCommand implements Callable<Integer> {
                         }
                     }
                 }
-                for (int k = 0; k < ms; k++) {
+                // Every other round runs the m's in reverse order, so that a drift of the machine's speed within a
+                // round favours neither end of the ratios.
+                for (int n = 0; n < ms; n++) {
+                    int k = round % 2 == 0 ? n : ms - 1 - n;
                     int m = runM.get(k);
                     boolean ls = runLockstep.get(k);
                     // The measured request prefills too: the experts' busy time of the same prefill alone is
@@ -379,9 +383,21 @@ public final class BenchClusterCommand implements Callable<Integer> {
         return b.toString();
     }
 
+    /** The median over the rounds of a per-round figure (the mean of the middle two for an even count). */
+    static double median(int rounds, java.util.function.IntToDoubleFunction perRound) {
+        double[] v = new double[rounds];
+        for (int r = 0; r < v.length; r++) {
+            v[r] = perRound.applyAsDouble(r);
+        }
+        Arrays.sort(v);
+        int n = v.length;
+        return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    }
+
     /**
      * One line per round: tokens/s of each run (m, "ls" for lockstep steps), each over the first, over the single
-     * process, and the CPU check's together-over-alone speed before the round (where it ran).
+     * process, and the CPU check's together-over-alone speed before the round (where it ran); then, from 3 rounds,
+     * the median of each column (of the ratios themselves, not the ratio of medians).
      */
     private static void summary(List<String> labels, double[][] cluster, double[] local, double[] cpuPair) {
         int ms = labels.size();
@@ -420,6 +436,26 @@ public final class BenchClusterCommand implements Callable<Integer> {
             if (cpuPair != null) {
                 b.append(Double.isNaN(cpuPair[r]) ? String.format(Locale.ROOT, "  %9s", "-")
                         : String.format(Locale.ROOT, "  %8.0f%%", 100 * cpuPair[r]));
+            }
+            System.out.println(b);
+        }
+        int n = cluster.length;
+        if (n >= 3) {
+            StringBuilder b = new StringBuilder("median");
+            for (int k = 0; k < ms; k++) {
+                int at = k;
+                b.append(String.format(Locale.ROOT, k == 0 ? " %8.2f" : "  %8.2f", median(n, r -> cluster[r][at])));
+            }
+            for (int k = 1; k < ms; k++) {
+                int at = k;
+                b.append(String.format(Locale.ROOT, "  %9.2f", median(n, r -> cluster[r][at] / cluster[r][0])));
+            }
+            if (local != null) {
+                b.append(String.format(Locale.ROOT, "  %8.2f", median(n, r -> local[r])));
+                for (int k = 0; k < ms; k++) {
+                    int at = k;
+                    b.append(String.format(Locale.ROOT, "  %10.2f", median(n, r -> cluster[r][at] / local[r])));
+                }
             }
             System.out.println(b);
         }
