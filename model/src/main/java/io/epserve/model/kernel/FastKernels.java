@@ -1017,15 +1017,7 @@ public final class FastKernels implements Kernels {
                     den *= alpha;
                     scaleAcc(acc, d, alpha);
                 }
-                // invalid entries hold -inf and give exp = 0, so the denominator can sum whole vectors
-                for (int k = 0; k < ATT_BLOCK; k += L) {
-                    FloatVector e = TileKernels.exp(FloatVector.fromArray(FS, s, k).sub(mNew));
-                    den += TileKernels.sum(e);
-                    // bf16 rounding written out (a helper returning a vector was left un-inlined here and boxed)
-                    IntVector eb = e.reinterpretAsInts();
-                    eb.add(eb.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
-                            .reinterpretAsFloats().intoArray(s, k);
-                }
+                den = weights(s, mNew, den);
                 accumulate(acc, d, s, b0, b0, aHi);
                 accumulate(acc, d, s, b0, cLo, b1);
                 m = mNew;
@@ -1043,7 +1035,29 @@ public final class FastKernels implements Kernels {
             }
         }
 
-        /** s[i - b0] = (q . kv_i) * scale for i in [lo, hi); returns their max. */
+        /**
+         * s[k] = bf16(e^(s[k] - mNew)) over the block; returns den plus their sum, one vector at a time. Invalid
+         * entries hold -inf and give exp = 0, so the denominator can sum whole vectors. A method of its own, never
+         * inlined into head (the launcher's CompileCommand, see the parent pom): inlined, exp and sum met C2's node
+         * count cutoff in some compilations of that large method, and a vector passed to a call that is not inlined
+         * is boxed (2.2-8 MB per step in the attention worker, about 1.4x its attention time).
+         */
+        static float weights(float[] s, float mNew, float den) {
+            for (int k = 0; k < ATT_BLOCK; k += L) {
+                FloatVector e = TileKernels.exp(FloatVector.fromArray(FS, s, k).sub(mNew));
+                den += TileKernels.sum(e);
+                // bf16 rounding written out (a helper returning a vector was left un-inlined here and boxed)
+                IntVector eb = e.reinterpretAsInts();
+                eb.add(eb.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
+                        .reinterpretAsFloats().intoArray(s, k);
+            }
+            return den;
+        }
+
+        /**
+         * s[i - b0] = (q . kv_i) * scale for i in [lo, hi); returns their max. Never inlined into head either (the
+         * same CompileCommand): dot4 and dot hand vectors to sum.
+         */
         private float scores(int qb, int b0, int lo, int hi, float[] s) {
             float bm = Float.NEGATIVE_INFINITY;
             int i = lo;

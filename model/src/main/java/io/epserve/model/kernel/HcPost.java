@@ -1,6 +1,7 @@
 package io.epserve.model.kernel;
 
 import static jdk.incubator.vector.VectorOperators.D2F;
+import static jdk.incubator.vector.VectorOperators.F2D;
 import static jdk.incubator.vector.VectorOperators.IS_NAN;
 import static jdk.incubator.vector.VectorOperators.LSHR;
 
@@ -36,10 +37,12 @@ public final class HcPost {
                 int ci = t * hc * hc + q;
                 int i = 0;
                 for (; i + step <= d; i += step) {
-                    DoubleVector s = TileKernels.wide(FloatVector.fromArray(TileKernels.FH, a, ai + i)).mul(p);
+                    // widened in place, not by a helper: a vector handed to a call C2 does not inline is boxed
+                    DoubleVector s = ((DoubleVector) FloatVector.fromArray(TileKernels.FH, a, ai + i)
+                            .convertShape(F2D, TileKernels.DS, 0)).mul(p);
                     for (int j = 0; j < hc; j++) {
-                        s = s.add(TileKernels.wide(FloatVector.fromArray(TileKernels.FH, X, (t * hc + j) * d + i))
-                                .mul(comb[ci + j * hc]));
+                        s = s.add(((DoubleVector) FloatVector.fromArray(TileKernels.FH, X, (t * hc + j) * d + i)
+                                .convertShape(F2D, TileKernels.DS, 0)).mul(comb[ci + j * hc]));
                     }
                     if (s.test(IS_NAN).anyTrue()) {
                         scalar(a, X, p, comb, ci, t, hc, d, i, i + step, o, out);

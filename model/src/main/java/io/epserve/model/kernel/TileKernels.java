@@ -192,16 +192,30 @@ final class TileKernels {
     }
 
     /**
-     * {@link #sum} of the vector at a[off]: the vector stays inside the method, so a caller C2 does not inline this
-     * into still gets no boxed vector.
+     * {@link #sum} of the vector at a[off], the butterfly written out: no vector crosses a call, so nothing is boxed
+     * whether C2 inlines this or not. (Calling sum(FloatVector) from here boxed in some compilations: this was
+     * inlined into a large caller, and the inner call then met C2's node count cutoff.)
      */
     static float sum(float[] a, int off) {
-        return sum(FloatVector.fromArray(FS, a, off));
+        FloatVector v = FloatVector.fromArray(FS, a, off);
+        if (L == 16) {
+            v = v.add(v.rearrange(S8));
+        }
+        v = v.add(v.rearrange(S4));
+        v = v.add(v.rearrange(S2));
+        v = v.add(v.rearrange(S1));
+        return v.lane(0);
     }
 
     /** {@link #sum(float[], int)} for doubles. */
     static double sum(double[] a, int off) {
-        return sum(DoubleVector.fromArray(DS, a, off));
+        DoubleVector v = DoubleVector.fromArray(DS, a, off);
+        if (LD == 8) {
+            v = v.add(v.rearrange(D4));
+        }
+        v = v.add(v.rearrange(D2));
+        v = v.add(v.rearrange(D1));
+        return v.lane(0);
     }
 
     /** {@link #sum} for doubles. */
@@ -255,19 +269,10 @@ final class TileKernels {
         return p.mul(scale).mul(0x1p-64f).blend(0f, zero);
     }
 
-    // ------------------------------------------------------------------------------------------------ decoders
-
-    /** Widens a half-width float vector exactly to doubles. */
-    static DoubleVector wide(FloatVector h) {
-        return (DoubleVector) h.convertShape(F2D, DS, 0);
-    }
-
-    /** LD f32 weights at byte off, widened to doubles. */
-    static DoubleVector wideF(MemorySegment w, long off) {
-        return wide(FloatVector.fromMemorySegment(FH, w, off, LE));
-    }
-
     // ------------------------------------------------------------------------------------------------ kernels
+    // The float64 kernels widen weights in place ((DoubleVector) v.convertShape(F2D, DS, 0)), not through a helper:
+    // a helper taking or returning a vector met C2's node count cutoff inside bf16dB4 in some compilations, and a
+    // vector that crosses a call C2 does not inline is boxed.
 
     /**
      * FP4 weights (row at byte wo, per-32 E8M0 scales at so), tokens [0, T) of a tile of T <= 8. FastKernels runs a
@@ -1506,14 +1511,14 @@ final class TileKernels {
             IntVector q1 = IntVector.fromMemorySegment(IH, w, wg + 4L * LD, LE);
             IntVector q2 = IntVector.fromMemorySegment(IH, w, wg + 8L * LD, LE);
             IntVector q3 = IntVector.fromMemorySegment(IH, w, wg + 12L * LD, LE);
-            DoubleVector d0 = wide(q0.lanewise(LSHL, 16).reinterpretAsFloats());
-            DoubleVector d1 = wide(q0.and(0xffff0000).reinterpretAsFloats());
-            DoubleVector d2 = wide(q1.lanewise(LSHL, 16).reinterpretAsFloats());
-            DoubleVector d3 = wide(q1.and(0xffff0000).reinterpretAsFloats());
-            DoubleVector d4 = wide(q2.lanewise(LSHL, 16).reinterpretAsFloats());
-            DoubleVector d5 = wide(q2.and(0xffff0000).reinterpretAsFloats());
-            DoubleVector d6 = wide(q3.lanewise(LSHL, 16).reinterpretAsFloats());
-            DoubleVector d7 = wide(q3.and(0xffff0000).reinterpretAsFloats());
+            DoubleVector d0 = (DoubleVector) q0.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d1 = (DoubleVector) q0.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d2 = (DoubleVector) q1.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d3 = (DoubleVector) q1.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d4 = (DoubleVector) q2.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d5 = (DoubleVector) q2.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d6 = (DoubleVector) q3.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d7 = (DoubleVector) q3.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
             int xg = (int) (xo >>> 3) + T * c;
             // Two tokens per pass, not four: with four accumulators C2 (JDK 25) fails this method with "illegal
             // oopMap register name" and leaves it in C1, where every vector operation is boxed (100x slower).
@@ -1552,14 +1557,14 @@ final class TileKernels {
             IntVector q1 = IntVector.fromMemorySegment(IH, w, wg + 4L * LD, LE);
             IntVector q2 = IntVector.fromMemorySegment(IH, w, wg + 8L * LD, LE);
             IntVector q3 = IntVector.fromMemorySegment(IH, w, wg + 12L * LD, LE);
-            DoubleVector d0 = wide(q0.lanewise(LSHL, 16).reinterpretAsFloats());
-            DoubleVector d1 = wide(q0.and(0xffff0000).reinterpretAsFloats());
-            DoubleVector d2 = wide(q1.lanewise(LSHL, 16).reinterpretAsFloats());
-            DoubleVector d3 = wide(q1.and(0xffff0000).reinterpretAsFloats());
-            DoubleVector d4 = wide(q2.lanewise(LSHL, 16).reinterpretAsFloats());
-            DoubleVector d5 = wide(q2.and(0xffff0000).reinterpretAsFloats());
-            DoubleVector d6 = wide(q3.lanewise(LSHL, 16).reinterpretAsFloats());
-            DoubleVector d7 = wide(q3.and(0xffff0000).reinterpretAsFloats());
+            DoubleVector d0 = (DoubleVector) q0.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d1 = (DoubleVector) q0.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d2 = (DoubleVector) q1.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d3 = (DoubleVector) q1.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d4 = (DoubleVector) q2.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d5 = (DoubleVector) q2.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d6 = (DoubleVector) q3.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d7 = (DoubleVector) q3.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
             int xt = (int) (xo >>> 3) + c;
             DoubleVector b = d0.fma(DoubleVector.fromArray(DS, x, xt + 0 * LD), DoubleVector.zero(DS));
             b = d1.fma(DoubleVector.fromArray(DS, x, xt + 1 * LD), b);
@@ -1583,14 +1588,14 @@ final class TileKernels {
             IntVector q1 = IntVector.fromMemorySegment(IH, w, wg + 4L * LD, LE);
             IntVector q2 = IntVector.fromMemorySegment(IH, w, wg + 8L * LD, LE);
             IntVector q3 = IntVector.fromMemorySegment(IH, w, wg + 12L * LD, LE);
-            DoubleVector d0 = wide(q0.lanewise(LSHL, 16).reinterpretAsFloats());
-            DoubleVector d1 = wide(q0.and(0xffff0000).reinterpretAsFloats());
-            DoubleVector d2 = wide(q1.lanewise(LSHL, 16).reinterpretAsFloats());
-            DoubleVector d3 = wide(q1.and(0xffff0000).reinterpretAsFloats());
-            DoubleVector d4 = wide(q2.lanewise(LSHL, 16).reinterpretAsFloats());
-            DoubleVector d5 = wide(q2.and(0xffff0000).reinterpretAsFloats());
-            DoubleVector d6 = wide(q3.lanewise(LSHL, 16).reinterpretAsFloats());
-            DoubleVector d7 = wide(q3.and(0xffff0000).reinterpretAsFloats());
+            DoubleVector d0 = (DoubleVector) q0.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d1 = (DoubleVector) q0.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d2 = (DoubleVector) q1.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d3 = (DoubleVector) q1.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d4 = (DoubleVector) q2.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d5 = (DoubleVector) q2.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d6 = (DoubleVector) q3.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            DoubleVector d7 = (DoubleVector) q3.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
             int xg = (int) (xo >>> 3) + T * c;
             for (int t = t0; t < T; t++) {
                 int xt = xg + DGROUP * t;
@@ -1629,9 +1634,21 @@ final class TileKernels {
             double[] acc, int ao) {
         for (int c = c0; c < c1; c += DGROUP) {
             long wg = wo + 4L * c;
-            DoubleVector d0 = wideF(w, wg), d1 = wideF(w, wg + 4L * LD), d2 = wideF(w, wg + 8L * LD);
-            DoubleVector d3 = wideF(w, wg + 12L * LD), d4 = wideF(w, wg + 16L * LD), d5 = wideF(w, wg + 20L * LD);
-            DoubleVector d6 = wideF(w, wg + 24L * LD), d7 = wideF(w, wg + 28L * LD);
+            DoubleVector d0 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg, LE).convertShape(F2D, DS, 0);
+            DoubleVector d1 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 4L * LD, LE)
+                    .convertShape(F2D, DS, 0);
+            DoubleVector d2 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 8L * LD, LE)
+                    .convertShape(F2D, DS, 0);
+            DoubleVector d3 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 12L * LD, LE)
+                    .convertShape(F2D, DS, 0);
+            DoubleVector d4 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 16L * LD, LE)
+                    .convertShape(F2D, DS, 0);
+            DoubleVector d5 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 20L * LD, LE)
+                    .convertShape(F2D, DS, 0);
+            DoubleVector d6 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 24L * LD, LE)
+                    .convertShape(F2D, DS, 0);
+            DoubleVector d7 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 28L * LD, LE)
+                    .convertShape(F2D, DS, 0);
             int xg = (int) (xo >>> 3) + T * c;
             for (int t = 0; t < t4; t += 4) {
                 int xt = xg + DGROUP * t;
@@ -1682,9 +1699,21 @@ final class TileKernels {
         DoubleVector a = DoubleVector.fromArray(DS, acc, ao);
         for (int c = c0; c < c1; c += DGROUP) {
             long wg = wo + 4L * c;
-            DoubleVector d0 = wideF(w, wg), d1 = wideF(w, wg + 4L * LD), d2 = wideF(w, wg + 8L * LD);
-            DoubleVector d3 = wideF(w, wg + 12L * LD), d4 = wideF(w, wg + 16L * LD), d5 = wideF(w, wg + 20L * LD);
-            DoubleVector d6 = wideF(w, wg + 24L * LD), d7 = wideF(w, wg + 28L * LD);
+            DoubleVector d0 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg, LE).convertShape(F2D, DS, 0);
+            DoubleVector d1 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 4L * LD, LE)
+                    .convertShape(F2D, DS, 0);
+            DoubleVector d2 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 8L * LD, LE)
+                    .convertShape(F2D, DS, 0);
+            DoubleVector d3 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 12L * LD, LE)
+                    .convertShape(F2D, DS, 0);
+            DoubleVector d4 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 16L * LD, LE)
+                    .convertShape(F2D, DS, 0);
+            DoubleVector d5 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 20L * LD, LE)
+                    .convertShape(F2D, DS, 0);
+            DoubleVector d6 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 24L * LD, LE)
+                    .convertShape(F2D, DS, 0);
+            DoubleVector d7 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 28L * LD, LE)
+                    .convertShape(F2D, DS, 0);
             int xt = (int) (xo >>> 3) + c;
             DoubleVector b = d0.fma(DoubleVector.fromArray(DS, x, xt + 0 * LD), DoubleVector.zero(DS));
             b = d1.fma(DoubleVector.fromArray(DS, x, xt + 1 * LD), b);
@@ -1704,9 +1733,21 @@ final class TileKernels {
             double[] acc, int ao) {
         for (int c = c0; c < c1; c += DGROUP) {
             long wg = wo + 4L * c;
-            DoubleVector d0 = wideF(w, wg), d1 = wideF(w, wg + 4L * LD), d2 = wideF(w, wg + 8L * LD);
-            DoubleVector d3 = wideF(w, wg + 12L * LD), d4 = wideF(w, wg + 16L * LD), d5 = wideF(w, wg + 20L * LD);
-            DoubleVector d6 = wideF(w, wg + 24L * LD), d7 = wideF(w, wg + 28L * LD);
+            DoubleVector d0 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg, LE).convertShape(F2D, DS, 0);
+            DoubleVector d1 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 4L * LD, LE)
+                    .convertShape(F2D, DS, 0);
+            DoubleVector d2 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 8L * LD, LE)
+                    .convertShape(F2D, DS, 0);
+            DoubleVector d3 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 12L * LD, LE)
+                    .convertShape(F2D, DS, 0);
+            DoubleVector d4 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 16L * LD, LE)
+                    .convertShape(F2D, DS, 0);
+            DoubleVector d5 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 20L * LD, LE)
+                    .convertShape(F2D, DS, 0);
+            DoubleVector d6 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 24L * LD, LE)
+                    .convertShape(F2D, DS, 0);
+            DoubleVector d7 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 28L * LD, LE)
+                    .convertShape(F2D, DS, 0);
             int xg = (int) (xo >>> 3) + T * c;
             for (int t = t0; t < T; t++) {
                 int xt = xg + DGROUP * t;
