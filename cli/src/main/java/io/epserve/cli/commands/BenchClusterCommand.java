@@ -113,8 +113,10 @@ public final class BenchClusterCommand implements Callable<Integer> {
             + " between layers computed 1.5-3x slower after waking on a VM), else backoff.")
     String idle;
 
-    /** --idle, or its default for --pin. */
-    private String idleStrategy;
+    /** --idle, or its default: busy-spin with --pin, else backoff. */
+    private String idleStrategy() {
+        return idle != null ? idle : pin ? "busy-spin" : "backoff";
+    }
 
     @Option(names = "--compare-local", description = "Also run the single-process engine on the same batch and print the ratio.")
     boolean compareLocal;
@@ -160,7 +162,6 @@ public final class BenchClusterCommand implements Callable<Integer> {
             return CliErrors.usage("prompt + decode steps exceed the context of " + c.maxPositionEmbeddings());
         }
         Integer perWorker = threads != null ? threads : (pin ? Integer.valueOf(1) : null);
-        idleStrategy = idle != null ? idle : pin ? "busy-spin" : "backoff";
         int[][] prompts = prompts(c, batch, promptTokens, seed);
         List<Integer> runM = new ArrayList<>();
         List<Boolean> runLockstep = new ArrayList<>();
@@ -179,7 +180,7 @@ public final class BenchClusterCommand implements Callable<Integer> {
         Arrays.fill(cpuPair, Double.NaN);
         LocalCluster.Options o = LocalCluster.options().model(model).expertWorkers(expertWorkers)
                 .microBatches(microBatches.get(0)).kernels(kernels).attentionThreads(perWorker)
-                .expertThreads(perWorker).pin(pin).idle(idleStrategy).logDir(logDir).expertTimeoutMs(60_000).metrics(true)
+                .expertThreads(perWorker).pin(pin).idle(idleStrategy()).logDir(logDir).expertTimeoutMs(60_000).metrics(true)
                 .ipc(ipc).attentionWorkers(attentionWorkers);
         workerJvmArgs.forEach(o::jvmArg);
         expertWorkerArgs.forEach(o::expertArg);
@@ -346,7 +347,7 @@ public final class BenchClusterCommand implements Callable<Integer> {
                 model, kernels, batch, promptTokens, t.getSteps(), t.getMicroBatches(), t.getMicroBatches() == 1 ? "" : "es",
                 t.getMicroBatches() == 1 ? "" : lockstep ? " in lockstep" : " pipelined",
                 expertWorkers, expertWorkers == 1 ? "" : "s", (ipc ? ", over IPC" : ", over UDP")
-                        + (pin ? ", pinned (attention CPU 0, experts CPU 1)" : "") + ", idle " + idleStrategy);
+                        + (pin ? ", pinned (attention CPU 0, experts CPU 1)" : "") + ", idle " + idleStrategy());
         System.out.printf("cluster decode: %.2f tokens/s (%.2f ms per step)%n", t.getTokens() / t.getWallSeconds(),
                 1e3 * t.getWallSeconds() / steps);
         double wall = t.getWallSeconds();
