@@ -39,7 +39,7 @@ import org.openjdk.jmh.annotations.Warmup;
     "--add-opens", "java.base/java.lang=ALL-UNNAMED", "--add-opens", "java.management/sun.management=ALL-UNNAMED",
     "--add-opens", "jdk.management/com.sun.management.internal=ALL-UNNAMED", "-XX:+UseG1GC",
     "-XX:CompileCommand=quiet", "-XX:CompileCommand=dontinline,*AttentionJob::weights",
-    "-XX:CompileCommand=dontinline,*AttentionJob::scores"})
+    "-XX:CompileCommand=dontinline,*AttentionJob::scores", "-XX:CompileCommand=dontinline,*IndexJob::weigh4"})
 public class Bf16LinearBench {
     @Param({"1", "16"})
     public int tokens;

@@ -40,7 +40,7 @@ import org.openjdk.jmh.annotations.Warmup;
     "--add-opens", "java.base/java.lang=ALL-UNNAMED", "--add-opens", "java.management/sun.management=ALL-UNNAMED",
     "--add-opens", "jdk.management/com.sun.management.internal=ALL-UNNAMED", "-XX:+UseG1GC",
     "-XX:CompileCommand=quiet", "-XX:CompileCommand=dontinline,*AttentionJob::weights",
-    "-XX:CompileCommand=dontinline,*AttentionJob::scores"})
+    "-XX:CompileCommand=dontinline,*AttentionJob::scores", "-XX:CompileCommand=dontinline,*IndexJob::weigh4"})
 public class Fp4MoeBench {
     static final int EXPERTS = 142, USED = 8, ROWS = 2048, COLS = 4096;
 

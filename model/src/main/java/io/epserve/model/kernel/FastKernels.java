@@ -1202,7 +1202,7 @@ public final class FastKernels implements Kernels {
             j.wp[h] = w[wOff + h];
         }
         if (j.sums.length < threads) {
-            j.sums = new float[threads][4 * L];
+            j.sums = new float[threads][8 * L];
         }
         j.hp = hp;
         j.dim = dim;
@@ -1229,7 +1229,7 @@ public final class FastKernels implements Kernels {
         final AtomicInteger next = new AtomicInteger();
         float[] qt = new float[0];
         float[] wp = new float[0];
-        /** Per worker: keys4's four score vectors, summed from memory (TileKernels.sum(float[], int)). */
+        /** Per worker: keys4's four score vectors (summed from memory) and its four dot products: 8 vectors. */
         float[][] sums = new float[0][];
         int hp;
         int dim;
@@ -1259,10 +1259,7 @@ public final class FastKernels implements Kernels {
             int k1 = k0 + dim;
             int k2 = k1 + dim;
             int k3 = k2 + dim;
-            FloatVector t0 = FloatVector.zero(FS);
-            FloatVector t1 = t0;
-            FloatVector t2 = t0;
-            FloatVector t3 = t0;
+            Arrays.fill(sum, 0, 4 * L, 0f);
             for (int g = 0; g < hp; g += L) {
                 FloatVector a0 = FloatVector.zero(FS);
                 FloatVector a1 = a0;
@@ -1275,40 +1272,34 @@ public final class FastKernels implements Kernels {
                     a2 = qv.fma(FloatVector.broadcast(FS, keys[k2 + d]), a2);
                     a3 = qv.fma(FloatVector.broadcast(FS, keys[k3 + d]), a3);
                 }
-                FloatVector wv = FloatVector.fromArray(FS, wp, g);
-                // bf16(max(bf16(dot), 0) * w) per head lane, written out: as a helper call C2 did not always
-                // inline it and then boxed the vectors (~120 KB allocated per call)
-                IntVector b0 = a0.reinterpretAsInts();
-                IntVector b1 = a1.reinterpretAsInts();
-                IntVector b2 = a2.reinterpretAsInts();
-                IntVector b3 = a3.reinterpretAsInts();
-                b0 = b0.add(b0.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
-                        .reinterpretAsFloats().max(0f).mul(wv).reinterpretAsInts();
-                b1 = b1.add(b1.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
-                        .reinterpretAsFloats().max(0f).mul(wv).reinterpretAsInts();
-                b2 = b2.add(b2.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
-                        .reinterpretAsFloats().max(0f).mul(wv).reinterpretAsInts();
-                b3 = b3.add(b3.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
-                        .reinterpretAsFloats().max(0f).mul(wv).reinterpretAsInts();
-                t0 = t0.add(b0.add(b0.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
-                        .reinterpretAsFloats());
-                t1 = t1.add(b1.add(b1.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
-                        .reinterpretAsFloats());
-                t2 = t2.add(b2.add(b2.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
-                        .reinterpretAsFloats());
-                t3 = t3.add(b3.add(b3.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
-                        .reinterpretAsFloats());
+                a0.intoArray(sum, 4 * L);
+                a1.intoArray(sum, 5 * L);
+                a2.intoArray(sum, 6 * L);
+                a3.intoArray(sum, 7 * L);
+                weigh4(sum, wp, g);
             }
-            // through memory: C2 does not always inline sum(FloatVector) into this large method, and a vector passed
-            // to a call that is not inlined is boxed (seen in the attention worker's allocation profile)
-            t0.intoArray(sum, 0);
-            t1.intoArray(sum, L);
-            t2.intoArray(sum, 2 * L);
-            t3.intoArray(sum, 3 * L);
             scores[i] = Bf16.round(TileKernels.sum(sum, 0));
             scores[i + 1] = Bf16.round(TileKernels.sum(sum, L));
             scores[i + 2] = Bf16.round(TileKernels.sum(sum, 2 * L));
             scores[i + 3] = Bf16.round(TileKernels.sum(sum, 3 * L));
+        }
+
+        /**
+         * {@link #keys4}'s weighting of its four keys' dot products (s[4L..8L)) for heads [g, g + L): per head lane
+         * t_k += bf16(max(bf16(dot_k), 0) * w), the t_k in s[0..4L). Kept out of keys4 by a CompileCommand
+         * (epserve.jvm.flags): inlined, its vector operations came after keys4 had used up C2's node budget in some
+         * compilations, and C2 then left them to the Vector API's Java fallback (int[] allocated per operation:
+         * 124 KB per decode step in a profiled attention worker, which the engine thread should not allocate at all).
+         */
+        static void weigh4(float[] s, float[] wp, int g) {
+            FloatVector wv = FloatVector.fromArray(FS, wp, g);
+            for (int k = 0; k < 4; k++) {
+                IntVector b = FloatVector.fromArray(FS, s, (4 + k) * L).reinterpretAsInts();
+                b = b.add(b.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000)
+                        .reinterpretAsFloats().max(0f).mul(wv).reinterpretAsInts();
+                FloatVector.fromArray(FS, s, k * L).add(b.add(b.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff))
+                        .and(0xffff0000).reinterpretAsFloats()).intoArray(s, k * L);
+            }
         }
 
         private void key1(int i) {
