@@ -17,6 +17,8 @@ import io.epserve.proto.worker.v1.LayerLatency;
 import io.epserve.proto.worker.v1.StepTiming;
 import io.grpc.StatusRuntimeException;
 import java.io.IOException;
+import java.lang.management.CompilationMXBean;
+import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -64,8 +66,16 @@ public final class BenchClusterCommand implements Callable<Integer> {
     @Option(names = "--prompt-tokens", defaultValue = "16", description = "Prompt length. Default: ${DEFAULT-VALUE}.")
     int promptTokens;
 
-    @Option(names = "--warmup", defaultValue = "8", description = "Unmeasured decode steps first (a separate batch). Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--warmup", defaultValue = "8",
+            description = "Unmeasured decode steps of a warm-up run (a separate batch) at every m. Default: ${DEFAULT-VALUE}.")
     int warmup;
+
+    @Option(names = "--warmup-max-seconds", defaultValue = "120",
+            description = "After the --warmup steps of every m, more warm-up runs follow until the JIT compilers have"
+                    + " settled (the workers' compilation time grew by less than " + JIT_SETTLED_PERCENT + "%% of the"
+                    + " last run's wall time), for at most this long; the same for the single process. 0: the"
+                    + " --warmup steps only. Default: ${DEFAULT-VALUE}.")
+    int warmupMaxSeconds;
 
     @Option(names = "--micro-batches", defaultValue = "2", split = ",", paramLabel = "M",
             description = "1..4, or several (e.g. 1,2), measured in turn. Default: ${DEFAULT-VALUE}.")
@@ -137,8 +147,9 @@ public final class BenchClusterCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if (batch < 1 || tokens < 1 || promptTokens < 1 || warmup < 0 || rounds < 1) {
-            return CliErrors.usage("--batch, --tokens, --prompt-tokens and --rounds must be >= 1, --warmup >= 0");
+        if (batch < 1 || tokens < 1 || promptTokens < 1 || warmup < 0 || rounds < 1 || warmupMaxSeconds < 0) {
+            return CliErrors.usage("--batch, --tokens, --prompt-tokens and --rounds must be >= 1, --warmup and"
+                    + " --warmup-max-seconds >= 0");
         }
         if (ipc && expertWorkers != 1) {
             return CliErrors.usage("--ipc runs one expert worker, got --expert-workers " + expertWorkers);
@@ -192,7 +203,7 @@ public final class BenchClusterCommand implements Callable<Integer> {
         try (LocalModel local = compareLocal ? CliErrors.openModel(model, kernels, perWorker == null ? null
                 : 2 * perWorker) : null) {
             if (local != null && warmup > 0) {
-                decodeLocal(local, prompts, warmup);
+                warmUpLocal(local, prompts);
             }
             for (int round = 0; round < rounds; round++) {
                 if (cluster == null) {
@@ -201,9 +212,7 @@ public final class BenchClusterCommand implements Callable<Integer> {
                     }
                     cluster = LocalCluster.start(o);
                     if (warmup > 0) {
-                        for (int m : microBatches) {
-                            decodeAll(cluster, request("warm", prompts, warmup, m, false));
-                        }
+                        warmUp(cluster, prompts);
                     }
                 }
                 // Every other round runs the m's in reverse order, so that a drift of the machine's speed within a
@@ -310,6 +319,95 @@ public final class BenchClusterCommand implements Callable<Integer> {
         }
         return answers;
     }
+
+    /**
+     * Warm-up runs of --warmup steps at every m until the workers' JIT compilers have settled or --warmup-max-seconds
+     * have passed. A step count alone ended warm-up while C2 was still compiling: pinned workers give their compiler
+     * threads only what the busy engine thread leaves of one CPU, and on a 2-vCPU VM the cluster's compilation went
+     * on for 1-3 minutes, its decode speed creeping up meanwhile.
+     */
+    private void warmUp(LocalCluster cluster, int[][] prompts) {
+        long start = System.nanoTime();
+        for (int run = 1; ; run++) {
+            double c0 = jitSeconds(cluster);
+            long t0 = System.nanoTime();
+            StringBuilder speeds = new StringBuilder();
+            for (int m : microBatches) {
+                List<DecodeResponse> rs = decodeAll(cluster, request("warm", prompts, warmup, m, false));
+                StepTiming t = rs.get(0).getTiming();
+                speeds.append(String.format(Locale.ROOT, " m%d %.1f", m, t.getTokens() / t.getWallSeconds()));
+            }
+            double wall = (System.nanoTime() - t0) / 1e9;
+            double grew = jitSeconds(cluster) - c0;
+            System.out.printf("  warm-up run %d: tokens/s%s; JIT compilation %.0f ms of the run's %.1f s%n", run,
+                    speeds, 1e3 * grew, wall);
+            if (warmUpDone("cluster", run, (System.nanoTime() - start) / 1e9, wall, grew)) {
+                return;
+            }
+        }
+    }
+
+    /** {@link #warmUp} for the single process in this JVM. */
+    private void warmUpLocal(LocalModel local, int[][] prompts) {
+        CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
+        boolean timed = jit != null && jit.isCompilationTimeMonitoringSupported();
+        long start = System.nanoTime();
+        for (int run = 1; ; run++) {
+            long c0 = timed ? jit.getTotalCompilationTime() : 0;
+            long t0 = System.nanoTime();
+            double seconds = decodeLocal(local, prompts, warmup);
+            double wall = (System.nanoTime() - t0) / 1e9;
+            double grew = timed ? (jit.getTotalCompilationTime() - c0) / 1e3 : Double.NaN;
+            System.out.printf("  warm-up run %d: tokens/s %.1f; JIT compilation %.0f ms of the run's %.1f s%n", run,
+                    prompts.length * warmup / seconds, 1e3 * grew, wall);
+            if (warmUpDone("single process", run, (System.nanoTime() - start) / 1e9, wall, grew)) {
+                return;
+            }
+        }
+    }
+
+    /** Whether warm-up ends after this run; prints a line when it does. */
+    private boolean warmUpDone(String who, int runs, double elapsed, double lastWall, double lastJitGrowth) {
+        boolean settled = jitSettled(lastJitGrowth, lastWall);
+        if (!settled && warmupMaxSeconds > 0 && elapsed < warmupMaxSeconds && !Double.isNaN(lastJitGrowth)) {
+            return false;
+        }
+        System.out.printf("warm-up (%s): %d run%s of %d steps%s in %.1f s; JIT compilation in the last run %s%n", who,
+                runs, runs == 1 ? "" : "s", warmup, who.equals("cluster") ? " at every m" : "", elapsed,
+                Double.isNaN(lastJitGrowth) ? "unknown" : String.format(Locale.ROOT, "%.0f ms (%s)",
+                        1e3 * lastJitGrowth, settled ? "settled" : warmupMaxSeconds == 0 ? "not waited for"
+                                : "not settled within --warmup-max-seconds"));
+        return true;
+    }
+
+    /** The share of a run's wall time below which the JIT compilers count as settled. */
+    static final int JIT_SETTLED_PERCENT = 2;
+
+    /** Whether compilation time grown during a run of wallSeconds is small enough to call the JIT settled. */
+    static boolean jitSettled(double compileSecondsGrown, double wallSeconds) {
+        return compileSecondsGrown >= 0 && compileSecondsGrown < JIT_SETTLED_PERCENT / 100.0 * wallSeconds;
+    }
+
+    /** The JIT compilation time of all workers together, seconds, or NaN if one cannot be read. */
+    private static double jitSeconds(LocalCluster cluster) {
+        double s = 0;
+        try {
+            for (LocalCluster.Worker w : cluster.attentionWorkers()) {
+                s += MetricsScrape.fetch("127.0.0.1", w.metricsPort()).value(JIT_SECONDS);
+            }
+            for (LocalCluster.Worker w : cluster.expertWorkers()) {
+                s += MetricsScrape.fetch("127.0.0.1", w.metricsPort()).value(JIT_SECONDS);
+            }
+        } catch (IOException | RuntimeException e) {
+            System.err.println("epserve bench-cluster: cannot read the workers' JIT compilation time: "
+                    + e.getMessage());
+            return Double.NaN;
+        }
+        return s;
+    }
+
+    /** The JVM metric (Prometheus' JVM instrumentation) of HotSpot's accumulated compilation time. */
+    private static final String JIT_SECONDS = "jvm_compilation_time_seconds_total";
 
     /** Prints and returns how fast CPUs 0 and 1 compute together relative to alone (NaN if it cannot tell). */
     private static double checkCpus() {

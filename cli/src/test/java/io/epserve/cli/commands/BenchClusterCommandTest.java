@@ -1,10 +1,15 @@
 package io.epserve.cli.commands;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import org.junit.jupiter.api.Test;
 
-/** The per-round median of {@code bench-cluster}'s summary (the cluster runs themselves are in ClusterTest). */
+/**
+ * The per-round median of {@code bench-cluster}'s summary and its test of a settled JIT (the cluster runs themselves
+ * are in ClusterTest and EngineCommandsTest).
+ */
 class BenchClusterCommandTest {
     @Test
     void medianOfAnOddCountIsTheMiddleFigureWhateverTheRoundOrder() {
@@ -25,5 +30,16 @@ class BenchClusterCommandTest {
         double[] m1 = {50, 100, 60}, m2 = {90, 110, 70};
         // per-round ratios 1.8, 1.1, 1.167: median 70 / 60; the ratio of the medians would be 90 / 60
         assertEquals(70.0 / 60, BenchClusterCommand.median(3, r -> m2[r] / m1[r]), 1e-12);
+    }
+
+    @Test
+    void theJitCountsAsSettledWhenItCompiledForUnderTwoPercentOfTheRun() {
+        assertTrue(BenchClusterCommand.jitSettled(0, 2.0));
+        assertTrue(BenchClusterCommand.jitSettled(0.039, 2.0));
+        assertFalse(BenchClusterCommand.jitSettled(0.04, 2.0));
+        assertFalse(BenchClusterCommand.jitSettled(1.5, 2.0));
+        // unreadable (NaN) or a counter that went backwards (a restarted worker) is not settled
+        assertFalse(BenchClusterCommand.jitSettled(Double.NaN, 2.0));
+        assertFalse(BenchClusterCommand.jitSettled(-0.5, 2.0));
     }
 }

@@ -146,15 +146,18 @@ class EngineCommandsTest {
         assertTrue(aw.err().contains("--attention-workers must be >= 1, and 1 with --ipc or --compare-local"),
                 aw.err());
         assertEquals(2, run("bench-cluster", "--model", TINY.toString(), "--attention-workers", "0").exit());
+        assertEquals(2, run("bench-cluster", "--model", TINY.toString(), "--warmup-max-seconds", "-1").exit());
     }
 
     /** Two attention workers share one expert worker (run one exchange at a time there): both decode, one figure. */
     @Test
     void benchClusterDrivesSeveralAttentionWorkersAtOnce() {
         Run r = run("bench-cluster", "--model", TINY.toString(), "--attention-workers", "2", "--batch", "2",
-                "--prompt-tokens", "4", "--tokens", "3", "--warmup", "1", "--micro-batches", "1",
-                "--expert-worker-arg=--no-merge-exchanges", "--kernels", "exact");
+                "--prompt-tokens", "4", "--tokens", "3", "--warmup", "1", "--warmup-max-seconds", "0",
+                "--micro-batches", "1", "--expert-worker-arg=--no-merge-exchanges", "--kernels", "exact");
         assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("warm-up (cluster): 1 run of 1 steps at every m in "), r.out());
+        assertTrue(r.out().contains(" (not waited for)") || r.out().contains(" (settled)"), r.out());
         assertTrue(r.out().contains("attention worker 1 of 2:") && r.out().contains("attention worker 2 of 2:"),
                 r.out());
         assertTrue(r.out().contains("2 attention workers together: "), r.out());
