@@ -67,7 +67,8 @@ import jdk.incubator.vector.VectorSpecies;
  *     allocation and its bounds checks per 128 weights, which made the dense FP8 projections 2.2x slower in the
  *     attention worker than in the single process that happened to inline it. A helper called with vectors of
  *     two shapes (the bf16 decode served the 512-bit float and the 256-bit double kernels) boxes in every caller,
- *     inlined or not: its type profile is polymorphic.
+ *     inlined or not: its type profile is polymorphic. The Vector API's own methods are such shared helpers too, so
+ *     float and int vectors come in one shape only (see {@link #DS}).
  * <li>Accumulators start from {@code FloatVector.zero(FS)}, never from a static final vector (C2 cannot unbox a
  *     constant vector object at a loop phi and allocates a box per iteration, 5-10x slower).
  * </ul>
@@ -91,7 +92,7 @@ import jdk.incubator.vector.VectorSpecies;
  *     ways give the same floats. The NaN codes 0x7F/0xFF decode as +-480: checkpoints do not contain them.
  * <li>BF16: an int lane holds two weights; {@code q << 16} is the even one, {@code q & 0xffff0000} the odd one.
  * <li>float64 kernels (the "wide" linears): bf16 or f32 weights are widened exactly to double
- *     (vcvtps2pd from a half-width float vector) and multiplied by activations stored as doubles; products of
+ *     (vcvtps2pd from each half of a full float vector) and multiplied by activations stored as doubles; products of
  *     two floats are exact in double, so these agree with the exact set up to the float64 summation order.
  * </ul>
  *
@@ -115,13 +116,15 @@ final class TileKernels {
     /** Half an FP8 group of codes (4L bytes): the subnormal check reads a group as two of these. */
     static final VectorSpecies<Byte> BG = VectorSpecies.of(byte.class, VectorShape.forBitSize(L * 32));
 
-    /** Doubles of the preferred shape, and the half-width float / int species that widen to them. */
+    /**
+     * Doubles of the preferred shape. The float64 kernels widen a full float vector as two halves (convertShape part
+     * 0 and 1), never a half-width float or int vector: 256-bit ones beside the 512-bit ones gave the Vector API's
+     * shared methods polymorphic type profiles, and C2 then left some operations of unrelated kernels (seen in
+     * bf16B4, prepare and keys4) to the Java fallback, an array allocated per operation. (Masked loads of the lower
+     * half instead ran 2-4x slower.)
+     */
     static final VectorSpecies<Double> DS = VectorSpecies.of(double.class, FS.vectorShape());
     static final int LD = DS.length();
-    static final VectorSpecies<Float> FH =
-            VectorSpecies.of(float.class, VectorShape.forBitSize(Math.max(64, LD * 32)));
-    static final VectorSpecies<Integer> IH =
-            VectorSpecies.of(int.class, VectorShape.forBitSize(Math.max(64, LD * 32)));
 
     /** Columns per group of the float kernels: 8 weight vectors (FP4: one int vector of 8 nibbles per lane). */
     static final int GROUP = 8 * L;
@@ -1507,18 +1510,20 @@ final class TileKernels {
             double[] acc, int ao) {
         for (int c = c0; c < c1; c += DGROUP) {
             long wg = wo + 2L * c;
-            IntVector q0 = IntVector.fromMemorySegment(IH, w, wg, LE);
-            IntVector q1 = IntVector.fromMemorySegment(IH, w, wg + 4L * LD, LE);
-            IntVector q2 = IntVector.fromMemorySegment(IH, w, wg + 8L * LD, LE);
-            IntVector q3 = IntVector.fromMemorySegment(IH, w, wg + 12L * LD, LE);
-            DoubleVector d0 = (DoubleVector) q0.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d1 = (DoubleVector) q0.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d2 = (DoubleVector) q1.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d3 = (DoubleVector) q1.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d4 = (DoubleVector) q2.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d5 = (DoubleVector) q2.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d6 = (DoubleVector) q3.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d7 = (DoubleVector) q3.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            IntVector q01 = IntVector.fromMemorySegment(IS, w, wg, LE);
+            IntVector q23 = IntVector.fromMemorySegment(IS, w, wg + 8L * LD, LE);
+            FloatVector e01 = q01.lanewise(LSHL, 16).reinterpretAsFloats();
+            FloatVector o01 = q01.and(0xffff0000).reinterpretAsFloats();
+            FloatVector e23 = q23.lanewise(LSHL, 16).reinterpretAsFloats();
+            FloatVector o23 = q23.and(0xffff0000).reinterpretAsFloats();
+            DoubleVector d0 = (DoubleVector) e01.convertShape(F2D, DS, 0);
+            DoubleVector d1 = (DoubleVector) o01.convertShape(F2D, DS, 0);
+            DoubleVector d2 = (DoubleVector) e01.convertShape(F2D, DS, 1);
+            DoubleVector d3 = (DoubleVector) o01.convertShape(F2D, DS, 1);
+            DoubleVector d4 = (DoubleVector) e23.convertShape(F2D, DS, 0);
+            DoubleVector d5 = (DoubleVector) o23.convertShape(F2D, DS, 0);
+            DoubleVector d6 = (DoubleVector) e23.convertShape(F2D, DS, 1);
+            DoubleVector d7 = (DoubleVector) o23.convertShape(F2D, DS, 1);
             int xg = (int) (xo >>> 3) + T * c;
             // Two tokens per pass, not four: with four accumulators C2 (JDK 25) fails this method with "illegal
             // oopMap register name" and leaves it in C1, where every vector operation is boxed (100x slower).
@@ -1553,18 +1558,20 @@ final class TileKernels {
         DoubleVector a = DoubleVector.fromArray(DS, acc, ao);
         for (int c = c0; c < c1; c += DGROUP) {
             long wg = wo + 2L * c;
-            IntVector q0 = IntVector.fromMemorySegment(IH, w, wg, LE);
-            IntVector q1 = IntVector.fromMemorySegment(IH, w, wg + 4L * LD, LE);
-            IntVector q2 = IntVector.fromMemorySegment(IH, w, wg + 8L * LD, LE);
-            IntVector q3 = IntVector.fromMemorySegment(IH, w, wg + 12L * LD, LE);
-            DoubleVector d0 = (DoubleVector) q0.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d1 = (DoubleVector) q0.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d2 = (DoubleVector) q1.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d3 = (DoubleVector) q1.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d4 = (DoubleVector) q2.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d5 = (DoubleVector) q2.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d6 = (DoubleVector) q3.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d7 = (DoubleVector) q3.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            IntVector q01 = IntVector.fromMemorySegment(IS, w, wg, LE);
+            IntVector q23 = IntVector.fromMemorySegment(IS, w, wg + 8L * LD, LE);
+            FloatVector e01 = q01.lanewise(LSHL, 16).reinterpretAsFloats();
+            FloatVector o01 = q01.and(0xffff0000).reinterpretAsFloats();
+            FloatVector e23 = q23.lanewise(LSHL, 16).reinterpretAsFloats();
+            FloatVector o23 = q23.and(0xffff0000).reinterpretAsFloats();
+            DoubleVector d0 = (DoubleVector) e01.convertShape(F2D, DS, 0);
+            DoubleVector d1 = (DoubleVector) o01.convertShape(F2D, DS, 0);
+            DoubleVector d2 = (DoubleVector) e01.convertShape(F2D, DS, 1);
+            DoubleVector d3 = (DoubleVector) o01.convertShape(F2D, DS, 1);
+            DoubleVector d4 = (DoubleVector) e23.convertShape(F2D, DS, 0);
+            DoubleVector d5 = (DoubleVector) o23.convertShape(F2D, DS, 0);
+            DoubleVector d6 = (DoubleVector) e23.convertShape(F2D, DS, 1);
+            DoubleVector d7 = (DoubleVector) o23.convertShape(F2D, DS, 1);
             int xt = (int) (xo >>> 3) + c;
             DoubleVector b = d0.fma(DoubleVector.fromArray(DS, x, xt + 0 * LD), DoubleVector.zero(DS));
             b = d1.fma(DoubleVector.fromArray(DS, x, xt + 1 * LD), b);
@@ -1584,18 +1591,20 @@ final class TileKernels {
             double[] acc, int ao) {
         for (int c = c0; c < c1; c += DGROUP) {
             long wg = wo + 2L * c;
-            IntVector q0 = IntVector.fromMemorySegment(IH, w, wg, LE);
-            IntVector q1 = IntVector.fromMemorySegment(IH, w, wg + 4L * LD, LE);
-            IntVector q2 = IntVector.fromMemorySegment(IH, w, wg + 8L * LD, LE);
-            IntVector q3 = IntVector.fromMemorySegment(IH, w, wg + 12L * LD, LE);
-            DoubleVector d0 = (DoubleVector) q0.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d1 = (DoubleVector) q0.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d2 = (DoubleVector) q1.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d3 = (DoubleVector) q1.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d4 = (DoubleVector) q2.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d5 = (DoubleVector) q2.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d6 = (DoubleVector) q3.lanewise(LSHL, 16).reinterpretAsFloats().convertShape(F2D, DS, 0);
-            DoubleVector d7 = (DoubleVector) q3.and(0xffff0000).reinterpretAsFloats().convertShape(F2D, DS, 0);
+            IntVector q01 = IntVector.fromMemorySegment(IS, w, wg, LE);
+            IntVector q23 = IntVector.fromMemorySegment(IS, w, wg + 8L * LD, LE);
+            FloatVector e01 = q01.lanewise(LSHL, 16).reinterpretAsFloats();
+            FloatVector o01 = q01.and(0xffff0000).reinterpretAsFloats();
+            FloatVector e23 = q23.lanewise(LSHL, 16).reinterpretAsFloats();
+            FloatVector o23 = q23.and(0xffff0000).reinterpretAsFloats();
+            DoubleVector d0 = (DoubleVector) e01.convertShape(F2D, DS, 0);
+            DoubleVector d1 = (DoubleVector) o01.convertShape(F2D, DS, 0);
+            DoubleVector d2 = (DoubleVector) e01.convertShape(F2D, DS, 1);
+            DoubleVector d3 = (DoubleVector) o01.convertShape(F2D, DS, 1);
+            DoubleVector d4 = (DoubleVector) e23.convertShape(F2D, DS, 0);
+            DoubleVector d5 = (DoubleVector) o23.convertShape(F2D, DS, 0);
+            DoubleVector d6 = (DoubleVector) e23.convertShape(F2D, DS, 1);
+            DoubleVector d7 = (DoubleVector) o23.convertShape(F2D, DS, 1);
             int xg = (int) (xo >>> 3) + T * c;
             for (int t = t0; t < T; t++) {
                 int xt = xg + DGROUP * t;
@@ -1634,21 +1643,18 @@ final class TileKernels {
             double[] acc, int ao) {
         for (int c = c0; c < c1; c += DGROUP) {
             long wg = wo + 4L * c;
-            DoubleVector d0 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg, LE).convertShape(F2D, DS, 0);
-            DoubleVector d1 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 4L * LD, LE)
-                    .convertShape(F2D, DS, 0);
-            DoubleVector d2 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 8L * LD, LE)
-                    .convertShape(F2D, DS, 0);
-            DoubleVector d3 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 12L * LD, LE)
-                    .convertShape(F2D, DS, 0);
-            DoubleVector d4 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 16L * LD, LE)
-                    .convertShape(F2D, DS, 0);
-            DoubleVector d5 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 20L * LD, LE)
-                    .convertShape(F2D, DS, 0);
-            DoubleVector d6 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 24L * LD, LE)
-                    .convertShape(F2D, DS, 0);
-            DoubleVector d7 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 28L * LD, LE)
-                    .convertShape(F2D, DS, 0);
+            FloatVector f01 = FloatVector.fromMemorySegment(FS, w, wg, LE);
+            FloatVector f23 = FloatVector.fromMemorySegment(FS, w, wg + 8L * LD, LE);
+            FloatVector f45 = FloatVector.fromMemorySegment(FS, w, wg + 16L * LD, LE);
+            FloatVector f67 = FloatVector.fromMemorySegment(FS, w, wg + 24L * LD, LE);
+            DoubleVector d0 = (DoubleVector) f01.convertShape(F2D, DS, 0);
+            DoubleVector d1 = (DoubleVector) f01.convertShape(F2D, DS, 1);
+            DoubleVector d2 = (DoubleVector) f23.convertShape(F2D, DS, 0);
+            DoubleVector d3 = (DoubleVector) f23.convertShape(F2D, DS, 1);
+            DoubleVector d4 = (DoubleVector) f45.convertShape(F2D, DS, 0);
+            DoubleVector d5 = (DoubleVector) f45.convertShape(F2D, DS, 1);
+            DoubleVector d6 = (DoubleVector) f67.convertShape(F2D, DS, 0);
+            DoubleVector d7 = (DoubleVector) f67.convertShape(F2D, DS, 1);
             int xg = (int) (xo >>> 3) + T * c;
             for (int t = 0; t < t4; t += 4) {
                 int xt = xg + DGROUP * t;
@@ -1699,21 +1705,18 @@ final class TileKernels {
         DoubleVector a = DoubleVector.fromArray(DS, acc, ao);
         for (int c = c0; c < c1; c += DGROUP) {
             long wg = wo + 4L * c;
-            DoubleVector d0 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg, LE).convertShape(F2D, DS, 0);
-            DoubleVector d1 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 4L * LD, LE)
-                    .convertShape(F2D, DS, 0);
-            DoubleVector d2 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 8L * LD, LE)
-                    .convertShape(F2D, DS, 0);
-            DoubleVector d3 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 12L * LD, LE)
-                    .convertShape(F2D, DS, 0);
-            DoubleVector d4 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 16L * LD, LE)
-                    .convertShape(F2D, DS, 0);
-            DoubleVector d5 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 20L * LD, LE)
-                    .convertShape(F2D, DS, 0);
-            DoubleVector d6 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 24L * LD, LE)
-                    .convertShape(F2D, DS, 0);
-            DoubleVector d7 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 28L * LD, LE)
-                    .convertShape(F2D, DS, 0);
+            FloatVector f01 = FloatVector.fromMemorySegment(FS, w, wg, LE);
+            FloatVector f23 = FloatVector.fromMemorySegment(FS, w, wg + 8L * LD, LE);
+            FloatVector f45 = FloatVector.fromMemorySegment(FS, w, wg + 16L * LD, LE);
+            FloatVector f67 = FloatVector.fromMemorySegment(FS, w, wg + 24L * LD, LE);
+            DoubleVector d0 = (DoubleVector) f01.convertShape(F2D, DS, 0);
+            DoubleVector d1 = (DoubleVector) f01.convertShape(F2D, DS, 1);
+            DoubleVector d2 = (DoubleVector) f23.convertShape(F2D, DS, 0);
+            DoubleVector d3 = (DoubleVector) f23.convertShape(F2D, DS, 1);
+            DoubleVector d4 = (DoubleVector) f45.convertShape(F2D, DS, 0);
+            DoubleVector d5 = (DoubleVector) f45.convertShape(F2D, DS, 1);
+            DoubleVector d6 = (DoubleVector) f67.convertShape(F2D, DS, 0);
+            DoubleVector d7 = (DoubleVector) f67.convertShape(F2D, DS, 1);
             int xt = (int) (xo >>> 3) + c;
             DoubleVector b = d0.fma(DoubleVector.fromArray(DS, x, xt + 0 * LD), DoubleVector.zero(DS));
             b = d1.fma(DoubleVector.fromArray(DS, x, xt + 1 * LD), b);
@@ -1733,21 +1736,18 @@ final class TileKernels {
             double[] acc, int ao) {
         for (int c = c0; c < c1; c += DGROUP) {
             long wg = wo + 4L * c;
-            DoubleVector d0 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg, LE).convertShape(F2D, DS, 0);
-            DoubleVector d1 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 4L * LD, LE)
-                    .convertShape(F2D, DS, 0);
-            DoubleVector d2 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 8L * LD, LE)
-                    .convertShape(F2D, DS, 0);
-            DoubleVector d3 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 12L * LD, LE)
-                    .convertShape(F2D, DS, 0);
-            DoubleVector d4 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 16L * LD, LE)
-                    .convertShape(F2D, DS, 0);
-            DoubleVector d5 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 20L * LD, LE)
-                    .convertShape(F2D, DS, 0);
-            DoubleVector d6 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 24L * LD, LE)
-                    .convertShape(F2D, DS, 0);
-            DoubleVector d7 = (DoubleVector) FloatVector.fromMemorySegment(FH, w, wg + 28L * LD, LE)
-                    .convertShape(F2D, DS, 0);
+            FloatVector f01 = FloatVector.fromMemorySegment(FS, w, wg, LE);
+            FloatVector f23 = FloatVector.fromMemorySegment(FS, w, wg + 8L * LD, LE);
+            FloatVector f45 = FloatVector.fromMemorySegment(FS, w, wg + 16L * LD, LE);
+            FloatVector f67 = FloatVector.fromMemorySegment(FS, w, wg + 24L * LD, LE);
+            DoubleVector d0 = (DoubleVector) f01.convertShape(F2D, DS, 0);
+            DoubleVector d1 = (DoubleVector) f01.convertShape(F2D, DS, 1);
+            DoubleVector d2 = (DoubleVector) f23.convertShape(F2D, DS, 0);
+            DoubleVector d3 = (DoubleVector) f23.convertShape(F2D, DS, 1);
+            DoubleVector d4 = (DoubleVector) f45.convertShape(F2D, DS, 0);
+            DoubleVector d5 = (DoubleVector) f45.convertShape(F2D, DS, 1);
+            DoubleVector d6 = (DoubleVector) f67.convertShape(F2D, DS, 0);
+            DoubleVector d7 = (DoubleVector) f67.convertShape(F2D, DS, 1);
             int xg = (int) (xo >>> 3) + T * c;
             for (int t = t0; t < T; t++) {
                 int xt = xg + DGROUP * t;
