@@ -1288,8 +1288,9 @@ public final class FastKernels implements Kernels {
          * {@link #keys4}'s weighting of its four keys' dot products (s[4L..8L)) for heads [g, g + L): per head lane
          * t_k += bf16(max(bf16(dot_k), 0) * w), the t_k in s[0..4L). Kept out of keys4 by a CompileCommand
          * (epserve.jvm.flags): inlined, its vector operations came after keys4 had used up C2's node budget in some
-         * compilations, and C2 then left them to the Vector API's Java fallback (int[] allocated per operation:
-         * 124 KB per decode step in a profiled attention worker, which the engine thread should not allocate at all).
+         * compilations, and C2 left them to the Vector API's Java fallback (int[] allocated per operation: 124 KB per
+         * decode step in a profiled attention worker). That compilation had also inlined 256-bit vector classes, the
+         * cause of the same fallback elsewhere (see TileKernels.DS); the split keeps keys4 small either way.
          */
         static void weigh4(float[] s, float[] wp, int g) {
             FloatVector wv = FloatVector.fromArray(FS, wp, g);
