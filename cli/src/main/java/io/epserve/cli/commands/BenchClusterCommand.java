@@ -72,7 +72,7 @@ public final class BenchClusterCommand implements Callable<Integer> {
 
     @Option(names = "--warmup-max-seconds", defaultValue = "120",
             description = "After the --warmup steps of every m, more warm-up runs follow until the JIT compilers have"
-                    + " settled (the workers' compilation time grew by less than " + JIT_SETTLED_PERCENT + "%% of the"
+                    + " settled (the workers' compilation time grew by less than " + JIT_SETTLED_PERCENT + " percent of the"
                     + " last run's wall time), for at most this long; the same for the single process. 0: the"
                     + " --warmup steps only. Default: ${DEFAULT-VALUE}.")
     int warmupMaxSeconds;
