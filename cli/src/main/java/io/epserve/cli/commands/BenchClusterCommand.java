@@ -29,6 +29,8 @@ import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.DoubleSupplier;
+import java.util.function.Supplier;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -327,40 +329,40 @@ public final class BenchClusterCommand implements Callable<Integer> {
      * on for 1-3 minutes, its decode speed creeping up meanwhile.
      */
     private void warmUp(LocalCluster cluster, int[][] prompts) {
-        long start = System.nanoTime();
-        for (int run = 1; ; run++) {
-            double c0 = jitSeconds(cluster);
-            long t0 = System.nanoTime();
+        warmUp("cluster", () -> {
             StringBuilder speeds = new StringBuilder();
             for (int m : microBatches) {
-                List<DecodeResponse> rs = decodeAll(cluster, request("warm", prompts, warmup, m, false));
-                StepTiming t = rs.get(0).getTiming();
+                StepTiming t = decodeAll(cluster, request("warm", prompts, warmup, m, false)).get(0).getTiming();
                 speeds.append(String.format(Locale.ROOT, " m%d %.1f", m, t.getTokens() / t.getWallSeconds()));
             }
-            double wall = (System.nanoTime() - t0) / 1e9;
-            double grew = jitSeconds(cluster) - c0;
-            System.out.printf("  warm-up run %d: tokens/s%s; JIT compilation %.0f ms of the run's %.1f s%n", run,
-                    speeds, 1e3 * grew, wall);
-            if (warmUpDone("cluster", run, (System.nanoTime() - start) / 1e9, wall, grew)) {
-                return;
-            }
-        }
+            return speeds.toString();
+        }, () -> jitSeconds(cluster));
     }
 
-    /** {@link #warmUp} for the single process in this JVM. */
+    /** {@link #warmUp} for the single process in this JVM (its own compilation time). */
     private void warmUpLocal(LocalModel local, int[][] prompts) {
         CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
         boolean timed = jit != null && jit.isCompilationTimeMonitoringSupported();
+        warmUp("single process",
+                () -> String.format(Locale.ROOT, " %.1f", prompts.length * warmup / decodeLocal(local, prompts, warmup)),
+                () -> timed ? jit.getTotalCompilationTime() / 1e3 : Double.NaN);
+    }
+
+    /**
+     * Warm-up runs until {@link #warmUpDone}: each run returns its decode speeds as text, jitSeconds reads the
+     * accumulated compilation time (NaN if it cannot).
+     */
+    private void warmUp(String who, Supplier<String> run, DoubleSupplier jitSeconds) {
         long start = System.nanoTime();
-        for (int run = 1; ; run++) {
-            long c0 = timed ? jit.getTotalCompilationTime() : 0;
+        for (int n = 1; ; n++) {
+            double c0 = jitSeconds.getAsDouble();
             long t0 = System.nanoTime();
-            double seconds = decodeLocal(local, prompts, warmup);
+            String speeds = run.get();
             double wall = (System.nanoTime() - t0) / 1e9;
-            double grew = timed ? (jit.getTotalCompilationTime() - c0) / 1e3 : Double.NaN;
-            System.out.printf("  warm-up run %d: tokens/s %.1f; JIT compilation %.0f ms of the run's %.1f s%n", run,
-                    prompts.length * warmup / seconds, 1e3 * grew, wall);
-            if (warmUpDone("single process", run, (System.nanoTime() - start) / 1e9, wall, grew)) {
+            double grew = jitSeconds.getAsDouble() - c0;
+            System.out.printf("  warm-up run %d: tokens/s%s; JIT compilation %.0f ms of the run's %.1f s%n", n,
+                    speeds, 1e3 * grew, wall);
+            if (warmUpDone(who, n, (System.nanoTime() - start) / 1e9, wall, grew)) {
                 return;
             }
         }
@@ -396,11 +398,10 @@ public final class BenchClusterCommand implements Callable<Integer> {
     /** The JIT compilation time of all workers together, seconds, or NaN if one cannot be read. */
     private static double jitSeconds(LocalCluster cluster) {
         double s = 0;
+        List<LocalCluster.Worker> workers = new ArrayList<>(cluster.attentionWorkers());
+        workers.addAll(cluster.expertWorkers());
         try {
-            for (LocalCluster.Worker w : cluster.attentionWorkers()) {
-                s += MetricsScrape.fetch("127.0.0.1", w.metricsPort()).value(JIT_SECONDS);
-            }
-            for (LocalCluster.Worker w : cluster.expertWorkers()) {
+            for (LocalCluster.Worker w : workers) {
                 s += MetricsScrape.fetch("127.0.0.1", w.metricsPort()).value(JIT_SECONDS);
             }
         } catch (IOException | RuntimeException e) {
