@@ -407,10 +407,11 @@ public final class AttentionWorker implements AutoCloseable {
 
     public String readyLine() {
         if (experts == null) {
-            return String.format(Locale.ROOT, "attention-worker %d ready: model %s (%s), kernels %s x%d, every expert in"
-                            + " this process; grpc %s:%d; pid %d", o.workerId, o.model,
-                    fingerprint.substring(0, Math.min(19, fingerprint.length())), kernels.name(), o.threads, o.host,
-                    port(), ProcessHandle.current().pid()) + metrics.readySuffix();
+            return String.format(Locale.ROOT, "attention-worker %d ready: model %s (%s), kernels %s x%d, %s, every"
+                            + " expert in this process; grpc %s:%d; pid %d", o.workerId, o.model,
+                    fingerprint.substring(0, Math.min(19, fingerprint.length())), kernels.name(), o.threads,
+                    checkpoint.memoryDescription(), o.host, port(), ProcessHandle.current().pid())
+                    + metrics.readySuffix();
         }
         StringBuilder ew = new StringBuilder();
         for (ExpertLink l : List.copyOf(experts.links())) {
@@ -419,10 +420,11 @@ public final class AttentionWorker implements AutoCloseable {
                         .append(l.placement.canonical()).append(']');
             }
         }
-        return String.format(Locale.ROOT, "attention-worker %d ready: model %s (%s), kernels %s x%d, %d micro-batch%s; "
-                        + "grpc %s:%d; combine inbox %s; expert workers %s; aeron dir %s (%s driver); pid %d",
+        return String.format(Locale.ROOT, "attention-worker %d ready: model %s (%s), kernels %s x%d, %s, %d "
+                        + "micro-batch%s; grpc %s:%d; combine inbox %s; expert workers %s; aeron dir %s (%s driver); "
+                        + "pid %d",
                 o.workerId, o.model, fingerprint.substring(0, Math.min(19, fingerprint.length())), kernels.name(),
-                o.threads, o.microBatches, o.microBatches == 1 ? "" : "es", o.host, port(), experts.inboxChannel(), ew,
+                o.threads, checkpoint.memoryDescription(), o.microBatches, o.microBatches == 1 ? "" : "es", o.host, port(), experts.inboxChannel(), ew,
                 driver.aeronDirectoryName(), driver.isEmbedded() ? "embedded" : "external",
                 ProcessHandle.current().pid()) + (membership == null ? "" : "; " + membership.describe()
                 + ", placement epoch " + experts.epoch()) + metrics.readySuffix();

@@ -1,6 +1,7 @@
 package io.epserve.bench;
 
 import io.epserve.model.format.Fp8E4m3;
+import io.epserve.model.safetensors.WeightMemory;
 import io.epserve.model.weights.Fp4Matrix;
 import io.epserve.model.weights.Fp8Matrix;
 import java.io.IOException;
@@ -18,6 +19,13 @@ import java.util.SplittableRandom;
  */
 final class BenchData {
     private BenchData() {}
+
+    /**
+     * The memory the benchmarks' weights live in: the engine's ({@link WeightMemory#configured()}, huge pages where
+     * the kernel offers them; {@code EPSERVE_WEIGHTS=mapped} for ordinary pages), so a cold benchmark streams
+     * weights from DRAM the way a serving step does.
+     */
+    static final WeightMemory WEIGHTS = WeightMemory.configured();
 
     /** Last-level cache size in bytes (sysfs), or 32 MiB when unknown. */
     static long llcBytes() {
@@ -49,7 +57,7 @@ final class BenchData {
     }
 
     static MemorySegment randomBytes(Arena arena, long n, SplittableRandom r, long mask) {
-        MemorySegment m = arena.allocate(n, 64);
+        MemorySegment m = WEIGHTS.allocate(n, arena);
         long i = 0;
         for (; i + 8 <= n; i += 8) {
             m.set(ValueLayout.JAVA_LONG_UNALIGNED, i, r.nextLong() & mask);
@@ -62,7 +70,7 @@ final class BenchData {
 
     /** E8M0 scales around 2^-4: no 0 / 0xFF codes, which the fast kernel sends to its scalar path. */
     static MemorySegment scales(Arena arena, long n, SplittableRandom r) {
-        MemorySegment m = arena.allocate(n, 64);
+        MemorySegment m = WEIGHTS.allocate(n, arena);
         for (long i = 0; i < n; i++) {
             m.set(ValueLayout.JAVA_BYTE, i, (byte) (120 + r.nextInt(8)));
         }
@@ -104,7 +112,7 @@ final class BenchData {
             pool[i] = Fp8E4m3.encode(Math.max(-448, Math.min(448, r.nextGaussian() * (448 / 4.5))));
         }
         long n = (long) rows * cols;
-        MemorySegment data = arena.allocate(n, 64);
+        MemorySegment data = WEIGHTS.allocate(n, arena);
         int chunk = pool.length / 2;
         for (long off = 0; off < n; off += chunk) {
             MemorySegment.copy(pool, r.nextInt(pool.length - chunk), data, ValueLayout.JAVA_BYTE, off,

@@ -78,7 +78,7 @@ public class Bf16LinearBench {
         SplittableRandom r = new SplittableRandom(42);
         w = new Bf16Matrix[BenchData.copies(set, bytes, 2)];
         for (int i = 0; i < w.length; i++) {
-            MemorySegment m = arena.allocate(bytes, 64);
+            MemorySegment m = BenchData.WEIGHTS.allocate(bytes, arena);
             for (long o = 0; o < bytes; o += 2) {
                 // bf16 weights ~ N(0, 0.05): sign, exponent around 2^-5, random mantissa
                 float v = (float) (r.nextGaussian() * 0.05);

@@ -53,7 +53,7 @@ public class ReadBandwidthBench {
             long bytes = Math.max(2 * BenchData.llcBytes(), 256L << 20) / IS.vectorByteSize() / 4
                     * IS.vectorByteSize() * 4;
             arena = Arena.ofConfined();
-            data = arena.allocate(bytes, 64);
+            data = BenchData.WEIGHTS.allocate(bytes, arena);
             for (long i = 0; i < bytes; i += 8) {
                 data.set(ValueLayout.JAVA_LONG_UNALIGNED, i, i * 0x9E3779B97F4A7C15L);
             }

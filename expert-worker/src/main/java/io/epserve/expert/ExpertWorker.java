@@ -455,12 +455,13 @@ public final class ExpertWorker implements AutoCloseable {
     public String readyLine() {
         int files = weights.mappedFiles().size();
         return String.format(Locale.ROOT, "expert-worker %d ready: model %s (%s), %s = %d experts, %.1f MiB of expert "
-                        + "weights in %d mapped file%s (%.1f MiB mapped), kernels %s x%d, waves of %s, %s, max %d "
+                        + "weights in %d mapped file%s (%.1f MiB mapped), %s, kernels %s x%d, waves of %s, %s, max %d "
                         + "tokens per dispatch; listening on %s (dispatch stream %d, control stream %d); aeron dir %s "
                         + "(%s driver); pid %d",
                 options.workerId, options.model, modelFingerprint.substring(0, Math.min(19, modelFingerprint.length())),
                 placement.describe(), placement.size(), weights.expertBytes() / 1048576.0, files, files == 1 ? "" : "s",
-                weights.mappedBytes() / 1048576.0, kernels.name(), options.threads,
+                weights.mappedBytes() / 1048576.0, weights.checkpoint().memoryDescription(), kernels.name(),
+                options.threads,
                 options.waveExperts == 0 ? "all experts" : options.waveExperts + " expert"
                         + (options.waveExperts == 1 ? "" : "s"),
                 options.mergeExchanges ? "one layer's waiting exchanges together" : "one exchange at a time",

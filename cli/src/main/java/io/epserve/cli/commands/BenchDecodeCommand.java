@@ -86,8 +86,8 @@ public final class BenchDecodeCommand implements Callable<Integer> {
             double stepSeconds = elapsed / 1e9 / tokens;
             double tokPerSec = batch * tokens / (elapsed / 1e9);
             double bytesPerStep = denseBytes + (double) tr.routedExpertBytes() / tokens;
-            System.out.printf("model %s, %s kernels, %d threads, batch %d, prompt %d, %d decode steps%n",
-                    model, kernels, nThreads, batch, promptTokens, tokens);
+            System.out.printf("model %s, %s kernels, %d threads, %s, batch %d, prompt %d, %d decode steps%n",
+                    model, kernels, nThreads, m.checkpoint().memoryDescription(), batch, promptTokens, tokens);
             System.out.printf("decode: %.2f tokens/s (%.2f ms per step)%n", tokPerSec, stepSeconds * 1e3);
             System.out.printf("weights touched per step: %.1f MB (%.1f MB dense + %.1f MB routed experts)%n",
                     bytesPerStep / 1e6, denseBytes / 1e6, (bytesPerStep - denseBytes) / 1e6);

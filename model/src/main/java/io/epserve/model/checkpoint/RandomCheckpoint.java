@@ -11,6 +11,7 @@ import io.epserve.model.format.Fp8E4m3;
 import io.epserve.model.kernel.ExactKernels;
 import io.epserve.model.safetensors.Checkpoint;
 import io.epserve.model.safetensors.DType;
+import io.epserve.model.safetensors.WeightMemory;
 import io.epserve.model.weights.ModelWeights;
 import java.io.IOException;
 import java.io.InterruptedIOException;
@@ -1042,7 +1043,8 @@ public final class RandomCheckpoint {
         Map<Integer, float[]> biases = new LinkedHashMap<>();
         Map<Integer, int[]> counts = new LinkedHashMap<>();
         Map<Integer, int[]> actual = new LinkedHashMap<>();
-        try (Checkpoint ck = Checkpoint.open(dir)) {
+        // one calibration pass: reading the files in place costs less than copying them
+        try (Checkpoint ck = Checkpoint.open(dir, name -> true, WeightMemory.MAPPED)) {
             ModelWeights w = new ModelWeights(c, ck, ModelWeights.ExpertFilter.ALL);
             Transformer tr = new Transformer(w, new ExactKernels());
             Map<Integer, float[]> rows = new HashMap<>();

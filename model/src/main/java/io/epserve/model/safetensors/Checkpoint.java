@@ -3,6 +3,8 @@ package io.epserve.model.safetensors;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -16,7 +18,8 @@ import java.util.function.Predicate;
 
 /**
  * The tensors of a Hugging Face model directory: `model.safetensors`, or shards listed by
- * `model.safetensors.index.json`. Files are memory-mapped; nothing is copied onto the heap.
+ * `model.safetensors.index.json`. Files are memory-mapped and validated; the tensors a process wants are then
+ * either views of the mapping or a copy in huge pages ({@link WeightMemory}), never on the heap.
  */
 public final class Checkpoint implements AutoCloseable {
     public static final String SINGLE = "model.safetensors";
@@ -25,22 +28,99 @@ public final class Checkpoint implements AutoCloseable {
     private final Path dir;
     private final List<SafetensorsFile> files;
     private final Map<String, TensorInfo> tensors;
+    private final WeightMemory memory;
+    /** Owns the huge-page copy (unmapped on close); null when the tensors are views of the files. */
+    private final Arena copyArena;
+    private final long copiedBytes;
 
-    private Checkpoint(Path dir, List<SafetensorsFile> files, Map<String, TensorInfo> tensors) {
+    private Checkpoint(Path dir, List<SafetensorsFile> files, Map<String, TensorInfo> tensors, WeightMemory memory,
+                       Arena copyArena, long copiedBytes) {
         this.dir = dir;
         this.files = files;
         this.tensors = tensors;
+        this.memory = memory;
+        this.copyArena = copyArena;
+        this.copiedBytes = copiedBytes;
     }
 
+    /** Every tensor, where {@link WeightMemory#configured()} says. */
     public static Checkpoint open(Path dir) {
         return open(dir, name -> true);
     }
 
+    /** {@link #open(Path, Predicate, WeightMemory)} with {@link WeightMemory#configured()}. */
+    public static Checkpoint open(Path dir, Predicate<String> wanted) {
+        return open(dir, wanted, WeightMemory.configured());
+    }
+
     /**
      * Opens the checkpoint, mapping only the shards that hold a tensor accepted by {@code wanted} (an expert worker
-     * maps only its own experts' shards).
+     * maps only its own experts' shards). With {@link WeightMemory#HUGE_PAGES} the accepted tensors are copied into
+     * one huge-page region (the others stay views of their files, never read); if that memory cannot be had, they
+     * stay mapped and {@link #memory()} says so.
      */
-    public static Checkpoint open(Path dir, Predicate<String> wanted) {
+    public static Checkpoint open(Path dir, Predicate<String> wanted, WeightMemory memory) {
+        Checkpoint mapped = openMapped(dir, wanted);
+        if (memory != WeightMemory.HUGE_PAGES) {
+            return mapped;
+        }
+        try {
+            return mapped.copyToHugePages(wanted);
+        } catch (RuntimeException e) {
+            mapped.close();
+            throw e;
+        }
+    }
+
+    /** Tensors start on this boundary in the copy: a cache line, like the 64-byte aligned kernel buffers. */
+    private static final long COPY_ALIGN = 64;
+
+    private Checkpoint copyToHugePages(Predicate<String> wanted) {
+        long total = 0;
+        for (TensorInfo t : tensors.values()) {
+            if (wanted.test(t.name())) {
+                total = align(total) + t.data().byteSize();
+            }
+        }
+        if (total == 0) {
+            return this;
+        }
+        Arena arena = Arena.ofShared();
+        MemorySegment region;
+        try {
+            region = WeightMemory.allocateHuge(total, arena);
+        } catch (RuntimeException e) {
+            arena.close();
+            return this; // no huge-page memory to be had: the mapped views serve (memory() says MAPPED)
+        }
+        Map<String, TensorInfo> copied = new LinkedHashMap<>();
+        long off = 0;
+        try {
+            for (TensorInfo t : tensors.values()) {
+                if (!wanted.test(t.name())) {
+                    copied.put(t.name(), t);
+                    continue;
+                }
+                off = align(off);
+                long n = t.data().byteSize();
+                MemorySegment dst = region.asSlice(off, n);
+                MemorySegment.copy(t.data(), 0, dst, 0, n);
+                copied.put(t.name(), new TensorInfo(t.name(), t.dtype(), t.shape(), t.file(), dst.asReadOnly()));
+                off += n;
+            }
+        } catch (RuntimeException | Error e) {
+            arena.close(); // e.g. a file truncated under the mapping: nothing of the copy stays behind
+            throw e;
+        }
+        files.forEach(SafetensorsFile::releaseResidentPages);
+        return new Checkpoint(dir, files, copied, WeightMemory.HUGE_PAGES, arena, total);
+    }
+
+    private static long align(long off) {
+        return (off + COPY_ALIGN - 1) / COPY_ALIGN * COPY_ALIGN;
+    }
+
+    private static Checkpoint openMapped(Path dir, Predicate<String> wanted) {
         if (!Files.isDirectory(dir)) {
             throw new CheckpointException(dir + ": not a model directory");
         }
@@ -92,7 +172,7 @@ public final class Checkpoint implements AutoCloseable {
             files.forEach(SafetensorsFile::close);
             throw e;
         }
-        return new Checkpoint(dir, files, tensors);
+        return new Checkpoint(dir, files, tensors, WeightMemory.MAPPED, null, 0);
     }
 
     private static Map<String, String> readIndex(Path index) {
@@ -146,8 +226,29 @@ public final class Checkpoint implements AutoCloseable {
         return t;
     }
 
+    /** Where the wanted tensors live: MAPPED (views of the files) or HUGE_PAGES (a copy). */
+    public WeightMemory memory() {
+        return memory;
+    }
+
+    /** Bytes of the huge-page copy (0 when mapped). */
+    public long copiedBytes() {
+        return copiedBytes;
+    }
+
+    /** One line for a process's start-up log: where its weights are. */
+    public String memoryDescription() {
+        return memory == WeightMemory.HUGE_PAGES
+                ? String.format(java.util.Locale.ROOT, "weights in huge pages (%.1f MB copied from the checkpoint)",
+                        copiedBytes / 1e6)
+                : "weights memory-mapped from the checkpoint files";
+    }
+
     @Override
     public void close() {
+        if (copyArena != null) {
+            copyArena.close();
+        }
         files.forEach(SafetensorsFile::close);
     }
 }

@@ -31,14 +31,25 @@ public final class SafetensorsFile implements AutoCloseable {
 
     private final Path path;
     private final Arena arena;
+    private final MemorySegment file;
     private final Map<String, TensorInfo> tensors;
     private final Map<String, String> metadata;
 
-    private SafetensorsFile(Path path, Arena arena, Map<String, TensorInfo> tensors, Map<String, String> metadata) {
+    private SafetensorsFile(Path path, Arena arena, MemorySegment file, Map<String, TensorInfo> tensors,
+                            Map<String, String> metadata) {
         this.path = path;
         this.arena = arena;
+        this.file = file;
         this.tensors = tensors;
         this.metadata = metadata;
+    }
+
+    /**
+     * Unmaps the pages of this file that the process has read (they stay in the page cache; a later read maps them
+     * again): after a copy to huge pages the process's resident memory then holds the weights once, not twice.
+     */
+    void releaseResidentPages() {
+        WeightMemory.dropPages(file);
     }
 
     public static SafetensorsFile open(Path path) {
@@ -96,7 +107,7 @@ public final class SafetensorsFile implements AutoCloseable {
             tensors.put(name, parseEntry(path, name, v, data, dataLen));
         }
         rejectOverlaps(path, tensors, data);
-        return new SafetensorsFile(path, arena, Collections.unmodifiableMap(tensors), metadata);
+        return new SafetensorsFile(path, arena, file, Collections.unmodifiableMap(tensors), metadata);
     }
 
     /** Two tensors sharing bytes mean a corrupt header (the Rust safetensors library rejects it too). */

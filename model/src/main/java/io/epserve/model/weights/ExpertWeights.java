@@ -19,7 +19,8 @@ import java.util.function.Predicate;
  * checked against the config (dtype and shape) with the same binding code as {@link ModelWeights}. The checkpoint is
  * opened with a tensor predicate, so a sharded checkpoint maps only the shards that hold a placed expert's tensors
  * (a single-file checkpoint is one mapping, of which only the placed experts' bytes are ever read). Matrices are
- * views of the mapped files. Owns the checkpoint: {@link #close()} unmaps it.
+ * views of the placed experts' bytes: a huge-page copy of them or the mapped files ({@link
+ * io.epserve.model.safetensors.WeightMemory}). Owns the checkpoint: {@link #close()} releases both.
  */
 public final class ExpertWeights implements AutoCloseable {
     private static final String EXPERTS = "ffn.experts.";

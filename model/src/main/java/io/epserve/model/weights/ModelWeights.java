@@ -11,7 +11,8 @@ import java.util.function.IntPredicate;
 
 /**
  * Every weight of a DeepSeek-V4 checkpoint, bound by name and checked against the config (dtype and shape). Large
- * matrices stay views of the mapped files; only vectors (norms, biases, mHC scales) are copied.
+ * matrices stay views of the checkpoint's bytes (a huge-page copy or the mapped files, see
+ * {@link io.epserve.model.safetensors.WeightMemory}); only vectors (norms, biases, mHC scales) are copied to the heap.
  */
 public final class ModelWeights {
     public final ModelConfig config;
