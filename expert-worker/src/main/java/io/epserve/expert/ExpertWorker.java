@@ -7,6 +7,7 @@ import io.epserve.cluster.metrics.ProcessMetrics;
 import io.epserve.model.config.ModelConfig;
 import io.epserve.model.kernel.KernelSets;
 import io.epserve.model.kernel.Kernels;
+import io.epserve.model.safetensors.WeightMemory;
 import io.epserve.model.weights.ExpertWeights;
 import io.epserve.transport.Channels;
 import io.epserve.transport.CombineWriter;
@@ -497,7 +498,10 @@ public final class ExpertWorker implements AutoCloseable {
         if (p.equals(placement)) {
             return;
         }
-        ExpertWeights w = ExpertWeights.open(options.model, config, p);
+        // Mapped, not copied: old and new experts are both held until the switch, and as views of the files the
+        // experts they share are in memory once (the pod's memory limit allows a quarter of the weights extra, not
+        // a second copy of all of them).
+        ExpertWeights w = ExpertWeights.open(options.model, config, p, WeightMemory.MAPPED);
         Holding h = new Holding(p, w);
         Holding replaced = nextHolding.getAndSet(h);
         if (replaced != null) {

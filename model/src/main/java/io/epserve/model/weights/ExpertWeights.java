@@ -3,6 +3,7 @@ package io.epserve.model.weights;
 import io.epserve.model.config.ModelConfig;
 import io.epserve.model.safetensors.Checkpoint;
 import io.epserve.model.safetensors.TensorInfo;
+import io.epserve.model.safetensors.WeightMemory;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -68,7 +69,13 @@ public final class ExpertWeights implements AutoCloseable {
 
     /** As {@link #open(Path, ModelWeights.ExpertFilter)} with an already loaded config of {@code dir}. */
     public static ExpertWeights open(Path dir, ModelConfig c, ModelWeights.ExpertFilter placement) {
-        Checkpoint ck = Checkpoint.open(dir, tensorFilter(c, placement));
+        return open(dir, c, placement, WeightMemory.configured());
+    }
+
+    /** As {@link #open(Path, ModelConfig, ModelWeights.ExpertFilter)}, the experts' bytes in {@code memory}. */
+    public static ExpertWeights open(Path dir, ModelConfig c, ModelWeights.ExpertFilter placement,
+                                     WeightMemory memory) {
+        Checkpoint ck = Checkpoint.open(dir, tensorFilter(c, placement), memory);
         try {
             return new ExpertWeights(c, ck, placement);
         } catch (RuntimeException e) {
