@@ -424,7 +424,8 @@ public final class AttentionWorker implements AutoCloseable {
                         + "micro-batch%s; grpc %s:%d; combine inbox %s; expert workers %s; aeron dir %s (%s driver); "
                         + "pid %d",
                 o.workerId, o.model, fingerprint.substring(0, Math.min(19, fingerprint.length())), kernels.name(),
-                o.threads, checkpoint.memoryDescription(), o.microBatches, o.microBatches == 1 ? "" : "es", o.host, port(), experts.inboxChannel(), ew,
+                o.threads, checkpoint.memoryDescription(), o.microBatches, o.microBatches == 1 ? "" : "es", o.host,
+                port(), experts.inboxChannel(), ew,
                 driver.aeronDirectoryName(), driver.isEmbedded() ? "embedded" : "external",
                 ProcessHandle.current().pid()) + (membership == null ? "" : "; " + membership.describe()
                 + ", placement epoch " + experts.epoch()) + metrics.readySuffix();

@@ -12,6 +12,7 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.Predicate;
@@ -28,17 +29,15 @@ public final class Checkpoint implements AutoCloseable {
     private final Path dir;
     private final List<SafetensorsFile> files;
     private final Map<String, TensorInfo> tensors;
-    private final WeightMemory memory;
     /** Owns the huge-page copy (unmapped on close); null when the tensors are views of the files. */
     private final Arena copyArena;
     private final long copiedBytes;
 
-    private Checkpoint(Path dir, List<SafetensorsFile> files, Map<String, TensorInfo> tensors, WeightMemory memory,
-                       Arena copyArena, long copiedBytes) {
+    private Checkpoint(Path dir, List<SafetensorsFile> files, Map<String, TensorInfo> tensors, Arena copyArena,
+                       long copiedBytes) {
         this.dir = dir;
         this.files = files;
         this.tensors = tensors;
-        this.memory = memory;
         this.copyArena = copyArena;
         this.copiedBytes = copiedBytes;
     }
@@ -113,7 +112,7 @@ public final class Checkpoint implements AutoCloseable {
             throw e;
         }
         files.forEach(SafetensorsFile::releaseResidentPages);
-        return new Checkpoint(dir, files, copied, WeightMemory.HUGE_PAGES, arena, total);
+        return new Checkpoint(dir, files, copied, arena, total);
     }
 
     private static long align(long off) {
@@ -172,7 +171,7 @@ public final class Checkpoint implements AutoCloseable {
             files.forEach(SafetensorsFile::close);
             throw e;
         }
-        return new Checkpoint(dir, files, tensors, WeightMemory.MAPPED, null, 0);
+        return new Checkpoint(dir, files, tensors, null, 0);
     }
 
     private static Map<String, String> readIndex(Path index) {
@@ -228,7 +227,7 @@ public final class Checkpoint implements AutoCloseable {
 
     /** Where the wanted tensors live: MAPPED (views of the files) or HUGE_PAGES (a copy). */
     public WeightMemory memory() {
-        return memory;
+        return copyArena != null ? WeightMemory.HUGE_PAGES : WeightMemory.MAPPED;
     }
 
     /** Bytes of the huge-page copy (0 when mapped). */
@@ -238,8 +237,8 @@ public final class Checkpoint implements AutoCloseable {
 
     /** One line for a process's start-up log: where its weights are. */
     public String memoryDescription() {
-        return memory == WeightMemory.HUGE_PAGES
-                ? String.format(java.util.Locale.ROOT, "weights in huge pages (%.1f MB copied from the checkpoint)",
+        return copyArena != null
+                ? String.format(Locale.ROOT, "weights in huge pages (%.1f MB copied from the checkpoint)",
                         copiedBytes / 1e6)
                 : "weights memory-mapped from the checkpoint files";
     }
