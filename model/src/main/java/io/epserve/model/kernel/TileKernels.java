@@ -113,6 +113,11 @@ final class TileKernels {
     /** Bytes that widen to one int vector (16 bytes for 512-bit, 8 for 256-bit). */
     static final VectorSpecies<Byte> BS = VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(64, L * 8)));
     static final boolean SUPPORTED = L == 8 || L == 16;
+    /**
+     * Whether {@link #sums} serves: written out for 512-bit vectors (16 floats, 8 doubles); with 256-bit ones each
+     * vector is summed on its own ({@link #sum(float[], int)}), the same bits.
+     */
+    static final boolean SUMS = L == 16;
     /** Half an FP8 group of codes (4L bytes): the subnormal check reads a group as two of these. */
     static final VectorSpecies<Byte> BG = VectorSpecies.of(byte.class, VectorShape.forBitSize(L * 32));
 
@@ -154,6 +159,12 @@ final class TileKernels {
     /** Lane i takes lane i ^ k: the butterfly steps of {@link #sum} (S8 only used when L == 16). */
     private static final VectorShuffle<Float> S8, S4, S2, S1;
     private static final VectorShuffle<Double> D4, D2, D1;
+    /** Lanes whose index has bit 3, 2, 1 or 0 set: which of two merged vectors a lane continues ({@link #sums}). */
+    private static final VectorMask<Float> M8, M4, M2, M1;
+    private static final VectorMask<Double> N4, N2, N1;
+    /** Lane i takes lane bitreverse(i) (over log2 of the lane count bits): the sums of {@link #sums} in order. */
+    private static final VectorShuffle<Float> FLOAT_BITREV;
+    private static final VectorShuffle<Double> DOUBLE_BITREV;
 
     static {
         for (int c = 0; c < 256; c++) {
@@ -177,6 +188,15 @@ final class TileKernels {
         D4 = VectorShuffle.fromOp(DS, i -> (i ^ 4) & (LD - 1));
         D2 = VectorShuffle.fromOp(DS, i -> i ^ 2);
         D1 = VectorShuffle.fromOp(DS, i -> i ^ 1);
+        M8 = VectorMask.fromLong(FS, L == 16 ? 0xff00L : 0);
+        M4 = VectorMask.fromLong(FS, L == 16 ? 0xf0f0L : 0xf0L);
+        M2 = VectorMask.fromLong(FS, L == 16 ? 0xccccL : 0xccL);
+        M1 = VectorMask.fromLong(FS, L == 16 ? 0xaaaaL : 0xaaL);
+        N4 = VectorMask.fromLong(DS, LD == 8 ? 0xf0L : 0);
+        N2 = VectorMask.fromLong(DS, LD == 8 ? 0xccL : 0xcL);
+        N1 = VectorMask.fromLong(DS, LD == 8 ? 0xaaL : 0xaL);
+        FLOAT_BITREV = VectorShuffle.fromOp(FS, i -> Integer.reverse(i) >>> 32 - Integer.numberOfTrailingZeros(L));
+        DOUBLE_BITREV = VectorShuffle.fromOp(DS, i -> Integer.reverse(i) >>> 32 - Integer.numberOfTrailingZeros(LD));
     }
 
     /**
@@ -208,6 +228,61 @@ final class TileKernels {
         v = v.add(v.rearrange(S2));
         v = v.add(v.rearrange(S1));
         return v.lane(0);
+    }
+
+    /**
+     * {@link #sum(float[], int)} of the 16 vectors at a[off + k * 16] (k = 0..15) into out[o + k]; 512-bit vectors only
+     * (see {@link #SUMS}). The same butterfly for every vector: the vectors are merged pairwise at each level (lanes
+     * of one half continue one vector, the other half the other), so a lane adds the same two partial sums that lane
+     * of the vector's own butterfly would, at most with the operands swapped, which IEEE addition does not see; and
+     * every lane of a butterfly ends with the same bits, since each level pairs the same lanes whatever the lane it
+     * ends in. Same bits, but 15 merges (60 operations) for 16 sums instead of 16 x 8 operations, each sum a chain of
+     * four dependent shuffles and adds.
+     */
+    static void sums(float[] a, int off, float[] out, int o) {
+        FloatVector v0 = FloatVector.fromArray(FS, a, off), v1 = FloatVector.fromArray(FS, a, off + L);
+        FloatVector v2 = FloatVector.fromArray(FS, a, off + 2 * L), v3 = FloatVector.fromArray(FS, a, off + 3 * L);
+        FloatVector v4 = FloatVector.fromArray(FS, a, off + 4 * L), v5 = FloatVector.fromArray(FS, a, off + 5 * L);
+        FloatVector v6 = FloatVector.fromArray(FS, a, off + 6 * L), v7 = FloatVector.fromArray(FS, a, off + 7 * L);
+        FloatVector v8 = FloatVector.fromArray(FS, a, off + 8 * L), v9 = FloatVector.fromArray(FS, a, off + 9 * L);
+        FloatVector va = FloatVector.fromArray(FS, a, off + 10 * L), vb = FloatVector.fromArray(FS, a, off + 11 * L);
+        FloatVector vc = FloatVector.fromArray(FS, a, off + 12 * L), vd = FloatVector.fromArray(FS, a, off + 13 * L);
+        FloatVector ve = FloatVector.fromArray(FS, a, off + 14 * L), vf = FloatVector.fromArray(FS, a, off + 15 * L);
+        // level 1 (lane ^ 8): vector 2m in lanes 0-7, 2m+1 in lanes 8-15
+        FloatVector w0 = v0.blend(v1, M8).add(v1.blend(v0, M8).rearrange(S8));
+        FloatVector w1 = v2.blend(v3, M8).add(v3.blend(v2, M8).rearrange(S8));
+        FloatVector w2 = v4.blend(v5, M8).add(v5.blend(v4, M8).rearrange(S8));
+        FloatVector w3 = v6.blend(v7, M8).add(v7.blend(v6, M8).rearrange(S8));
+        FloatVector w4 = v8.blend(v9, M8).add(v9.blend(v8, M8).rearrange(S8));
+        FloatVector w5 = va.blend(vb, M8).add(vb.blend(va, M8).rearrange(S8));
+        FloatVector w6 = vc.blend(vd, M8).add(vd.blend(vc, M8).rearrange(S8));
+        FloatVector w7 = ve.blend(vf, M8).add(vf.blend(ve, M8).rearrange(S8));
+        // level 2 (lane ^ 4), 3 (lane ^ 2), 4 (lane ^ 1): lane bit 2, 1, 0 picks vector bit 1, 2, 3
+        FloatVector x0 = w0.blend(w1, M4).add(w1.blend(w0, M4).rearrange(S4));
+        FloatVector x1 = w2.blend(w3, M4).add(w3.blend(w2, M4).rearrange(S4));
+        FloatVector x2 = w4.blend(w5, M4).add(w5.blend(w4, M4).rearrange(S4));
+        FloatVector x3 = w6.blend(w7, M4).add(w7.blend(w6, M4).rearrange(S4));
+        FloatVector y0 = x0.blend(x1, M2).add(x1.blend(x0, M2).rearrange(S2));
+        FloatVector y1 = x2.blend(x3, M2).add(x3.blend(x2, M2).rearrange(S2));
+        FloatVector z = y0.blend(y1, M1).add(y1.blend(y0, M1).rearrange(S1));
+        // lane i holds vector bitreverse(i)
+        z.rearrange(FLOAT_BITREV).intoArray(out, o);
+    }
+
+    /** {@link #sums(float[], int, float[], int)} for 8 double vectors (512-bit only, see {@link #SUMS}). */
+    static void sums(double[] a, int off, double[] out, int o) {
+        DoubleVector v0 = DoubleVector.fromArray(DS, a, off), v1 = DoubleVector.fromArray(DS, a, off + LD);
+        DoubleVector v2 = DoubleVector.fromArray(DS, a, off + 2 * LD), v3 = DoubleVector.fromArray(DS, a, off + 3 * LD);
+        DoubleVector v4 = DoubleVector.fromArray(DS, a, off + 4 * LD), v5 = DoubleVector.fromArray(DS, a, off + 5 * LD);
+        DoubleVector v6 = DoubleVector.fromArray(DS, a, off + 6 * LD), v7 = DoubleVector.fromArray(DS, a, off + 7 * LD);
+        DoubleVector w0 = v0.blend(v1, N4).add(v1.blend(v0, N4).rearrange(D4));
+        DoubleVector w1 = v2.blend(v3, N4).add(v3.blend(v2, N4).rearrange(D4));
+        DoubleVector w2 = v4.blend(v5, N4).add(v5.blend(v4, N4).rearrange(D4));
+        DoubleVector w3 = v6.blend(v7, N4).add(v7.blend(v6, N4).rearrange(D4));
+        DoubleVector x0 = w0.blend(w1, N2).add(w1.blend(w0, N2).rearrange(D2));
+        DoubleVector x1 = w2.blend(w3, N2).add(w3.blend(w2, N2).rearrange(D2));
+        DoubleVector z = x0.blend(x1, N1).add(x1.blend(x0, N1).rearrange(D1));
+        z.rearrange(DOUBLE_BITREV).intoArray(out, o);
     }
 
     /** {@link #sum(float[], int)} for doubles. */
