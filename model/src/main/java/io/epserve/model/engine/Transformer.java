@@ -699,21 +699,11 @@ public final class Transformer {
         k.fp8Linear(L.attn().wqB(), 0, H * hd, qr, 0, c.qLoraRank(), T, q, 0, H * hd);
         Rope rope = ropeFor(L.ratio());
         float eps = (float) c.normEps();
+        k.headRmsNorm(q, 0, T * H, hd, eps);
         for (int t = 0; t < T; t++) {
             rope.table(pos[t], cs);
             for (int h = 0; h < H; h++) {
-                int o = (t * H + h) * hd;
-                double sum = 0;
-                for (int i = 0; i < hd; i++) {
-                    sum += Bf16.round((double) q[o + i] * q[o + i]);
-                }
-                float ms = Bf16.round(sum / hd);
-                ms = Bf16.round((double) ms + eps);
-                float rr = Bf16.round(1.0 / Math.sqrt(ms));
-                for (int i = 0; i < hd; i++) {
-                    q[o + i] = Bf16.round((double) q[o + i] * rr);
-                }
-                rope.apply(q, o, hd, cs, false);
+                rope.apply(q, (t * H + h) * hd, hd, cs, false);
             }
         }
         return q;

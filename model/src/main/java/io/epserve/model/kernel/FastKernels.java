@@ -96,6 +96,8 @@ public final class FastKernels implements Kernels {
 
     private final KernelPool pool;
     private final ExactKernels fallback;
+    /** headRmsNorm's lane sums, summed in index order. */
+    private final double[] normLanes = new double[LD];
     private final int threads;
 
     /**
@@ -189,6 +191,49 @@ public final class FastKernels implements Kernels {
                 g[i] = Bf16.round(gv * sig * uv * wt);
             }
         }
+    }
+
+    /**
+     * The per-head norm with vectors: squares and the products with r are exact in float32 before their bf16
+     * rounding, so only the order of the float64 sum differs from the scalar default (8 lanes, then the lanes in
+     * index order), and that order is fixed, so a row's result never depends on the call or the JIT state.
+     */
+    @Override
+    public void headRmsNorm(float[] q, int off, int rows, int n, float eps) {
+        if (fallback != null || n % L != 0 || off < 0 || off + (long) rows * n > q.length) {
+            Kernels.super.headRmsNorm(q, off, rows, n, eps);
+            return;
+        }
+        for (int r = 0; r < rows; r++) {
+            int o = off + r * n;
+            DoubleVector s0 = DoubleVector.zero(DS);
+            DoubleVector s1 = DoubleVector.zero(DS);
+            for (int i = 0; i < n; i += L) {
+                FloatVector v = FloatVector.fromArray(FS, q, o + i);
+                FloatVector sq = bf16(v.mul(v));
+                s0 = s0.add((DoubleVector) sq.convertShape(VectorOperators.F2D, DS, 0));
+                s1 = s1.add((DoubleVector) sq.convertShape(VectorOperators.F2D, DS, 1));
+            }
+            s0.add(s1).intoArray(normLanes, 0);
+            double sum = 0;
+            for (int j = 0; j < LD; j++) {
+                sum += normLanes[j];
+            }
+            float ms = Bf16.round(sum / n);
+            ms = Bf16.round((double) ms + eps);
+            float rr = Bf16.round(1.0 / Math.sqrt(ms));
+            for (int i = 0; i < n; i += L) {
+                bf16(FloatVector.fromArray(FS, q, o + i).mul(rr)).intoArray(q, o + i);
+            }
+        }
+    }
+
+    /** {@link Bf16#round(float)} of every lane, NaN kept a quiet NaN as there. */
+    private static FloatVector bf16(FloatVector v) {
+        IntVector b = v.reinterpretAsInts();
+        IntVector r = b.add(b.lanewise(VectorOperators.LSHR, 16).and(1).add(0x7fff)).and(0xffff0000);
+        return r.blend(b.and(0xffff0000).or(0x400000), b.and(0x7fffffff).compare(VectorOperators.GT, 0x7f800000))
+                .reinterpretAsFloats();
     }
 
     // ------------------------------------------------------------------------------------------------ linears

@@ -101,6 +101,28 @@ public interface Kernels extends AutoCloseable {
         }
     }
 
+    /**
+     * The queries' unweighted per-head RMS norm in the reference's bf16 steps, in place over {@code rows} rows of
+     * {@code n} values at {@code off}: {@code ms = bf16(bf16(sum_i bf16(q_i^2) / n) + eps)} with the sum in float64,
+     * {@code r = bf16(1 / sqrt(ms))}, {@code q_i = bf16(q_i * r)}. A float32 sum is not enough (GOLDEN.md: "per-head
+     * q norm in fp32" fails attn_out); the order of the float64 sum is free.
+     */
+    default void headRmsNorm(float[] q, int off, int rows, int n, float eps) {
+        for (int r = 0; r < rows; r++) {
+            int o = off + r * n;
+            double sum = 0;
+            for (int i = 0; i < n; i++) {
+                sum += Bf16.round((double) q[o + i] * q[o + i]);
+            }
+            float ms = Bf16.round(sum / n);
+            ms = Bf16.round((double) ms + eps);
+            float rr = Bf16.round(1.0 / Math.sqrt(ms));
+            for (int i = 0; i < n; i++) {
+                q[o + i] = Bf16.round((double) q[o + i] * rr);
+            }
+        }
+    }
+
     @Override
     default void close() {}
 }

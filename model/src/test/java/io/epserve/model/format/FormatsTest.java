@@ -472,6 +472,38 @@ class FormatsTest {
     }
 
     @Test
+    void kvRowDecodeGivesEveryCodeTimesItsScale() {
+        KvRowCodec codec = new KvRowCodec(512, 64, 128);
+        Random r = new Random(23);
+        byte[] row = new byte[codec.kvRowBytes() + 5];
+        float[] got = new float[512 + 2];
+        for (int round = 0; round < 64; round++) {
+            r.nextBytes(row);
+            for (int i = 0; i < 448; i++) {
+                row[5 + i] = (byte) (round * 4 + i); // every code, in every lane position over the rounds
+            }
+            for (int b = 0; b < 7; b++) {
+                row[5 + 448 + b] = (byte) (127 + r.nextInt(41) - 20 - (round == 0 ? 100 : 0)); // round 0: tiny scales
+            }
+            codec.decodeKv(row, 5, got, 2);
+            for (int i = 0; i < 448; i++) {
+                float want = Fp8E4m3.toFloat(row[5 + i]) * Math.scalb(1.0f, (row[5 + 448 + i / 64] & 0xff) - 127);
+                if (Float.isNaN(want)) {
+                    assertTrue(Float.isNaN(got[2 + i]), "dim " + i + " code 0x" + Integer.toHexString(row[5 + i] & 0xff));
+                } else {
+                    assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(got[2 + i]),
+                            "round " + round + " dim " + i + " code 0x" + Integer.toHexString(row[5 + i] & 0xff));
+                }
+            }
+            for (int i = 448; i < 512; i++) {
+                int p = 5 + 455 + 2 * (i - 448);
+                int bits = (row[p] & 0xff) | (row[p + 1] & 0xff) << 8;
+                assertEquals(bits << 16, Float.floatToRawIntBits(got[2 + i]), "rope dim " + i);
+            }
+        }
+    }
+
+    @Test
     void keyRowCodecPacksLowNibbleFirst() {
         KvRowCodec codec = new KvRowCodec(512, 64, 128);
         float[] k = new float[128];

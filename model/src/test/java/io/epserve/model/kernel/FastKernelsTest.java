@@ -420,6 +420,46 @@ class FastKernelsTest {
         }
     }
 
+    /**
+     * The vector per-head q norm gives the scalar reference's bits: rows of very different scales (including ones
+     * whose bf16 squares underflow, a zero row and a NaN), a row length that is no multiple of the vector (scalar
+     * path), and each row the same alone as in a batch.
+     */
+    @Test
+    void headRmsNormGivesTheReferenceBits() {
+        SplittableRandom r = new SplittableRandom(29);
+        for (int n : new int[] {512, 128, 3 * TileKernels.L + 5}) {
+            int rows = 600;
+            float[] q = new float[rows * n + 3];
+            for (int row = 0; row < rows; row++) {
+                double scale = Math.scalb(1.0, r.nextInt(-70, 40));
+                for (int i = 0; i < n; i++) {
+                    double spread = i % 17 == 0 ? Math.scalb(1.0, -r.nextInt(0, 30)) : 1.0;
+                    q[3 + row * n + i] = Bf16.round((float) (r.nextGaussian() * scale * spread));
+                }
+            }
+            java.util.Arrays.fill(q, 3 + 5 * n, 3 + 6 * n, 0f);
+            q[3 + 7 * n + 1] = Float.NaN;
+            float[] want = q.clone();
+            EXACT.headRmsNorm(want, 3, rows, n, 1e-6f);
+            float[] got = q.clone();
+            single.headRmsNorm(got, 3, rows, n, 1e-6f);
+            for (int i = 3; i < q.length; i++) {
+                if (Float.isNaN(want[i])) {
+                    assertTrue(Float.isNaN(got[i]), "n " + n + " element " + i + " not NaN");
+                } else {
+                    assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]),
+                            "n " + n + " row " + (i - 3) / n + " element " + (i - 3) % n);
+                }
+            }
+            for (int row = 0; row < rows; row += 97) {
+                float[] one = Arrays.copyOfRange(q, 3 + row * n, 3 + (row + 1) * n);
+                single.headRmsNorm(one, 0, 1, n, 1e-6f);
+                assertBitsEqual(Arrays.copyOfRange(got, 3 + row * n, 3 + (row + 1) * n), one, "row " + row + " alone");
+            }
+        }
+    }
+
     // ------------------------------------------------------------------------------------------ FP4
 
     @ParameterizedTest
