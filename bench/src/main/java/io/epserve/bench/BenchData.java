@@ -125,6 +125,21 @@ final class BenchData {
         return (long) rows * cols + (long) ((rows + 127) / 128) * ((cols + 127) / 128);
     }
 
+    /** bf16 (or float32) weights ~ N(0, 0.05), as {@link Bf16LinearBench} makes them. */
+    static MemorySegment wideWeights(Arena arena, int rows, int cols, boolean bf16, SplittableRandom r) {
+        long n = (long) rows * cols;
+        MemorySegment m = WEIGHTS.allocate(n * (bf16 ? 2 : 4), arena);
+        for (long i = 0; i < n; i++) {
+            float v = (float) (r.nextGaussian() * 0.05);
+            if (bf16) {
+                m.set(ValueLayout.JAVA_SHORT_UNALIGNED, 2 * i, (short) (Float.floatToRawIntBits(v) >>> 16));
+            } else {
+                m.set(ValueLayout.JAVA_FLOAT_UNALIGNED, 4 * i, v);
+            }
+        }
+        return m;
+    }
+
     /** bf16-valued activations, as the engine passes them. */
     static float[] activations(int tokens, int cols, SplittableRandom r) {
         float[] x = new float[tokens * cols];

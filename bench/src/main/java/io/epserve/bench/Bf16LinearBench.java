@@ -3,8 +3,6 @@ package io.epserve.bench;
 import io.epserve.model.kernel.FastKernels;
 import io.epserve.model.weights.Bf16Matrix;
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -78,13 +76,7 @@ public class Bf16LinearBench {
         SplittableRandom r = new SplittableRandom(42);
         w = new Bf16Matrix[BenchData.copies(set, bytes, 2)];
         for (int i = 0; i < w.length; i++) {
-            MemorySegment m = BenchData.WEIGHTS.allocate(bytes, arena);
-            for (long o = 0; o < bytes; o += 2) {
-                // bf16 weights ~ N(0, 0.05): sign, exponent around 2^-5, random mantissa
-                float v = (float) (r.nextGaussian() * 0.05);
-                m.set(ValueLayout.JAVA_SHORT_UNALIGNED, o, (short) (Float.floatToRawIntBits(v) >>> 16));
-            }
-            w[i] = new Bf16Matrix("bench.bf16", rows, cols, m);
+            w[i] = new Bf16Matrix("bench.bf16", rows, cols, BenchData.wideWeights(arena, rows, cols, true, r));
         }
         x = BenchData.activations(tokens, cols, r);
         y = new float[tokens * rows];

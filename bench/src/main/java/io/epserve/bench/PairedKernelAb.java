@@ -63,28 +63,41 @@ public final class PairedKernelAb {
                         + " (a model/target/classes directory or the model jar)", e);
             }
             kernels = k.getConstructor(int.class).newInstance(threads);
-            if (kind.equals("fp4")) {
-                Class<?> m = loader.loadClass("io.epserve.model.weights.Fp4Matrix");
-                matrix = m.getConstructor(String.class, int.class, int.class, MemorySegment.class, MemorySegment.class);
-                linear = k.getMethod("fp4Linear", m, float[].class, int.class, int.class, int.class, float[].class,
-                        int.class, int.class);
-            } else {
-                Class<?> m = loader.loadClass("io.epserve.model.weights.Fp8Matrix");
-                matrix = m.getConstructor(String.class, int.class, int.class, MemorySegment.class, MemorySegment.class);
-                linear = k.getMethod("fp8Linear", m, int.class, int.class, float[].class, int.class, int.class,
-                        int.class, float[].class, int.class, int.class);
+            switch (kind) {
+                case "fp4" -> {
+                    Class<?> m = loader.loadClass("io.epserve.model.weights.Fp4Matrix");
+                    matrix = m.getConstructor(String.class, int.class, int.class, MemorySegment.class,
+                            MemorySegment.class);
+                    linear = k.getMethod("fp4Linear", m, float[].class, int.class, int.class, int.class,
+                            float[].class, int.class, int.class);
+                }
+                case "fp8" -> {
+                    Class<?> m = loader.loadClass("io.epserve.model.weights.Fp8Matrix");
+                    matrix = m.getConstructor(String.class, int.class, int.class, MemorySegment.class,
+                            MemorySegment.class);
+                    linear = k.getMethod("fp8Linear", m, int.class, int.class, float[].class, int.class, int.class,
+                            int.class, float[].class, int.class, int.class);
+                }
+                default -> { // "wide" (bf16 weights) or "f32wide": the float64 linears, double results
+                    Class<?> m = loader.loadClass(kind.equals("wide") ? "io.epserve.model.weights.Bf16Matrix"
+                            : "io.epserve.model.weights.F32Matrix");
+                    matrix = m.getConstructor(String.class, int.class, int.class, MemorySegment.class);
+                    linear = k.getMethod(kind.equals("wide") ? "bf16LinearWide" : "f32LinearWide", m,
+                            float[].class, int.class, int.class, int.class, double[].class, int.class, int.class);
+                }
             }
         }
 
         Object matrix(int rows, int cols, MemorySegment data, MemorySegment scales) throws Exception {
-            return matrix.newInstance("ab." + kind, rows, cols, data, scales);
+            return scales == null ? matrix.newInstance("ab." + kind, rows, cols, data)
+                    : matrix.newInstance("ab." + kind, rows, cols, data, scales);
         }
 
-        void run(Object m, int rows, int cols, float[] x, int tokens, float[] y) throws Exception {
-            if (kind.equals("fp4")) {
-                linear.invoke(kernels, m, x, 0, cols, tokens, y, 0, rows);
-            } else {
-                linear.invoke(kernels, m, 0, rows, x, 0, cols, tokens, y, 0, rows);
+        void run(Object m, int rows, int cols, float[] x, int tokens, Object y) throws Exception {
+            switch (kind) {
+                case "fp4" -> linear.invoke(kernels, m, x, 0, cols, tokens, y, 0, rows);
+                case "fp8" -> linear.invoke(kernels, m, 0, rows, x, 0, cols, tokens, y, 0, rows);
+                default -> linear.invoke(kernels, m, x, 0, cols, tokens, y, 0, rows);
             }
         }
 
@@ -99,7 +112,7 @@ public final class PairedKernelAb {
         try {
             run(args, System.out);
         } catch (IllegalArgumentException e) {
-            System.err.println("PairedKernelAb: " + e.getMessage() + "\nusage: --a CLASSES --b CLASSES [--kind fp4|fp8]"
+            System.err.println("PairedKernelAb: " + e.getMessage() + "\nusage: --a CLASSES --b CLASSES [--kind fp4|fp8|wide|f32wide]"
                     + " [--set cold|hot] [--shapes RxC,...] [--tokens N,...] [--threads N] [--rounds N]"
                     + " [--round-seconds S] [--warmup-seconds S] [--no-fork]");
             System.exit(2);
@@ -152,8 +165,8 @@ public final class PairedKernelAb {
         if (a == null || b == null) {
             usage("--a and --b are required");
         }
-        if (!kind.equals("fp4") && !kind.equals("fp8") || !set.equals("hot") && !set.equals("cold")) {
-            usage("--kind is fp4 or fp8, --set hot or cold");
+        if (!List.of("fp4", "fp8", "wide", "f32wide").contains(kind) || !set.equals("hot") && !set.equals("cold")) {
+            usage("--kind is fp4, fp8, wide or f32wide, --set hot or cold");
         }
         if (rounds < 4 || roundSeconds <= 0 || threads < 1) {
             usage("--rounds >= 4, --round-seconds > 0, --threads >= 1");
@@ -246,22 +259,32 @@ public final class PairedKernelAb {
         int cols = s[1];
         SplittableRandom r = new SplittableRandom(42);
         try (Arena arena = Arena.ofShared()) {
-            long bytes = kind.equals("fp4") ? BenchData.fp4Bytes(rows, cols) : BenchData.fp8Bytes(rows, cols);
+            long bytes = switch (kind) {
+                case "fp4" -> BenchData.fp4Bytes(rows, cols);
+                case "fp8" -> BenchData.fp8Bytes(rows, cols);
+                case "wide" -> 2L * rows * cols;
+                default -> 4L * rows * cols;
+            };
             int n = BenchData.copies(set, bytes, bytes < (16 << 20) ? 32 : 2);
             Object[] ma = new Object[n];
             Object[] mb = new Object[n];
             for (int i = 0; i < n; i++) {
-                MemorySegment[] w = kind.equals("fp4") ? BenchData.fp4Segments(arena, rows, cols, r)
-                        : BenchData.fp8Segments(arena, rows, cols, r);
+                MemorySegment[] w = switch (kind) {
+                    case "fp4" -> BenchData.fp4Segments(arena, rows, cols, r);
+                    case "fp8" -> BenchData.fp8Segments(arena, rows, cols, r);
+                    default -> new MemorySegment[] {BenchData.wideWeights(arena, rows, cols, kind.equals("wide"), r),
+                        null};
+                };
                 ma[i] = a.matrix(rows, cols, w[0], w[1]);
                 mb[i] = b.matrix(rows, cols, w[0], w[1]);
             }
             float[] x = BenchData.activations(tokens, cols, r);
-            float[] ya = new float[tokens * rows];
-            float[] yb = new float[tokens * rows];
+            boolean wide = kind.endsWith("wide");
+            Object ya = wide ? new double[tokens * rows] : new float[tokens * rows];
+            Object yb = wide ? new double[tokens * rows] : new float[tokens * rows];
             a.run(ma[0], rows, cols, x, tokens, ya);
             b.run(mb[0], rows, cols, x, tokens, yb);
-            boolean same = Arrays.equals(ya, yb);
+            boolean same = wide ? Arrays.equals((double[]) ya, (double[]) yb) : Arrays.equals((float[]) ya, (float[]) yb);
             long warmEnd = System.nanoTime() + (long) (warmupSeconds * 1e9);
             while (System.nanoTime() < warmEnd) {
                 time(a, ma, rows, cols, x, tokens, ya, 0.05);
@@ -291,7 +314,7 @@ public final class PairedKernelAb {
     }
 
     /** Seconds per call over a round of about {@code seconds}, cycling through the matrices. */
-    private static double time(Build build, Object[] m, int rows, int cols, float[] x, int tokens, float[] y,
+    private static double time(Build build, Object[] m, int rows, int cols, float[] x, int tokens, Object y,
                                double seconds) throws Exception {
         long t0 = System.nanoTime();
         long end = t0 + (long) (seconds * 1e9);

@@ -27,7 +27,7 @@ class PairedKernelAbTest {
     @Test
     void aBuildAgainstItselfGivesTheSameBitsAndARatioNearOne() throws Exception {
         assertTrue(Files.isDirectory(MODEL.resolve("io/epserve/model/kernel")), MODEL + " is not built");
-        for (String kind : new String[] {"fp4", "fp8"}) {
+        for (String kind : new String[] {"fp4", "fp8", "wide", "f32wide"}) {
             String out = run("--a", MODEL.toString(), "--b", MODEL.toString(), "--kind", kind, "--shapes", "64x1024",
                     "--tokens", "1,3", "--set", "hot", "--rounds", "6", "--round-seconds", "0.01",
                     "--warmup-seconds", "0.05", "--no-fork");
@@ -39,8 +39,10 @@ class PairedKernelAbTest {
                 assertEquals(i == 4 ? "1" : "3", f[1], out);
                 assertEquals("identical", f[f.length - 1], out);
                 double ratio = Double.parseDouble(f[4]);
-                // the same code on both sides: only noise between them (a 10x slip would be a harness bug)
-                assertTrue(ratio > 0.1 && ratio < 10, out);
+                // the same code on both sides: only noise between them (a 10x slip would be a harness bug). Not
+                // for the float64 kinds: in a 0.05 s warm-up one side's kernel may still run in C1, where every
+                // double vector operation is boxed (50x slower), so only their format and bits are checked.
+                assertTrue(kind.endsWith("wide") || ratio > 0.1 && ratio < 10, out);
             }
         }
     }
