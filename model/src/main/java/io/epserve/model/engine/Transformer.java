@@ -3,6 +3,7 @@ package io.epserve.model.engine;
 import io.epserve.model.config.ModelConfig;
 import io.epserve.model.format.Bf16;
 import io.epserve.model.kernel.HcPost;
+import io.epserve.model.kernel.HcPre;
 import io.epserve.model.kernel.Kernels;
 import io.epserve.model.weights.ModelWeights;
 import io.epserve.model.weights.ModelWeights.Compressor;
@@ -612,13 +613,7 @@ public final class Transformer {
                 normalizeColumns(C, eps);
             }
             System.arraycopy(C, 0, comb, t * hc * hc, hc * hc);
-            for (int i = 0; i < d; i++) {
-                double s = 0;
-                for (int j = 0; j < hc; j++) {
-                    s += pre[j] * X[(t * hc + j) * d + i];
-                }
-                x[t * d + i] = Bf16.round(s);
-            }
+            HcPre.mix(X, t * hc * d, pre, hc, d, x, t * d);
         }
     }
 

@@ -7,6 +7,7 @@ import static jdk.incubator.vector.VectorOperators.LSHR;
 
 import io.epserve.model.format.E8m0;
 import io.epserve.model.format.Fp4E2m1;
+import io.epserve.model.format.QuantSim;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -306,15 +307,9 @@ final class TileKernels {
         return v.lane(0);
     }
 
-    /**
-     * e4m3 nearest-even of lanes already clamped to +-448. Adding and subtracting M = 2^(max(e, -6) + 20) rounds
-     * |v| to a multiple of 2^(max(e,-6) - 3), which is the e4m3 quantum at v's binade (subnormals included).
-     */
+    /** {@link QuantSim#e4m3}: e4m3 nearest-even of lanes already clamped to +-448. */
     static FloatVector e4m3(FloatVector v) {
-        IntVector b = v.reinterpretAsInts();
-        FloatVector m = b.and(0x7f800000).max(121 << 23).add(20 << 23).reinterpretAsFloats();
-        FloatVector r = v.abs().add(m).sub(m);
-        return r.reinterpretAsInts().or(b.and(0x80000000)).reinterpretAsFloats();
+        return QuantSim.e4m3(v);
     }
 
     /** Below this, e^x < 2^-150 rounds to 0 in float32 and {@link #exp} returns 0. */

@@ -439,6 +439,57 @@ class FormatsTest {
         }
     }
 
+    /**
+     * FP8 quantisation in float lanes gives the codes and exponents of the element-by-element reference on every
+     * kind of block: every code's value and the midpoints between neighbours (ties) at several scales, signed zeros,
+     * values underflowing after scaling, subnormal and huge inputs, random bits; blocks with NaN or infinity and
+     * blocks that do not fill whole vectors go through the reference itself.
+     */
+    @Test
+    void fp8QuantizeInLanesIsTheReferenceBitForBit() {
+        Random r = new Random(31);
+        float[] grid = Fp8E4m3.table();
+        for (int block : new int[] {128, 64, 24}) {
+            for (int trial = 0; trial < 400; trial++) {
+                byte[] want = new byte[3 * block];
+                byte[] got = new byte[3 * block];
+                int[] we = new int[3];
+                int[] ge = new int[3];
+                float[] x = new float[3 * block];
+                int kind = trial % 8;
+                float scale = (float) Math.scalb(1.0, r.nextInt(60) - 30);
+                for (int i = 0; i < x.length; i++) {
+                    int c = r.nextInt(0x7f);
+                    x[i] = switch (kind) {
+                        case 0 -> (r.nextBoolean() ? -1 : 1) * (r.nextBoolean() ? grid[c]
+                                : (grid[c] + grid[Math.min(c + 1, 0x7e)]) / 2) * scale;
+                        case 1 -> (float) r.nextGaussian() * scale;
+                        case 2 -> (float) (r.nextGaussian() * Math.scalb(1.0, r.nextInt(40) - 20));
+                        case 3 -> i % 7 == 0 ? 1e30f : (float) r.nextGaussian() * 1e-20f; // underflow after scaling
+                        case 4 -> Float.intBitsToFloat(r.nextInt(0x800000)) * (r.nextBoolean() ? -1 : 1); // subnormal
+                        case 5 -> (r.nextBoolean() ? -1 : 1) * Float.MAX_VALUE * r.nextFloat();
+                        case 6 -> i % 3 == 0 ? -0f : 0f;
+                        default -> Float.intBitsToFloat(r.nextInt());
+                    };
+                }
+                if (kind == 0) {
+                    x[0] = 448f * scale; // the block maximum on a code: every other value keeps its grid position
+                }
+                if (trial % 50 == 7) {
+                    x[r.nextInt(x.length)] = r.nextBoolean() ? Float.NaN : Float.NEGATIVE_INFINITY;
+                }
+                QuantSim.fp8QuantizeScalar(x, 0, x.length, block, want, 0, we, 0);
+                QuantSim.fp8Quantize(x, 0, x.length, block, got, 0, ge, 0);
+                assertArrayEquals(we, ge, "block " + block + " kind " + kind + " exponents");
+                for (int i = 0; i < x.length; i++) {
+                    assertEquals(want[i], got[i], "block " + block + " kind " + kind + " element " + i + ": x "
+                            + x[i] + " -> 0x" + Integer.toHexString(got[i] & 0xff) + ", reference 0x"
+                            + Integer.toHexString(want[i] & 0xff));
+                }
+            }
+        }
+    }
+
     // ------------------------------------------------------------------------------------------ KV row codec
 
     @Test
