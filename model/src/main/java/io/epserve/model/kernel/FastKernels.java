@@ -74,6 +74,12 @@ public final class FastKernels implements Kernels {
      * activations) made that FP8 product 1.3x slower.
      */
     static final int MAX_CHUNK_ROWS = 16;
+    /**
+     * The narrowest panel whose 8-token FP8 rows run in pairs ({@link TileKernels#fp8X8Pair}): 8 groups. Over rows of
+     * 512 columns (4 groups per call) pairs measured no faster than single rows (1.00-1.04x the time, 8192x512, hot,
+     * one thread), over 1024 and more 0.80-0.88x.
+     */
+    static final int PAIR_COLUMNS = 1024;
     static final int CHUNK_SUMS_BYTES = 16 << 10;
     static final int CHUNK_L1_BYTES = 40 << 10;
     /**
@@ -743,6 +749,10 @@ public final class FastKernels implements Kernels {
                                 oneTokenRows(i0, i1, p0, p1, x, xo, sc, a0, span);
                                 continue;
                             }
+                            if (kind == K_FP8 && n == 8 && p1 - p0 >= PAIR_COLUMNS) {
+                                fp8RowPairs(i0, i1, n, 0, p0, p1, x, xo, sc, a0, span);
+                                continue;
+                            }
                             for (int i = i0; i < i1; i++) {
                                 if (kind != K_FP4 || !rare[i - i0]) {
                                     panel(rowStart + i, n, p0, p1, x, xw, xo, sc, a0 + (i - i0) * span);
@@ -798,6 +808,10 @@ public final class FastKernels implements Kernels {
                 int pw = panelWidth(Math.min(8, n - t), unit, colsVec, esize);
                 for (int p0 = 0; p0 < colsVec; p0 += pw) {
                     int p1 = Math.min(colsVec, p0 + pw);
+                    if (!fp4 && n - t >= 8 && p1 - p0 >= PAIR_COLUMNS) {
+                        fp8RowPairs(i0, i1, n, t, p0, p1, x, xo, sc, a0, span);
+                        continue;
+                    }
                     for (int i = i0; i < i1; i++) {
                         long r = rowStart + i;
                         if (!fp4) {
@@ -809,6 +823,31 @@ public final class FastKernels implements Kernels {
                         }
                     }
                 }
+            }
+        }
+
+        /**
+         * Tokens [t, t + 8) of an FP8 tile of n over the chunk's rows [i0, i1), two rows per kernel call
+         * ({@link TileKernels#fp8X8Pair}: the k-th and the (k + m/2)-th of m, two weight streams as for one token, see
+         * {@link #oneTokenRows}); an odd last row runs alone. Same operations per row, same bits.
+         */
+        private void fp8RowPairs(int i0, int i1, int n, int t, int c0, int c1, float[] x, long xo, LinearScratch sc,
+                int a0, int span) {
+            int h = (i1 - i0) >>> 1;
+            for (int k = 0; k < h; k++) {
+                int ia = i0 + k;
+                int ib = ia + h;
+                long ra = rowStart + ia;
+                long rb = rowStart + ib;
+                TileKernels.fp8X8Pair(n, t, w, ra * cols, rb * cols, s, ra / Fp8Matrix.BLOCK * scaleCols,
+                        rb / Fp8Matrix.BLOCK * scaleCols, c0, c1, x, xo, sc.acc, a0 + (ia - i0) * span,
+                        a0 + (ib - i0) * span);
+            }
+            if (((i1 - i0) & 1) != 0) {
+                int i = i1 - 1;
+                long r = rowStart + i;
+                TileKernels.fp8X8(n, t, w, r * cols, s, r / Fp8Matrix.BLOCK * scaleCols, c0, c1, x, xo, sc.acc,
+                        a0 + (i - i0) * span, sc.dq);
             }
         }
 

@@ -1370,6 +1370,90 @@ final class TileKernels {
         a7.intoArray(acc, at + 7 * L);
     }
 
+    /**
+     * {@link #fp8X8} for two rows at once (weights at wo0 and wo1, scales at so0 and so1, partial sums at ao0 and ao1):
+     * each activation vector is loaded once for both rows' chains. With one row the 8 chains and 8 accumulators fill
+     * half the vector registers and every FMA needs a load of its own; here the 16 chains stay in registers and the
+     * accumulators go through memory once per group instead (the same a = b * scale + a per group, so each row gets
+     * the bits fp8X8 gives it). A group takes the slow decode in both rows when either holds a subnormal code; both
+     * decodes give the same values.
+     */
+    static void fp8X8Pair(int T, int t, MemorySegment w, long wo0, long wo1, MemorySegment s, long so0, long so1,
+            int c0, int c1, float[] x, long xo, float[] acc, int ao0, int ao1) {
+        int at0 = ao0 + t * L, at1 = ao1 + t * L;
+        for (int c = c0; c < c1; c += GROUP) {
+            FloatVector sv0 = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so0 + (c >>> 7)) & 0xff]);
+            FloatVector sv1 = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so1 + (c >>> 7)) & 0xff]);
+            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo0 + c, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo0 + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector g2 = ByteVector.fromMemorySegment(BG, w, wo1 + c, LE).and((byte) 0x7f).sub((byte) 1);
+            ByteVector g3 = ByteVector.fromMemorySegment(BG, w, wo1 + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
+            boolean slow = g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7))
+                    .or(g2.compare(VectorOperators.ULT, (byte) 7)).or(g3.compare(VectorOperators.ULT, (byte) 7))
+                    .anyTrue();
+            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
+            // b: the first row's 8 chains, e: the second row's
+            FloatVector b0 = FloatVector.zero(FS), b1 = b0, b2 = b0, b3 = b0, b4 = b0, b5 = b0, b6 = b0, b7 = b0;
+            FloatVector e0 = b0, e1 = b0, e2 = b0, e3 = b0, e4 = b0, e5 = b0, e6 = b0, e7 = b0;
+            for (int j = 0; j < 8; j++) {
+                IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo0 + c + (long) j * L, LE)
+                        .convertShape(VectorOperators.B2I, IS, 0);
+                IntVector cv = (IntVector) ByteVector.fromMemorySegment(BS, w, wo1 + c + (long) j * L, LE)
+                        .convertShape(VectorOperators.B2I, IS, 0);
+                FloatVector d, f;
+                if (slow) {
+                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
+                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
+                    d = mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
+                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
+                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats();
+                    IntVector mag2 = cv.lanewise(LSHL, 20).and(0x07f00000);
+                    VectorMask<Integer> sub2 = mag2.compare(VectorOperators.LT, 0x00800000);
+                    f = mag2.add(120 << 23).lanewise(ADD, 1 << 23, sub2).reinterpretAsFloats()
+                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub2.cast(FS))
+                            .reinterpretAsInts().or(cv.and(0x80000000)).reinterpretAsFloats();
+                } else {
+                    d = cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f);
+                    f = cv.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f);
+                }
+                int xj = xt + j * L;
+                FloatVector xv = FloatVector.fromArray(FS, x, xj + 0 * GROUP);
+                b0 = d.fma(xv, b0); e0 = f.fma(xv, e0);
+                xv = FloatVector.fromArray(FS, x, xj + 1 * GROUP);
+                b1 = d.fma(xv, b1); e1 = f.fma(xv, e1);
+                xv = FloatVector.fromArray(FS, x, xj + 2 * GROUP);
+                b2 = d.fma(xv, b2); e2 = f.fma(xv, e2);
+                xv = FloatVector.fromArray(FS, x, xj + 3 * GROUP);
+                b3 = d.fma(xv, b3); e3 = f.fma(xv, e3);
+                xv = FloatVector.fromArray(FS, x, xj + 4 * GROUP);
+                b4 = d.fma(xv, b4); e4 = f.fma(xv, e4);
+                xv = FloatVector.fromArray(FS, x, xj + 5 * GROUP);
+                b5 = d.fma(xv, b5); e5 = f.fma(xv, e5);
+                xv = FloatVector.fromArray(FS, x, xj + 6 * GROUP);
+                b6 = d.fma(xv, b6); e6 = f.fma(xv, e6);
+                xv = FloatVector.fromArray(FS, x, xj + 7 * GROUP);
+                b7 = d.fma(xv, b7); e7 = f.fma(xv, e7);
+            }
+            // each chain scaled into its accumulator, a = b * scale + a, as fp8X8 does in registers
+            b0.fma(sv0, FloatVector.fromArray(FS, acc, at0 + 0 * L)).intoArray(acc, at0 + 0 * L);
+            b1.fma(sv0, FloatVector.fromArray(FS, acc, at0 + 1 * L)).intoArray(acc, at0 + 1 * L);
+            b2.fma(sv0, FloatVector.fromArray(FS, acc, at0 + 2 * L)).intoArray(acc, at0 + 2 * L);
+            b3.fma(sv0, FloatVector.fromArray(FS, acc, at0 + 3 * L)).intoArray(acc, at0 + 3 * L);
+            b4.fma(sv0, FloatVector.fromArray(FS, acc, at0 + 4 * L)).intoArray(acc, at0 + 4 * L);
+            b5.fma(sv0, FloatVector.fromArray(FS, acc, at0 + 5 * L)).intoArray(acc, at0 + 5 * L);
+            b6.fma(sv0, FloatVector.fromArray(FS, acc, at0 + 6 * L)).intoArray(acc, at0 + 6 * L);
+            b7.fma(sv0, FloatVector.fromArray(FS, acc, at0 + 7 * L)).intoArray(acc, at0 + 7 * L);
+            e0.fma(sv1, FloatVector.fromArray(FS, acc, at1 + 0 * L)).intoArray(acc, at1 + 0 * L);
+            e1.fma(sv1, FloatVector.fromArray(FS, acc, at1 + 1 * L)).intoArray(acc, at1 + 1 * L);
+            e2.fma(sv1, FloatVector.fromArray(FS, acc, at1 + 2 * L)).intoArray(acc, at1 + 2 * L);
+            e3.fma(sv1, FloatVector.fromArray(FS, acc, at1 + 3 * L)).intoArray(acc, at1 + 3 * L);
+            e4.fma(sv1, FloatVector.fromArray(FS, acc, at1 + 4 * L)).intoArray(acc, at1 + 4 * L);
+            e5.fma(sv1, FloatVector.fromArray(FS, acc, at1 + 5 * L)).intoArray(acc, at1 + 5 * L);
+            e6.fma(sv1, FloatVector.fromArray(FS, acc, at1 + 6 * L)).intoArray(acc, at1 + 6 * L);
+            e7.fma(sv1, FloatVector.fromArray(FS, acc, at1 + 7 * L)).intoArray(acc, at1 + 7 * L);
+        }
+    }
+
     /** {@link #fp8}, tokens [t0, T) one at a time (the 1-3 left over by the blocks), one decode per group. */
     static void fp8R(int T, int t0, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
             float[] acc, int ao, float[] dq) {

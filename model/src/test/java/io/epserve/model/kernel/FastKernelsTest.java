@@ -219,6 +219,10 @@ class FastKernelsTest {
         sc4[7 * 32 + 3] = 0; // one rare-scale row (scalar path)
         Fp8Matrix w8 = fp8(r, 260, 768);
         Fp8Matrix w8r = fp8(r, 150, 200); // dequant, ragged: 200 columns = one group + a scalar tail
+        // 8-token panels of 1024 columns in row pairs, then one group alone; rows 99..161 in chunks of 16 (one thread)
+        // or 7 (two): odd chunks leave a row alone, pairs of rows 3 or 7 apart mix rows with and without subnormal
+        // codes, and some pairs straddle row 128, so their two rows have different block scales
+        Fp8Matrix w8pairs = fp8(r, 170, 1152);
         Bf16Matrix wb = bf16(r, 130, 1000); // 1000 = 7 groups of 128 + tail (bf16), 15 groups of 64 + tail (wide)
         F32Matrix wf = f32(r, 70, 1000);
         Bf16Matrix wbBig = bf16(r, 1024, 512); // enough work for the multi-threaded path at any token count
@@ -230,6 +234,8 @@ class FastKernelsTest {
                 k.fp4Linear(w4odd, x, t0 * xs, xs, n, y, 1 + t0 * ys, ys));
         linears.put("fp8", (k, x, xs, t0, n, y, yd, ys) ->
                 k.fp8Linear(w8, 3, 250, x, t0 * xs, xs, n, y, 1 + t0 * ys, ys));
+        linears.put("fp8RowPairs", (k, x, xs, t0, n, y, yd, ys) ->
+                k.fp8Linear(w8pairs, 99, 63, x, t0 * xs, xs, n, y, 1 + t0 * ys, ys));
         linears.put("fp8Dequant", (k, x, xs, t0, n, y, yd, ys) ->
                 k.fp8DequantLinear(w8r, 2, 140, x, t0 * xs, xs, n, y, 1 + t0 * ys, ys));
         linears.put("bf16", (k, x, xs, t0, n, y, yd, ys) -> k.bf16Linear(wb, x, t0 * xs, xs, n, y, 1 + t0 * ys, ys));
@@ -238,7 +244,7 @@ class FastKernelsTest {
         linears.put("bf16WideBig", (k, x, xs, t0, n, y, yd, ys) ->
                 k.bf16LinearWide(wbBig, x, t0 * xs, xs, n, yd, 1 + t0 * ys, ys));
         linears.put("f32Wide", (k, x, xs, t0, n, y, yd, ys) -> k.f32LinearWide(wf, x, t0 * xs, xs, n, yd, 1 + t0 * ys, ys));
-        int xStride = 1029;
+        int xStride = 1157; // at least the widest matrix (1152 columns), and no multiple of the vector length
         float[] x = activations(r, tokens * xStride);
         int yStride = 1030;
         java.util.Map<String, float[]> refY = new java.util.HashMap<>();
