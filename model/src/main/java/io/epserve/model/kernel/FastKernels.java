@@ -76,8 +76,8 @@ public final class FastKernels implements Kernels {
     static final int MAX_CHUNK_ROWS = 16;
     /**
      * The narrowest panel whose 8-token FP8 rows run in pairs ({@link TileKernels#fp8X8Pair}): 8 groups. Over rows of
-     * 512 columns (4 groups per call) pairs measured no faster than single rows (1.00-1.04x the time, 8192x512, hot,
-     * one thread), over 1024 and more 0.80-0.88x.
+     * 512 columns (4 groups per call) pairs measured no faster than single rows (0.92-1.04x the time, 8192x512,
+     * 2048x512 and 1024x512, hot and cold, one thread), over 1024 and more 0.80-0.93x (bench/README, seventeenth pass).
      */
     static final int PAIR_COLUMNS = 1024;
     static final int CHUNK_SUMS_BYTES = 16 << 10;
