@@ -224,7 +224,7 @@ class ResumeTest {
     static io.epserve.proto.v1.ChatRequest chat(String id, long seed) {
         return io.epserve.proto.v1.ChatRequest.newBuilder().setRequestId(id)
                 .setThinking(io.epserve.proto.v1.ThinkingMode.THINKING)
-                .setSampling(io.epserve.proto.v1.SamplingParams.newBuilder().setMaxTokens(48).setSeed(seed)
+                .setSampling(io.epserve.proto.v1.SamplingParams.newBuilder().setMaxTokens(96).setSeed(seed)
                         .setTemperature(1f))
                 .addMessages(io.epserve.proto.v1.ChatMessage.newBuilder().setRole("user")
                         .setContent("Tell me a long story"))
@@ -234,20 +234,22 @@ class ResumeTest {
     /**
      * Streams of every kind the router relays, in pairs of one kind (request ids KIND-N): started a pair at a time,
      * the router usually sends the two of a pair to different attention workers (the least loaded), so either runs a
-     * greedy, a seeded sampling and a Chat stream.
+     * greedy, a seeded sampling and a Chat stream. The streams are long (96-128 tokens) because they progress at very
+     * different rates while the test waits for the last of them to reach 3 tokens: at the kill, streams stood at 3 and
+     * at 39 tokens in one run, and with 48-64 tokens a stream once ended before the kill (CI on 959d483).
      */
     static List<Object> workload() {
         int[] g = EngineCommandsTest.goldenTokens();
-        var greedy = io.epserve.proto.v1.SamplingParams.newBuilder().setMaxTokens(64).setIgnoreEos(true).build();
-        var sampled = io.epserve.proto.v1.SamplingParams.newBuilder().setMaxTokens(64).setIgnoreEos(true)
+        var greedy = io.epserve.proto.v1.SamplingParams.newBuilder().setMaxTokens(128).setIgnoreEos(true).build();
+        var sampled = io.epserve.proto.v1.SamplingParams.newBuilder().setMaxTokens(128).setIgnoreEos(true)
                 .setTemperature(0.9f).setTopP(0.95f).setTopK(100).setSeed(77).setRepetitionPenalty(1.2f)
                 .setPresencePenalty(0.4f).setFrequencyPenalty(0.3f).setLogprobs(2).build();
         return List.of(
                 request("greedy-0", g, greedy),
-                request("greedy-1", Arrays.copyOfRange(g, 10, 40), greedy.toBuilder().setMaxTokens(56).build()),
+                request("greedy-1", Arrays.copyOfRange(g, 10, 40), greedy.toBuilder().setMaxTokens(112).build()),
                 request("seeded-0", Arrays.copyOfRange(g, 0, 30), sampled),
                 request("seeded-1", Arrays.copyOfRange(g, 50, 70), sampled.toBuilder().setSeed(78).setLogprobs(0)
-                        .setMaxTokens(48).build()),
+                        .setMaxTokens(96).build()),
                 chat("chat-0", 9),
                 chat("chat-1", 10));
     }
