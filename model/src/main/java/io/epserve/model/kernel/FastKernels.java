@@ -737,7 +737,7 @@ public final class FastKernels implements Kernels {
                     } else {
                         Arrays.fill(sc.acc, a0, a0 + (i1 - i0) * span, 0f);
                     }
-                    if ((kind == K_FP4 || kind == K_FP8) && n > 8) {
+                    if ((kind == K_FP4 || kind == K_FP8) && n >= 8) {
                         blocks(i0, i1, n, x, xo, sc, a0, span);
                     } else {
                         int pw = panelWidth(n, unit, colsVec, esize);
@@ -747,10 +747,6 @@ public final class FastKernels implements Kernels {
                             int p1 = Math.min(colsVec, p0 + pw);
                             if ((kind == K_FP4 || kind == K_FP8) && n == 1) {
                                 oneTokenRows(i0, i1, p0, p1, x, xo, sc, a0, span);
-                                continue;
-                            }
-                            if (kind == K_FP8 && n == 8 && p1 - p0 >= PAIR_COLUMNS) {
-                                fp8RowPairs(i0, i1, n, 0, p0, p1, x, xo, sc, a0, span);
                                 continue;
                             }
                             for (int i = i0; i < i1; i++) {
@@ -798,9 +794,10 @@ public final class FastKernels implements Kernels {
         }
 
         /**
-         * An FP4 or FP8 tile of more than 8 tokens, one block of 8 at a time over the whole chunk (panels, rows), so
+         * An FP4 or FP8 tile of 8 or more tokens, one block of 8 at a time over the whole chunk (panels, rows), so
          * that a panel holds one block's activations: twice as wide at 16 tokens as a panel of the whole tile, half as
          * many kernel calls per row (each loads and stores its 8 accumulators). Same operations per token, same bits.
+         * A tile of exactly 8 is one block: the kernel calls of the panel loop, and the one place FP8 rows pair.
          */
         private void blocks(int i0, int i1, int n, float[] x, long xo, LinearScratch sc, int a0, int span) {
             boolean fp4 = kind == K_FP4;
