@@ -1,0 +1,492 @@
+package io.epserve.bench;
+
+import io.epserve.model.format.E8m0;
+import io.epserve.model.format.Fp4E2m1;
+import io.epserve.model.format.Fp8E4m3;
+import io.epserve.model.kernel.FastKernels;
+import io.epserve.model.weights.Fp4Matrix;
+import io.epserve.model.weights.Fp8Matrix;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * A probe, not an engine kernel: register-blocked ("outer-product") FP8 and FP4 products on weights repacked into
+ * panels of 16 rows, against {@link FastKernels#fp8Linear} / {@link FastKernels#fp4Linear} on the same weights,
+ * alternating rounds in one JVM, hot, one thread (bench/README, nineteenth pass).
+ *
+ * <p>The engine's kernels put a row's columns in the vector lanes (a dot product per row and token, lanes summed at the
+ * end), so every FMA needs its own activation vector from L1: at 8 tokens, 8 loads per decoded weight vector, and the
+ * load ports, not the FMA units, set the pace (fp8X8 runs at about half the FMA peak; see the eighteenth pass). Here
+ * the lanes hold 16 rows of one column: a panel's weights for column c decode into one vector (scale folded in), and
+ * each token's activation x[t][c] is one broadcast shared by the 3 (8 tokens) or 6 (4 tokens) panels in flight, whose
+ * 24 accumulators stay in registers for the whole row; results land in y [T, rows] without lane sums. Each output is
+ * one float32 chain over the columns in order, a different summation order from the engine's, so adopting this layout
+ * means changing every FP8/FP4 kernel (1 to 16 tokens) at once to stay batch-invariant.
+ *
+ * <p>Left out here, needed in an engine version: the subnormal-code path for Intel hosts (the exponent-shift decode is
+ * exact for subnormal e4m3 codes, but multiplies subnormal floats), E8M0 scale codes 0 and 255, row counts that are
+ * not a multiple of 48 or 96 (the probe times and checks only the full panel groups), the FP8 quantisation of the
+ * activations (the engine's time includes it; the probe takes x as given) and the 1-token case (it needs 8 panels in
+ * flight to hide the FMA latency). The probe checks its own results against a float64 product of the same codes.
+ *
+ * <pre>
+ * taskset -c 1 $JAVA_HOME/bin/java -XX:+UseG1GC --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
+ *     -cp bench/target/benchmarks.jar io.epserve.bench.RegisterBlockedProbe fp8|fp4 ROWS COLS TOKENS ROUNDS
+ * </pre>
+ * fp8 takes 8 tokens; fp4 takes 4, 8 or 16.
+ */
+public final class RegisterBlockedProbe {
+    static final VectorSpecies<Float> FS = FloatVector.SPECIES_512;
+    static final VectorSpecies<Integer> IS = IntVector.SPECIES_512;
+    static final VectorSpecies<Byte> BS = ByteVector.SPECIES_128;
+    static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    /** The 16 e2m1 values as float bits; indices are masked to 4 bits (a second table register made C2 spill). */
+    static final IntVector TA;
+
+    static {
+        int[] t = new int[16];
+        for (int i = 0; i < 16; i++) {
+            t[i] = Float.floatToRawIntBits(Fp4E2m1.toFloat(i));
+        }
+        TA = IntVector.fromArray(IS, t, 0);
+    }
+
+    private RegisterBlockedProbe() {
+    }
+
+    /**
+     * FP8, 3 panels x 8 tokens. p: panel-major, 16 bytes per column (row i of the panel at byte i); mulK: per
+     * 128-column block 2^120 times the block scale; x: [8][cols]; y: [8][rows] at row yr.
+     */
+    static void fp8Panels3x8(MemorySegment p, long po0, long po1, long po2, float[] mul0, float[] mul1, float[] mul2,
+                       int cols, float[] x, float[] y, int yr, int rows) {
+        FloatVector z = FloatVector.zero(FS);
+        FloatVector a00 = z, a01 = z, a02 = z, a03 = z, a04 = z, a05 = z, a06 = z, a07 = z;
+        FloatVector a10 = z, a11 = z, a12 = z, a13 = z, a14 = z, a15 = z, a16 = z, a17 = z;
+        FloatVector a20 = z, a21 = z, a22 = z, a23 = z, a24 = z, a25 = z, a26 = z, a27 = z;
+        for (int c = 0; c < cols; c++) {
+            float m0 = mul0[c >>> 7], m1 = mul1[c >>> 7], m2 = mul2[c >>> 7];
+            IntVector q0 = codes(p, po0 + 16L * c);
+            IntVector q1 = codes(p, po1 + 16L * c);
+            IntVector q2 = codes(p, po2 + 16L * c);
+            FloatVector w0 = q0.lanewise(VectorOperators.LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(m0);
+            FloatVector w1 = q1.lanewise(VectorOperators.LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(m1);
+            FloatVector w2 = q2.lanewise(VectorOperators.LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(m2);
+            FloatVector xb;
+            xb = FloatVector.broadcast(FS, x[c]);
+            a00 = w0.fma(xb, a00);
+            a10 = w1.fma(xb, a10);
+            a20 = w2.fma(xb, a20);
+            xb = FloatVector.broadcast(FS, x[cols + c]);
+            a01 = w0.fma(xb, a01);
+            a11 = w1.fma(xb, a11);
+            a21 = w2.fma(xb, a21);
+            xb = FloatVector.broadcast(FS, x[2 * cols + c]);
+            a02 = w0.fma(xb, a02);
+            a12 = w1.fma(xb, a12);
+            a22 = w2.fma(xb, a22);
+            xb = FloatVector.broadcast(FS, x[3 * cols + c]);
+            a03 = w0.fma(xb, a03);
+            a13 = w1.fma(xb, a13);
+            a23 = w2.fma(xb, a23);
+            xb = FloatVector.broadcast(FS, x[4 * cols + c]);
+            a04 = w0.fma(xb, a04);
+            a14 = w1.fma(xb, a14);
+            a24 = w2.fma(xb, a24);
+            xb = FloatVector.broadcast(FS, x[5 * cols + c]);
+            a05 = w0.fma(xb, a05);
+            a15 = w1.fma(xb, a15);
+            a25 = w2.fma(xb, a25);
+            xb = FloatVector.broadcast(FS, x[6 * cols + c]);
+            a06 = w0.fma(xb, a06);
+            a16 = w1.fma(xb, a16);
+            a26 = w2.fma(xb, a26);
+            xb = FloatVector.broadcast(FS, x[7 * cols + c]);
+            a07 = w0.fma(xb, a07);
+            a17 = w1.fma(xb, a17);
+            a27 = w2.fma(xb, a27);
+        }
+        a00.intoArray(y, yr);
+        a01.intoArray(y, rows + yr);
+        a02.intoArray(y, 2 * rows + yr);
+        a03.intoArray(y, 3 * rows + yr);
+        a04.intoArray(y, 4 * rows + yr);
+        a05.intoArray(y, 5 * rows + yr);
+        a06.intoArray(y, 6 * rows + yr);
+        a07.intoArray(y, 7 * rows + yr);
+        a10.intoArray(y, yr + 16);
+        a11.intoArray(y, rows + yr + 16);
+        a12.intoArray(y, 2 * rows + yr + 16);
+        a13.intoArray(y, 3 * rows + yr + 16);
+        a14.intoArray(y, 4 * rows + yr + 16);
+        a15.intoArray(y, 5 * rows + yr + 16);
+        a16.intoArray(y, 6 * rows + yr + 16);
+        a17.intoArray(y, 7 * rows + yr + 16);
+        a20.intoArray(y, yr + 32);
+        a21.intoArray(y, rows + yr + 32);
+        a22.intoArray(y, 2 * rows + yr + 32);
+        a23.intoArray(y, 3 * rows + yr + 32);
+        a24.intoArray(y, 4 * rows + yr + 32);
+        a25.intoArray(y, 5 * rows + yr + 32);
+        a26.intoArray(y, 6 * rows + yr + 32);
+        a27.intoArray(y, 7 * rows + yr + 32);
+    }
+
+    /**
+     * FP4, 3 panels x 8 tokens of the tile at t0. p: panel-major, per column pair 16 bytes (row i's packed byte i);
+     * sc: [panel][block of 32][16] scales.
+     */
+    static void fp4Panels3x8(MemorySegment p, long po0, long po1, long po2, float[] sc, int so0, int so1, int so2,
+                             int cols,
+                   float[] x, int xs, int t0, float[] y, int yr, int rows) {
+        FloatVector z = FloatVector.zero(FS);
+        FloatVector a00 = z, a01 = z, a02 = z, a03 = z, a04 = z, a05 = z, a06 = z, a07 = z;
+        FloatVector a10 = z, a11 = z, a12 = z, a13 = z, a14 = z, a15 = z, a16 = z, a17 = z;
+        FloatVector a20 = z, a21 = z, a22 = z, a23 = z, a24 = z, a25 = z, a26 = z, a27 = z;
+        int x0 = t0 * xs;
+        for (int c = 0; c < cols; c += 2) {
+            int b = (c >>> 5) * 16;
+            for (int h = 0; h < 2; h++) {
+                IntVector q0 = codes(p, po0 + 8L * c);
+                IntVector q1 = codes(p, po1 + 8L * c);
+                IntVector q2 = codes(p, po2 + 8L * c);
+                if (h == 1) {
+                    q0 = q0.lanewise(VectorOperators.LSHR, 4);
+                    q1 = q1.lanewise(VectorOperators.LSHR, 4);
+                    q2 = q2.lanewise(VectorOperators.LSHR, 4);
+                }
+                FloatVector w0 = q0.and(15).selectFrom(TA).reinterpretAsFloats()
+                        .mul(FloatVector.fromArray(FS, sc, so0 + b));
+                FloatVector w1 = q1.and(15).selectFrom(TA).reinterpretAsFloats()
+                        .mul(FloatVector.fromArray(FS, sc, so1 + b));
+                FloatVector w2 = q2.and(15).selectFrom(TA).reinterpretAsFloats()
+                        .mul(FloatVector.fromArray(FS, sc, so2 + b));
+                int xc = x0 + c + h;
+                FloatVector xb;
+                xb = FloatVector.broadcast(FS, x[xc]);
+                a00 = w0.fma(xb, a00);
+                a10 = w1.fma(xb, a10);
+                a20 = w2.fma(xb, a20);
+                xb = FloatVector.broadcast(FS, x[xc + xs]);
+                a01 = w0.fma(xb, a01);
+                a11 = w1.fma(xb, a11);
+                a21 = w2.fma(xb, a21);
+                xb = FloatVector.broadcast(FS, x[xc + 2 * xs]);
+                a02 = w0.fma(xb, a02);
+                a12 = w1.fma(xb, a12);
+                a22 = w2.fma(xb, a22);
+                xb = FloatVector.broadcast(FS, x[xc + 3 * xs]);
+                a03 = w0.fma(xb, a03);
+                a13 = w1.fma(xb, a13);
+                a23 = w2.fma(xb, a23);
+                xb = FloatVector.broadcast(FS, x[xc + 4 * xs]);
+                a04 = w0.fma(xb, a04);
+                a14 = w1.fma(xb, a14);
+                a24 = w2.fma(xb, a24);
+                xb = FloatVector.broadcast(FS, x[xc + 5 * xs]);
+                a05 = w0.fma(xb, a05);
+                a15 = w1.fma(xb, a15);
+                a25 = w2.fma(xb, a25);
+                xb = FloatVector.broadcast(FS, x[xc + 6 * xs]);
+                a06 = w0.fma(xb, a06);
+                a16 = w1.fma(xb, a16);
+                a26 = w2.fma(xb, a26);
+                xb = FloatVector.broadcast(FS, x[xc + 7 * xs]);
+                a07 = w0.fma(xb, a07);
+                a17 = w1.fma(xb, a17);
+                a27 = w2.fma(xb, a27);
+            }
+        }
+        int y0 = t0 * rows + yr;
+        a00.intoArray(y, y0);
+        a01.intoArray(y, rows + y0);
+        a02.intoArray(y, 2 * rows + y0);
+        a03.intoArray(y, 3 * rows + y0);
+        a04.intoArray(y, 4 * rows + y0);
+        a05.intoArray(y, 5 * rows + y0);
+        a06.intoArray(y, 6 * rows + y0);
+        a07.intoArray(y, 7 * rows + y0);
+        y0 += 16;
+        a10.intoArray(y, y0);
+        a11.intoArray(y, rows + y0);
+        a12.intoArray(y, 2 * rows + y0);
+        a13.intoArray(y, 3 * rows + y0);
+        a14.intoArray(y, 4 * rows + y0);
+        a15.intoArray(y, 5 * rows + y0);
+        a16.intoArray(y, 6 * rows + y0);
+        a17.intoArray(y, 7 * rows + y0);
+        y0 += 16;
+        a20.intoArray(y, y0);
+        a21.intoArray(y, rows + y0);
+        a22.intoArray(y, 2 * rows + y0);
+        a23.intoArray(y, 3 * rows + y0);
+        a24.intoArray(y, 4 * rows + y0);
+        a25.intoArray(y, 5 * rows + y0);
+        a26.intoArray(y, 6 * rows + y0);
+        a27.intoArray(y, 7 * rows + y0);
+    }
+
+    /** FP4, 6 panels x 4 tokens (po, so: each panel's byte and scale offsets). */
+    static void fp4Panels6x4(MemorySegment p, long[] po, int pn, float[] sc, int[] so, int cols, float[] x, int xs,
+                             float[] y, int yr, int rows) {
+        long p0 = po[pn], p1 = po[pn + 1], p2 = po[pn + 2], p3 = po[pn + 3], p4 = po[pn + 4], p5 = po[pn + 5];
+        int s0 = so[pn], s1 = so[pn + 1], s2 = so[pn + 2], s3 = so[pn + 3], s4 = so[pn + 4], s5 = so[pn + 5];
+        FloatVector z = FloatVector.zero(FS);
+        FloatVector a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
+        FloatVector a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
+        FloatVector a40 = z, a41 = z, a42 = z, a43 = z, a50 = z, a51 = z, a52 = z, a53 = z;
+        for (int c = 0; c < cols; c += 2) {
+            int b = (c >>> 5) * 16;
+            for (int h = 0; h < 2; h++) {
+                int sh = 4 * h;
+                FloatVector w0 = fp4Column(p, p0 + 8L * c, sh, sc, s0 + b);
+                FloatVector w1 = fp4Column(p, p1 + 8L * c, sh, sc, s1 + b);
+                FloatVector w2 = fp4Column(p, p2 + 8L * c, sh, sc, s2 + b);
+                FloatVector w3 = fp4Column(p, p3 + 8L * c, sh, sc, s3 + b);
+                FloatVector w4 = fp4Column(p, p4 + 8L * c, sh, sc, s4 + b);
+                FloatVector w5 = fp4Column(p, p5 + 8L * c, sh, sc, s5 + b);
+                int xc = c + h;
+                FloatVector xb;
+                xb = FloatVector.broadcast(FS, x[xc]);
+                a00 = w0.fma(xb, a00);
+                a10 = w1.fma(xb, a10);
+                a20 = w2.fma(xb, a20);
+                a30 = w3.fma(xb, a30);
+                a40 = w4.fma(xb, a40);
+                a50 = w5.fma(xb, a50);
+                xb = FloatVector.broadcast(FS, x[xc + xs]);
+                a01 = w0.fma(xb, a01);
+                a11 = w1.fma(xb, a11);
+                a21 = w2.fma(xb, a21);
+                a31 = w3.fma(xb, a31);
+                a41 = w4.fma(xb, a41);
+                a51 = w5.fma(xb, a51);
+                xb = FloatVector.broadcast(FS, x[xc + 2 * xs]);
+                a02 = w0.fma(xb, a02);
+                a12 = w1.fma(xb, a12);
+                a22 = w2.fma(xb, a22);
+                a32 = w3.fma(xb, a32);
+                a42 = w4.fma(xb, a42);
+                a52 = w5.fma(xb, a52);
+                xb = FloatVector.broadcast(FS, x[xc + 3 * xs]);
+                a03 = w0.fma(xb, a03);
+                a13 = w1.fma(xb, a13);
+                a23 = w2.fma(xb, a23);
+                a33 = w3.fma(xb, a33);
+                a43 = w4.fma(xb, a43);
+                a53 = w5.fma(xb, a53);
+            }
+        }
+        int y0 = yr;
+        a00.intoArray(y, y0);
+        a01.intoArray(y, rows + y0);
+        a02.intoArray(y, 2 * rows + y0);
+        a03.intoArray(y, 3 * rows + y0);
+        y0 += 16;
+        a10.intoArray(y, y0);
+        a11.intoArray(y, rows + y0);
+        a12.intoArray(y, 2 * rows + y0);
+        a13.intoArray(y, 3 * rows + y0);
+        y0 += 16;
+        a20.intoArray(y, y0);
+        a21.intoArray(y, rows + y0);
+        a22.intoArray(y, 2 * rows + y0);
+        a23.intoArray(y, 3 * rows + y0);
+        y0 += 16;
+        a30.intoArray(y, y0);
+        a31.intoArray(y, rows + y0);
+        a32.intoArray(y, 2 * rows + y0);
+        a33.intoArray(y, 3 * rows + y0);
+        y0 += 16;
+        a40.intoArray(y, y0);
+        a41.intoArray(y, rows + y0);
+        a42.intoArray(y, 2 * rows + y0);
+        a43.intoArray(y, 3 * rows + y0);
+        y0 += 16;
+        a50.intoArray(y, y0);
+        a51.intoArray(y, rows + y0);
+        a52.intoArray(y, 2 * rows + y0);
+        a53.intoArray(y, 3 * rows + y0);
+    }
+
+    /** 16 bytes at off, one per int lane (sign-extended). */
+    private static IntVector codes(MemorySegment p, long off) {
+        return (IntVector) ByteVector.fromMemorySegment(BS, p, off, LE).convertShape(VectorOperators.B2I, IS, 0);
+    }
+
+    /** One FP4 panel column (the low or high nibble of 16 bytes at off) as floats times the 16 rows' scales. */
+    private static FloatVector fp4Column(MemorySegment p, long off, int shift, float[] sc, int so) {
+        return ((IntVector) ByteVector.fromMemorySegment(BS, p, off, LE).convertShape(VectorOperators.B2I, IS, 0))
+                .lanewise(VectorOperators.LSHR, shift).and(15).selectFrom(TA).reinterpretAsFloats()
+                .mul(FloatVector.fromArray(FS, sc, so));
+    }
+
+    public static void main(String[] a) {
+        if (a.length != 5 || !a[0].equals("fp8") && !a[0].equals("fp4")) {
+            System.err.println("usage: RegisterBlockedProbe fp8|fp4 ROWS COLS TOKENS ROUNDS");
+            System.exit(2);
+        }
+        boolean fp8 = a[0].equals("fp8");
+        int rows = Integer.parseInt(a[1]);
+        int cols = Integer.parseInt(a[2]);
+        int T = Integer.parseInt(a[3]);
+        int rounds = Integer.parseInt(a[4]);
+        if (FloatVector.SPECIES_PREFERRED.length() != 16 || rows % 16 != 0 || cols % 128 != 0
+                || (fp8 ? T != 8 : T != 4 && T != 8 && T != 16) || rounds < 2) {
+            System.err.println("needs 512-bit vectors, rows a multiple of 16, columns of 128, fp8: 8 tokens, fp4: 4, 8"
+                    + " or 16, rounds >= 2");
+            System.exit(2);
+        }
+        SplittableRandom r = new SplittableRandom(42);
+        Arena arena = Arena.ofShared();
+        float[] x = BenchData.activations(T, cols, r);
+        float[] y1 = new float[T * rows];
+        float[] y2 = new float[T * rows];
+        FastKernels k = new FastKernels(1);
+        int panels = rows / 16;
+        int per = fp8 || T != 4 ? 3 : 6;
+        int rowsB = panels / per * per * 16;
+        Runnable engine;
+        Runnable blocked;
+        double[] worst = {0};
+        if (fp8) {
+            MemorySegment[] w = BenchData.fp8Segments(arena, rows, cols, r);
+            Fp8Matrix m = new Fp8Matrix("probe.fp8", rows, cols, w[0], w[1]);
+            int sc = cols / 128;
+            MemorySegment p = BenchData.WEIGHTS.allocate((long) rows * cols, arena);
+            for (int row = 0; row < rows; row++) {
+                for (int c = 0; c < cols; c++) {
+                    p.set(ValueLayout.JAVA_BYTE, (long) (row / 16) * 16 * cols + 16L * c + row % 16,
+                            w[0].get(ValueLayout.JAVA_BYTE, (long) row * cols + c));
+                }
+            }
+            float[][] mul = new float[panels][sc];
+            for (int pn = 0; pn < panels; pn++) {
+                for (int b = 0; b < sc; b++) {
+                    mul[pn][b] = 0x1p120f * E8m0.toFloat(
+                            w[1].get(ValueLayout.JAVA_BYTE, (long) (pn * 16 / 128) * sc + b) & 0xff);
+                }
+            }
+            engine = () -> k.fp8Linear(m, 0, rows, x, 0, cols, T, y1, 0, rows);
+            blocked = () -> {
+                for (int pn = 0; pn + 3 <= panels; pn += 3) {
+                    fp8Panels3x8(p, (long) pn * 16 * cols, (long) (pn + 1) * 16 * cols, (long) (pn + 2) * 16 * cols,
+                            mul[pn], mul[pn + 1], mul[pn + 2], cols, x, y2, pn * 16, rows);
+                }
+            };
+            blocked.run();
+            for (int t = 0; t < T; t++) {
+                for (int row = 0; row < rowsB; row += 7) {
+                    double ref = 0;
+                    for (int c = 0; c < cols; c++) {
+                        ref += (double) Fp8E4m3.toFloat(w[0].get(ValueLayout.JAVA_BYTE, (long) row * cols + c) & 0xff)
+                                * E8m0.toFloat(w[1].get(ValueLayout.JAVA_BYTE, (long) (row / 128) * sc + c / 128)
+                                & 0xff) * x[t * cols + c];
+                    }
+                    worst[0] = Math.max(worst[0], Math.abs(ref - y2[t * rows + row]) / (Math.abs(ref) + 1e-3));
+                }
+            }
+        } else {
+            MemorySegment[] w = BenchData.fp4Segments(arena, rows, cols, r);
+            Fp4Matrix m = new Fp4Matrix("probe.fp4", rows, cols, w[0], w[1]);
+            int blocks = cols / 32;
+            MemorySegment p = BenchData.WEIGHTS.allocate((long) rows * cols / 2, arena);
+            for (int row = 0; row < rows; row++) {
+                for (int j = 0; j < cols / 2; j++) {
+                    p.set(ValueLayout.JAVA_BYTE, (long) (row / 16) * 8 * cols + 16L * j + row % 16,
+                            w[0].get(ValueLayout.JAVA_BYTE, (long) row * (cols / 2) + j));
+                }
+            }
+            float[] sc = new float[panels * blocks * 16];
+            for (int row = 0; row < rows; row++) {
+                for (int b = 0; b < blocks; b++) {
+                    sc[((row / 16) * blocks + b) * 16 + row % 16] =
+                            E8m0.toFloat(w[1].get(ValueLayout.JAVA_BYTE, (long) row * blocks + b) & 0xff);
+                }
+            }
+            long[] po = new long[panels];
+            int[] so = new int[panels];
+            for (int i = 0; i < panels; i++) {
+                po[i] = (long) i * 8 * cols;
+                so[i] = i * blocks * 16;
+            }
+            engine = () -> k.fp4Linear(m, x, 0, cols, T, y1, 0, rows);
+            blocked = T == 4
+                    ? () -> {
+                        for (int pn = 0; pn + 6 <= panels; pn += 6) {
+                            fp4Panels6x4(p, po, pn, sc, so, cols, x, cols, y2, pn * 16, rows);
+                        }
+                    }
+                    : () -> {
+                        for (int t0 = 0; t0 < T; t0 += 8) {
+                            for (int pn = 0; pn + 3 <= panels; pn += 3) {
+                                fp4Panels3x8(p, po[pn], po[pn + 1], po[pn + 2], sc, so[pn], so[pn + 1], so[pn + 2],
+                                        cols, x, cols, t0, y2, pn * 16, rows);
+                            }
+                        }
+                    };
+            blocked.run();
+            for (int t = 0; t < T; t++) {
+                for (int row = 0; row < rowsB; row += 7) {
+                    double ref = 0;
+                    for (int c = 0; c < cols; c++) {
+                        ref += (double) Fp4E2m1.toFloat(Fp4E2m1.nibble(
+                                w[0].get(ValueLayout.JAVA_BYTE, (long) row * (cols / 2) + c / 2), c & 1))
+                                * E8m0.toFloat(w[1].get(ValueLayout.JAVA_BYTE, (long) row * blocks + c / 32) & 0xff)
+                                * x[t * cols + c];
+                    }
+                    worst[0] = Math.max(worst[0], Math.abs(ref - y2[t * rows + row]) / (Math.abs(ref) + 1e-3));
+                }
+            }
+        }
+        System.out.printf(Locale.ROOT, "register-blocked result against a float64 product of the same codes: max"
+                + " |diff| / (|ref| + 1e-3) = %.3g%n", worst[0]);
+        for (int i = 0; i < 20; i++) {
+            time(engine, 0.2);
+            time(blocked, 0.2);
+        }
+        double[] ta = new double[rounds];
+        double[] tb = new double[rounds];
+        double[] ratio = new double[rounds];
+        for (int i = 0; i < rounds; i++) {
+            if (i % 2 == 0) {
+                ta[i] = time(engine, 0.4);
+                tb[i] = time(blocked, 0.4);
+            } else {
+                tb[i] = time(blocked, 0.4);
+                ta[i] = time(engine, 0.4);
+            }
+            ratio[i] = tb[i] / rowsB / (ta[i] / rows);
+        }
+        Arrays.sort(ta);
+        Arrays.sort(tb);
+        Arrays.sort(ratio);
+        System.out.printf(Locale.ROOT, "%s %dx%d, %d tokens, hot, one thread: engine %.1f GFLOP/s, register-blocked"
+                + " %.1f"
+                + " GFLOP/s; time per row register-blocked / engine %.3f [%.3f-%.3f] over %d rounds%n", a[0], rows,
+                cols, T, 2.0 * rows * cols * T / ta[rounds / 2] / 1e9, 2.0 * rowsB * cols * T / tb[rounds / 2] / 1e9,
+                ratio[rounds / 2], ratio[rounds / 4], ratio[3 * rounds / 4], rounds);
+    }
+
+    private static double time(Runnable f, double seconds) {
+        long t0 = System.nanoTime();
+        long end = t0 + (long) (seconds * 1e9);
+        long n = 0;
+        long now;
+        do {
+            f.run();
+            n++;
+        } while ((now = System.nanoTime()) < end);
+        return (now - t0) / 1e9 / n;
+    }
+}
