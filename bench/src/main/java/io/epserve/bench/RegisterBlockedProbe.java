@@ -35,15 +35,19 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Left out here, needed in an engine version: the subnormal-code path for Intel hosts (the exponent-shift decode is
  * exact for subnormal e4m3 codes, but multiplies subnormal floats), the scales decoded in the kernel (here they are
- * floats made ahead, exact for every E8M0 code), row counts that are not a multiple of the panels in flight (the probe times and checks only full panel groups) and the FP8
- * quantisation of the activations (the engine's time includes it; the probe takes x as given). The probe checks its
- * own results against a float64 product of the same codes.
+ * floats made ahead, exact for every E8M0 code), row counts that are not a multiple of the panels in flight (the
+ * probe times and checks only full panel groups) and the FP8 quantisation of the activations (the engine's time
+ * includes it; the probe takes x as given). The probe checks its own results against a float64 product of the same
+ * codes.
+ *
+ * <p>FP4 at one token uses a denser panel ({@link #fp4DensePanels4x1}: 8 columns of a row per int lane, a chain per
+ * 32-column block and one scale FMA, as the engine's kernels do); the column layout above lost to the engine there.
  *
  * <pre>
  * taskset -c 1 $JAVA_HOME/bin/java -XX:+UseG1GC --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
  *     -cp bench/target/benchmarks.jar io.epserve.bench.RegisterBlockedProbe fp8|fp4 ROWS COLS TOKENS hot|cold ROUNDS
  * </pre>
- * fp8 takes 1 or 8 tokens (4 or 3 panels in flight); fp4 1, 4, 8 or 16 (4, 6, 3 and 3 x two tiles). {@code cold}
+ * fp8 takes 1 or 8 tokens (4 or 3 panels in flight); fp4 1, 4, 8 or 16 (4 dense, 6, 3 and 3 x two tiles). {@code cold}
  * cycles through copies of the matrix totalling twice the LLC, in both forms, as {@link PairedKernelAb} does.
  */
 public final class RegisterBlockedProbe {
@@ -61,6 +65,9 @@ public final class RegisterBlockedProbe {
         }
         TA = IntVector.fromArray(IS, t, 0);
     }
+
+    /** FP4 one token on the dense panel layout ({@link #fp4DensePanels4x1}); -Ddense=false for the column layout. */
+    static final boolean DENSE = !"false".equals(System.getProperty("dense"));
 
     private RegisterBlockedProbe() {
     }
@@ -374,6 +381,47 @@ public final class RegisterBlockedProbe {
         a3.intoArray(y, yr + 48);
     }
 
+    /**
+     * FP4, 4 panels x 1 token on the dense panel layout: int lane i of a 64-byte vector holds row i's 8 codes of 8
+     * columns (its own 4 packed bytes), so a column costs a shift and a two-table lookup (the bits above the nibble
+     * ignored, as in TileKernels); each 32-column block is a chain from zero, then one FMA with the 16 rows' scales.
+     */
+    static void fp4DensePanels4x1(MemorySegment p, long[] po, int pn, float[] sc, int[] so, int cols, float[] x,
+                                  float[] y, int yr) {
+        long p0 = po[pn], p1 = po[pn + 1], p2 = po[pn + 2], p3 = po[pn + 3];
+        int s0 = so[pn], s1 = so[pn + 1], s2 = so[pn + 2], s3 = so[pn + 3];
+        FloatVector z = FloatVector.zero(FS);
+        FloatVector a0 = z, a1 = z, a2 = z, a3 = z;
+        for (int c = 0; c < cols; c += 32) {
+            FloatVector b0 = z, b1 = z, b2 = z, b3 = z;
+            for (int g = 0; g < 4; g++) {
+                long off = 8L * c + 64L * g;
+                IntVector q0 = IntVector.fromMemorySegment(IS, p, p0 + off, LE);
+                IntVector q1 = IntVector.fromMemorySegment(IS, p, p1 + off, LE);
+                IntVector q2 = IntVector.fromMemorySegment(IS, p, p2 + off, LE);
+                IntVector q3 = IntVector.fromMemorySegment(IS, p, p3 + off, LE);
+                int xc = c + 8 * g;
+                for (int j = 0; j < 8; j++) {
+                    FloatVector xb = FloatVector.broadcast(FS, x[xc + j]);
+                    int sh = 4 * j;
+                    b0 = q0.lanewise(VectorOperators.LSHR, sh).selectFrom(TA, TA).reinterpretAsFloats().fma(xb, b0);
+                    b1 = q1.lanewise(VectorOperators.LSHR, sh).selectFrom(TA, TA).reinterpretAsFloats().fma(xb, b1);
+                    b2 = q2.lanewise(VectorOperators.LSHR, sh).selectFrom(TA, TA).reinterpretAsFloats().fma(xb, b2);
+                    b3 = q3.lanewise(VectorOperators.LSHR, sh).selectFrom(TA, TA).reinterpretAsFloats().fma(xb, b3);
+                }
+            }
+            int b = (c >>> 5) * 16;
+            a0 = b0.fma(FloatVector.fromArray(FS, sc, s0 + b), a0);
+            a1 = b1.fma(FloatVector.fromArray(FS, sc, s1 + b), a1);
+            a2 = b2.fma(FloatVector.fromArray(FS, sc, s2 + b), a2);
+            a3 = b3.fma(FloatVector.fromArray(FS, sc, s3 + b), a3);
+        }
+        a0.intoArray(y, yr);
+        a1.intoArray(y, yr + 16);
+        a2.intoArray(y, yr + 32);
+        a3.intoArray(y, yr + 48);
+    }
+
     /** One FP4 panel column (the low or high nibble of 16 bytes at off) as floats times the 16 rows' scales. */
     private static FloatVector fp4Column(MemorySegment p, long off, int shift, float[] sc, int so) {
         return ((IntVector) ByteVector.fromMemorySegment(BS, p, off, LE).convertShape(VectorOperators.B2I, IS, 0))
@@ -382,7 +430,7 @@ public final class RegisterBlockedProbe {
     }
 
     /** One matrix: the engine's form and the probe's repacked form. */
-    private record Copy(Object engine, MemorySegment packed, float[][] mul, float[] sc) {
+    private record Copy(Object engine, MemorySegment packed, float[][] mul, float[] sc, MemorySegment dense) {
     }
 
     public static void main(String[] a) {
@@ -439,7 +487,7 @@ public final class RegisterBlockedProbe {
                                 w[1].get(ValueLayout.JAVA_BYTE, (long) (pn * 16 / 128) * sc8 + b) & 0xff);
                     }
                 }
-                copies[i] = new Copy(new Fp8Matrix("probe.fp8", rows, cols, w[0], w[1]), p, mul, null);
+                copies[i] = new Copy(new Fp8Matrix("probe.fp8", rows, cols, w[0], w[1]), p, mul, null, null);
             } else {
                 MemorySegment p = BenchData.WEIGHTS.allocate((long) rows * cols / 2, arena);
                 for (int row = 0; row < rows; row++) {
@@ -455,7 +503,15 @@ public final class RegisterBlockedProbe {
                                 E8m0.toFloat(w[1].get(ValueLayout.JAVA_BYTE, (long) row * blocks + b) & 0xff);
                     }
                 }
-                copies[i] = new Copy(new Fp4Matrix("probe.fp4", rows, cols, w[0], w[1]), p, null, sc);
+                MemorySegment dense = BenchData.WEIGHTS.allocate((long) rows * cols / 2, arena);
+                for (int row = 0; row < rows; row++) {
+                    for (int j = 0; j < cols / 2; j += 4) {
+                        long at = (long) (row / 16) * 8 * cols + 16L * j + 4L * (row % 16);
+                        dense.set(ValueLayout.JAVA_INT_UNALIGNED, at,
+                                w[0].get(ValueLayout.JAVA_INT_UNALIGNED, (long) row * (cols / 2) + j));
+                    }
+                }
+                copies[i] = new Copy(new Fp4Matrix("probe.fp4", rows, cols, w[0], w[1]), p, null, sc, dense);
             }
         }
         long[] po = new long[panels];
@@ -482,6 +538,8 @@ public final class RegisterBlockedProbe {
                 for (int pn = 0; pn + 4 <= panels; pn += 4) {
                     if (fp8) {
                         fp8Panels4x1(p, po, pn, c.mul, cols, x, y2, pn * 16);
+                    } else if (DENSE) {
+                        fp4DensePanels4x1(c.dense, po, pn, c.sc, so, cols, x, y2, pn * 16);
                     } else {
                         fp4Panels4x1(p, po, pn, c.sc, so, cols, x, y2, pn * 16);
                     }
