@@ -26,7 +26,7 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>The engine's kernels put a row's columns in the vector lanes (a dot product per row and token, lanes summed at the
  * end), so every FMA needs its own activation vector from L1: at 8 tokens, 8 loads per decoded weight vector, and the
- * load ports, not the FMA units, set the pace (fp8X8 runs at about half the FMA peak; see the eighteenth pass). Here
+ * load ports, not the FMA units, set the pace (fp8X8 runs at about half the FMA peak; see the sixteenth pass). Here
  * the lanes hold 16 rows of one column: a panel's weights for column c decode into one vector (scale folded in), and
  * each token's activation x[t][c] is one broadcast shared by the 3 (8 tokens) or 6 (4 tokens) panels in flight, whose
  * 24 accumulators stay in registers for the whole row; results land in y [T, rows] without lane sums. Each output is
@@ -440,12 +440,22 @@ public final class RegisterBlockedProbe {
             System.exit(2);
         }
         boolean fp8 = a[0].equals("fp8");
-        int rows = Integer.parseInt(a[1]);
-        int cols = Integer.parseInt(a[2]);
-        int T = Integer.parseInt(a[3]);
         boolean cold = a[4].equals("cold");
-        int rounds = Integer.parseInt(a[5]);
-        if (FloatVector.SPECIES_PREFERRED.length() != 16 || rows % 16 != 0 || cols % 128 != 0
+        int rows;
+        int cols;
+        int T;
+        int rounds;
+        try {
+            rows = Integer.parseInt(a[1]);
+            cols = Integer.parseInt(a[2]);
+            T = Integer.parseInt(a[3]);
+            rounds = Integer.parseInt(a[5]);
+        } catch (NumberFormatException e) {
+            System.err.println("ROWS, COLS, TOKENS and ROUNDS are whole numbers: " + e.getMessage());
+            System.exit(2);
+            return;
+        }
+        if (FloatVector.SPECIES_PREFERRED.length() != 16 || rows <= 0 || rows % 16 != 0 || cols <= 0 || cols % 128 != 0
                 || (fp8 ? T != 1 && T != 8 : T != 1 && T != 4 && T != 8 && T != 16) || rounds < 2) {
             System.err.println("needs 512-bit vectors, rows a multiple of 16, columns of 128, fp8: 1 or 8 tokens,"
                     + " fp4: 1, 4, 8 or 16, rounds >= 2");
@@ -460,6 +470,11 @@ public final class RegisterBlockedProbe {
         int panels = rows / 16;
         int per = T == 1 ? 4 : fp8 || T != 4 ? 3 : 6;
         int rowsB = panels / per * per * 16;
+        if (rowsB == 0) {
+            System.err.println(T + " tokens take " + per + " panels of 16 rows at once: give at least " + 16 * per
+                    + " rows");
+            System.exit(2);
+        }
         long bytes = fp8 ? BenchData.fp8Bytes(rows, cols) : BenchData.fp4Bytes(rows, cols);
         int n = BenchData.copies(cold ? "cold" : "hot", bytes, 2);
         Copy[] copies = new Copy[n];
