@@ -77,7 +77,7 @@ public final class RegisterBlockedProbe {
      * 128-column block 2^120 times the block scale; x: [8][cols]; y: [8][rows] at row yr.
      */
     static void fp8Panels3x8(MemorySegment p, long po0, long po1, long po2, float[] mul0, float[] mul1, float[] mul2,
-                       int cols, float[] x, float[] y, int yr, int rows) {
+                             int cols, float[] x, float[] y, int yr, int rows) {
         FloatVector z = FloatVector.zero(FS);
         FloatVector a00 = z, a01 = z, a02 = z, a03 = z, a04 = z, a05 = z, a06 = z, a07 = z;
         FloatVector a10 = z, a11 = z, a12 = z, a13 = z, a14 = z, a15 = z, a16 = z, a17 = z;
@@ -155,8 +155,7 @@ public final class RegisterBlockedProbe {
      * sc: [panel][block of 32][16] scales.
      */
     static void fp4Panels3x8(MemorySegment p, long po0, long po1, long po2, float[] sc, int so0, int so1, int so2,
-                             int cols,
-                   float[] x, int xs, int t0, float[] y, int yr, int rows) {
+                             int cols, float[] x, int xs, int t0, float[] y, int yr, int rows) {
         FloatVector z = FloatVector.zero(FS);
         FloatVector a00 = z, a01 = z, a02 = z, a03 = z, a04 = z, a05 = z, a06 = z, a07 = z;
         FloatVector a10 = z, a11 = z, a12 = z, a13 = z, a14 = z, a15 = z, a16 = z, a17 = z;
@@ -165,20 +164,9 @@ public final class RegisterBlockedProbe {
         for (int c = 0; c < cols; c += 2) {
             int b = (c >>> 5) * 16;
             for (int h = 0; h < 2; h++) {
-                IntVector q0 = codes(p, po0 + 8L * c);
-                IntVector q1 = codes(p, po1 + 8L * c);
-                IntVector q2 = codes(p, po2 + 8L * c);
-                if (h == 1) {
-                    q0 = q0.lanewise(VectorOperators.LSHR, 4);
-                    q1 = q1.lanewise(VectorOperators.LSHR, 4);
-                    q2 = q2.lanewise(VectorOperators.LSHR, 4);
-                }
-                FloatVector w0 = q0.and(15).selectFrom(TA).reinterpretAsFloats()
-                        .mul(FloatVector.fromArray(FS, sc, so0 + b));
-                FloatVector w1 = q1.and(15).selectFrom(TA).reinterpretAsFloats()
-                        .mul(FloatVector.fromArray(FS, sc, so1 + b));
-                FloatVector w2 = q2.and(15).selectFrom(TA).reinterpretAsFloats()
-                        .mul(FloatVector.fromArray(FS, sc, so2 + b));
+                FloatVector w0 = fp4Column(p, po0 + 8L * c, 4 * h, sc, so0 + b);
+                FloatVector w1 = fp4Column(p, po1 + 8L * c, 4 * h, sc, so1 + b);
+                FloatVector w2 = fp4Column(p, po2 + 8L * c, 4 * h, sc, so2 + b);
                 int xc = x0 + c + h;
                 FloatVector xb;
                 xb = FloatVector.broadcast(FS, x[xc]);
@@ -429,8 +417,8 @@ public final class RegisterBlockedProbe {
                 .mul(FloatVector.fromArray(FS, sc, so));
     }
 
-    /** One matrix: the engine's form and the probe's repacked form. */
-    private record Copy(Object engine, MemorySegment packed, float[][] mul, float[] sc, MemorySegment dense) {
+    /** One matrix: the engine's form and the probe's repacked form (FP8: mul; FP4: sc). */
+    private record Copy(Object engine, MemorySegment packed, float[][] mul, float[] sc) {
     }
 
     public static void main(String[] a) {
@@ -502,13 +490,21 @@ public final class RegisterBlockedProbe {
                                 w[1].get(ValueLayout.JAVA_BYTE, (long) (pn * 16 / 128) * sc8 + b) & 0xff);
                     }
                 }
-                copies[i] = new Copy(new Fp8Matrix("probe.fp8", rows, cols, w[0], w[1]), p, mul, null, null);
+                copies[i] = new Copy(new Fp8Matrix("probe.fp8", rows, cols, w[0], w[1]), p, mul, null);
             } else {
+                // one layout per run: dense for one token (unless -Ddense=false), else 16 bytes per column pair
+                boolean dense = T == 1 && DENSE;
                 MemorySegment p = BenchData.WEIGHTS.allocate((long) rows * cols / 2, arena);
                 for (int row = 0; row < rows; row++) {
-                    for (int j = 0; j < cols / 2; j++) {
-                        p.set(ValueLayout.JAVA_BYTE, (long) (row / 16) * 8 * cols + 16L * j + row % 16,
-                                w[0].get(ValueLayout.JAVA_BYTE, (long) row * (cols / 2) + j));
+                    for (int j = 0; j < cols / 2; j += dense ? 4 : 1) {
+                        long from = (long) row * (cols / 2) + j;
+                        if (dense) {
+                            p.set(ValueLayout.JAVA_INT_UNALIGNED, (long) (row / 16) * 8 * cols + 16L * j
+                                    + 4L * (row % 16), w[0].get(ValueLayout.JAVA_INT_UNALIGNED, from));
+                        } else {
+                            p.set(ValueLayout.JAVA_BYTE, (long) (row / 16) * 8 * cols + 16L * j + row % 16,
+                                    w[0].get(ValueLayout.JAVA_BYTE, from));
+                        }
                     }
                 }
                 float[] sc = new float[panels * blocks * 16];
@@ -518,15 +514,7 @@ public final class RegisterBlockedProbe {
                                 E8m0.toFloat(w[1].get(ValueLayout.JAVA_BYTE, (long) row * blocks + b) & 0xff);
                     }
                 }
-                MemorySegment dense = BenchData.WEIGHTS.allocate((long) rows * cols / 2, arena);
-                for (int row = 0; row < rows; row++) {
-                    for (int j = 0; j < cols / 2; j += 4) {
-                        long at = (long) (row / 16) * 8 * cols + 16L * j + 4L * (row % 16);
-                        dense.set(ValueLayout.JAVA_INT_UNALIGNED, at,
-                                w[0].get(ValueLayout.JAVA_INT_UNALIGNED, (long) row * (cols / 2) + j));
-                    }
-                }
-                copies[i] = new Copy(new Fp4Matrix("probe.fp4", rows, cols, w[0], w[1]), p, null, sc, dense);
+                copies[i] = new Copy(new Fp4Matrix("probe.fp4", rows, cols, w[0], w[1]), p, null, sc);
             }
         }
         long[] po = new long[panels];
@@ -554,7 +542,7 @@ public final class RegisterBlockedProbe {
                     if (fp8) {
                         fp8Panels4x1(p, po, pn, c.mul, cols, x, y2, pn * 16);
                     } else if (DENSE) {
-                        fp4DensePanels4x1(c.dense, po, pn, c.sc, so, cols, x, y2, pn * 16);
+                        fp4DensePanels4x1(p, po, pn, c.sc, so, cols, x, y2, pn * 16);
                     } else {
                         fp4Panels4x1(p, po, pn, c.sc, so, cols, x, y2, pn * 16);
                     }
