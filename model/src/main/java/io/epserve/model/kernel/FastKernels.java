@@ -47,7 +47,8 @@ import jdk.incubator.vector.VectorSpecies;
  * workers then claim chunks of at most 16 rows; for each tile of at most 16 tokens a chunk is swept in column
  * panels whose activations stay in L1, and {@link TileKernels} decodes each group of 8 weight vectors once per
  * tile and FMAs it into every token's accumulator. Beyond 16 tokens each further tile decodes the chunk again
- * from L2; the weights still come from memory once.
+ * from L2; the weights still come from memory once. FP8 products differ: they read panelled matrices (lanes = rows)
+ * through {@link Fp8PanelKernels}, whose accumulators stay in registers and need no lane sums.
  *
  * <p>Numerics: FP8 activation quantisation is bit-exact with {@link io.epserve.model.format.QuantSim}, weights
  * decode exactly, products are exact in float32; only the float32 summation order differs from the exact set, so
@@ -74,12 +75,6 @@ public final class FastKernels implements Kernels {
      * activations) made that FP8 product 1.3x slower.
      */
     static final int MAX_CHUNK_ROWS = 16;
-    /**
-     * The narrowest panel whose 8-token FP8 rows run in pairs ({@link TileKernels#fp8X8Pair}): 8 groups. Over rows of
-     * 512 columns (4 groups per call) pairs measured no faster than single rows (0.92-1.04x the time, 8192x512,
-     * 2048x512 and 1024x512, hot and cold, one thread), over 1024 and more 0.80-0.93x (bench/README, seventeenth pass).
-     */
-    static final int PAIR_COLUMNS = 1024;
     static final int CHUNK_SUMS_BYTES = 16 << 10;
     static final int CHUNK_L1_BYTES = 40 << 10;
     /**
@@ -98,7 +93,7 @@ public final class FastKernels implements Kernels {
     private static final VectorSpecies<Byte> SCALE_BYTES = ByteVector.SPECIES_PREFERRED;
 
     /** Linear kinds: float32 accumulation (FP4, FP8, BF16) and float64 accumulation (BF16D, F32D). */
-    private static final int K_FP4 = 0, K_FP8 = 1, K_BF16 = 2, K_BF16D = 3, K_F32D = 4;
+    private static final int K_FP4 = 0, K_BF16 = 2, K_BF16D = 3, K_F32D = 4;
 
     private final KernelPool pool;
     private final ExactKernels fallback;
@@ -115,11 +110,13 @@ public final class FastKernels implements Kernels {
     // says, while a segment load depends on C2 knowing the segment's class (measured: when it does not, every vector
     // op of the kernel is boxed, 5-100x slower, and which runs get unlucky varies).
     private final java.util.Map<Fp4Matrix, long[]> rareRowsByMatrix = new java.util.IdentityHashMap<>();
+    private final java.util.Map<Fp8Matrix, Fp8Matrix> panelledByMatrix = new java.util.IdentityHashMap<>();
     private float[] xf = new float[16];
     private double[] xd = new double[16];
     private final float[] block = new float[128];
     private float[] rowBuf = new float[0];
     private final LinearJob linear;
+    private final Fp8Job fp8;
     private final AttentionJob attention;
     private final IndexJob index = new IndexJob();
 
@@ -138,6 +135,7 @@ public final class FastKernels implements Kernels {
         this.pool = new KernelPool(TileKernels.SUPPORTED ? threads : 1, spinNanos, "epserve-kernel");
         this.attention = new AttentionJob(threads);
         this.linear = new LinearJob(threads);
+        this.fp8 = new Fp8Job(threads);
     }
 
     @Override
@@ -252,11 +250,8 @@ public final class FastKernels implements Kernels {
             return;
         }
         checkRows(w.rows(), rowStart, rowCount);
-        int cols = w.cols();
-        requireMultiple(cols, 128, w.name());
-        int colsP = prepare(x, xOff, xStride, tokens, cols, cols, 1, L, true, false);
-        runLinear(K_FP8, w.data(), w.scale(), w.scaleCols(), rowStart, rowCount, cols, cols, colsP, tokens,
-                y, null, yOff, yStride, true);
+        requireMultiple(w.cols(), 128, w.name());
+        fp8Panelled(panelled(w), rowStart, rowCount, x, xOff, xStride, tokens, true, y, yOff, yStride);
     }
 
     @Override
@@ -267,11 +262,149 @@ public final class FastKernels implements Kernels {
             return;
         }
         checkRows(w.rows(), rowStart, rowCount);
+        fp8Panelled(panelled(w), rowStart, rowCount, x, xOff, xStride, tokens, false, y, yOff, yStride);
+    }
+
+    /**
+     * The matrix in the panelled layout the FP8 kernels read: itself if it is (model weights are repacked at load),
+     * else a copy made once per matrix instance and kept (matrices built in the checkpoint's layout: tests, tools).
+     */
+    private Fp8Matrix panelled(Fp8Matrix w) {
+        if (w.panelled()) {
+            return w;
+        }
+        synchronized (panelledByMatrix) {
+            return panelledByMatrix.computeIfAbsent(w, m -> m.panelled(n -> Arena.ofAuto().allocate(n, 64)));
+        }
+    }
+
+    /**
+     * Rows [rowStart, rowStart + rowCount) of a panelled FP8 product ({@link Fp8PanelKernels}); the activations are
+     * FP8-quantised per 128 columns first if {@code quantise}, else used as they are.
+     */
+    private void fp8Panelled(Fp8Matrix w, int rowStart, int rowCount, float[] x, int xOff, int xStride, int tokens,
+                             boolean quantise, float[] y, int yOff, int yStride) {
+        if (rowCount == 0 || tokens == 0) {
+            return;
+        }
         int cols = w.cols();
-        int colsVec = cols - cols % GROUP;
-        int colsP = prepare(x, xOff, xStride, tokens, cols, colsVec, 1, L, false, false);
-        runLinear(K_FP8, w.data(), w.scale(), w.scaleCols(), rowStart, rowCount, cols, colsVec, colsP, tokens,
-                y, null, yOff, yStride, true);
+        long need = (long) tokens * cols;
+        if (need > Integer.MAX_VALUE - 64) {
+            throw new IllegalArgumentException(tokens + " tokens x " + cols + " columns do not fit one activation array");
+        }
+        int skip = AlignedArrays.FLOAT_SKIP;
+        if (xf.length < need + skip) {
+            xf = AlignedArrays.floats(need);
+        }
+        for (int t = 0; t < tokens; t++) {
+            if (quantise) {
+                quantiseRow(x, xOff + t * xStride, cols, 1, xf, skip + t * cols, block);
+            } else {
+                System.arraycopy(x, xOff + t * xStride, xf, skip + t * cols, cols);
+            }
+        }
+        Fp8Job j = fp8;
+        int k0 = rowStart / L;
+        int k1 = (rowStart + rowCount + L - 1) / L;
+        int strips = k1 - k0;
+        int parts = (long) rowCount * cols * tokens < SERIAL_MACS ? 1 : threads;
+        int per = G6 * (int) Math.max(1, CHUNK_BYTES / ((long) G6 * L * Math.max(1, cols)));
+        if (parts > 1) {
+            // at least ~4 chunks per thread so a descheduled or slower core does not leave the other idle
+            per = Math.min(per, Math.max(G6, (strips / (4 * parts) + G6 - 1) / G6 * G6));
+        }
+        j.w = w;
+        j.rowStart = rowStart;
+        j.rowEnd = rowStart + rowCount;
+        j.k0 = k0;
+        j.k1 = k1;
+        j.chunkStrips = Math.min(per, Fp8Job.MAX_STRIPS);
+        j.chunks = (strips + j.chunkStrips - 1) / j.chunkStrips;
+        j.tokens = tokens;
+        j.y = y;
+        j.yOff = yOff;
+        j.yStride = yStride;
+        j.round = true;
+        j.next.set(0);
+        try {
+            if (parts == 1) {
+                j.run(0);
+            } else {
+                pool.run(j);
+            }
+        } finally {
+            j.w = null;
+            j.y = null;
+        }
+    }
+
+    private static final int G6 = Fp8PanelKernels.GROUP_STRIPS;
+
+    /** Row chunks of a panelled FP8 product, claimed by the pool's workers (see {@link Fp8PanelKernels#chunk}). */
+    private final class Fp8Job implements KernelPool.Job {
+        /** Strips per chunk at most: 24 strips x 16 tokens x L floats of partial sums (24 KiB with 512-bit lanes). */
+        static final int MAX_STRIPS = 4 * G6;
+        final AtomicInteger next = new AtomicInteger();
+        final float[][] acc;
+        final long[][] off;
+        final float[][] sc;
+        final int[][] slot;
+        Fp8Matrix w;
+        int rowStart;
+        int rowEnd;
+        int k0;
+        int k1;
+        int chunkStrips;
+        int chunks;
+        int tokens;
+        float[] y;
+        int yOff;
+        int yStride;
+        boolean round;
+
+        Fp8Job(int threads) {
+            acc = new float[threads][];
+            off = new long[threads][];
+            sc = new float[threads][];
+            slot = new int[threads][];
+            for (int i = 0; i < threads; i++) {
+                acc[i] = AlignedArrays.floats((long) (MAX_STRIPS + 1) * Fp8PanelKernels.SLOT);
+                off[i] = new long[MAX_STRIPS + G6];
+                sc[i] = new float[MAX_STRIPS + G6];
+                slot[i] = new int[MAX_STRIPS + G6];
+            }
+        }
+
+        @Override
+        public void run(int worker) {
+            float[] a = acc[worker];
+            int ab = AlignedArrays.FLOAT_SKIP;
+            int cols = w.cols();
+            int xs = cols;
+            for (int ch; (ch = next.getAndIncrement()) < chunks; ) {
+                int c0 = k0 + ch * chunkStrips;
+                int c1 = Math.min(k1, c0 + chunkStrips);
+                for (int t0 = 0, n; t0 < tokens; t0 += n) {
+                    n = Math.min(MAX_TILE, tokens - t0);
+                    Arrays.fill(a, ab, ab + (c1 - c0 + 1) * Fp8PanelKernels.SLOT, 0f);
+                    Fp8PanelKernels.chunk(w.data(), w.scale(), cols, w.scaleCols(), c0, c1, n, xf,
+                            AlignedArrays.FLOAT_SKIP + t0 * xs, xs, a, ab, off[worker], sc[worker], slot[worker]);
+                    for (int k = c0; k < c1; k++) {
+                        int r0 = Math.max(rowStart, k * L);
+                        int r1 = Math.min(rowEnd, k * L + L);
+                        int sa = ab + (k - c0) * Fp8PanelKernels.SLOT - k * L;
+                        for (int t = 0; t < n; t++) {
+                            int yb = yOff + (t0 + t) * yStride - rowStart;
+                            int ta = sa + t * L;
+                            for (int r = r0; r < r1; r++) {
+                                float v = a[ta + r];
+                                y[yb + r] = round ? Bf16.round(v) : v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     @Override
@@ -307,7 +440,7 @@ public final class FastKernels implements Kernels {
     private void fp4Prepared(Fp4Matrix w, int colsP, int tokens, float[] y, int yOff, int yStride) {
         int cols = w.cols();
         linear.rareRows = rareRows(w);
-        runLinear(K_FP4, w.data(), w.scale(), 0, 0, w.rows(), cols, cols, colsP, tokens, y, null, yOff, yStride, true);
+        runLinear(K_FP4, w.data(), w.scale(), 0, w.rows(), cols, cols, colsP, tokens, y, null, yOff, yStride, true);
     }
 
     @Override
@@ -319,7 +452,7 @@ public final class FastKernels implements Kernels {
         int cols = w.cols();
         int colsVec = cols - cols % GROUP;
         int colsP = prepare(x, xOff, xStride, tokens, cols, colsVec, 2, L, false, false);
-        runLinear(K_BF16, w.data(), null, 0, 0, w.rows(), cols, colsVec, colsP, tokens, y, null, yOff, yStride, true);
+        runLinear(K_BF16, w.data(), null, 0, w.rows(), cols, colsVec, colsP, tokens, y, null, yOff, yStride, true);
     }
 
     @Override
@@ -332,7 +465,7 @@ public final class FastKernels implements Kernels {
         int cols = w.cols();
         int colsVec = cols - cols % DGROUP;
         int colsP = prepare(x, xOff, xStride, tokens, cols, colsVec, 2, LD, false, true);
-        runLinear(K_BF16D, w.data(), null, 0, 0, w.rows(), cols, colsVec, colsP, tokens, null, y, yOff, yStride,
+        runLinear(K_BF16D, w.data(), null, 0, w.rows(), cols, colsVec, colsP, tokens, null, y, yOff, yStride,
                 false);
     }
 
@@ -346,7 +479,7 @@ public final class FastKernels implements Kernels {
         int cols = w.cols();
         int colsVec = cols - cols % DGROUP;
         int colsP = prepare(x, xOff, xStride, tokens, cols, colsVec, 1, LD, false, true);
-        runLinear(K_F32D, w.data(), null, 0, 0, w.rows(), cols, colsVec, colsP, tokens, null, y, yOff, yStride,
+        runLinear(K_F32D, w.data(), null, 0, w.rows(), cols, colsVec, colsP, tokens, null, y, yOff, yStride,
                 false);
     }
 
@@ -583,7 +716,7 @@ public final class FastKernels implements Kernels {
         }
     }
 
-    private void runLinear(int kind, MemorySegment w, MemorySegment s, int scaleCols, int rowStart, int rows,
+    private void runLinear(int kind, MemorySegment w, MemorySegment s, int rowStart, int rows,
                            int cols, int colsVec, int colsP, int tokens, float[] y, double[] yd, int yOff, int yStride,
                            boolean round) {
         if (rows == 0 || tokens == 0) {
@@ -593,7 +726,6 @@ public final class FastKernels implements Kernels {
         j.kind = kind;
         j.w = w;
         j.s = s;
-        j.scaleCols = scaleCols;
         j.rowStart = rowStart;
         j.rows = rows;
         j.cols = cols;
@@ -607,7 +739,6 @@ public final class FastKernels implements Kernels {
         j.round = round;
         long rowBytes = switch (kind) {
             case K_FP4 -> cols / 2;
-            case K_FP8 -> cols;
             case K_BF16, K_BF16D -> 2L * cols;
             default -> 4L * cols;
         };
@@ -649,11 +780,6 @@ public final class FastKernels implements Kernels {
         /** Partial sums, used from element FLOAT_SKIP (DOUBLE_SKIP) on: a cache line, like the activations (+3 %). */
         final float[] acc = AlignedArrays.floats(MAX_CHUNK_ROWS * MAX_TILE * L);
         final double[] accD = AlignedArrays.doubles(MAX_CHUNK_ROWS * MAX_TILE * LD);
-        /**
-         * The FP8 kernels' decoded group, used from TileKernels.DQ on: a cache line. Unaligned, each of its 8L-float
-         * stores and reloads per group crossed a line (8-token FP8 products 1.06-1.11x slower, paired, hot).
-         */
-        final float[] dq = AlignedArrays.floats(8 * L);
         final float[] r = new float[MAX_TILE];
         final double[] rd = new double[MAX_TILE];
         /** The lane sums of a chunk's partial-sum vectors, row-major by token ({@link #laneSums}). */
@@ -682,7 +808,6 @@ public final class FastKernels implements Kernels {
         MemorySegment w;
         MemorySegment s;
         long[] rareRows;
-        int scaleCols;
         int rowStart;
         int rows;
         int cols;
@@ -737,7 +862,7 @@ public final class FastKernels implements Kernels {
                     } else {
                         Arrays.fill(sc.acc, a0, a0 + (i1 - i0) * span, 0f);
                     }
-                    if ((kind == K_FP4 || kind == K_FP8) && n >= 8) {
+                    if (kind == K_FP4 && n >= 8) {
                         blocks(i0, i1, n, x, xo, sc, a0, span);
                     } else {
                         int pw = panelWidth(n, unit, colsVec, esize);
@@ -745,7 +870,7 @@ public final class FastKernels implements Kernels {
                         // panels and token tiles, the panel's activations stay in L1 across the chunk's rows
                         for (int p0 = 0; p0 < colsVec; p0 += pw) {
                             int p1 = Math.min(colsVec, p0 + pw);
-                            if ((kind == K_FP4 || kind == K_FP8) && n == 1) {
+                            if (kind == K_FP4 && n == 1) {
                                 oneTokenRows(i0, i1, p0, p1, x, xo, sc, a0, span);
                                 continue;
                             }
@@ -794,27 +919,18 @@ public final class FastKernels implements Kernels {
         }
 
         /**
-         * An FP4 or FP8 tile of 8 or more tokens, one block of 8 at a time over the whole chunk (panels, rows), so
-         * that a panel holds one block's activations: twice as wide at 16 tokens as a panel of the whole tile, half as
-         * many kernel calls per row (each loads and stores its 8 accumulators). Same operations per token, same bits.
-         * A tile of exactly 8 is one block: the kernel calls of the panel loop, and the one place FP8 rows pair.
+         * An FP4 tile of 8 or more tokens, one block of 8 at a time over the whole chunk (panels, rows), so that a
+         * panel holds one block's activations: twice as wide at 16 tokens as a panel of the whole tile, half as many
+         * kernel calls per row (each loads and stores its 8 accumulators). Same operations per token, same bits.
          */
         private void blocks(int i0, int i1, int n, float[] x, long xo, LinearScratch sc, int a0, int span) {
-            boolean fp4 = kind == K_FP4;
             for (int t = 0; t < n; t += 8) {
                 int pw = panelWidth(Math.min(8, n - t), unit, colsVec, esize);
                 for (int p0 = 0; p0 < colsVec; p0 += pw) {
                     int p1 = Math.min(colsVec, p0 + pw);
-                    if (!fp4 && n - t >= 8 && p1 - p0 >= PAIR_COLUMNS) {
-                        fp8RowPairs(i0, i1, n, t, p0, p1, x, xo, sc, a0, span);
-                        continue;
-                    }
                     for (int i = i0; i < i1; i++) {
                         long r = rowStart + i;
-                        if (!fp4) {
-                            TileKernels.fp8Block(n, t, w, r * cols, s, (r / Fp8Matrix.BLOCK) * scaleCols, p0, p1, x,
-                                    xo, sc.acc, a0 + (i - i0) * span, sc.dq);
-                        } else if (!sc.rare[i - i0]) {
+                        if (!sc.rare[i - i0]) {
                             TileKernels.fp4Block(n, t, w, r * (cols >>> 1), s, r * (cols >>> 5), p0, p1, x, xo,
                                     sc.acc, a0 + (i - i0) * span);
                         }
@@ -824,83 +940,39 @@ public final class FastKernels implements Kernels {
         }
 
         /**
-         * Tokens [t, t + 8) of an FP8 tile of n over the chunk's rows [i0, i1), two rows per kernel call
-         * ({@link TileKernels#fp8X8Pair}: the k-th and the (k + m/2)-th of m, two weight streams as for one token, see
-         * {@link #oneTokenRows}); an odd last row runs alone. Same operations per row, same bits.
-         */
-        private void fp8RowPairs(int i0, int i1, int n, int t, int c0, int c1, float[] x, long xo, LinearScratch sc,
-                int a0, int span) {
-            int h = (i1 - i0) >>> 1;
-            for (int k = 0; k < h; k++) {
-                int ia = i0 + k;
-                int ib = ia + h;
-                long ra = rowStart + ia;
-                long rb = rowStart + ib;
-                TileKernels.fp8X8Pair(n, t, w, ra * cols, rb * cols, s, ra / Fp8Matrix.BLOCK * scaleCols,
-                        rb / Fp8Matrix.BLOCK * scaleCols, c0, c1, x, xo, sc.acc, a0 + (ia - i0) * span,
-                        a0 + (ib - i0) * span);
-            }
-            if (((i1 - i0) & 1) != 0) {
-                int i = i1 - 1;
-                long r = rowStart + i;
-                TileKernels.fp8X8(n, t, w, r * cols, s, r / Fp8Matrix.BLOCK * scaleCols, c0, c1, x, xo, sc.acc,
-                        a0 + (i - i0) * span, sc.dq);
-            }
-        }
-
-        /**
-         * One FP4 or FP8 token over the chunk's rows [i0, i1) (FP4: those that are not rare), several rows per kernel
-         * call, each a fraction of the chunk apart: FP4 four rows (of m, the k-th, (k + m/4)-th, (k + m/2)-th and
-         * (k + 3m/4)-th), FP8 two (the k-th and (k + m/2)-th); the rows left over run one at a time. Rows apart are
-         * weight streams in different pages that the memory system fetches at once; neighbouring rows are one stream.
-         * From DRAM, one thread, paired rounds: two neighbouring FP4 rows per call took 1.23-1.41x the time of two
-         * rows half a chunk apart (512x1024 to 4096x2048), and four rows improve on two (see
-         * {@link TileKernels#fp4x1Quad}); FP8 pairs took 0.71-0.83x the time of one row per call (two threads 0.76-0.87),
-         * from cache 0.91-0.99 (see {@link TileKernels#fp8x1Pair}). Same operations per row, same bits.
+         * One FP4 token over the chunk's rows [i0, i1) that are not rare, four rows per kernel call, each a fraction of
+         * the chunk apart (of m, the k-th, (k + m/4)-th, (k + m/2)-th and (k + 3m/4)-th); the rows left over run one
+         * at a time. Rows apart are weight streams in different pages that the memory system fetches at once;
+         * neighbouring rows are one stream. From DRAM, one thread, paired rounds: two neighbouring rows per call took
+         * 1.23-1.41x the time of two rows half a chunk apart (512x1024 to 4096x2048), and four rows improve on two
+         * (see {@link TileKernels#fp4x1Quad}). Same operations per row, same bits.
          */
         private void oneTokenRows(int i0, int i1, int c0, int c1, float[] x, long xo, LinearScratch sc, int a0,
                 int span) {
-            boolean fp4 = kind == K_FP4;
             int[] rows = sc.rows;
             int m = 0;
             for (int i = i0; i < i1; i++) {
-                if (!fp4 || !sc.rare[i - i0]) {
+                if (!sc.rare[i - i0]) {
                     rows[m++] = i;
                 }
             }
-            int done = 0;
-            if (fp4) {
-                long rowBytes = cols >>> 1;
-                long rowScales = cols >>> 5;
-                int q = m >>> 2;
-                for (int k = 0; k < q; k++) {
-                    int ia = rows[k];
-                    int ib = rows[k + q];
-                    int ic = rows[k + 2 * q];
-                    int id = rows[k + 3 * q];
-                    long ra = rowStart + ia;
-                    long rb = rowStart + ib;
-                    long rc = rowStart + ic;
-                    long rd = rowStart + id;
-                    TileKernels.fp4x1Quad(w, ra * rowBytes, rb * rowBytes, rc * rowBytes, rd * rowBytes, s,
-                            ra * rowScales, rb * rowScales, rc * rowScales, rd * rowScales, c0, c1, x, xo, sc.acc,
-                            a0 + (ia - i0) * span, a0 + (ib - i0) * span, a0 + (ic - i0) * span, a0 + (id - i0) * span);
-                }
-                done = 4 * q;
-            } else {
-                int h = m >>> 1;
-                for (int k = 0; k < h; k++) {
-                    int ia = rows[k];
-                    int ib = rows[k + h];
-                    long ra = rowStart + ia;
-                    long rb = rowStart + ib;
-                    TileKernels.fp8x1Pair(w, ra * cols, rb * cols, s, ra / Fp8Matrix.BLOCK * scaleCols,
-                            rb / Fp8Matrix.BLOCK * scaleCols, c0, c1, x, xo, sc.acc, a0 + (ia - i0) * span,
-                            a0 + (ib - i0) * span);
-                }
-                done = 2 * h;
+            long rowBytes = cols >>> 1;
+            long rowScales = cols >>> 5;
+            int q = m >>> 2;
+            for (int k = 0; k < q; k++) {
+                int ia = rows[k];
+                int ib = rows[k + q];
+                int ic = rows[k + 2 * q];
+                int id = rows[k + 3 * q];
+                long ra = rowStart + ia;
+                long rb = rowStart + ib;
+                long rc = rowStart + ic;
+                long rd = rowStart + id;
+                TileKernels.fp4x1Quad(w, ra * rowBytes, rb * rowBytes, rc * rowBytes, rd * rowBytes, s,
+                        ra * rowScales, rb * rowScales, rc * rowScales, rd * rowScales, c0, c1, x, xo, sc.acc,
+                        a0 + (ia - i0) * span, a0 + (ib - i0) * span, a0 + (ic - i0) * span, a0 + (id - i0) * span);
             }
-            for (int k = done; k < m; k++) {
+            for (int k = 4 * q; k < m; k++) {
                 int i = rows[k];
                 panel(rowStart + i, 1, c0, c1, x, null, xo, sc, a0 + (i - i0) * span);
             }
@@ -910,8 +982,6 @@ public final class FastKernels implements Kernels {
             switch (kind) {
                 case K_FP4 -> TileKernels.fp4(n, w, (long) row * (cols >>> 1), s, (long) row * (cols >>> 5),
                         c0, c1, x, xo, sc.acc, ao);
-                case K_FP8 -> TileKernels.fp8(n, w, (long) row * cols, s,
-                        (long) (row / Fp8Matrix.BLOCK) * scaleCols, c0, c1, x, xo, sc.acc, ao, sc.dq);
                 case K_BF16 -> TileKernels.bf16(n, w, 2L * row * cols, c0, c1, x, xo, sc.acc, ao);
                 case K_BF16D -> TileKernels.bf16d(n, w, 2L * row * cols, c0, c1, xw, xo, sc.accD, ao);
                 default -> TileKernels.f32d(n, w, 4L * row * cols, c0, c1, xw, xo, sc.accD, ao);
@@ -921,12 +991,7 @@ public final class FastKernels implements Kernels {
         /** Float32 kinds: columns [colsVec, cols) that do not fill a group, in column order. */
         private void tail(int row, float[] x, long xbase, int n, float[] r) {
             for (int c = colsVec; c < cols; c++) {
-                float wv = switch (kind) {
-                    case K_FP8 -> FP8[w.get(ValueLayout.JAVA_BYTE, (long) row * cols + c) & 0xff]
-                            * E8M0[s.get(ValueLayout.JAVA_BYTE,
-                                    (long) (row / Fp8Matrix.BLOCK) * scaleCols + c / Fp8Matrix.BLOCK) & 0xff];
-                    default -> Float.intBitsToFloat((w.get(BF16_LE, 2L * ((long) row * cols + c)) & 0xffff) << 16);
-                };
+                float wv = Float.intBitsToFloat((w.get(BF16_LE, 2L * ((long) row * cols + c)) & 0xffff) << 16);
                 for (int t = 0; t < n; t++) {
                     r[t] += wv * x[(int) xIndex(xbase, n, c, t, GROUP)];
                 }
@@ -991,7 +1056,6 @@ public final class FastKernels implements Kernels {
         }
     }
 
-    private static final float[] FP8 = Fp8E4m3.table();
 
     /** True if any of the n scale bytes is 0 or 0xFF, which the vector scale decode cannot express. */
     static boolean rareScales(MemorySegment s, long off, int n) {

@@ -22,7 +22,8 @@ import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Inner kernels of {@link FastKernels}: one weight row, columns [c0, c1), against a tile of T = 1..16 tokens.
+ * Inner kernels of {@link FastKernels} (FP4, BF16 and the float64 ones; FP8 is {@link Fp8PanelKernels}): one weight
+ * row, columns [c0, c1), against a tile of T = 1..16 tokens.
  * Hand-written (the previous version was generated per tile size by a script; this one is not generated).
  *
  * <h2>Batch invariance</h2>
@@ -31,7 +32,7 @@ import jdk.incubator.vector.VectorSpecies;
  * between calls; a store and reload is exact), and per group of 8 weight vectors (G = 8V columns)
  * <pre>
  *   b = fma(d0, x0, +0); b = fma(d1, x1, b); ... b = fma(d7, x7, b);     // one chain, column order
- *   a = fma(b, scale, a)   (FP4, FP8)      or      a = a + b   (BF16, and the float64 kernels)
+ *   a = fma(b, scale, a)   (FP4)      or      a = a + b   (BF16, and the float64 kernels)
  * </pre>
  * then {@link #sum} (a fixed butterfly, never {@code reduceLanes}, see there) and the scalar tail columns in
  * order (FastKernels). So a token gets the same bits alone, in a tile of 16, in panels of any width that is a
@@ -40,15 +41,14 @@ import jdk.incubator.vector.VectorSpecies;
  * from zero), never from splitting one token's sum into a tile-dependent number of partial accumulators.
  *
  * <h2>Code shape</h2>
- * FP4 and FP8 run each block of 8 tokens as its own {@code xX8} pass, 8 chains (an FMA has latency 4 on two ports,
+ * FP4 runs each block of 8 tokens as its own {@code xX8} pass, 8 chains (an FMA has latency 4 on two ports,
  * so 4 chains leave the ports half idle): the decode is cheap enough to repeat per block, and the accumulators stay
  * in registers. The 2 to 7 tokens after the blocks of 8 run in one more pass,
  * {@code xX2} ... {@code xX7}, with one decode per group for all of them and their accumulators in registers (with a
  * block of 4 and then one token at a time, 5-7 tokens decoded every group twice and 2-3 tokens paid a store-to-load
- * round trip per token and group: 1.15-1.45x slower); {@code xR} runs a single leftover token; {@code fp4x1} and
- * {@code fp8x1} are the 1-token kernels, each weight vector decoded straight into the chain (for FP8 1.7x the dq
- * store-and-reload version); {@code fp4x1Quad} and {@code fp8x1Pair} run them for four and two rows per call (rows
- * far apart: weight streams fetched at once). The bf16 and f32 kernels (small matrices here) run blocks of 4
+ * round trip per token and group: 1.15-1.45x slower); {@code xR} runs a single leftover token; {@code fp4x1} is the 1-token kernel, each
+ * weight vector decoded straight into the chain; {@code fp4x1Quad} runs it for four rows per call (rows far apart:
+ * weight streams fetched at once). The bf16 and f32 kernels (small matrices here) run blocks of 4
  * ({@code xB4}, {@code xX4}) and the 1-3 leftover tokens one at a time ({@code xR}). C2 is sensitive to shape here, each rule
  * measured:
  * <ul>
@@ -59,12 +59,11 @@ import jdk.incubator.vector.VectorSpecies;
  *     ("out of virtual registers"); such a method then stays interpreted until C2's thresholds are met, seconds
  *     to minutes later (a 12-token tile ran at 0.4 GFLOP/s for a whole benchmark, tests ran 10x longer). The xX8
  *     kernels are therefore loops over the weight vectors, which C2 unrolls in part.
- * <li>No decode is a call: the FP4 scale and nibble decodes and the FP8 group decode (8 vectors into the dq
- *     scratch) are written out in each kernel, and so are the bf16 weight decode and the bf16 rounding of vectors
- *     (FastKernels, HcPost).
+ * <li>No decode is a call: the FP4 scale and nibble decodes are written out in each kernel, and so are the bf16
+ *     weight decode and the bf16 rounding of vectors (FastKernels, HcPost).
  *     As helpers, C2 left them out of the big kernels as "callee is too large", "already compiled into a big
  *     method" or "NodeCountInliningCutoff", depending on the run and the process: a helper returning a vector
- *     then boxed one per group, and the FP8 group helper (a void call with a segment slice) cost a call, a slice
+ *     then boxed one per group, and a former FP8 group helper (a void call with a segment slice) cost a call, a slice
  *     allocation and its bounds checks per 128 weights, which made the dense FP8 projections 2.2x slower in the
  *     attention worker than in the single process that happened to inline it. A helper called with vectors of
  *     two shapes (the bf16 decode served the 512-bit float and the 256-bit double kernels) boxes in every caller,
@@ -82,15 +81,6 @@ import jdk.incubator.vector.VectorSpecies;
  * <li>FP4 scales: lane i of a chunk belongs to 32-block i/4; the chunk's L/4 scale bytes are broadcast, shifted
  *     per lane and moved into the float exponent, giving 2^(e-127). Codes 0 and 0xFF cannot be expressed that
  *     way (they would read as 0 and +inf); FastKernels sends rows holding them to a scalar path.
- * <li>FP8: the sign-extended code shifted left by 20 and masked with 0x87F00000 is a float whose sign is the
- *     code's and whose exponent and mantissa fields are the code's shifted down by 120 exponents (the e4m3
- *     subnormals land on float subnormals), so one multiply by 2^120 gives the exact value: 4 operations per 16
- *     weights. A multiply with a subnormal input takes a microcode assist (~200x) on this CPU, so a group
- *     holding a subnormal code (exponent field 0, mantissa not 0; about 1 in 10^4 weights of a block quantised
- *     to its maximum, but every vector of uniformly random codes) is first checked for with one unsigned
- *     compare per 4L codes and then decoded the long way: magnitude bits to float bits 20..26, exponent rebiased
- *     by +120 with integer adds (subnormals by +121, then minus the implicit 2^-6, exact), 9 operations. Both
- *     ways give the same floats. The NaN codes 0x7F/0xFF decode as +-480: checkpoints do not contain them.
  * <li>BF16: an int lane holds two weights; {@code q << 16} is the even one, {@code q & 0xffff0000} the odd one.
  * <li>float64 kernels (the "wide" linears): bf16 or f32 weights are widened exactly to double
  *     (vcvtps2pd from each half of a full float vector) and multiplied by activations stored as doubles; products of
@@ -119,8 +109,6 @@ final class TileKernels {
      * vector is summed on its own ({@link #sum(float[], int)}), the same bits.
      */
     static final boolean SUMS = L == 16;
-    /** Half an FP8 group of codes (4L bytes): the subnormal check reads a group as two of these. */
-    static final VectorSpecies<Byte> BG = VectorSpecies.of(byte.class, VectorShape.forBitSize(L * 32));
 
     /**
      * Doubles of the preferred shape. The float64 kernels widen a full float vector as two halves (convertShape part
@@ -137,8 +125,6 @@ final class TileKernels {
     /** Columns per group of the float64 kernels: 8 double vectors. */
     static final int DGROUP = 8 * LD;
 
-    /** Where the FP8 kernels' dq scratch starts in its array (a cache line: FastKernels allocates it aligned). */
-    static final int DQ = AlignedArrays.FLOAT_SKIP;
 
     static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
@@ -352,7 +338,7 @@ final class TileKernels {
      * larger tile one block of 8 at a time ({@link #fp4Block}), each block decoding the group itself with its
      * accumulators in registers. The former fp4B8 (one decode for all blocks, accumulators in memory) was slower: 16
      * tokens 1.08-1.18x, 12 tokens 1.15x (hot, 1 thread) and 16 tokens 1.10x cold on 2 threads, the activation arrays
-     * aligned. FP8 does the same (see {@link #fp8}).
+     * aligned.
      */
     static void fp4(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
             float[] acc, int ao) {
@@ -388,8 +374,7 @@ final class TileKernels {
      * {@link #fp4}, the 2 tokens [t, t + 2) left after the blocks of 8 (T - t = 2), one decode per group and the
      * accumulators in registers; the same operations per token as {@link #fp4R}. 2 to 8 tokens each have their own
      * method (loops over the 8 weight vectors, chains written out) so that the decode is shared by all of them and no
-     * accumulator makes a store-to-load round trip per group: {@code fp4R} for 2 tokens costs 1.6x (FP4) or 1.4x
-     * (FP8) as much, and a block of 4 followed by {@code fp4R} decodes every group twice.
+     * accumulator makes a store-to-load round trip per group: {@code fp4R} for 2 tokens costs 1.6x as much, and a block of 4 followed by {@code fp4R} decodes every group twice.
      */
     static void fp4X2(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
             long xo, float[] acc, int ao) {
@@ -822,682 +807,6 @@ final class TileKernels {
         a1.intoArray(acc, ao1);
         a2.intoArray(acc, ao2);
         a3.intoArray(acc, ao3);
-    }
-
-    /**
-     * FP8 weights (row at byte wo, the row block's per-128-column scales at so; dq: 8L scratch from {@link #DQ}),
-     * tokens [0, T) of a tile of T <= 8. As for FP4, FastKernels runs a larger tile one block of 8 at a time
-     * ({@link #fp8Block}) with a panel as wide as 8 tokens allow. The former fp8B8 (one decode for all blocks,
-     * accumulators in memory, panels as wide as the whole tile allows) was slower: 16 tokens 1.02-1.11x, 12 tokens
-     * 1.10-1.31x (hot, 1 thread, G1; 2 threads cold 16 tokens 0.96-1.12x).
-     */
-    static void fp8(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
-            float[] acc, int ao, float[] dq) {
-        assert T <= 8 : T;
-        if (T == 1) {
-            fp8x1(w, wo, s, so, c0, c1, x, xo, acc, ao);
-        } else {
-            fp8Block(T, 0, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-        }
-    }
-
-    /** {@link #fp8} for one block of its tile: tokens [t, t + min(8, T - t)), as {@link #fp4Block}. */
-    static void fp8Block(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
-            long xo, float[] acc, int ao, float[] dq) {
-        switch (Math.min(8, T - t)) {
-            case 1 -> fp8R(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-            case 2 -> fp8X2(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-            case 3 -> fp8X3(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-            case 4 -> fp8X4(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-            case 5 -> fp8X5(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-            case 6 -> fp8X6(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-            case 7 -> fp8X7(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-            case 8 -> fp8X8(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao, dq);
-            default -> { }
-        }
-    }
-
-    /** {@link #fp8} for one token: each weight vector decoded straight into the chain (no dq round trip). */
-    static void fp8x1(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
-            float[] acc, int ao) {
-        FloatVector a = FloatVector.fromArray(FS, acc, ao);
-        int x0 = (int) (xo >>> 2);
-        for (int c = c0; c < c1; c += GROUP) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
-            int xt = x0 + c;
-            FloatVector b = FloatVector.zero(FS);
-            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
-            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                    FloatVector d = mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats();
-                    b = d.fma(FloatVector.fromArray(FS, x, xt + j * L), b);
-                }
-            } else {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    FloatVector d = cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f);
-                    b = d.fma(FloatVector.fromArray(FS, x, xt + j * L), b);
-                }
-            }
-            a = b.fma(sv, a);
-        }
-        a.intoArray(acc, ao);
-    }
-
-
-    /**
-     * {@link #fp8x1} for two rows at once (rows at bytes wo0 and wo1, their block scales at so0 and so1, accumulators
-     * at ao0 and ao1), as {@link #fp4x1Quad}: FastKernels gives it rows half a row chunk apart, two weight streams;
-     * each row's operations exactly as there. A group whose codes include a subnormal in either row decodes both
-     * the exact slow way, which gives the same values as the fast decode wherever that one is exact. (Four rows per
-     * call with both decodes written out made the method too large for C2 to inline every vector operation in
-     * some JVMs, which then ran 2.5x slower; four rows with the rare group sent through fp8x1 kept the accumulators
-     * off registers and ran 1.2-1.4x slower from cache.)
-     */
-    static void fp8x1Pair(MemorySegment w, long wo0, long wo1, MemorySegment s, long so0, long so1, int c0, int c1,
-            float[] x, long xo, float[] acc, int ao0, int ao1) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao0);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao1);
-        int x0 = (int) (xo >>> 2);
-        for (int c = c0; c < c1; c += GROUP) {
-            int xt = x0 + c;
-            FloatVector b0 = FloatVector.zero(FS);
-            FloatVector b1 = FloatVector.zero(FS);
-            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo0 + c, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector h0 = ByteVector.fromMemorySegment(BG, w, wo0 + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo1 + c, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector h1 = ByteVector.fromMemorySegment(BG, w, wo1 + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
-            if (g0.compare(VectorOperators.ULT, (byte) 7).or(h0.compare(VectorOperators.ULT, (byte) 7))
-                    .or(g1.compare(VectorOperators.ULT, (byte) 7)).or(h1.compare(VectorOperators.ULT, (byte) 7))
-                    .anyTrue()) {
-                for (int j = 0; j < 8; j++) {
-                    FloatVector xv = FloatVector.fromArray(FS, x, xt + j * L);
-                    IntVector cw0 = (IntVector) ByteVector.fromMemorySegment(BS, w, wo0 + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    IntVector mag0 = cw0.lanewise(LSHL, 20).and(0x07f00000);
-                    VectorMask<Integer> sub0 = mag0.compare(VectorOperators.LT, 0x00800000);
-                    b0 = mag0.add(120 << 23).lanewise(ADD, 1 << 23, sub0).reinterpretAsFloats()
-                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub0.cast(FS))
-                            .reinterpretAsInts().or(cw0.and(0x80000000)).reinterpretAsFloats().fma(xv, b0);
-                    IntVector cw1 = (IntVector) ByteVector.fromMemorySegment(BS, w, wo1 + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    IntVector mag1 = cw1.lanewise(LSHL, 20).and(0x07f00000);
-                    VectorMask<Integer> sub1 = mag1.compare(VectorOperators.LT, 0x00800000);
-                    b1 = mag1.add(120 << 23).lanewise(ADD, 1 << 23, sub1).reinterpretAsFloats()
-                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub1.cast(FS))
-                            .reinterpretAsInts().or(cw1.and(0x80000000)).reinterpretAsFloats().fma(xv, b1);
-                }
-            } else {
-                for (int j = 0; j < 8; j++) {
-                    FloatVector xv = FloatVector.fromArray(FS, x, xt + j * L);
-                    b0 = ((IntVector) ByteVector.fromMemorySegment(BS, w, wo0 + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0)).lanewise(LSHL, 20).and(0x87f00000)
-                            .reinterpretAsFloats().mul(0x1p120f).fma(xv, b0);
-                    b1 = ((IntVector) ByteVector.fromMemorySegment(BS, w, wo1 + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0)).lanewise(LSHL, 20).and(0x87f00000)
-                            .reinterpretAsFloats().mul(0x1p120f).fma(xv, b1);
-                }
-            }
-            a0 = b0.fma(FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so0 + (c >>> 7)) & 0xff]), a0);
-            a1 = b1.fma(FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so1 + (c >>> 7)) & 0xff]), a1);
-        }
-        a0.intoArray(acc, ao0);
-        a1.intoArray(acc, ao1);
-    }
-
-    /**
-     * {@link #fp8}, the 2 tokens [t, t + 2) left after the blocks of 8 (T - t = 2), one decode per group and the
-     * accumulators in registers; the same operations per token as {@link #fp8R}. 2 to 8 tokens each have their own
-     * method (loops over the 8 weight vectors, chains written out) so that the decode is shared by all of them and no
-     * accumulator makes a store-to-load round trip per group: {@code fp8R} for 2 tokens costs 1.6x (FP4) or 1.4x
-     * (FP8) as much, and a block of 4 followed by {@code fp8R} decodes every group twice.
-     */
-    static void fp8X2(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
-            long xo, float[] acc, int ao, float[] dq) {
-        int at = ao + t * L;
-        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
-        for (int c = c0; c < c1; c += GROUP) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
-            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
-            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
-            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, DQ + j * L);
-                }
-            } else {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, DQ + j * L);
-                }
-            }
-            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = FloatVector.fromArray(FS, dq, DQ + 0);
-            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
-            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
-            for (int j = 1; j < 8; j++) {
-                d = FloatVector.fromArray(FS, dq, DQ + j * L);
-                int xj = xt + j * L;
-                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
-                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-        }
-        a0.intoArray(acc, at + 0 * L);
-        a1.intoArray(acc, at + 1 * L);
-    }
-
-    /** {@link #fp8X2} for 3 tokens. */
-    static void fp8X3(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
-            long xo, float[] acc, int ao, float[] dq) {
-        int at = ao + t * L;
-        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
-        for (int c = c0; c < c1; c += GROUP) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
-            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
-            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
-            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, DQ + j * L);
-                }
-            } else {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, DQ + j * L);
-                }
-            }
-            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = FloatVector.fromArray(FS, dq, DQ + 0);
-            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
-            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
-            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
-            for (int j = 1; j < 8; j++) {
-                d = FloatVector.fromArray(FS, dq, DQ + j * L);
-                int xj = xt + j * L;
-                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
-                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
-                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-        }
-        a0.intoArray(acc, at + 0 * L);
-        a1.intoArray(acc, at + 1 * L);
-        a2.intoArray(acc, at + 2 * L);
-    }
-
-    /** {@link #fp8X2} for 4 tokens. */
-    static void fp8X4(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
-            long xo, float[] acc, int ao, float[] dq) {
-        int at = ao + t * L;
-        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
-        for (int c = c0; c < c1; c += GROUP) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
-            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
-            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
-            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, DQ + j * L);
-                }
-            } else {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, DQ + j * L);
-                }
-            }
-            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = FloatVector.fromArray(FS, dq, DQ + 0);
-            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
-            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
-            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
-            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
-            for (int j = 1; j < 8; j++) {
-                d = FloatVector.fromArray(FS, dq, DQ + j * L);
-                int xj = xt + j * L;
-                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
-                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
-                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
-                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-        }
-        a0.intoArray(acc, at + 0 * L);
-        a1.intoArray(acc, at + 1 * L);
-        a2.intoArray(acc, at + 2 * L);
-        a3.intoArray(acc, at + 3 * L);
-    }
-
-    /** {@link #fp8X2} for 5 tokens. */
-    static void fp8X5(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
-            long xo, float[] acc, int ao, float[] dq) {
-        int at = ao + t * L;
-        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, at + 4 * L);
-        for (int c = c0; c < c1; c += GROUP) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
-            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
-            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
-            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, DQ + j * L);
-                }
-            } else {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, DQ + j * L);
-                }
-            }
-            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = FloatVector.fromArray(FS, dq, DQ + 0);
-            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
-            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
-            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
-            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
-            FloatVector b4 = d.fma(FloatVector.fromArray(FS, x, xt + 4 * GROUP), FloatVector.zero(FS));
-            for (int j = 1; j < 8; j++) {
-                d = FloatVector.fromArray(FS, dq, DQ + j * L);
-                int xj = xt + j * L;
-                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
-                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
-                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
-                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
-                b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-            a4 = b4.fma(sv, a4);
-        }
-        a0.intoArray(acc, at + 0 * L);
-        a1.intoArray(acc, at + 1 * L);
-        a2.intoArray(acc, at + 2 * L);
-        a3.intoArray(acc, at + 3 * L);
-        a4.intoArray(acc, at + 4 * L);
-    }
-
-    /** {@link #fp8X2} for 6 tokens. */
-    static void fp8X6(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
-            long xo, float[] acc, int ao, float[] dq) {
-        int at = ao + t * L;
-        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, at + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, at + 5 * L);
-        for (int c = c0; c < c1; c += GROUP) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
-            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
-            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
-            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, DQ + j * L);
-                }
-            } else {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, DQ + j * L);
-                }
-            }
-            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = FloatVector.fromArray(FS, dq, DQ + 0);
-            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
-            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
-            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
-            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
-            FloatVector b4 = d.fma(FloatVector.fromArray(FS, x, xt + 4 * GROUP), FloatVector.zero(FS));
-            FloatVector b5 = d.fma(FloatVector.fromArray(FS, x, xt + 5 * GROUP), FloatVector.zero(FS));
-            for (int j = 1; j < 8; j++) {
-                d = FloatVector.fromArray(FS, dq, DQ + j * L);
-                int xj = xt + j * L;
-                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
-                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
-                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
-                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
-                b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
-                b5 = d.fma(FloatVector.fromArray(FS, x, xj + 5 * GROUP), b5);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-            a4 = b4.fma(sv, a4);
-            a5 = b5.fma(sv, a5);
-        }
-        a0.intoArray(acc, at + 0 * L);
-        a1.intoArray(acc, at + 1 * L);
-        a2.intoArray(acc, at + 2 * L);
-        a3.intoArray(acc, at + 3 * L);
-        a4.intoArray(acc, at + 4 * L);
-        a5.intoArray(acc, at + 5 * L);
-    }
-
-    /** {@link #fp8X2} for 7 tokens. */
-    static void fp8X7(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
-            long xo, float[] acc, int ao, float[] dq) {
-        int at = ao + t * L;
-        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, at + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, at + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, at + 6 * L);
-        for (int c = c0; c < c1; c += GROUP) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
-            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
-            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
-            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, DQ + j * L);
-                }
-            } else {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, DQ + j * L);
-                }
-            }
-            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = FloatVector.fromArray(FS, dq, DQ + 0);
-            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
-            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
-            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
-            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
-            FloatVector b4 = d.fma(FloatVector.fromArray(FS, x, xt + 4 * GROUP), FloatVector.zero(FS));
-            FloatVector b5 = d.fma(FloatVector.fromArray(FS, x, xt + 5 * GROUP), FloatVector.zero(FS));
-            FloatVector b6 = d.fma(FloatVector.fromArray(FS, x, xt + 6 * GROUP), FloatVector.zero(FS));
-            for (int j = 1; j < 8; j++) {
-                d = FloatVector.fromArray(FS, dq, DQ + j * L);
-                int xj = xt + j * L;
-                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
-                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
-                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
-                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
-                b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
-                b5 = d.fma(FloatVector.fromArray(FS, x, xj + 5 * GROUP), b5);
-                b6 = d.fma(FloatVector.fromArray(FS, x, xj + 6 * GROUP), b6);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-            a4 = b4.fma(sv, a4);
-            a5 = b5.fma(sv, a5);
-            a6 = b6.fma(sv, a6);
-        }
-        a0.intoArray(acc, at + 0 * L);
-        a1.intoArray(acc, at + 1 * L);
-        a2.intoArray(acc, at + 2 * L);
-        a3.intoArray(acc, at + 3 * L);
-        a4.intoArray(acc, at + 4 * L);
-        a5.intoArray(acc, at + 5 * L);
-        a6.intoArray(acc, at + 6 * L);
-    }
-
-    /**
-     * {@link #fp8X2} for 8 tokens, each weight vector decoded straight into the 8 chains (no dq round trip). A group
-     * with a subnormal code takes the exact slow decode for all its vectors; either way the decoded values, and so
-     * the operations per token, are those of the other FP8 kernels.
-     */
-    static void fp8X8(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
-            long xo, float[] acc, int ao, float[] dq) {
-        int at = ao + t * L;
-        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, at + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, at + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, at + 6 * L);
-        FloatVector a7 = FloatVector.fromArray(FS, acc, at + 7 * L);
-        for (int c = c0; c < c1; c += GROUP) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
-            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
-            boolean slow = g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7))
-                    .anyTrue();
-            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector b0 = FloatVector.zero(FS), b1 = b0, b2 = b0, b3 = b0, b4 = b0, b5 = b0, b6 = b0, b7 = b0;
-            for (int j = 0; j < 8; j++) {
-                IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                        .convertShape(VectorOperators.B2I, IS, 0);
-                FloatVector d;
-                if (slow) {
-                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                    d = mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats();
-                } else {
-                    d = cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f);
-                }
-                int xj = xt + j * L;
-                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
-                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
-                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
-                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
-                b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
-                b5 = d.fma(FloatVector.fromArray(FS, x, xj + 5 * GROUP), b5);
-                b6 = d.fma(FloatVector.fromArray(FS, x, xj + 6 * GROUP), b6);
-                b7 = d.fma(FloatVector.fromArray(FS, x, xj + 7 * GROUP), b7);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-            a4 = b4.fma(sv, a4);
-            a5 = b5.fma(sv, a5);
-            a6 = b6.fma(sv, a6);
-            a7 = b7.fma(sv, a7);
-        }
-        a0.intoArray(acc, at + 0 * L);
-        a1.intoArray(acc, at + 1 * L);
-        a2.intoArray(acc, at + 2 * L);
-        a3.intoArray(acc, at + 3 * L);
-        a4.intoArray(acc, at + 4 * L);
-        a5.intoArray(acc, at + 5 * L);
-        a6.intoArray(acc, at + 6 * L);
-        a7.intoArray(acc, at + 7 * L);
-    }
-
-    /**
-     * {@link #fp8X8} for two rows at once (weights at wo0 and wo1, scales at so0 and so1, partial sums at ao0 and ao1):
-     * each activation vector is loaded once for both rows' chains. With one row the 8 chains and 8 accumulators fill
-     * half the vector registers and every FMA needs a load of its own; here the 16 chains stay in registers and the
-     * accumulators go through memory once per group instead (the same a = b * scale + a per group, so each row gets
-     * the bits fp8X8 gives it). A group takes the slow decode in both rows when either holds a subnormal code; both
-     * decodes give the same values.
-     */
-    static void fp8X8Pair(int T, int t, MemorySegment w, long wo0, long wo1, MemorySegment s, long so0, long so1,
-            int c0, int c1, float[] x, long xo, float[] acc, int ao0, int ao1) {
-        int at0 = ao0 + t * L, at1 = ao1 + t * L;
-        for (int c = c0; c < c1; c += GROUP) {
-            FloatVector sv0 = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so0 + (c >>> 7)) & 0xff]);
-            FloatVector sv1 = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so1 + (c >>> 7)) & 0xff]);
-            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo0 + c, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo0 + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector g2 = ByteVector.fromMemorySegment(BG, w, wo1 + c, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector g3 = ByteVector.fromMemorySegment(BG, w, wo1 + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
-            boolean slow = g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7))
-                    .or(g2.compare(VectorOperators.ULT, (byte) 7)).or(g3.compare(VectorOperators.ULT, (byte) 7))
-                    .anyTrue();
-            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            // b: the first row's 8 chains, e: the second row's
-            FloatVector b0 = FloatVector.zero(FS), b1 = b0, b2 = b0, b3 = b0, b4 = b0, b5 = b0, b6 = b0, b7 = b0;
-            FloatVector e0 = b0, e1 = b0, e2 = b0, e3 = b0, e4 = b0, e5 = b0, e6 = b0, e7 = b0;
-            for (int j = 0; j < 8; j++) {
-                IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo0 + c + (long) j * L, LE)
-                        .convertShape(VectorOperators.B2I, IS, 0);
-                IntVector cv = (IntVector) ByteVector.fromMemorySegment(BS, w, wo1 + c + (long) j * L, LE)
-                        .convertShape(VectorOperators.B2I, IS, 0);
-                FloatVector d, f;
-                if (slow) {
-                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                    d = mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats();
-                    IntVector mag2 = cv.lanewise(LSHL, 20).and(0x07f00000);
-                    VectorMask<Integer> sub2 = mag2.compare(VectorOperators.LT, 0x00800000);
-                    f = mag2.add(120 << 23).lanewise(ADD, 1 << 23, sub2).reinterpretAsFloats()
-                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub2.cast(FS))
-                            .reinterpretAsInts().or(cv.and(0x80000000)).reinterpretAsFloats();
-                } else {
-                    d = cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f);
-                    f = cv.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f);
-                }
-                int xj = xt + j * L;
-                FloatVector xv = FloatVector.fromArray(FS, x, xj + 0 * GROUP);
-                b0 = d.fma(xv, b0); e0 = f.fma(xv, e0);
-                xv = FloatVector.fromArray(FS, x, xj + 1 * GROUP);
-                b1 = d.fma(xv, b1); e1 = f.fma(xv, e1);
-                xv = FloatVector.fromArray(FS, x, xj + 2 * GROUP);
-                b2 = d.fma(xv, b2); e2 = f.fma(xv, e2);
-                xv = FloatVector.fromArray(FS, x, xj + 3 * GROUP);
-                b3 = d.fma(xv, b3); e3 = f.fma(xv, e3);
-                xv = FloatVector.fromArray(FS, x, xj + 4 * GROUP);
-                b4 = d.fma(xv, b4); e4 = f.fma(xv, e4);
-                xv = FloatVector.fromArray(FS, x, xj + 5 * GROUP);
-                b5 = d.fma(xv, b5); e5 = f.fma(xv, e5);
-                xv = FloatVector.fromArray(FS, x, xj + 6 * GROUP);
-                b6 = d.fma(xv, b6); e6 = f.fma(xv, e6);
-                xv = FloatVector.fromArray(FS, x, xj + 7 * GROUP);
-                b7 = d.fma(xv, b7); e7 = f.fma(xv, e7);
-            }
-            // each chain scaled into its accumulator, a = b * scale + a, as fp8X8 does in registers
-            b0.fma(sv0, FloatVector.fromArray(FS, acc, at0 + 0 * L)).intoArray(acc, at0 + 0 * L);
-            b1.fma(sv0, FloatVector.fromArray(FS, acc, at0 + 1 * L)).intoArray(acc, at0 + 1 * L);
-            b2.fma(sv0, FloatVector.fromArray(FS, acc, at0 + 2 * L)).intoArray(acc, at0 + 2 * L);
-            b3.fma(sv0, FloatVector.fromArray(FS, acc, at0 + 3 * L)).intoArray(acc, at0 + 3 * L);
-            b4.fma(sv0, FloatVector.fromArray(FS, acc, at0 + 4 * L)).intoArray(acc, at0 + 4 * L);
-            b5.fma(sv0, FloatVector.fromArray(FS, acc, at0 + 5 * L)).intoArray(acc, at0 + 5 * L);
-            b6.fma(sv0, FloatVector.fromArray(FS, acc, at0 + 6 * L)).intoArray(acc, at0 + 6 * L);
-            b7.fma(sv0, FloatVector.fromArray(FS, acc, at0 + 7 * L)).intoArray(acc, at0 + 7 * L);
-            e0.fma(sv1, FloatVector.fromArray(FS, acc, at1 + 0 * L)).intoArray(acc, at1 + 0 * L);
-            e1.fma(sv1, FloatVector.fromArray(FS, acc, at1 + 1 * L)).intoArray(acc, at1 + 1 * L);
-            e2.fma(sv1, FloatVector.fromArray(FS, acc, at1 + 2 * L)).intoArray(acc, at1 + 2 * L);
-            e3.fma(sv1, FloatVector.fromArray(FS, acc, at1 + 3 * L)).intoArray(acc, at1 + 3 * L);
-            e4.fma(sv1, FloatVector.fromArray(FS, acc, at1 + 4 * L)).intoArray(acc, at1 + 4 * L);
-            e5.fma(sv1, FloatVector.fromArray(FS, acc, at1 + 5 * L)).intoArray(acc, at1 + 5 * L);
-            e6.fma(sv1, FloatVector.fromArray(FS, acc, at1 + 6 * L)).intoArray(acc, at1 + 6 * L);
-            e7.fma(sv1, FloatVector.fromArray(FS, acc, at1 + 7 * L)).intoArray(acc, at1 + 7 * L);
-        }
-    }
-
-    /** {@link #fp8}, tokens [t0, T) one at a time (the 1-3 left over by the blocks), one decode per group. */
-    static void fp8R(int T, int t0, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
-            float[] acc, int ao, float[] dq) {
-        for (int c = c0; c < c1; c += GROUP) {
-            FloatVector sv = FloatVector.broadcast(FS, E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 7)) & 0xff]);
-            // The group decoded exactly into dq (see "Decoding": one multiply per vector unless a code is subnormal)
-            ByteVector g0 = ByteVector.fromMemorySegment(BG, w, wo + c, LE).and((byte) 0x7f).sub((byte) 1);
-            ByteVector g1 = ByteVector.fromMemorySegment(BG, w, wo + c + 4L * L, LE).and((byte) 0x7f).sub((byte) 1);
-            if (g0.compare(VectorOperators.ULT, (byte) 7).or(g1.compare(VectorOperators.ULT, (byte) 7)).anyTrue()) {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    IntVector mag = cw.lanewise(LSHL, 20).and(0x07f00000);
-                    VectorMask<Integer> sub = mag.compare(VectorOperators.LT, 0x00800000);
-                    mag.add(120 << 23).lanewise(ADD, 1 << 23, sub).reinterpretAsFloats()
-                            .lanewise(VectorOperators.SUB, 0x1p-6f, sub.cast(FS))
-                            .reinterpretAsInts().or(cw.and(0x80000000)).reinterpretAsFloats().intoArray(dq, DQ + j * L);
-                }
-            } else {
-                for (int j = 0; j < 8; j++) {
-                    IntVector cw = (IntVector) ByteVector.fromMemorySegment(BS, w, wo + c + (long) j * L, LE)
-                            .convertShape(VectorOperators.B2I, IS, 0);
-                    cw.lanewise(LSHL, 20).and(0x87f00000).reinterpretAsFloats().mul(0x1p120f).intoArray(dq, DQ + j * L);
-                }
-            }
-            FloatVector d0 = FloatVector.fromArray(FS, dq, DQ + 0), d1 = FloatVector.fromArray(FS, dq, DQ + L);
-            FloatVector d2 = FloatVector.fromArray(FS, dq, DQ + 2 * L), d3 = FloatVector.fromArray(FS, dq, DQ + 3 * L);
-            FloatVector d4 = FloatVector.fromArray(FS, dq, DQ + 4 * L), d5 = FloatVector.fromArray(FS, dq, DQ + 5 * L);
-            FloatVector d6 = FloatVector.fromArray(FS, dq, DQ + 6 * L), d7 = FloatVector.fromArray(FS, dq, DQ + 7 * L);
-            int xg = (int) (xo >>> 2) + T * c;
-            for (int t = t0; t < T; t++) {
-                int xt = xg + GROUP * t;
-                FloatVector b = d0.fma(FloatVector.fromArray(FS, x, xt + 0 * L), FloatVector.zero(FS));
-                b = d1.fma(FloatVector.fromArray(FS, x, xt + 1 * L), b);
-                b = d2.fma(FloatVector.fromArray(FS, x, xt + 2 * L), b);
-                b = d3.fma(FloatVector.fromArray(FS, x, xt + 3 * L), b);
-                b = d4.fma(FloatVector.fromArray(FS, x, xt + 4 * L), b);
-                b = d5.fma(FloatVector.fromArray(FS, x, xt + 5 * L), b);
-                b = d6.fma(FloatVector.fromArray(FS, x, xt + 6 * L), b);
-                b = d7.fma(FloatVector.fromArray(FS, x, xt + 7 * L), b);
-                int ai = ao + t * L;
-                b.fma(sv, FloatVector.fromArray(FS, acc, ai)).intoArray(acc, ai);
-            }
-        }
     }
 
     /** BF16 weights (row at byte wo), float32 accumulation, tokens [0, T) of a tile of T. */

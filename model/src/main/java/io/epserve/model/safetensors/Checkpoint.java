@@ -32,6 +32,10 @@ public final class Checkpoint implements AutoCloseable {
     /** Owns the huge-page copy (unmapped on close); null when the tensors are views of the files. */
     private final Arena copyArena;
     private final long copiedBytes;
+    /** Owns the memory handed out by {@link #allocate}. */
+    private final Arena derivedArena = Arena.ofShared();
+    private MemorySegment slab = MemorySegment.NULL;
+    private long slabUsed;
 
     private Checkpoint(Path dir, List<SafetensorsFile> files, Map<String, TensorInfo> tensors, Arena copyArena,
                        long copiedBytes) {
@@ -77,7 +81,7 @@ public final class Checkpoint implements AutoCloseable {
     private Checkpoint copyToHugePages(Predicate<String> wanted) {
         long total = 0;
         for (TensorInfo t : tensors.values()) {
-            if (wanted.test(t.name())) {
+            if (copied(t, wanted)) {
                 total = align(total) + t.data().byteSize();
             }
         }
@@ -96,7 +100,7 @@ public final class Checkpoint implements AutoCloseable {
         long off = 0;
         try {
             for (TensorInfo t : tensors.values()) {
-                if (!wanted.test(t.name())) {
+                if (!copied(t, wanted)) {
                     copied.put(t.name(), t);
                     continue;
                 }
@@ -113,6 +117,35 @@ public final class Checkpoint implements AutoCloseable {
         }
         files.forEach(SafetensorsFile::releaseResidentPages);
         return new Checkpoint(dir, files, copied, arena, total);
+    }
+
+    /**
+     * Whether the huge-page copy holds the tensor: a wanted one, except FP8 e4m3 codes, which their one reader
+     * (ModelWeights) repacks into memory from {@link #allocate} anyway; a copy of them would only double their memory.
+     */
+    private static boolean copied(TensorInfo t, Predicate<String> wanted) {
+        return wanted.test(t.name()) && t.dtype() != DType.F8_E4M3;
+    }
+
+    /** Slabs of {@link #allocate}: one huge page region serves many small matrices. */
+    private static final long SLAB_BYTES = 32L << 20;
+
+    /**
+     * {@code bytes} of zeroed memory, 64-byte aligned, of this checkpoint's kind ({@link #memory()}), for weights
+     * derived from its tensors (a repacked layout); freed when the checkpoint closes. Carved from slabs of at least
+     * 32 MiB, so that many small matrices do not each take a huge page of their own.
+     */
+    public synchronized MemorySegment allocate(long bytes) {
+        if (bytes <= 0) {
+            throw new IllegalArgumentException("bytes " + bytes);
+        }
+        long at = align(slabUsed);
+        if (at + bytes > slab.byteSize()) {
+            slab = memory().allocate(Math.max(bytes, SLAB_BYTES), derivedArena);
+            at = 0;
+        }
+        slabUsed = at + bytes;
+        return slab.asSlice(at, bytes);
     }
 
     private static long align(long off) {
@@ -245,6 +278,7 @@ public final class Checkpoint implements AutoCloseable {
 
     @Override
     public void close() {
+        derivedArena.close();
         if (copyArena != null) {
             copyArena.close();
         }

@@ -167,7 +167,8 @@ public final class ModelWeights {
         Fp8Matrix fp8(String p, int rows, int cols) {
             TensorInfo w = ck.get(p + ".weight", DType.F8_E4M3, rows, cols);
             TensorInfo s = ck.get(p + ".scale", DType.F8_E8M0, (rows + 127) / 128, (cols + 127) / 128);
-            return new Fp8Matrix(p, rows, cols, w.data(), s.data());
+            // repacked once at load into the layout the fast kernels read (the exact ones read either)
+            return new Fp8Matrix(p, rows, cols, w.data(), s.data()).panelled(ck::allocate);
         }
 
         Fp4Matrix fp4(String p, int rows, int cols) {

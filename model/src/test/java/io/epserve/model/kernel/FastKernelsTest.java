@@ -1,7 +1,10 @@
 package io.epserve.model.kernel;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.epserve.model.format.Bf16;
@@ -219,9 +222,8 @@ class FastKernelsTest {
         sc4[7 * 32 + 3] = 0; // one rare-scale row (scalar path)
         Fp8Matrix w8 = fp8(r, 260, 768);
         Fp8Matrix w8r = fp8(r, 150, 200); // dequant, ragged: 200 columns = one group + a scalar tail
-        // 8-token panels of 1024 columns in row pairs, then one group alone; rows 99..161 in chunks of 16 (one thread)
-        // or 7 (two): odd chunks leave a row alone, pairs of rows 3 or 7 apart mix rows with and without subnormal
-        // codes, and some pairs straddle row 128, so their two rows have different block scales
+        // rows 99..161: strips cut at both ends, strip groups padded with a repeated strip, strips on both sides of
+        // row 128 (different block scales) in one group; 1152 columns = 9 blocks
         Fp8Matrix w8pairs = fp8(r, 170, 1152);
         Bf16Matrix wb = bf16(r, 130, 1000); // 1000 = 7 groups of 128 + tail (bf16), 15 groups of 64 + tail (wide)
         F32Matrix wf = f32(r, 70, 1000);
@@ -234,7 +236,7 @@ class FastKernelsTest {
                 k.fp4Linear(w4odd, x, t0 * xs, xs, n, y, 1 + t0 * ys, ys));
         linears.put("fp8", (k, x, xs, t0, n, y, yd, ys) ->
                 k.fp8Linear(w8, 3, 250, x, t0 * xs, xs, n, y, 1 + t0 * ys, ys));
-        linears.put("fp8RowPairs", (k, x, xs, t0, n, y, yd, ys) ->
+        linears.put("fp8RowsCut", (k, x, xs, t0, n, y, yd, ys) ->
                 k.fp8Linear(w8pairs, 99, 63, x, t0 * xs, xs, n, y, 1 + t0 * ys, ys));
         linears.put("fp8Dequant", (k, x, xs, t0, n, y, yd, ys) ->
                 k.fp8DequantLinear(w8r, 2, 140, x, t0 * xs, xs, n, y, 1 + t0 * ys, ys));
@@ -606,6 +608,46 @@ class FastKernelsTest {
         }
     }
 
+    /**
+     * The panelled layout holds every code where {@link Fp8Matrix#code} says, pads the last panel with zero codes and
+     * refuses too few bytes; the exact set gives a matrix and its panelled copy the same values, the fast set the
+     * same bits (it repacks a row-major matrix itself, once).
+     */
+    @Test
+    void fp8PanelledCopyIsTheSameMatrix() {
+        SplittableRandom r = new SplittableRandom(31);
+        Fp8Matrix w = fp8(r, 45, 384);
+        Fp8Matrix p = w.panelled(n -> MemorySegment.ofArray(new byte[(int) n]));
+        assertTrue(p.panelled());
+        assertSame(p, p.panelled(n -> {
+            throw new AssertionError("already panelled");
+        }));
+        assertEquals(48L * 384, p.data().byteSize());
+        for (int row = 0; row < 45; row++) {
+            for (int c = 0; c < 384; c++) {
+                assertEquals(w.code(row, c), p.code(row, c));
+            }
+        }
+        for (int c = 0; c < 384; c++) {
+            for (int i = 13; i < 16; i++) { // rows 45..47 of the last panel
+                assertEquals(0, p.data().get(java.lang.foreign.ValueLayout.JAVA_BYTE, 2L * 16 * 384 + 16L * c + i));
+            }
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new Fp8Matrix("short", 45,
+                384, MemorySegment.ofArray(new byte[45 * 384]), w.scale(), true));
+        assertTrue(e.getMessage().contains("short") && e.getMessage().contains("18432"), e.getMessage());
+        int tokens = 11;
+        float[] x = activations(r, tokens * 384);
+        float[][] y = new float[4][tokens * 40];
+        EXACT.fp8Linear(w, 3, 40, x, 0, 384, tokens, y[0], 0, 40);
+        EXACT.fp8Linear(p, 3, 40, x, 0, 384, tokens, y[1], 0, 40);
+        single.fp8Linear(w, 3, 40, x, 0, 384, tokens, y[2], 0, 40);
+        single.fp8Linear(p, 3, 40, x, 0, 384, tokens, y[3], 0, 40);
+        assertArrayEquals(y[0], y[1]);
+        assertArrayEquals(y[2], y[3]);
+        assertBf16Close(y[0], y[2], 0, 40, tokens, 40, "panelled fast against exact");
+    }
+
     @Test
     void fp8DetectsCorruption() {
         SplittableRandom r = new SplittableRandom(7);
@@ -622,13 +664,13 @@ class FastKernelsTest {
     }
 
     /**
-     * Every code through both fast FP8 decodes, exactly: row c holds code c in every column except one subnormal code
-     * in the second group, so its first group takes the short decode (unless c itself is subnormal) and its second
-     * the long one; token t's activation is 1 at one column and 0 elsewhere, so output (c, t) is the decoded weight
-     * times its block scale, with no rounding anywhere. Tile sizes 1, 2, 4, 8 and 13 reach every FP8 kernel.
+     * Every code through the fast FP8 decode, exactly: row c holds code c in every column except one subnormal code
+     * in the second block (rows mixing normal and subnormal codes); token t's activation is 1 at one column and 0
+     * elsewhere, so output (c, t) is the decoded weight times its block scale, with no rounding anywhere. Tile sizes
+     * 1, 2, 4, 8 and 13 reach every FP8 kernel (x1, x2, x4, x8 and x8 + x4 + x1).
      */
     @Test
-    void fp8DecodesEveryCodeExactlyBothWays() {
+    void fp8DecodesEveryCodeExactly() {
         int rows = 256;
         int cols = 256;
         byte[] data = new byte[rows * cols];

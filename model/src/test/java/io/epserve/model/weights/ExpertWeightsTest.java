@@ -13,7 +13,9 @@ import io.epserve.model.checkpoint.SafetensorsWriter;
 import io.epserve.model.config.ModelConfig;
 import io.epserve.model.safetensors.Checkpoint;
 import io.epserve.model.safetensors.CheckpointException;
+import io.epserve.model.safetensors.DType;
 import io.epserve.model.safetensors.TensorInfo;
+import io.epserve.model.safetensors.WeightMemory;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -63,6 +65,50 @@ class ExpertWeightsTest {
             }
             assertEquals(bytes, ew.expertBytes());
             assertEquals(List.of(tiny.resolve(Checkpoint.SINGLE)), ew.mappedFiles());
+        }
+    }
+
+    /**
+     * FP8 matrices are repacked at load into the panelled layout the fast kernels read, in memory the checkpoint owns
+     * (a huge-page copy leaves the FP8 codes out: the repacked matrix is their only copy), and hold every code of the
+     * checkpoint where {@link Fp8Matrix#code} says.
+     */
+    @Test
+    void fp8MatricesArePanelledCopiesOfTheCheckpointCodes() {
+        ModelConfig c = ModelConfig.load(tiny);
+        for (WeightMemory memory : WeightMemory.values()) {
+            try (Checkpoint ck = Checkpoint.open(tiny, n -> true, memory);
+                 Checkpoint raw = Checkpoint.open(tiny, n -> true, WeightMemory.MAPPED)) {
+                ModelWeights mw = new ModelWeights(c, ck, ModelWeights.ExpertFilter.NONE);
+                long fp8Bytes = 0;
+                for (TensorInfo t : ck.tensors().values()) {
+                    if (t.dtype() == DType.F8_E4M3) {
+                        fp8Bytes += t.data().byteSize();
+                    }
+                }
+                assertTrue(fp8Bytes > 0);
+                if (ck.memory() == WeightMemory.HUGE_PAGES) {
+                    long all = 0;
+                    for (TensorInfo t : ck.tensors().values()) {
+                        all += t.data().byteSize();
+                    }
+                    assertTrue(ck.copiedBytes() < all - fp8Bytes + 64L * ck.tensors().size(),
+                            "FP8 codes are not in the huge-page copy: " + ck.copiedBytes() + " of " + all + ", FP8 " + fp8Bytes);
+                }
+                for (Fp8Matrix m : new Fp8Matrix[] {mw.layers[0].attn().wqA(), mw.layers[1].attn().wkv(),
+                        mw.layers[c.nLayers() - 1].attn().woB(), mw.mtp.eProj()}) {
+                    assertTrue(m.panelled(), m.name());
+                    assertEquals(Fp8Matrix.panelledBytes(m.rows(), m.cols()), m.data().byteSize(), m.name());
+                    MemorySegment codes = raw.get(m.name() + ".weight", DType.F8_E4M3,
+                            m.rows(), m.cols()).data();
+                    for (int r = 0; r < m.rows(); r++) {
+                        for (int col = 0; col < m.cols(); col++) {
+                            assertEquals(codes.get(ValueLayout.JAVA_BYTE, (long) r * m.cols() + col) & 0xff,
+                                    m.code(r, col), m.name() + " (" + r + ", " + col + ")");
+                        }
+                    }
+                }
+            }
         }
     }
 
