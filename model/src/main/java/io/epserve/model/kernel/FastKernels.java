@@ -2,7 +2,6 @@ package io.epserve.model.kernel;
 
 import static io.epserve.model.kernel.TileKernels.DGROUP;
 import static io.epserve.model.kernel.TileKernels.DS;
-import static io.epserve.model.kernel.TileKernels.E8M0;
 import static io.epserve.model.kernel.TileKernels.FS;
 import static io.epserve.model.kernel.TileKernels.GROUP;
 import static io.epserve.model.kernel.TileKernels.L;
@@ -10,7 +9,6 @@ import static io.epserve.model.kernel.TileKernels.LD;
 
 import io.epserve.model.format.Bf16;
 import io.epserve.model.format.E8m0;
-import io.epserve.model.format.Fp4E2m1;
 import io.epserve.model.format.Fp8E4m3;
 import io.epserve.model.weights.Bf16Matrix;
 import io.epserve.model.weights.F32Matrix;
@@ -22,12 +20,10 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicInteger;
-import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
 
 /**
  * The fast kernel set: Vector API, weights read in their stored form straight from the mapped checkpoint, rows
@@ -80,7 +76,8 @@ public final class FastKernels implements Kernels {
     /**
      * Activation bytes of one panel of one token tile (L1 is 48 KiB). 32 KiB rather than 16: at 1 token a whole
      * 8192-column row then fits one panel, so a row chunk's weights stream sequentially instead of in 2 KiB pieces
-     * that hop between rows (measured +25-30 % FP4 and +65 % FP8 at 1 token from DRAM; neutral at 4 and 16).
+     * that hop between rows (measured +25-30 % for the former row-wise FP4 and +65 % FP8 kernels at 1 token from
+     * DRAM; neutral at 4 and 16).
      */
     static final int XPANEL_BYTES = 32 << 10;
     static final long DEFAULT_SPIN_NANOS = 50_000;
@@ -89,11 +86,9 @@ public final class FastKernels implements Kernels {
             ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfFloat F32_LE =
             ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final float[] FP4 = Fp4E2m1.table();
-    private static final VectorSpecies<Byte> SCALE_BYTES = ByteVector.SPECIES_PREFERRED;
 
-    /** Linear kinds: float32 accumulation (FP4, FP8, BF16) and float64 accumulation (BF16D, F32D). */
-    private static final int K_FP4 = 0, K_BF16 = 2, K_BF16D = 3, K_F32D = 4;
+    /** Kinds of {@link #runLinear}: float32 accumulation (BF16) and float64 accumulation (BF16D, F32D). */
+    private static final int K_BF16 = 0, K_BF16D = 1, K_F32D = 2;
 
     private final KernelPool pool;
     private final ExactKernels fallback;
@@ -104,19 +99,18 @@ public final class FastKernels implements Kernels {
     /**
      * Activations in kernel order (see {@link #prepare}), off-heap and 64-byte aligned: a float[] starts 16 bytes
      * into its object, so every 64-byte vector load from it would straddle two cache lines (measured in C on this
-     * machine: 53 instead of 81 GFLOP/s for the 16-token FP4 tile). Grown (rarely) by replacing its arena.
+     * machine: 53 instead of 81 GFLOP/s for the former 16-token FP4 tile). Grown (rarely) by replacing its arena.
      */
     // Prepared activations live in heap arrays, not segments: an array load is intrinsified whatever C2's profile
     // says, while a segment load depends on C2 knowing the segment's class (measured: when it does not, every vector
     // op of the kernel is boxed, 5-100x slower, and which runs get unlucky varies).
-    private final java.util.Map<Fp4Matrix, long[]> rareRowsByMatrix = new java.util.IdentityHashMap<>();
-    private final java.util.Map<Fp8Matrix, Fp8Matrix> panelledByMatrix = new java.util.IdentityHashMap<>();
+    private final java.util.Map<Fp8Matrix, Fp8Matrix> panelled8 = new java.util.IdentityHashMap<>();
+    private final java.util.Map<Fp4Matrix, Fp4Matrix> panelled4 = new java.util.IdentityHashMap<>();
     private float[] xf = new float[16];
     private double[] xd = new double[16];
-    private final float[] block = new float[128];
     private float[] rowBuf = new float[0];
     private final LinearJob linear;
-    private final Fp8Job fp8;
+    private final PanelJob panels;
     private final AttentionJob attention;
     private final IndexJob index = new IndexJob();
 
@@ -135,7 +129,7 @@ public final class FastKernels implements Kernels {
         this.pool = new KernelPool(TileKernels.SUPPORTED ? threads : 1, spinNanos, "epserve-kernel");
         this.attention = new AttentionJob(threads);
         this.linear = new LinearJob(threads);
-        this.fp8 = new Fp8Job(threads);
+        this.panels = new PanelJob(threads);
     }
 
     @Override
@@ -273,8 +267,18 @@ public final class FastKernels implements Kernels {
         if (w.panelled()) {
             return w;
         }
-        synchronized (panelledByMatrix) {
-            return panelledByMatrix.computeIfAbsent(w, m -> m.panelled(n -> Arena.ofAuto().allocate(n, 64)));
+        synchronized (panelled8) {
+            return panelled8.computeIfAbsent(w, m -> m.panelled(n -> Arena.ofAuto().allocate(n, 64)));
+        }
+    }
+
+    /** {@link #panelled(Fp8Matrix)} for FP4. */
+    private Fp4Matrix panelled(Fp4Matrix w) {
+        if (w.panelled()) {
+            return w;
+        }
+        synchronized (panelled4) {
+            return panelled4.computeIfAbsent(w, m -> m.panelled(n -> Arena.ofAuto().allocate(n, 64)));
         }
     }
 
@@ -284,10 +288,15 @@ public final class FastKernels implements Kernels {
      */
     private void fp8Panelled(Fp8Matrix w, int rowStart, int rowCount, float[] x, int xOff, int xStride, int tokens,
                              boolean quantise, float[] y, int yOff, int yStride) {
-        if (rowCount == 0 || tokens == 0) {
-            return;
-        }
-        int cols = w.cols();
+        prepareRows(x, xOff, xStride, tokens, w.cols(), quantise);
+        runPanels(w, null, rowStart, rowCount, tokens, y, yOff, yStride);
+    }
+
+    /**
+     * The panelled kernels' input: token t's row (FP8-quantised per 128 columns if {@code quantise}) at
+     * {@code xf[FLOAT_SKIP + t * cols ..]}, columns in order.
+     */
+    private void prepareRows(float[] x, int xOff, int xStride, int tokens, int cols, boolean quantise) {
         long need = (long) tokens * cols;
         if (need > Integer.MAX_VALUE - 64) {
             throw new IllegalArgumentException(tokens + " tokens x " + cols + " columns do not fit one activation array");
@@ -298,33 +307,47 @@ public final class FastKernels implements Kernels {
         }
         for (int t = 0; t < tokens; t++) {
             if (quantise) {
-                quantiseRow(x, xOff + t * xStride, cols, 1, xf, skip + t * cols, block);
+                quantiseRow(x, xOff + t * xStride, cols, xf, skip + t * cols);
             } else {
                 System.arraycopy(x, xOff + t * xStride, xf, skip + t * cols, cols);
             }
         }
-        Fp8Job j = fp8;
+    }
+
+    /**
+     * Rows [rowStart, rowStart + rowCount) of w8 or w4 (the other null, both panelled) over the input
+     * {@link #prepareRows} left, into y rounded to bf16.
+     */
+    private void runPanels(Fp8Matrix w8, Fp4Matrix w4, int rowStart, int rowCount, int tokens, float[] y, int yOff,
+                           int yStride) {
+        if (rowCount == 0 || tokens == 0) {
+            return;
+        }
+        PanelJob j = panels;
+        int cols = w8 != null ? w8.cols() : w4.cols();
+        long stripBytes = w8 != null ? (long) L * cols : (long) L * cols / 2;
+        int group = w8 != null ? Fp8PanelKernels.GROUP_STRIPS : Fp4PanelKernels.GROUP_STRIPS;
         int k0 = rowStart / L;
         int k1 = (rowStart + rowCount + L - 1) / L;
         int strips = k1 - k0;
         int parts = (long) rowCount * cols * tokens < SERIAL_MACS ? 1 : threads;
-        int per = G6 * (int) Math.max(1, CHUNK_BYTES / ((long) G6 * L * Math.max(1, cols)));
+        int per = group * (int) Math.max(1, CHUNK_BYTES / (group * stripBytes));
         if (parts > 1) {
             // at least ~4 chunks per thread so a descheduled or slower core does not leave the other idle
-            per = Math.min(per, Math.max(G6, (strips / (4 * parts) + G6 - 1) / G6 * G6));
+            per = Math.min(per, Math.max(group, (strips / (4 * parts) + group - 1) / group * group));
         }
-        j.w = w;
+        j.w8 = w8;
+        j.w4 = w4;
         j.rowStart = rowStart;
         j.rowEnd = rowStart + rowCount;
         j.k0 = k0;
         j.k1 = k1;
-        j.chunkStrips = Math.min(per, Fp8Job.MAX_STRIPS);
+        j.chunkStrips = Math.min(per, PanelJob.MAX_STRIPS / group * group);
         j.chunks = (strips + j.chunkStrips - 1) / j.chunkStrips;
         j.tokens = tokens;
         j.y = y;
         j.yOff = yOff;
         j.yStride = yStride;
-        j.round = true;
         j.next.set(0);
         try {
             if (parts == 1) {
@@ -333,23 +356,28 @@ public final class FastKernels implements Kernels {
                 pool.run(j);
             }
         } finally {
-            j.w = null;
+            j.w8 = null;
+            j.w4 = null;
             j.y = null;
         }
     }
 
-    private static final int G6 = Fp8PanelKernels.GROUP_STRIPS;
-
-    /** Row chunks of a panelled FP8 product, claimed by the pool's workers (see {@link Fp8PanelKernels#chunk}). */
-    private final class Fp8Job implements KernelPool.Job {
+    /**
+     * Row chunks of a panelled FP8 or FP4 product, claimed by the pool's workers (see {@link Fp8PanelKernels#chunk},
+     * {@link Fp4PanelKernels#chunk}).
+     */
+    private final class PanelJob implements KernelPool.Job {
         /** Strips per chunk at most: 24 strips x 16 tokens x L floats of partial sums (24 KiB with 512-bit lanes). */
-        static final int MAX_STRIPS = 4 * G6;
+        static final int MAX_STRIPS = 24;
+        static final int PAD = Math.max(Fp8PanelKernels.GROUP_STRIPS, Fp4PanelKernels.GROUP_STRIPS);
         final AtomicInteger next = new AtomicInteger();
         final float[][] acc;
         final long[][] off;
+        final long[][] soff;
         final float[][] sc;
         final int[][] slot;
-        Fp8Matrix w;
+        Fp8Matrix w8;
+        Fp4Matrix w4;
         int rowStart;
         int rowEnd;
         int k0;
@@ -360,18 +388,19 @@ public final class FastKernels implements Kernels {
         float[] y;
         int yOff;
         int yStride;
-        boolean round;
 
-        Fp8Job(int threads) {
+        PanelJob(int threads) {
             acc = new float[threads][];
             off = new long[threads][];
+            soff = new long[threads][];
             sc = new float[threads][];
             slot = new int[threads][];
             for (int i = 0; i < threads; i++) {
                 acc[i] = AlignedArrays.floats((long) (MAX_STRIPS + 1) * Fp8PanelKernels.SLOT);
-                off[i] = new long[MAX_STRIPS + G6];
-                sc[i] = new float[MAX_STRIPS + G6];
-                slot[i] = new int[MAX_STRIPS + G6];
+                off[i] = new long[MAX_STRIPS + PAD];
+                soff[i] = new long[MAX_STRIPS + PAD];
+                sc[i] = new float[MAX_STRIPS + PAD];
+                slot[i] = new int[MAX_STRIPS + PAD];
             }
         }
 
@@ -379,7 +408,7 @@ public final class FastKernels implements Kernels {
         public void run(int worker) {
             float[] a = acc[worker];
             int ab = AlignedArrays.FLOAT_SKIP;
-            int cols = w.cols();
+            int cols = w8 != null ? w8.cols() : w4.cols();
             int xs = cols;
             for (int ch; (ch = next.getAndIncrement()) < chunks; ) {
                 int c0 = k0 + ch * chunkStrips;
@@ -387,8 +416,14 @@ public final class FastKernels implements Kernels {
                 for (int t0 = 0, n; t0 < tokens; t0 += n) {
                     n = Math.min(MAX_TILE, tokens - t0);
                     Arrays.fill(a, ab, ab + (c1 - c0 + 1) * Fp8PanelKernels.SLOT, 0f);
-                    Fp8PanelKernels.chunk(w.data(), w.scale(), cols, w.scaleCols(), c0, c1, n, xf,
-                            AlignedArrays.FLOAT_SKIP + t0 * xs, xs, a, ab, off[worker], sc[worker], slot[worker]);
+                    int xt = AlignedArrays.FLOAT_SKIP + t0 * xs;
+                    if (w8 != null) {
+                        Fp8PanelKernels.chunk(w8.data(), w8.scale(), cols, w8.scaleCols(), c0, c1, n, xf, xt, xs, a,
+                                ab, off[worker], sc[worker], slot[worker]);
+                    } else {
+                        Fp4PanelKernels.chunk(w4.data(), w4.scale(), cols, c0, c1, n, xf, xt, xs, a, ab, off[worker],
+                                soff[worker], slot[worker]);
+                    }
                     for (int k = c0; k < c1; k++) {
                         int r0 = Math.max(rowStart, k * L);
                         int r1 = Math.min(rowEnd, k * L + L);
@@ -398,7 +433,7 @@ public final class FastKernels implements Kernels {
                             int ta = sa + t * L;
                             for (int r = r0; r < r1; r++) {
                                 float v = a[ta + r];
-                                y[yb + r] = round ? Bf16.round(v) : v;
+                                y[yb + r] = Bf16.round(v);
                             }
                         }
                     }
@@ -414,10 +449,11 @@ public final class FastKernels implements Kernels {
             return;
         }
         requireMultiple(w.cols(), 128, w.name());
-        fp4Prepared(w, prepareFp4(x, xOff, xStride, tokens, w.cols()), tokens, y, yOff, yStride);
+        prepareRows(x, xOff, xStride, tokens, w.cols(), true);
+        runPanels(null, panelled(w), 0, w.rows(), tokens, y, yOff, yStride);
     }
 
-    /** Both products from one quantised, permuted copy of the input (it is the same for both). */
+    /** Both products from one quantised copy of the input (it is the same for both). */
     @Override
     public void fp4LinearPair(Fp4Matrix a, Fp4Matrix b, float[] x, int xOff, int xStride, int tokens,
                               float[] ya, float[] yb, int yOff, int yStride) {
@@ -426,21 +462,9 @@ public final class FastKernels implements Kernels {
             return;
         }
         requireMultiple(a.cols(), 128, a.name());
-        int colsP = prepareFp4(x, xOff, xStride, tokens, a.cols());
-        fp4Prepared(a, colsP, tokens, ya, yOff, yStride);
-        fp4Prepared(b, colsP, tokens, yb, yOff, yStride);
-    }
-
-    /** The FP4 kernels' input: each row FP8-quantised and in nibble order; returns the padded column count. */
-    private int prepareFp4(float[] x, int xOff, int xStride, int tokens, int cols) {
-        return prepare(x, xOff, xStride, tokens, cols, cols, 8, L, true, false);
-    }
-
-    /** An FP4 product over the input {@link #prepareFp4} left in the activation buffer. */
-    private void fp4Prepared(Fp4Matrix w, int colsP, int tokens, float[] y, int yOff, int yStride) {
-        int cols = w.cols();
-        linear.rareRows = rareRows(w);
-        runLinear(K_FP4, w.data(), w.scale(), 0, w.rows(), cols, cols, colsP, tokens, y, null, yOff, yStride, true);
+        prepareRows(x, xOff, xStride, tokens, a.cols(), true);
+        runPanels(null, panelled(a), 0, a.rows(), tokens, ya, yOff, yStride);
+        runPanels(null, panelled(b), 0, b.rows(), tokens, yb, yOff, yStride);
     }
 
     @Override
@@ -451,7 +475,7 @@ public final class FastKernels implements Kernels {
         }
         int cols = w.cols();
         int colsVec = cols - cols % GROUP;
-        int colsP = prepare(x, xOff, xStride, tokens, cols, colsVec, 2, L, false, false);
+        int colsP = prepare(x, xOff, xStride, tokens, cols, colsVec, 2, L, false);
         runLinear(K_BF16, w.data(), null, 0, w.rows(), cols, colsVec, colsP, tokens, y, null, yOff, yStride, true);
     }
 
@@ -464,7 +488,7 @@ public final class FastKernels implements Kernels {
         }
         int cols = w.cols();
         int colsVec = cols - cols % DGROUP;
-        int colsP = prepare(x, xOff, xStride, tokens, cols, colsVec, 2, LD, false, true);
+        int colsP = prepare(x, xOff, xStride, tokens, cols, colsVec, 2, LD, true);
         runLinear(K_BF16D, w.data(), null, 0, w.rows(), cols, colsVec, colsP, tokens, null, y, yOff, yStride,
                 false);
     }
@@ -478,7 +502,7 @@ public final class FastKernels implements Kernels {
         }
         int cols = w.cols();
         int colsVec = cols - cols % DGROUP;
-        int colsP = prepare(x, xOff, xStride, tokens, cols, colsVec, 1, LD, false, true);
+        int colsP = prepare(x, xOff, xStride, tokens, cols, colsVec, 1, LD, true);
         runLinear(K_F32D, w.data(), null, 0, w.rows(), cols, colsVec, colsP, tokens, null, y, yOff, yStride,
                 false);
     }
@@ -508,7 +532,7 @@ public final class FastKernels implements Kernels {
      * [colsVec, cols) is not, and the padding is zero.
      */
     private int prepare(float[] x, int xOff, int xStride, int tokens, int cols, int colsVec, int group, int lanes,
-                        boolean quantise, boolean wide) {
+                        boolean wide) {
         int G = 8 * lanes;
         int colsP = (cols + G - 1) / G * G;
         int esize = wide ? 8 : 4;
@@ -526,7 +550,7 @@ public final class FastKernels implements Kernels {
         for (int t0 = 0, tile; t0 < tokens; t0 += tile) {
             tile = Math.min(MAX_TILE, tokens - t0);
             for (int t = t0; t < t0 + tile; t++) {
-                prepareRow(x, xOff + t * xStride, cols, colsVec, colsP, group, lanes, quantise, row);
+                prepareRow(x, xOff + t * xStride, cols, colsVec, colsP, group, lanes, row);
                 long base = skip + (long) t0 * colsP + (long) (t - t0) * G;
                 for (int g = 0; g < colsP; g += G) {
                     long o = base + (long) g * tile;
@@ -543,12 +567,10 @@ public final class FastKernels implements Kernels {
         return colsP;
     }
 
-    /** One token's row, quantised and/or permuted, zero-padded to colsP. */
-    private void prepareRow(float[] x, int src, int cols, int colsVec, int colsP, int group, int lanes,
-                            boolean quantise, float[] row) {
-        if (quantise) {
-            quantiseRow(x, src, cols, group, row, 0, block);
-        } else if (group == 1) {
+    /** One token's row, permuted, zero-padded to colsP. */
+    private static void prepareRow(float[] x, int src, int cols, int colsVec, int colsP, int group, int lanes,
+                                   float[] row) {
+        if (group == 1) {
             System.arraycopy(x, src, row, 0, cols);
         } else {
             int chunk = group * lanes;
@@ -566,15 +588,12 @@ public final class FastKernels implements Kernels {
     }
 
     /**
-     * Lane i of the j-th vector of a chunk of group*lanes values gets element group*i + j. The FP4 kernel decodes
-     * nibble j of every int lane (= weight 8i + j) as its j-th vector, the BF16 kernels the low/high half of every
-     * int lane (= weight 2i + j); permuting the activations once per call is O(cols) while un-permuting the
+     * Lane i of the j-th vector of a chunk of group*lanes values gets element group*i + j. The BF16 kernels decode
+     * the low/high half of every int lane (= weight 2i + j) as their j-th vector; permuting the activations once per call is O(cols) while un-permuting the
      * weights would be O(rows * cols).
      */
     static void permute(float[] src, int s, float[] dst, int d, int group, int lanes) {
-        if (lanes == L && group == 8) {
-            permute8(src, s, dst, d);
-        } else if (lanes == L && group == 2) {
+        if (lanes == L && group == 2) {
             permute2(src, s, dst, d);
         } else {
             permuteScalar(src, s, dst, d, group, lanes);
@@ -591,9 +610,8 @@ public final class FastKernels implements Kernels {
     }
 
     /**
-     * Lane l of the even (odd) unzip of a vector pair (a, b) takes lane 2l (2l + 1) of their concatenation. For a
-     * group of 2^g, g rounds of unzipping pairs of vectors 1, 2, 4, ... apart turn element 2^g * i + j of the chunk
-     * into lane i of vector j: each round moves one bit of the element index from the lanes to the vector number.
+     * Lane l of the even (odd) unzip of a vector pair (a, b) takes lane 2l (2l + 1) of their concatenation: for a
+     * group of 2, element 2i + j of the chunk goes to lane i of vector j.
      */
     private static final IntVector UNZIP_EVEN;
     private static final IntVector UNZIP_ODD;
@@ -609,42 +627,6 @@ public final class FastKernels implements Kernels {
         UNZIP_ODD = IntVector.fromArray(TileKernels.IS, od, 0);
     }
 
-    /**
-     * {@link #permute} of one FP4 chunk (group 8, float lanes): three unzip rounds, 24 two-table permutes instead of
-     * 8L scalar moves (the scalar loop was ~3 % of an expert worker's time). Written out: vectors stay in this method.
-     */
-    static void permute8(float[] src, int s, float[] dst, int d) {
-        IntVector ev = UNZIP_EVEN;
-        IntVector od = UNZIP_ODD;
-        IntVector v0 = FloatVector.fromArray(FS, src, s).reinterpretAsInts();
-        IntVector v1 = FloatVector.fromArray(FS, src, s + L).reinterpretAsInts();
-        IntVector v2 = FloatVector.fromArray(FS, src, s + 2 * L).reinterpretAsInts();
-        IntVector v3 = FloatVector.fromArray(FS, src, s + 3 * L).reinterpretAsInts();
-        IntVector v4 = FloatVector.fromArray(FS, src, s + 4 * L).reinterpretAsInts();
-        IntVector v5 = FloatVector.fromArray(FS, src, s + 5 * L).reinterpretAsInts();
-        IntVector v6 = FloatVector.fromArray(FS, src, s + 6 * L).reinterpretAsInts();
-        IntVector v7 = FloatVector.fromArray(FS, src, s + 7 * L).reinterpretAsInts();
-        // pairs 1 apart
-        IntVector w0 = ev.selectFrom(v0, v1), w1 = od.selectFrom(v0, v1);
-        IntVector w2 = ev.selectFrom(v2, v3), w3 = od.selectFrom(v2, v3);
-        IntVector w4 = ev.selectFrom(v4, v5), w5 = od.selectFrom(v4, v5);
-        IntVector w6 = ev.selectFrom(v6, v7), w7 = od.selectFrom(v6, v7);
-        // pairs 2 apart
-        IntVector u0 = ev.selectFrom(w0, w2), u2 = od.selectFrom(w0, w2);
-        IntVector u1 = ev.selectFrom(w1, w3), u3 = od.selectFrom(w1, w3);
-        IntVector u4 = ev.selectFrom(w4, w6), u6 = od.selectFrom(w4, w6);
-        IntVector u5 = ev.selectFrom(w5, w7), u7 = od.selectFrom(w5, w7);
-        // pairs 4 apart
-        ev.selectFrom(u0, u4).reinterpretAsFloats().intoArray(dst, d);
-        ev.selectFrom(u1, u5).reinterpretAsFloats().intoArray(dst, d + L);
-        ev.selectFrom(u2, u6).reinterpretAsFloats().intoArray(dst, d + 2 * L);
-        ev.selectFrom(u3, u7).reinterpretAsFloats().intoArray(dst, d + 3 * L);
-        od.selectFrom(u0, u4).reinterpretAsFloats().intoArray(dst, d + 4 * L);
-        od.selectFrom(u1, u5).reinterpretAsFloats().intoArray(dst, d + 5 * L);
-        od.selectFrom(u2, u6).reinterpretAsFloats().intoArray(dst, d + 6 * L);
-        od.selectFrom(u3, u7).reinterpretAsFloats().intoArray(dst, d + 7 * L);
-    }
-
     /** {@link #permute} of one BF16 chunk (group 2, float lanes): one unzip round. */
     static void permute2(float[] src, int s, float[] dst, int d) {
         IntVector v0 = FloatVector.fromArray(FS, src, s).reinterpretAsInts();
@@ -653,24 +635,11 @@ public final class FastKernels implements Kernels {
         UNZIP_ODD.selectFrom(v0, v1).reinterpretAsFloats().intoArray(dst, d + L);
     }
 
-    /** {@link #permute} with float vectors. */
-    static void permute(float[] src, int s, float[] dst, int d, int group) {
-        permute(src, s, dst, d, group, L);
-    }
-
-    /** Position of column c within a permuted row (see {@link #permute}), float vectors. */
-    static int permutedIndex(int c, int group) {
-        int chunk = group * L;
-        int base = c - c % chunk;
-        int o = c - base;
-        return base + (o % group) * L + o / group;
-    }
-
     /**
      * The reference's FP8 activation round trip (QuantSim.fp8RoundTrip, block 128) of one row, vectorised:
      * scaling by 2^-k and 2^k is exact in float32, so only the e4m3 rounding needs care (see TileKernels.e4m3).
      */
-    static void quantiseRow(float[] x, int off, int cols, int group, float[] dst, int dOff, float[] tmp) {
+    static void quantiseRow(float[] x, int off, int cols, float[] dst, int dOff) {
         for (int b = 0; b < cols; b += 128) {
             FloatVector mx = FloatVector.broadcast(FS, io.epserve.model.format.QuantSim.FP8_AMAX_FLOOR);
             for (int i = 0; i < 128; i += L) {
@@ -680,39 +649,10 @@ public final class FastKernels implements Kernels {
             int k = E8m0.ceilLog2Exponent(amax, Fp8E4m3.INV_MAX_F32);
             float inv = Math.scalb(1f, -k);
             float sc = Math.scalb(1f, k);
-            float[] out = group == 1 ? dst : tmp;
-            int o = group == 1 ? dOff + b : 0;
             for (int i = 0; i < 128; i += L) {
                 FloatVector v = FloatVector.fromArray(FS, x, off + b + i).mul(inv).max(-448f).min(448f);
-                TileKernels.e4m3(v).mul(sc).intoArray(out, o + i);
+                TileKernels.e4m3(v).mul(sc).intoArray(dst, dOff + b + i);
             }
-            if (group != 1) {
-                for (int c = 0; c < 128; c += group * L) {
-                    permute(tmp, c, dst, dOff + b + c, group);
-                }
-            }
-        }
-    }
-
-    /**
-     * Rows of an FP4 matrix with a scale byte the vector decode cannot express (a bit per row), found once per
-     * matrix: the scales never change, and scanning them on every call cost an expert worker ~15 % of its time.
-     * Keyed by the matrix instance (identity), so a re-mapped checkpoint at the same address is never confused.
-     */
-    private long[] rareRows(Fp4Matrix w) {
-        synchronized (rareRowsByMatrix) {
-            long[] bits = rareRowsByMatrix.get(w);
-            if (bits == null) {
-                int n = w.cols() >>> 5;
-                bits = new long[(w.rows() + 63) >>> 6];
-                for (int r = 0; r < w.rows(); r++) {
-                    if (rareScales(w.scale(), (long) r * n, n)) {
-                        bits[r >>> 6] |= 1L << r;
-                    }
-                }
-                rareRowsByMatrix.put(w, bits);
-            }
-            return bits;
         }
     }
 
@@ -738,7 +678,6 @@ public final class FastKernels implements Kernels {
         j.yStride = yStride;
         j.round = round;
         long rowBytes = switch (kind) {
-            case K_FP4 -> cols / 2;
             case K_BF16, K_BF16D -> 2L * cols;
             default -> 4L * cols;
         };
@@ -775,7 +714,7 @@ public final class FastKernels implements Kernels {
         }
     }
 
-    /** Per-worker scratch of the linear kernels: vector partial sums of a row chunk, results, rare-row flags. */
+    /** Per-worker scratch of the linear kernels: vector partial sums of a row chunk, results. */
     private static final class LinearScratch {
         /** Partial sums, used from element FLOAT_SKIP (DOUBLE_SKIP) on: a cache line, like the activations (+3 %). */
         final float[] acc = AlignedArrays.floats(MAX_CHUNK_ROWS * MAX_TILE * L);
@@ -785,8 +724,6 @@ public final class FastKernels implements Kernels {
         /** The lane sums of a chunk's partial-sum vectors, row-major by token ({@link #laneSums}). */
         final float[] sums = new float[MAX_CHUNK_ROWS * MAX_TILE];
         final double[] sumsD = new double[MAX_CHUNK_ROWS * MAX_TILE];
-        final boolean[] rare = new boolean[MAX_CHUNK_ROWS * MAX_TILE];
-        final int[] rows = new int[MAX_CHUNK_ROWS * MAX_TILE];
     }
 
     /**
@@ -807,7 +744,6 @@ public final class FastKernels implements Kernels {
         int kind;
         MemorySegment w;
         MemorySegment s;
-        long[] rareRows;
         int rowStart;
         int rows;
         int cols;
@@ -836,20 +772,12 @@ public final class FastKernels implements Kernels {
         public void run(int worker) {
             LinearScratch sc = scratch[worker];
             boolean wide = kind == K_BF16D || kind == K_F32D;
-            boolean[] rare = sc.rare;
             float[] x = xf;
             double[] xw = xd;
             int V = lanes;
             for (int ch; (ch = next.getAndIncrement()) < chunks; ) {
                 int i0 = ch * chunkRows;
                 int i1 = Math.min(rows, i0 + chunkRows);
-                if (kind == K_FP4) {
-                    long[] bits = rareRows;
-                    for (int i = i0; i < i1; i++) {
-                        int r = rowStart + i;
-                        rare[i - i0] = (bits[r >>> 6] & 1L << r) != 0;
-                    }
-                }
                 for (int t0 = 0, n; t0 < tokens; t0 += n) {
                     n = Math.min(MAX_TILE, tokens - t0);
                     int span = n * V;
@@ -862,23 +790,13 @@ public final class FastKernels implements Kernels {
                     } else {
                         Arrays.fill(sc.acc, a0, a0 + (i1 - i0) * span, 0f);
                     }
-                    if (kind == K_FP4 && n >= 8) {
-                        blocks(i0, i1, n, x, xo, sc, a0, span);
-                    } else {
-                        int pw = panelWidth(n, unit, colsVec, esize);
-                        // panels outermost within the chunk: the chunk's weights (<= 16 rows) stay in L2 between
-                        // panels and token tiles, the panel's activations stay in L1 across the chunk's rows
-                        for (int p0 = 0; p0 < colsVec; p0 += pw) {
-                            int p1 = Math.min(colsVec, p0 + pw);
-                            if (kind == K_FP4 && n == 1) {
-                                oneTokenRows(i0, i1, p0, p1, x, xo, sc, a0, span);
-                                continue;
-                            }
-                            for (int i = i0; i < i1; i++) {
-                                if (kind != K_FP4 || !rare[i - i0]) {
-                                    panel(rowStart + i, n, p0, p1, x, xw, xo, sc, a0 + (i - i0) * span);
-                                }
-                            }
+                    int pw = panelWidth(n, unit, colsVec, esize);
+                    // panels outermost within the chunk: the chunk's weights (<= 16 rows) stay in L2 between
+                    // panels and token tiles, the panel's activations stay in L1 across the chunk's rows
+                    for (int p0 = 0; p0 < colsVec; p0 += pw) {
+                        int p1 = Math.min(colsVec, p0 + pw);
+                        for (int i = i0; i < i1; i++) {
+                            panel(rowStart + i, n, p0, p1, x, xw, xo, sc, a0 + (i - i0) * span);
                         }
                     }
                     if (wide) {
@@ -900,16 +818,11 @@ public final class FastKernels implements Kernels {
                             storeWide(i, t0, n, rd);
                         } else {
                             float[] r = sc.r;
-                            if (kind == K_FP4 && rare[i - i0]) {
-                                fp4RowScalar(w, s, (long) row * (cols >>> 1), (long) row * (cols >>> 5), cols, x,
-                                        xbase, n, r);
-                            } else {
-                                for (int t = 0; t < n; t++) {
-                                    r[t] = sc.sums[k0 + t];
-                                }
-                                if (colsVec < cols) {
-                                    tail(row, x, xbase, n, r);
-                                }
+                            for (int t = 0; t < n; t++) {
+                                r[t] = sc.sums[k0 + t];
+                            }
+                            if (colsVec < cols) {
+                                tail(row, x, xbase, n, r);
                             }
                             store(i, t0, n, r);
                         }
@@ -918,70 +831,8 @@ public final class FastKernels implements Kernels {
             }
         }
 
-        /**
-         * An FP4 tile of 8 or more tokens, one block of 8 at a time over the whole chunk (panels, rows), so that a
-         * panel holds one block's activations: twice as wide at 16 tokens as a panel of the whole tile, half as many
-         * kernel calls per row (each loads and stores its 8 accumulators). Same operations per token, same bits.
-         */
-        private void blocks(int i0, int i1, int n, float[] x, long xo, LinearScratch sc, int a0, int span) {
-            for (int t = 0; t < n; t += 8) {
-                int pw = panelWidth(Math.min(8, n - t), unit, colsVec, esize);
-                for (int p0 = 0; p0 < colsVec; p0 += pw) {
-                    int p1 = Math.min(colsVec, p0 + pw);
-                    for (int i = i0; i < i1; i++) {
-                        long r = rowStart + i;
-                        if (!sc.rare[i - i0]) {
-                            TileKernels.fp4Block(n, t, w, r * (cols >>> 1), s, r * (cols >>> 5), p0, p1, x, xo,
-                                    sc.acc, a0 + (i - i0) * span);
-                        }
-                    }
-                }
-            }
-        }
-
-        /**
-         * One FP4 token over the chunk's rows [i0, i1) that are not rare, four rows per kernel call, each a fraction of
-         * the chunk apart (of m, the k-th, (k + m/4)-th, (k + m/2)-th and (k + 3m/4)-th); the rows left over run one
-         * at a time. Rows apart are weight streams in different pages that the memory system fetches at once;
-         * neighbouring rows are one stream. From DRAM, one thread, paired rounds: two neighbouring rows per call took
-         * 1.23-1.41x the time of two rows half a chunk apart (512x1024 to 4096x2048), and four rows improve on two
-         * (see {@link TileKernels#fp4x1Quad}). Same operations per row, same bits.
-         */
-        private void oneTokenRows(int i0, int i1, int c0, int c1, float[] x, long xo, LinearScratch sc, int a0,
-                int span) {
-            int[] rows = sc.rows;
-            int m = 0;
-            for (int i = i0; i < i1; i++) {
-                if (!sc.rare[i - i0]) {
-                    rows[m++] = i;
-                }
-            }
-            long rowBytes = cols >>> 1;
-            long rowScales = cols >>> 5;
-            int q = m >>> 2;
-            for (int k = 0; k < q; k++) {
-                int ia = rows[k];
-                int ib = rows[k + q];
-                int ic = rows[k + 2 * q];
-                int id = rows[k + 3 * q];
-                long ra = rowStart + ia;
-                long rb = rowStart + ib;
-                long rc = rowStart + ic;
-                long rd = rowStart + id;
-                TileKernels.fp4x1Quad(w, ra * rowBytes, rb * rowBytes, rc * rowBytes, rd * rowBytes, s,
-                        ra * rowScales, rb * rowScales, rc * rowScales, rd * rowScales, c0, c1, x, xo, sc.acc,
-                        a0 + (ia - i0) * span, a0 + (ib - i0) * span, a0 + (ic - i0) * span, a0 + (id - i0) * span);
-            }
-            for (int k = 4 * q; k < m; k++) {
-                int i = rows[k];
-                panel(rowStart + i, 1, c0, c1, x, null, xo, sc, a0 + (i - i0) * span);
-            }
-        }
-
         private void panel(int row, int n, int c0, int c1, float[] x, double[] xw, long xo, LinearScratch sc, int ao) {
             switch (kind) {
-                case K_FP4 -> TileKernels.fp4(n, w, (long) row * (cols >>> 1), s, (long) row * (cols >>> 5),
-                        c0, c1, x, xo, sc.acc, ao);
                 case K_BF16 -> TileKernels.bf16(n, w, 2L * row * cols, c0, c1, x, xo, sc.acc, ao);
                 case K_BF16D -> TileKernels.bf16d(n, w, 2L * row * cols, c0, c1, xw, xo, sc.accD, ao);
                 default -> TileKernels.f32d(n, w, 4L * row * cols, c0, c1, xw, xo, sc.accD, ao);
@@ -1013,8 +864,8 @@ public final class FastKernels implements Kernels {
         /**
          * The lane sums of the n partial-sum vectors at a[a0 + k * L] into out[k] (a chunk's rows one after the other,
          * each row's tokens in order), 16 at a time where {@link TileKernels#SUMS}: the same bits as one
-         * {@link TileKernels#sum} per vector. One sum per row and token cost 5-8 % of an 8-token FP8 product of
-         * 8192x512 or 1024x1024 and 7-11 % of an 8- or 16-token FP4 one of 512x1024 (timed with the sums left out).
+         * {@link TileKernels#sum} per vector. One sum per row and token cost 5-8 % of an 8-token product of the
+         * former row-wise FP8 kernels (8192x512 or 1024x1024; timed with the sums left out).
          */
         private static void laneSums(float[] a, int a0, int n, float[] out) {
             int k = 0;
@@ -1056,43 +907,6 @@ public final class FastKernels implements Kernels {
         }
     }
 
-
-    /** True if any of the n scale bytes is 0 or 0xFF, which the vector scale decode cannot express. */
-    static boolean rareScales(MemorySegment s, long off, int n) {
-        int i = 0;
-        for (int bound = SCALE_BYTES.loopBound(n); i < bound; i += SCALE_BYTES.length()) {
-            ByteVector v = ByteVector.fromMemorySegment(SCALE_BYTES, s, off + i, ByteOrder.LITTLE_ENDIAN);
-            if (v.compare(VectorOperators.EQ, (byte) 0).or(v.compare(VectorOperators.EQ, (byte) -1)).anyTrue()) {
-                return true;
-            }
-        }
-        for (; i < n; i++) {
-            int b = s.get(ValueLayout.JAVA_BYTE, off + i) & 0xff;
-            if (b == 0 || b == 0xff) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    /**
-     * Scalar FP4 row for the rare rows with E8M0 codes 0 / 0xFF; x is in the permuted FP4 order. Per token a
-     * single float chain in column order, so it is batch-invariant too (a row takes this path or not by its
-     * scales alone).
-     */
-    static void fp4RowScalar(MemorySegment w, MemorySegment s, long wo, long so, int cols, float[] x, long xbase,
-                             int n, float[] r) {
-        Arrays.fill(r, 0, n, 0f);
-        for (int c = 0; c < cols; c++) {
-            int b = w.get(ValueLayout.JAVA_BYTE, wo + (c >>> 1));
-            int code = (c & 1) == 0 ? b & 0xf : (b >>> 4) & 0xf;
-            float wv = FP4[code] * E8M0[s.get(ValueLayout.JAVA_BYTE, so + (c >>> 5)) & 0xff];
-            int p = permutedIndex(c, 8);
-            for (int t = 0; t < n; t++) {
-                r[t] += wv * x[(int) xIndex(xbase, n, p, t, GROUP)];
-            }
-        }
-    }
 
     // ------------------------------------------------------------------------------------------------ attention
 

@@ -22,8 +22,9 @@ import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Inner kernels of {@link FastKernels} (FP4, BF16 and the float64 ones; FP8 is {@link Fp8PanelKernels}): one weight
- * row, columns [c0, c1), against a tile of T = 1..16 tokens.
+ * Inner kernels of {@link FastKernels} for BF16 and float64 linears (FP8 and FP4 are {@link Fp8PanelKernels} and
+ * {@link Fp4PanelKernels}), and the vector helpers all of them share: one weight row, columns [c0, c1), against a
+ * tile of T = 1..16 tokens.
  * Hand-written (the previous version was generated per tile size by a script; this one is not generated).
  *
  * <h2>Batch invariance</h2>
@@ -32,7 +33,7 @@ import jdk.incubator.vector.VectorSpecies;
  * between calls; a store and reload is exact), and per group of 8 weight vectors (G = 8V columns)
  * <pre>
  *   b = fma(d0, x0, +0); b = fma(d1, x1, b); ... b = fma(d7, x7, b);     // one chain, column order
- *   a = fma(b, scale, a)   (FP4)      or      a = a + b   (BF16, and the float64 kernels)
+ *   a = a + b
  * </pre>
  * then {@link #sum} (a fixed butterfly, never {@code reduceLanes}, see there) and the scalar tail columns in
  * order (FastKernels). So a token gets the same bits alone, in a tile of 16, in panels of any width that is a
@@ -41,26 +42,19 @@ import jdk.incubator.vector.VectorSpecies;
  * from zero), never from splitting one token's sum into a tile-dependent number of partial accumulators.
  *
  * <h2>Code shape</h2>
- * FP4 runs each block of 8 tokens as its own {@code xX8} pass, 8 chains (an FMA has latency 4 on two ports,
- * so 4 chains leave the ports half idle): the decode is cheap enough to repeat per block, and the accumulators stay
- * in registers. The 2 to 7 tokens after the blocks of 8 run in one more pass,
- * {@code xX2} ... {@code xX7}, with one decode per group for all of them and their accumulators in registers (with a
- * block of 4 and then one token at a time, 5-7 tokens decoded every group twice and 2-3 tokens paid a store-to-load
- * round trip per token and group: 1.15-1.45x slower); {@code xR} runs a single leftover token; {@code fp4x1} is the 1-token kernel, each
- * weight vector decoded straight into the chain; {@code fp4x1Quad} runs it for four rows per call (rows far apart:
- * weight streams fetched at once). The bf16 and f32 kernels (small matrices here) run blocks of 4
- * ({@code xB4}, {@code xX4}) and the 1-3 leftover tokens one at a time ({@code xR}). C2 is sensitive to shape here, each rule
- * measured:
+ * The bf16 and f32 kernels (small matrices here) run blocks of 4 tokens ({@code xB4}, {@code xX4}) and the 1-3
+ * leftover tokens one at a time ({@code xR}); {@code bf16dX8} runs 8 float64 chains. C2 is sensitive to shape here, each
+ * rule measured (also in the FP8 and FP4 kernels):
  * <ul>
  * <li>Activation indices are ints of the form {@code base + constant}, so C2 proves one range check for the
  *     whole block instead of one per load. The previous form, a long byte offset shifted and narrowed per load,
  *     cost ~5 scalar instructions per FMA on the vector ports' neighbours.
  * <li>Methods stay small: one hand-unrolled method per tile size (up to 128 FMAs) was more than C1 can compile
  *     ("out of virtual registers"); such a method then stays interpreted until C2's thresholds are met, seconds
- *     to minutes later (a 12-token tile ran at 0.4 GFLOP/s for a whole benchmark, tests ran 10x longer). The xX8
- *     kernels are therefore loops over the weight vectors, which C2 unrolls in part.
- * <li>No decode is a call: the FP4 scale and nibble decodes are written out in each kernel, and so are the bf16
- *     weight decode and the bf16 rounding of vectors (FastKernels, HcPost).
+ *     to minutes later (a 12-token tile ran at 0.4 GFLOP/s for a whole benchmark, tests ran 10x longer). Kernels
+ *     are therefore loops over the weight vectors, which C2 unrolls in part.
+ * <li>No decode is a call: weight decodes are written out in each kernel, and so is the bf16 rounding of vectors
+ *     (FastKernels, HcPost).
  *     As helpers, C2 left them out of the big kernels as "callee is too large", "already compiled into a big
  *     method" or "NodeCountInliningCutoff", depending on the run and the process: a helper returning a vector
  *     then boxed one per group, and a former FP8 group helper (a void call with a segment slice) cost a call, a slice
@@ -75,12 +69,10 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <h2>Decoding</h2>
  * <ul>
- * <li>FP4: an int lane holds 8 nibbles; nibble j of every lane is {@code (q >>> 4j).selectFrom(FP4_A, FP4_B)}.
- *     The two-table selectFrom wraps the index (index & (2L-1)) instead of range-checking it, so it compiles to
- *     vpand + vpermi2d and the bits above the nibble can stay in the index.
- * <li>FP4 scales: lane i of a chunk belongs to 32-block i/4; the chunk's L/4 scale bytes are broadcast, shifted
- *     per lane and moved into the float exponent, giving 2^(e-127). Codes 0 and 0xFF cannot be expressed that
- *     way (they would read as 0 and +inf); FastKernels sends rows holding them to a scalar path.
+ * <li>FP4 ({@link Fp4PanelKernels}): an int lane holds 8 nibbles; nibble j of every lane is
+ *     {@code (q >>> 4j).selectFrom(FP4_A, FP4_B)}. The two-table selectFrom wraps the index (index & (2L-1))
+ *     instead of range-checking it, so it compiles to vpand + vpermi2d and the bits above the nibble can stay in
+ *     the index.
  * <li>BF16: an int lane holds two weights; {@code q << 16} is the even one, {@code q & 0xffff0000} the odd one.
  * <li>float64 kernels (the "wide" linears): bf16 or f32 weights are widened exactly to double
  *     (vcvtps2pd from each half of a full float vector) and multiplied by activations stored as doubles; products of
@@ -92,8 +84,8 @@ import jdk.incubator.vector.VectorSpecies;
  * of the group starting at column c are contiguous at element {@code T*c + t*G} (floats, or doubles for the
  * float64 kernels). Within each group the columns are permuted so
  * that lane i of the j-th weight vector meets lane i of the j-th activation vector (see
- * {@link FastKernels#permute}). Only 256- and 512-bit species are supported: the FP4 decode needs two int vectors
- * to hold the 16-entry table.
+ * {@link FastKernels#permute}). Only 256- and 512-bit species are supported: the FP4 decode needs one or two int
+ * vectors to hold the 16-entry table.
  */
 final class TileKernels {
     private TileKernels() {}
@@ -120,7 +112,7 @@ final class TileKernels {
     static final VectorSpecies<Double> DS = VectorSpecies.of(double.class, FS.vectorShape());
     static final int LD = DS.length();
 
-    /** Columns per group of the float kernels: 8 weight vectors (FP4: one int vector of 8 nibbles per lane). */
+    /** Columns per group of the float kernels: 8 weight vectors. */
     static final int GROUP = 8 * L;
     /** Columns per group of the float64 kernels: 8 double vectors. */
     static final int DGROUP = 8 * LD;
@@ -140,8 +132,6 @@ final class TileKernels {
      * repetition); for L = 8 they are codes 0..7 and 8..15.
      */
     static final IntVector FP4_A, FP4_B;
-    /** Lane i of an FP4 chunk belongs to 32-block i/4 of the chunk: its scale byte sits at bit 8*(i/4). */
-    static final IntVector SCALE_SHIFT;
 
     /** Lane i takes lane i ^ k: the butterfly steps of {@link #sum} (S8 only used when L == 16). */
     private static final VectorShuffle<Float> S8, S4, S2, S1;
@@ -159,15 +149,12 @@ final class TileKernels {
         }
         int[] a = new int[L];
         int[] b = new int[L];
-        int[] sh = new int[L];
         for (int i = 0; i < L; i++) {
             a[i] = Float.floatToRawIntBits(Fp4E2m1.toFloat(i));
             b[i] = Float.floatToRawIntBits(Fp4E2m1.toFloat(L == 16 ? i : i + 8));
-            sh[i] = 8 * (i / 4);
         }
         FP4_A = IntVector.fromArray(IS, a, 0);
         FP4_B = IntVector.fromArray(IS, b, 0);
-        SCALE_SHIFT = IntVector.fromArray(IS, sh, 0);
         S8 = VectorShuffle.fromOp(FS, i -> (i ^ 8) & (L - 1));
         S4 = VectorShuffle.fromOp(FS, i -> (i ^ 4) & (L - 1));
         S2 = VectorShuffle.fromOp(FS, i -> i ^ 2);
@@ -332,482 +319,6 @@ final class TileKernels {
     // The float64 kernels widen weights in place ((DoubleVector) v.convertShape(F2D, DS, 0)), not through a helper:
     // a helper taking or returning a vector met C2's node count cutoff inside bf16dB4 in some compilations, and a
     // vector that crosses a call C2 does not inline is boxed.
-
-    /**
-     * FP4 weights (row at byte wo, per-32 E8M0 scales at so), tokens [0, T) of a tile of T <= 8. FastKernels runs a
-     * larger tile one block of 8 at a time ({@link #fp4Block}), each block decoding the group itself with its
-     * accumulators in registers. The former fp4B8 (one decode for all blocks, accumulators in memory) was slower: 16
-     * tokens 1.08-1.18x, 12 tokens 1.15x (hot, 1 thread) and 16 tokens 1.10x cold on 2 threads, the activation arrays
-     * aligned.
-     */
-    static void fp4(int T, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
-            float[] acc, int ao) {
-        assert T <= 8 : T;
-        if (T == 1) {
-            fp4x1(w, wo, s, so, c0, c1, x, xo, acc, ao);
-        } else {
-            fp4Block(T, 0, w, wo, s, so, c0, c1, x, xo, acc, ao);
-        }
-    }
-
-    /**
-     * {@link #fp4} for one block of its tile: tokens [t, t + min(8, T - t)), the last block when fewer than 8 are
-     * left. Running a tile block by block (each over all panels and rows before the next) lets a block's panel be as
-     * wide as 8 tokens allow instead of T; the operations per token are those of {@link #fp4}.
-     */
-    static void fp4Block(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
-            long xo, float[] acc, int ao) {
-        switch (Math.min(8, T - t)) {
-            case 1 -> fp4R(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 2 -> fp4X2(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 3 -> fp4X3(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 4 -> fp4X4(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 5 -> fp4X5(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 6 -> fp4X6(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 7 -> fp4X7(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            case 8 -> fp4X8(T, t, w, wo, s, so, c0, c1, x, xo, acc, ao);
-            default -> { }
-        }
-    }
-
-    /**
-     * {@link #fp4}, the 2 tokens [t, t + 2) left after the blocks of 8 (T - t = 2), one decode per group and the
-     * accumulators in registers; the same operations per token as {@link #fp4R}. 2 to 8 tokens each have their own
-     * method (loops over the 8 weight vectors, chains written out) so that the decode is shared by all of them and no
-     * accumulator makes a store-to-load round trip per group: {@code fp4R} for 2 tokens costs 1.6x as much, and a block of 4 followed by {@code fp4R} decodes every group twice.
-     */
-    static void fp4X2(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
-            long xo, float[] acc, int ao) {
-        int at = ao + t * L;
-        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
-        for (int c = c0; c < c1; c += GROUP) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
-                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
-            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
-            for (int j = 1; j < 8; j++) {
-                d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-                int xj = xt + j * L;
-                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
-                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-        }
-        a0.intoArray(acc, at + 0 * L);
-        a1.intoArray(acc, at + 1 * L);
-    }
-
-    /** {@link #fp4X2} for 3 tokens. */
-    static void fp4X3(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
-            long xo, float[] acc, int ao) {
-        int at = ao + t * L;
-        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
-        for (int c = c0; c < c1; c += GROUP) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
-                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
-            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
-            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
-            for (int j = 1; j < 8; j++) {
-                d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-                int xj = xt + j * L;
-                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
-                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
-                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-        }
-        a0.intoArray(acc, at + 0 * L);
-        a1.intoArray(acc, at + 1 * L);
-        a2.intoArray(acc, at + 2 * L);
-    }
-
-    /** {@link #fp4X2} for 4 tokens. */
-    static void fp4X4(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
-            long xo, float[] acc, int ao) {
-        int at = ao + t * L;
-        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
-        for (int c = c0; c < c1; c += GROUP) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
-                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
-            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
-            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
-            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
-            for (int j = 1; j < 8; j++) {
-                d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-                int xj = xt + j * L;
-                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
-                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
-                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
-                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-        }
-        a0.intoArray(acc, at + 0 * L);
-        a1.intoArray(acc, at + 1 * L);
-        a2.intoArray(acc, at + 2 * L);
-        a3.intoArray(acc, at + 3 * L);
-    }
-
-    /** {@link #fp4X2} for 5 tokens. */
-    static void fp4X5(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
-            long xo, float[] acc, int ao) {
-        int at = ao + t * L;
-        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, at + 4 * L);
-        for (int c = c0; c < c1; c += GROUP) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
-                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
-            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
-            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
-            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
-            FloatVector b4 = d.fma(FloatVector.fromArray(FS, x, xt + 4 * GROUP), FloatVector.zero(FS));
-            for (int j = 1; j < 8; j++) {
-                d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-                int xj = xt + j * L;
-                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
-                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
-                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
-                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
-                b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-            a4 = b4.fma(sv, a4);
-        }
-        a0.intoArray(acc, at + 0 * L);
-        a1.intoArray(acc, at + 1 * L);
-        a2.intoArray(acc, at + 2 * L);
-        a3.intoArray(acc, at + 3 * L);
-        a4.intoArray(acc, at + 4 * L);
-    }
-
-    /** {@link #fp4X2} for 6 tokens. */
-    static void fp4X6(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
-            long xo, float[] acc, int ao) {
-        int at = ao + t * L;
-        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, at + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, at + 5 * L);
-        for (int c = c0; c < c1; c += GROUP) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
-                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
-            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
-            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
-            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
-            FloatVector b4 = d.fma(FloatVector.fromArray(FS, x, xt + 4 * GROUP), FloatVector.zero(FS));
-            FloatVector b5 = d.fma(FloatVector.fromArray(FS, x, xt + 5 * GROUP), FloatVector.zero(FS));
-            for (int j = 1; j < 8; j++) {
-                d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-                int xj = xt + j * L;
-                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
-                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
-                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
-                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
-                b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
-                b5 = d.fma(FloatVector.fromArray(FS, x, xj + 5 * GROUP), b5);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-            a4 = b4.fma(sv, a4);
-            a5 = b5.fma(sv, a5);
-        }
-        a0.intoArray(acc, at + 0 * L);
-        a1.intoArray(acc, at + 1 * L);
-        a2.intoArray(acc, at + 2 * L);
-        a3.intoArray(acc, at + 3 * L);
-        a4.intoArray(acc, at + 4 * L);
-        a5.intoArray(acc, at + 5 * L);
-    }
-
-    /** {@link #fp4X2} for 7 tokens. */
-    static void fp4X7(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
-            long xo, float[] acc, int ao) {
-        int at = ao + t * L;
-        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, at + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, at + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, at + 6 * L);
-        for (int c = c0; c < c1; c += GROUP) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
-                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
-            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
-            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
-            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
-            FloatVector b4 = d.fma(FloatVector.fromArray(FS, x, xt + 4 * GROUP), FloatVector.zero(FS));
-            FloatVector b5 = d.fma(FloatVector.fromArray(FS, x, xt + 5 * GROUP), FloatVector.zero(FS));
-            FloatVector b6 = d.fma(FloatVector.fromArray(FS, x, xt + 6 * GROUP), FloatVector.zero(FS));
-            for (int j = 1; j < 8; j++) {
-                d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-                int xj = xt + j * L;
-                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
-                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
-                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
-                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
-                b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
-                b5 = d.fma(FloatVector.fromArray(FS, x, xj + 5 * GROUP), b5);
-                b6 = d.fma(FloatVector.fromArray(FS, x, xj + 6 * GROUP), b6);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-            a4 = b4.fma(sv, a4);
-            a5 = b5.fma(sv, a5);
-            a6 = b6.fma(sv, a6);
-        }
-        a0.intoArray(acc, at + 0 * L);
-        a1.intoArray(acc, at + 1 * L);
-        a2.intoArray(acc, at + 2 * L);
-        a3.intoArray(acc, at + 3 * L);
-        a4.intoArray(acc, at + 4 * L);
-        a5.intoArray(acc, at + 5 * L);
-        a6.intoArray(acc, at + 6 * L);
-    }
-
-    /** {@link #fp4X2} for 8 tokens, the accumulators in registers; a tile's blocks of 8 all run here. */
-    static void fp4X8(int T, int t, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x,
-            long xo, float[] acc, int ao) {
-        int at = ao + t * L;
-        FloatVector a0 = FloatVector.fromArray(FS, acc, at + 0 * L);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, at + 1 * L);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, at + 2 * L);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, at + 3 * L);
-        FloatVector a4 = FloatVector.fromArray(FS, acc, at + 4 * L);
-        FloatVector a5 = FloatVector.fromArray(FS, acc, at + 5 * L);
-        FloatVector a6 = FloatVector.fromArray(FS, acc, at + 6 * L);
-        FloatVector a7 = FloatVector.fromArray(FS, acc, at + 7 * L);
-        for (int c = c0; c < c1; c += GROUP) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
-                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            int xt = (int) (xo >>> 2) + T * c + GROUP * t;
-            FloatVector d = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector b0 = d.fma(FloatVector.fromArray(FS, x, xt + 0 * GROUP), FloatVector.zero(FS));
-            FloatVector b1 = d.fma(FloatVector.fromArray(FS, x, xt + 1 * GROUP), FloatVector.zero(FS));
-            FloatVector b2 = d.fma(FloatVector.fromArray(FS, x, xt + 2 * GROUP), FloatVector.zero(FS));
-            FloatVector b3 = d.fma(FloatVector.fromArray(FS, x, xt + 3 * GROUP), FloatVector.zero(FS));
-            FloatVector b4 = d.fma(FloatVector.fromArray(FS, x, xt + 4 * GROUP), FloatVector.zero(FS));
-            FloatVector b5 = d.fma(FloatVector.fromArray(FS, x, xt + 5 * GROUP), FloatVector.zero(FS));
-            FloatVector b6 = d.fma(FloatVector.fromArray(FS, x, xt + 6 * GROUP), FloatVector.zero(FS));
-            FloatVector b7 = d.fma(FloatVector.fromArray(FS, x, xt + 7 * GROUP), FloatVector.zero(FS));
-            for (int j = 1; j < 8; j++) {
-                d = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-                int xj = xt + j * L;
-                b0 = d.fma(FloatVector.fromArray(FS, x, xj + 0 * GROUP), b0);
-                b1 = d.fma(FloatVector.fromArray(FS, x, xj + 1 * GROUP), b1);
-                b2 = d.fma(FloatVector.fromArray(FS, x, xj + 2 * GROUP), b2);
-                b3 = d.fma(FloatVector.fromArray(FS, x, xj + 3 * GROUP), b3);
-                b4 = d.fma(FloatVector.fromArray(FS, x, xj + 4 * GROUP), b4);
-                b5 = d.fma(FloatVector.fromArray(FS, x, xj + 5 * GROUP), b5);
-                b6 = d.fma(FloatVector.fromArray(FS, x, xj + 6 * GROUP), b6);
-                b7 = d.fma(FloatVector.fromArray(FS, x, xj + 7 * GROUP), b7);
-            }
-            a0 = b0.fma(sv, a0);
-            a1 = b1.fma(sv, a1);
-            a2 = b2.fma(sv, a2);
-            a3 = b3.fma(sv, a3);
-            a4 = b4.fma(sv, a4);
-            a5 = b5.fma(sv, a5);
-            a6 = b6.fma(sv, a6);
-            a7 = b7.fma(sv, a7);
-        }
-        a0.intoArray(acc, at + 0 * L);
-        a1.intoArray(acc, at + 1 * L);
-        a2.intoArray(acc, at + 2 * L);
-        a3.intoArray(acc, at + 3 * L);
-        a4.intoArray(acc, at + 4 * L);
-        a5.intoArray(acc, at + 5 * L);
-        a6.intoArray(acc, at + 6 * L);
-        a7.intoArray(acc, at + 7 * L);
-    }
-
-    /** {@link #fp4}, tokens [t0, T) one at a time (the one left over by the blocks of 4 and 8). */
-    static void fp4R(int T, int t0, MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
-            float[] acc, int ao) {
-        for (int c = c0; c < c1; c += GROUP) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            FloatVector sv = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so + (c >>> 5))
-                    : s.get(SHORT_LE, so + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            FloatVector d0 = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d1 = q.lanewise(LSHR, 4).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d2 = q.lanewise(LSHR, 8).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d3 = q.lanewise(LSHR, 12).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d4 = q.lanewise(LSHR, 16).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d5 = q.lanewise(LSHR, 20).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d6 = q.lanewise(LSHR, 24).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            FloatVector d7 = q.lanewise(LSHR, 28).selectFrom(FP4_A, FP4_B).reinterpretAsFloats();
-            int xg = (int) (xo >>> 2) + T * c;
-            for (int t = t0; t < T; t++) {
-                int xt = xg + GROUP * t;
-                FloatVector b = d0.fma(FloatVector.fromArray(FS, x, xt + 0 * L), FloatVector.zero(FS));
-                b = d1.fma(FloatVector.fromArray(FS, x, xt + 1 * L), b);
-                b = d2.fma(FloatVector.fromArray(FS, x, xt + 2 * L), b);
-                b = d3.fma(FloatVector.fromArray(FS, x, xt + 3 * L), b);
-                b = d4.fma(FloatVector.fromArray(FS, x, xt + 4 * L), b);
-                b = d5.fma(FloatVector.fromArray(FS, x, xt + 5 * L), b);
-                b = d6.fma(FloatVector.fromArray(FS, x, xt + 6 * L), b);
-                b = d7.fma(FloatVector.fromArray(FS, x, xt + 7 * L), b);
-                int ai = ao + t * L;
-                b.fma(sv, FloatVector.fromArray(FS, acc, ai)).intoArray(acc, ai);
-            }
-        }
-    }
-
-    /**
-     * {@link #fp4} for one token, the accumulator in a register: the same operations, two groups per iteration with
-     * their chains interleaved. A group's 8 FMAs are one dependent chain, so one group at a time left the FMA ports
-     * waiting on it: interleaving two independent chains ran 1.10-1.17x faster from cache (512x1024, one thread),
-     * 1.05-1.15x from DRAM. The accumulator still takes the groups in column order, so the bits do not change.
-     */
-    static void fp4x1(MemorySegment w, long wo, MemorySegment s, long so, int c0, int c1, float[] x, long xo,
-                      float[] acc, int ao) {
-        FloatVector a = FloatVector.fromArray(FS, acc, ao);
-        int c = c0;
-        for (; c + 2 * GROUP <= c1; c += 2 * GROUP) {
-            IntVector q = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1), LE);
-            IntVector r = IntVector.fromMemorySegment(IS, w, wo + (c >>> 1) + GROUP / 2, LE);
-            long sa = so + (c >>> 5);
-            int sq = L == 16 ? s.get(INT_LE, sa) : s.get(SHORT_LE, sa) & 0xffff;
-            int sr = L == 16 ? s.get(INT_LE, sa + GROUP / 32) : s.get(SHORT_LE, sa + GROUP / 32) & 0xffff;
-            FloatVector sv = IntVector.broadcast(IS, sq).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            FloatVector sw = IntVector.broadcast(IS, sr).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            int xq = (int) (xo >>> 2) + c;
-            int xr = xq + GROUP;
-            FloatVector b = q.selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
-                    .fma(FloatVector.fromArray(FS, x, xq), FloatVector.zero(FS));
-            FloatVector e = r.selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
-                    .fma(FloatVector.fromArray(FS, x, xr), FloatVector.zero(FS));
-            for (int j = 1; j < 8; j++) {
-                b = q.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
-                        .fma(FloatVector.fromArray(FS, x, xq + j * L), b);
-                e = r.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats()
-                        .fma(FloatVector.fromArray(FS, x, xr + j * L), e);
-            }
-            a = b.fma(sv, a);
-            a = e.fma(sw, a);
-        }
-        a.intoArray(acc, ao);
-        if (c < c1) {
-            fp4R(1, 0, w, wo, s, so, c, c1, x, xo, acc, ao); // the odd last group: the same chain and scale FMA
-        }
-    }
-
-    /**
-     * {@link #fp4x1} for four rows at once (rows at bytes wo0..wo3, scales at so0..so3, accumulators at ao0..ao3), one
-     * group of each per iteration: each row's operations exactly as there (a chain from zero per group, then the
-     * scale FMA into its accumulator in column order), so the same bits, with four FMA chains in flight and each
-     * activation vector loaded once for all four rows. FastKernels gives it rows a quarter of a row chunk apart:
-     * four weight streams that the memory system fetches at once. Against two rows half a chunk apart per call
-     * (itself 0.71-0.81x the time of two neighbouring rows from DRAM), paired rounds, one thread: 512x1024 0.93-0.94,
-     * 1024x512 0.96-0.98, 2048x4096 0.96 from DRAM, 0.92-0.94 from cache; two threads from DRAM 0.85-0.90. The rows
-     * of an expert's matrices are short (4-8 groups), so one row per call also paid its call and accumulator load
-     * and store per row (a 1024x512 product took 1.34x the time of a 128x4096 one with the same work).
-     */
-    static void fp4x1Quad(MemorySegment w, long wo0, long wo1, long wo2, long wo3, MemorySegment s, long so0,
-            long so1, long so2, long so3, int c0, int c1, float[] x, long xo, float[] acc, int ao0, int ao1, int ao2,
-            int ao3) {
-        FloatVector a0 = FloatVector.fromArray(FS, acc, ao0);
-        FloatVector a1 = FloatVector.fromArray(FS, acc, ao1);
-        FloatVector a2 = FloatVector.fromArray(FS, acc, ao2);
-        FloatVector a3 = FloatVector.fromArray(FS, acc, ao3);
-        for (int c = c0; c < c1; c += GROUP) {
-            IntVector q0 = IntVector.fromMemorySegment(IS, w, wo0 + (c >>> 1), LE);
-            IntVector q1 = IntVector.fromMemorySegment(IS, w, wo1 + (c >>> 1), LE);
-            IntVector q2 = IntVector.fromMemorySegment(IS, w, wo2 + (c >>> 1), LE);
-            IntVector q3 = IntVector.fromMemorySegment(IS, w, wo3 + (c >>> 1), LE);
-            int xq = (int) (xo >>> 2) + c;
-            FloatVector xv = FloatVector.fromArray(FS, x, xq);
-            FloatVector b0 = q0.selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, FloatVector.zero(FS));
-            FloatVector b1 = q1.selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, FloatVector.zero(FS));
-            FloatVector b2 = q2.selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, FloatVector.zero(FS));
-            FloatVector b3 = q3.selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, FloatVector.zero(FS));
-            for (int j = 1; j < 8; j++) {
-                xv = FloatVector.fromArray(FS, x, xq + j * L);
-                b0 = q0.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, b0);
-                b1 = q1.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, b1);
-                b2 = q2.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, b2);
-                b3 = q3.lanewise(LSHR, 4 * j).selectFrom(FP4_A, FP4_B).reinterpretAsFloats().fma(xv, b3);
-            }
-            FloatVector s0 = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so0 + (c >>> 5))
-                    : s.get(SHORT_LE, so0 + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            a0 = b0.fma(s0, a0);
-            FloatVector s1 = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so1 + (c >>> 5))
-                    : s.get(SHORT_LE, so1 + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            a1 = b1.fma(s1, a1);
-            FloatVector s2 = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so2 + (c >>> 5))
-                    : s.get(SHORT_LE, so2 + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            a2 = b2.fma(s2, a2);
-            FloatVector s3 = IntVector.broadcast(IS, L == 16 ? s.get(INT_LE, so3 + (c >>> 5))
-                    : s.get(SHORT_LE, so3 + (c >>> 5)) & 0xffff).lanewise(LSHR, SCALE_SHIFT).and(0xff).lanewise(LSHL, 23)
-                    .reinterpretAsFloats();
-            a3 = b3.fma(s3, a3);
-        }
-        a0.intoArray(acc, ao0);
-        a1.intoArray(acc, ao1);
-        a2.intoArray(acc, ao2);
-        a3.intoArray(acc, ao3);
-    }
 
     /** BF16 weights (row at byte wo), float32 accumulation, tokens [0, T) of a tile of T. */
     static void bf16(int T, MemorySegment w, long wo, int c0, int c1, float[] x, long xo,

@@ -120,11 +120,13 @@ public final class Checkpoint implements AutoCloseable {
     }
 
     /**
-     * Whether the huge-page copy holds the tensor: a wanted one, except FP8 e4m3 codes, which their one reader
-     * (ModelWeights) repacks into memory from {@link #allocate} anyway; a copy of them would only double their memory.
+     * Whether the huge-page copy holds the tensor: a wanted one, except the FP8 and FP4 weights (e4m3 codes, packed
+     * e2m1 codes stored as I8, their E8M0 scales), which their one reader (ModelWeights' binder) repacks into memory
+     * from {@link #allocate} anyway: a copy of them would only double their memory.
      */
     private static boolean copied(TensorInfo t, Predicate<String> wanted) {
-        return wanted.test(t.name()) && t.dtype() != DType.F8_E4M3;
+        return wanted.test(t.name()) && t.dtype() != DType.F8_E4M3 && t.dtype() != DType.I8
+                && t.dtype() != DType.F8_E8M0;
     }
 
     /** Slabs of {@link #allocate}: one huge page region serves many small matrices. */

@@ -53,15 +53,22 @@ public record Fp8Matrix(String name, int rows, int cols, MemorySegment data, Mem
     }
 
     /**
-     * This matrix in the panelled layout, its codes copied into memory from {@code allocate} (given the byte count,
-     * returning zeroed memory of at least that size); the scales are shared. Returns this matrix if it is panelled.
+     * This matrix in the panelled layout, its codes and scales (as they are) copied into memory from
+     * {@code allocate} (given a byte count, returning zeroed memory of at least that size). Returns this matrix if it
+     * is panelled.
      */
     public Fp8Matrix panelled(LongFunction<MemorySegment> allocate) {
         if (panelled) {
             return this;
         }
         long bytes = panelledBytes(rows, cols);
-        MemorySegment p = bytes == 0 ? MemorySegment.NULL : allocate.apply(bytes);
+        if (bytes == 0) {
+            return new Fp8Matrix(name, rows, cols, MemorySegment.NULL, scale, true);
+        }
+        long scaleBytes = (long) ((rows + BLOCK - 1) / BLOCK) * scaleCols();
+        MemorySegment p = allocate.apply(bytes + scaleBytes);
+        MemorySegment ps = p.asSlice(bytes, scaleBytes);
+        MemorySegment.copy(scale, 0, ps, 0, scaleBytes);
         byte[] in = new byte[PANEL * cols];
         byte[] panel = new byte[PANEL * cols];
         for (int r0 = 0; r0 < rows; r0 += PANEL) {
@@ -75,6 +82,6 @@ public record Fp8Matrix(String name, int rows, int cols, MemorySegment data, Mem
             }
             MemorySegment.copy(panel, 0, p, ValueLayout.JAVA_BYTE, (long) r0 * cols, panel.length);
         }
-        return new Fp8Matrix(name, rows, cols, bytes == 0 ? p : p.asSlice(0, bytes), scale, true);
+        return new Fp8Matrix(name, rows, cols, p.asSlice(0, bytes), ps, true);
     }
 }

@@ -174,7 +174,7 @@ public final class ModelWeights {
         Fp4Matrix fp4(String p, int rows, int cols) {
             TensorInfo w = ck.get(p + ".weight", DType.I8, rows, cols / 2);
             TensorInfo s = ck.get(p + ".scale", DType.F8_E8M0, rows, cols / 32);
-            return new Fp4Matrix(p, rows, cols, w.data(), s.data());
+            return new Fp4Matrix(p, rows, cols, w.data(), s.data()).panelled(ck::allocate);
         }
 
         Bf16Matrix bf16Matrix(String name, int rows, int cols) {

@@ -69,31 +69,33 @@ class ExpertWeightsTest {
     }
 
     /**
-     * FP8 matrices are repacked at load into the panelled layout the fast kernels read, in memory the checkpoint owns
-     * (a huge-page copy leaves the FP8 codes out: the repacked matrix is their only copy), and hold every code of the
-     * checkpoint where {@link Fp8Matrix#code} says.
+     * FP8 and FP4 matrices are repacked at load into the panelled layouts the fast kernels read, in memory the
+     * checkpoint owns (a huge-page copy leaves their codes and scales out: the repacked matrix is their only copy),
+     * and hold every code and scale of the checkpoint where {@code code} and {@code scaleCode} say; so do the experts
+     * an expert worker binds.
      */
     @Test
-    void fp8MatricesArePanelledCopiesOfTheCheckpointCodes() {
+    void fp8AndFp4MatricesArePanelledCopiesOfTheCheckpoint() {
         ModelConfig c = ModelConfig.load(tiny);
         for (WeightMemory memory : WeightMemory.values()) {
             try (Checkpoint ck = Checkpoint.open(tiny, n -> true, memory);
                  Checkpoint raw = Checkpoint.open(tiny, n -> true, WeightMemory.MAPPED)) {
-                ModelWeights mw = new ModelWeights(c, ck, ModelWeights.ExpertFilter.NONE);
-                long fp8Bytes = 0;
+                ModelWeights mw = new ModelWeights(c, ck, (l, e) -> l == 1 && e == 2);
+                long repacked = 0;
                 for (TensorInfo t : ck.tensors().values()) {
-                    if (t.dtype() == DType.F8_E4M3) {
-                        fp8Bytes += t.data().byteSize();
+                    if (t.dtype() == DType.F8_E4M3 || t.dtype() == DType.I8 || t.dtype() == DType.F8_E8M0) {
+                        repacked += t.data().byteSize();
                     }
                 }
-                assertTrue(fp8Bytes > 0);
+                assertTrue(repacked > 0);
                 if (ck.memory() == WeightMemory.HUGE_PAGES) {
                     long all = 0;
                     for (TensorInfo t : ck.tensors().values()) {
                         all += t.data().byteSize();
                     }
-                    assertTrue(ck.copiedBytes() < all - fp8Bytes + 64L * ck.tensors().size(),
-                            "FP8 codes are not in the huge-page copy: " + ck.copiedBytes() + " of " + all + ", FP8 " + fp8Bytes);
+                    assertTrue(ck.copiedBytes() < all - repacked + 64L * ck.tensors().size(),
+                            "FP8/FP4 codes and scales are not in the huge-page copy: " + ck.copiedBytes() + " of "
+                                    + all + ", repacked " + repacked);
                 }
                 for (Fp8Matrix m : new Fp8Matrix[] {mw.layers[0].attn().wqA(), mw.layers[1].attn().wkv(),
                         mw.layers[c.nLayers() - 1].attn().woB(), mw.mtp.eProj()}) {
@@ -105,6 +107,25 @@ class ExpertWeightsTest {
                         for (int col = 0; col < m.cols(); col++) {
                             assertEquals(codes.get(ValueLayout.JAVA_BYTE, (long) r * m.cols() + col) & 0xff,
                                     m.code(r, col), m.name() + " (" + r + ", " + col + ")");
+                        }
+                    }
+                }
+                ModelWeights.Expert ex = mw.layers[1].ffn().experts()[2];
+                try (ExpertWeights ew = ExpertWeights.open(tiny, c, (l, e) -> l == 1 && e == 2)) {
+                    for (Fp4Matrix[] m : new Fp4Matrix[][] {{ex.w1(), ew.expert(1, 2).w1()},
+                            {ex.w2(), ew.expert(1, 2).w2()}, {ex.w3(), ew.expert(1, 2).w3()}}) {
+                        assertTrue(m[0].panelled() && m[1].panelled(), m[0].name());
+                        Fp4Matrix rowMajor = new Fp4Matrix(m[0].name(), m[0].rows(), m[0].cols(),
+                                raw.get(m[0].name() + ".weight", DType.I8, m[0].rows(), m[0].cols() / 2).data(),
+                                raw.get(m[0].name() + ".scale", DType.F8_E8M0, m[0].rows(), m[0].cols() / 32).data());
+                        for (int r = 0; r < m[0].rows(); r++) {
+                            for (int col = 0; col < m[0].cols(); col++) {
+                                int want = rowMajor.code(r, col);
+                                assertEquals(want, m[0].code(r, col), m[0].name() + " (" + r + ", " + col + ")");
+                                assertEquals(want, m[1].code(r, col));
+                                assertEquals(rowMajor.scaleCode(r, col), m[0].scaleCode(r, col));
+                                assertEquals(rowMajor.scaleCode(r, col), m[1].scaleCode(r, col));
+                            }
                         }
                     }
                 }
