@@ -370,6 +370,8 @@ public final class FastKernels implements Kernels {
         /** Strips per chunk at most: 24 strips x 16 tokens x L floats of partial sums (24 KiB with 512-bit lanes). */
         static final int MAX_STRIPS = 24;
         static final int PAD = Math.max(Fp8PanelKernels.GROUP_STRIPS, Fp4PanelKernels.GROUP_STRIPS);
+        /** Partial-sum floats per strip, the same in both kernel classes: one vector per token of a tile. */
+        static final int SLOT = Fp8PanelKernels.SLOT;
         final AtomicInteger next = new AtomicInteger();
         final float[][] acc;
         final long[][] off;
@@ -396,7 +398,7 @@ public final class FastKernels implements Kernels {
             sc = new float[threads][];
             slot = new int[threads][];
             for (int i = 0; i < threads; i++) {
-                acc[i] = AlignedArrays.floats((long) (MAX_STRIPS + 1) * Fp8PanelKernels.SLOT);
+                acc[i] = AlignedArrays.floats((long) (MAX_STRIPS + 1) * SLOT);
                 off[i] = new long[MAX_STRIPS + PAD];
                 soff[i] = new long[MAX_STRIPS + PAD];
                 sc[i] = new float[MAX_STRIPS + PAD];
@@ -415,7 +417,7 @@ public final class FastKernels implements Kernels {
                 int c1 = Math.min(k1, c0 + chunkStrips);
                 for (int t0 = 0, n; t0 < tokens; t0 += n) {
                     n = Math.min(MAX_TILE, tokens - t0);
-                    Arrays.fill(a, ab, ab + (c1 - c0 + 1) * Fp8PanelKernels.SLOT, 0f);
+                    Arrays.fill(a, ab, ab + (c1 - c0 + 1) * SLOT, 0f);
                     int xt = AlignedArrays.FLOAT_SKIP + t0 * xs;
                     if (w8 != null) {
                         Fp8PanelKernels.chunk(w8.data(), w8.scale(), cols, w8.scaleCols(), c0, c1, n, xf, xt, xs, a,
@@ -427,7 +429,7 @@ public final class FastKernels implements Kernels {
                     for (int k = c0; k < c1; k++) {
                         int r0 = Math.max(rowStart, k * L);
                         int r1 = Math.min(rowEnd, k * L + L);
-                        int sa = ab + (k - c0) * Fp8PanelKernels.SLOT - k * L;
+                        int sa = ab + (k - c0) * SLOT - k * L;
                         for (int t = 0; t < n; t++) {
                             int yb = yOff + (t0 + t) * yStride - rowStart;
                             int ta = sa + t * L;
@@ -521,8 +523,8 @@ public final class FastKernels implements Kernels {
     }
 
     /**
-     * Copies (quantising if asked) every token row into xbuf in kernel order and returns the padded column count
-     * (a multiple of the group G = 8 * {@code lanes}).
+     * Copies every token row into the activation buffer in the BF16 and float64 kernels' order and returns the
+     * padded column count (a multiple of the group G = 8 * {@code lanes}).
      *
      * <p>Layout: tokens are grouped in tiles of up to {@link #MAX_TILE} as the kernels consume them; a tile of T
      * tokens starting at token t0 occupies colsP * T elements (floats, or doubles if {@code wide}) at skip + colsP * t0,
