@@ -34,8 +34,14 @@ public final class Checkpoint implements AutoCloseable {
     private final long copiedBytes;
     /** Owns the memory handed out by {@link #allocate}. */
     private final Arena derivedArena = Arena.ofShared();
+    /**
+     * The kind {@link #allocate} hands out: the one asked for at open, even when nothing was copied (an expert
+     * worker's tensors are all repacked, none copied, and its experts belong in huge pages all the same).
+     */
+    private WeightMemory derivedMemory = WeightMemory.MAPPED;
     private MemorySegment slab = MemorySegment.NULL;
     private long slabUsed;
+    private long derivedBytes;
 
     private Checkpoint(Path dir, List<SafetensorsFile> files, Map<String, TensorInfo> tensors, Arena copyArena,
                        long copiedBytes) {
@@ -67,12 +73,15 @@ public final class Checkpoint implements AutoCloseable {
         if (memory != WeightMemory.HUGE_PAGES) {
             return mapped;
         }
+        Checkpoint ck;
         try {
-            return mapped.copyToHugePages(wanted);
+            ck = mapped.copyToHugePages(wanted);
         } catch (RuntimeException e) {
             mapped.close();
             throw e;
         }
+        ck.derivedMemory = WeightMemory.HUGE_PAGES;
+        return ck;
     }
 
     /** Tensors start on this boundary in the copy: a cache line, like the 64-byte aligned kernel buffers. */
@@ -133,9 +142,9 @@ public final class Checkpoint implements AutoCloseable {
     private static final long SLAB_BYTES = 32L << 20;
 
     /**
-     * {@code bytes} of zeroed memory, 64-byte aligned, of this checkpoint's kind ({@link #memory()}), for weights
-     * derived from its tensors (a repacked layout); freed when the checkpoint closes. Carved from slabs of at least
-     * 32 MiB, so that many small matrices do not each take a huge page of their own.
+     * {@code bytes} of zeroed memory, 64-byte aligned, of the kind asked for at open (huge pages where they can be
+     * had), for weights derived from its tensors (a repacked layout); freed when the checkpoint closes. Carved from
+     * slabs of at least 32 MiB, so that many small matrices do not each take a huge page of their own.
      */
     public synchronized MemorySegment allocate(long bytes) {
         if (bytes <= 0) {
@@ -143,10 +152,11 @@ public final class Checkpoint implements AutoCloseable {
         }
         long at = align(slabUsed);
         if (at + bytes > slab.byteSize()) {
-            slab = memory().allocate(Math.max(bytes, SLAB_BYTES), derivedArena);
+            slab = derivedMemory.allocate(Math.max(bytes, SLAB_BYTES), derivedArena);
             at = 0;
         }
         slabUsed = at + bytes;
+        derivedBytes += bytes;
         return slab.asSlice(at, bytes);
     }
 
@@ -270,12 +280,20 @@ public final class Checkpoint implements AutoCloseable {
         return copiedBytes;
     }
 
+    /** Bytes handed out by {@link #allocate} so far (weights repacked at load). */
+    public synchronized long derivedBytes() {
+        return derivedBytes;
+    }
+
     /** One line for a process's start-up log: where its weights are. */
     public String memoryDescription() {
-        return copyArena != null
+        String base = copyArena != null
                 ? String.format(Locale.ROOT, "weights in huge pages (%.1f MB copied from the checkpoint)",
                         copiedBytes / 1e6)
                 : "weights memory-mapped from the checkpoint files";
+        long repacked = derivedBytes();
+        return repacked == 0 ? base : String.format(Locale.ROOT, "%s, %.1f MB of FP8/FP4 weights repacked into %s",
+                base, repacked / 1e6, derivedMemory == WeightMemory.HUGE_PAGES ? "huge pages" : "ordinary memory");
     }
 
     @Override

@@ -99,6 +99,6 @@ public record Fp4Matrix(String name, int rows, int cols, MemorySegment data, Mem
             MemorySegment.copy(out, 0, pc, ValueLayout.JAVA_BYTE, (long) r0 * rowBytes, out.length);
             MemorySegment.copy(outS, 0, ps, ValueLayout.JAVA_BYTE, (long) r0 * blocks, outS.length);
         }
-        return new Fp4Matrix(name, rows, cols, pc, ps, true);
+        return new Fp4Matrix(name, rows, cols, pc.asReadOnly(), ps.asReadOnly(), true);
     }
 }

@@ -82,6 +82,6 @@ public record Fp8Matrix(String name, int rows, int cols, MemorySegment data, Mem
             }
             MemorySegment.copy(panel, 0, p, ValueLayout.JAVA_BYTE, (long) r0 * cols, panel.length);
         }
-        return new Fp8Matrix(name, rows, cols, p.asSlice(0, bytes), ps, true);
+        return new Fp8Matrix(name, rows, cols, p.asSlice(0, bytes).asReadOnly(), ps.asReadOnly(), true);
     }
 }

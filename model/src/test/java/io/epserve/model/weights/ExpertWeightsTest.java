@@ -133,6 +133,25 @@ class ExpertWeightsTest {
         }
     }
 
+    /**
+     * An expert worker's tensors are all repacked and none copied; its experts still go to the memory kind it asked
+     * for (huge pages), not to ordinary pages because the copy was empty; mapped stays mapped.
+     */
+    @Test
+    void expertsAreRepackedIntoTheMemoryAskedForEvenWithNothingCopied() {
+        ModelConfig c = ModelConfig.load(tiny);
+        try (ExpertWeights ew = ExpertWeights.open(tiny, c, L1_E03, WeightMemory.HUGE_PAGES)) {
+            Checkpoint ck = ew.checkpoint();
+            assertEquals(0, ck.copiedBytes(), "expert tensors are repacked, not copied");
+            assertTrue(ck.derivedBytes() >= ew.expertBytes(), ck.derivedBytes() + " < " + ew.expertBytes());
+            assertTrue(ck.memoryDescription().contains("repacked into huge pages"), ck.memoryDescription());
+        }
+        try (ExpertWeights ew = ExpertWeights.open(tiny, c, L1_E03, WeightMemory.MAPPED)) {
+            String d = ew.checkpoint().memoryDescription();
+            assertTrue(d.contains("memory-mapped") && d.contains("repacked into ordinary memory"), d);
+        }
+    }
+
     @Test
     void bindsTheMtpBlockAsLayerNLayers() {
         ModelConfig c = ModelConfig.load(tiny);
