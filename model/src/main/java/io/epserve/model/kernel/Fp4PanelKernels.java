@@ -59,11 +59,6 @@ final class Fp4PanelKernels {
     static final int PANEL_BYTES = 16 << 10;
     static final int PANEL_BYTES_ONE_TOKEN = 32 << 10;
 
-    /** Strips (L rows each) covering rows [0, rows) in panels. */
-    static int strips(int rows) {
-        return (rows + Fp4Matrix.PANEL - 1) / Fp4Matrix.PANEL * (Fp4Matrix.PANEL / L);
-    }
-
     /**
      * Strips [k0, k1) of w against tokens [0, n) of the tile whose token t, column c is x[xt + t * xs + c]; strip
      * k0 + j accumulates token t in a[ab + j * SLOT + t * L ..]. off, soff and slot are scratch of at least

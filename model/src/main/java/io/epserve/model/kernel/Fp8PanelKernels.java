@@ -58,11 +58,6 @@ final class Fp8PanelKernels {
     /** Accumulator slots per strip: one vector per token of a tile of up to 16. */
     static final int SLOT = FastKernels.MAX_TILE * L;
 
-    /** Strips (L rows each) covering rows [0, rows) in panels. */
-    static int strips(int rows) {
-        return (rows + Fp8Matrix.PANEL - 1) / Fp8Matrix.PANEL * (Fp8Matrix.PANEL / L);
-    }
-
     /** Byte offset of strip k's first column in the panelled codes. */
     static long stripOffset(int k, int cols) {
         int row = k * L;

@@ -77,26 +77,30 @@ public record Fp4Matrix(String name, int rows, int cols, MemorySegment data, Mem
         MemorySegment pc = p.asSlice(0, codeBytes);
         MemorySegment ps = p.asSlice(codeBytes, scaleBytes);
         int rowBytes = cols / 2;
+        int groups = cols / 8; // one int (8 codes) per row and group
         int blocks = cols / BLOCK;
-        byte[] in = new byte[PANEL * rowBytes];
+        // an int per row and 8-column group: the move is a transpose of ints, in whichever byte order both sides use
+        int[] in = new int[PANEL * groups];
         byte[] inS = new byte[PANEL * blocks];
-        byte[] out = new byte[PANEL * rowBytes];
+        int[] out = new int[PANEL * groups];
         byte[] outS = new byte[PANEL * blocks];
         for (int r0 = 0; r0 < rows; r0 += PANEL) {
             int h = Math.min(PANEL, rows - r0);
-            java.util.Arrays.fill(out, (byte) 0);
+            java.util.Arrays.fill(out, 0);
             java.util.Arrays.fill(outS, (byte) 0);
-            MemorySegment.copy(data, ValueLayout.JAVA_BYTE, (long) r0 * rowBytes, in, 0, h * rowBytes);
+            MemorySegment.copy(data, ValueLayout.JAVA_INT_UNALIGNED, (long) r0 * rowBytes, in, 0, h * groups);
             MemorySegment.copy(scale, ValueLayout.JAVA_BYTE, (long) r0 * blocks, inS, 0, h * blocks);
-            for (int i = 0; i < h; i++) {
-                for (int g = 0; g < cols / 8; g++) {
-                    System.arraycopy(in, i * rowBytes + 4 * g, out, 64 * g + 4 * i, 4);
+            for (int g = 0; g < groups; g++) {
+                for (int i = 0; i < h; i++) {
+                    out[PANEL * g + i] = in[i * groups + g];
                 }
-                for (int k = 0; k < blocks; k++) {
+            }
+            for (int k = 0; k < blocks; k++) {
+                for (int i = 0; i < h; i++) {
                     outS[PANEL * k + i] = inS[i * blocks + k];
                 }
             }
-            MemorySegment.copy(out, 0, pc, ValueLayout.JAVA_BYTE, (long) r0 * rowBytes, out.length);
+            MemorySegment.copy(out, 0, pc, ValueLayout.JAVA_INT_UNALIGNED, (long) r0 * rowBytes, out.length);
             MemorySegment.copy(outS, 0, ps, ValueLayout.JAVA_BYTE, (long) r0 * blocks, outS.length);
         }
         return new Fp4Matrix(name, rows, cols, pc.asReadOnly(), ps.asReadOnly(), true);
