@@ -121,13 +121,15 @@ public final class BenchClusterCommand implements Callable<Integer> {
     boolean ipc;
 
     @Option(names = "--idle", description = "How the workers wait: backoff, busy-spin, yielding, sleeping or noop."
-            + " Default: busy-spin with --pin (each worker has its CPU to itself, and a CPU that is allowed to halt"
-            + " between layers computed 1.5-3x slower after waking on a VM), else backoff.")
+            + " Default: yielding with --pin (the CPU never halts, since a CPU that was allowed to halt between"
+            + " layers computed 1.5-3x slower after waking on a VM, yet the worker's media driver thread, which"
+            + " shares that CPU, gets it whenever it has a message to move; busy-spin made it wait for the"
+            + " scheduler's tick), else backoff.")
     String idle;
 
-    /** --idle, or its default: busy-spin with --pin, else backoff. */
+    /** --idle, or its default: yielding with --pin, else backoff. */
     private String idleStrategy() {
-        return idle != null ? idle : pin ? "busy-spin" : "backoff";
+        return idle != null ? idle : pin ? "yielding" : "backoff";
     }
 
     @Option(names = "--compare-local", description = "Also run the single-process engine on the same batch and print the ratio.")
