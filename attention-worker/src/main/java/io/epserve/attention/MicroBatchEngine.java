@@ -244,8 +244,8 @@ final class MicroBatchEngine implements StepEngine {
     /**
      * No micro-batch can move: polls the inbox once, checks the deadlines and idles if nothing came. The exposed wait
      * is counted from the first such call to the start of the loop round in which a micro-batch moves again
-     * ({@link #endWait}), so the loop's own checks between the calls are in it too: timed call by call, a pinned
-     * worker whose busy-spinning thread was preempted between the calls left ~15 % of the step out of every figure.
+     * ({@link #endWait}), so the loop's own checks between the calls are in it too: timed call by call, with
+     * busy-spinning pinned workers ~15 % of the step (m = 1) was in no figure at all.
      */
     private void awaitWork(long[] steps, int m, boolean[] waiting) {
         long a = System.nanoTime();
