@@ -104,7 +104,9 @@ public final class AttentionWorkerFlags {
     long drainTimeoutMs;
 
     @Option(names = "--idle", defaultValue = "backoff",
-            description = "How the engine thread waits for combines: backoff, busy-spin, yielding, sleeping or noop. Default: ${DEFAULT-VALUE}.")
+            description = "How the engine thread waits for combines: backoff, busy-spin, yielding, sleeping or noop."
+                    + " On a CPU of its own, yielding: the CPU never halts and the embedded media driver, which"
+                    + " shares it, still runs as soon as it wakes (busy-spin starves it). Default: ${DEFAULT-VALUE}.")
     String idle;
 
     @Mixin

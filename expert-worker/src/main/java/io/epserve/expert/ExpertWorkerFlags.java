@@ -62,7 +62,9 @@ public final class ExpertWorkerFlags {
     int workerId;
 
     @Option(names = "--idle", defaultValue = "backoff",
-            description = "Agent idle strategy: backoff, busy-spin, yielding, sleeping or noop. Default: ${DEFAULT-VALUE}.")
+            description = "Agent idle strategy: backoff, busy-spin, yielding, sleeping or noop. On a CPU of its own,"
+                    + " yielding: the CPU never halts and the embedded media driver, which shares it, still runs as"
+                    + " soon as it wakes (busy-spin starves it). Default: ${DEFAULT-VALUE}.")
     String idle;
 
     @Option(names = "--dispatch-stream", defaultValue = "1001", paramLabel = "ID",
