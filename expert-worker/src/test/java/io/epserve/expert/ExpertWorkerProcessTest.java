@@ -1,6 +1,7 @@
 package io.epserve.expert;
 
 import io.epserve.cluster.Fingerprint;
+import io.epserve.cluster.TerminationSignals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -23,9 +24,8 @@ import org.junit.jupiter.api.Test;
 class ExpertWorkerProcessTest {
     private static final Pattern AERON_DIR = Pattern.compile("aeron dir (\\S+) \\(embedded driver\\)");
 
-    @Test
-    void servesADispatchThenExitsZeroOnSigtermAndRemovesItsAeronDir() throws Exception {
-        int port = Channels.freeLoopbackPort();
+    /** The worker's command line: this JVM's flags and class path, experts 0-3 of tiny on 127.0.0.1:port. */
+    private static List<String> command(int port) {
         List<String> command = new ArrayList<>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         String flags = System.getProperty("epserve.jvm.flags", "");
@@ -35,8 +35,15 @@ class ExpertWorkerProcessTest {
         command.addAll(List.of("-Xmx512m", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
                 ExpertWorkerMain.class.getName(), "--model", Tiny.dir().toString(), "--experts", "0-3",
                 "--listen", "127.0.0.1:" + port, "--kernels", "exact", "--threads", "1", "--worker-id", "3"));
+        return command;
+    }
+
+    @Test
+    void servesADispatchThenExitsZeroOnSigtermAndRemovesItsAeronDir() throws Exception {
+        int port = Channels.freeLoopbackPort();
         Path log = Files.createTempFile("expert-worker-", ".log");
-        Process child = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        Process child = new ProcessBuilder(command(port)).redirectErrorStream(true).redirectOutput(log.toFile())
+                .start();
         Path aeronDir = null;
         try {
             String ready = awaitLine(log, "expert-worker 3 ready:", child);
@@ -68,6 +75,48 @@ class ExpertWorkerProcessTest {
             assertFalse(Files.exists(aeronDir), "the worker deleted its Aeron directory " + aeronDir);
             assertTrue(output.stream().anyMatch(l -> l.contains("expert-worker 3: stopped")), String.join("\n", output));
         } finally {
+            if (child.isAlive()) {
+                child.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
+            }
+            Files.deleteIfExists(log);
+            if (aeronDir != null && Files.exists(aeronDir)) {
+                IoUtil.delete(aeronDir.toFile(), true);
+            }
+        }
+    }
+
+    /**
+     * Started by a local cluster, the worker names its parent in EPSERVE_PARENT_PID; a parent killed with SIGKILL
+     * runs no shutdown hook, so the worker must see it gone and stop by itself, as on SIGTERM. The parent here is a
+     * real process of its own (sleep), killed outright.
+     */
+    @Test
+    void stopsCleanlyWhenTheParentNamedInTheEnvironmentIsGone() throws Exception {
+        Process parent = new ProcessBuilder("sleep", "120").start();
+        Path log = Files.createTempFile("expert-worker-", ".log");
+        ProcessBuilder pb = new ProcessBuilder(command(Channels.freeLoopbackPort())).redirectErrorStream(true)
+                .redirectOutput(log.toFile());
+        pb.environment().put(TerminationSignals.PARENT_PID_ENV, String.valueOf(parent.pid()));
+        Process child = pb.start();
+        Path aeronDir = null;
+        try {
+            String ready = awaitLine(log, "expert-worker 3 ready:", child);
+            Matcher m = AERON_DIR.matcher(ready);
+            assertTrue(m.find(), ready);
+            aeronDir = Path.of(m.group(1));
+            Thread.sleep(1_000);
+            assertTrue(child.isAlive(), "the worker serves while its parent lives");
+
+            parent.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
+            assertTrue(child.waitFor(15, TimeUnit.SECONDS), "the worker stops within 15 s of its parent's death");
+            List<String> output = Files.readAllLines(log);
+            assertEquals(0, child.exitValue(), String.join("\n", output));
+            assertTrue(output.stream().anyMatch(l -> l.contains("parent process " + parent.pid() + " is gone")),
+                    String.join("\n", output));
+            assertTrue(output.stream().anyMatch(l -> l.contains("expert-worker 3: stopped")), String.join("\n", output));
+            assertFalse(Files.exists(aeronDir), "the worker deleted its Aeron directory " + aeronDir);
+        } finally {
+            parent.destroyForcibly();
             if (child.isAlive()) {
                 child.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
             }

@@ -1,5 +1,6 @@
 package io.epserve.cli.cluster;
 
+import io.epserve.cluster.TerminationSignals;
 import io.epserve.model.config.ModelConfig;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
@@ -190,6 +191,14 @@ public final class LocalCluster implements AutoCloseable {
     private int clusterPort;
     private Path logs;
 
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+    /**
+     * Stops the workers when this JVM ends without {@link #close()} (SIGTERM or Ctrl-C of a command that does not
+     * take the signals over itself, an uncaught error): they would outlive it otherwise. A SIGKILL runs no hook;
+     * the workers then see their parent gone ({@link TerminationSignals#PARENT_PID_ENV}).
+     */
+    private final Thread shutdownHook = new Thread(this::close, "epserve-local-cluster-stop");
+
     private LocalCluster(Options o) {
         this.o = o;
     }
@@ -342,6 +351,7 @@ public final class LocalCluster implements AutoCloseable {
         }
         LocalCluster cl = new LocalCluster(o);
         cl.logs = logs;
+        Runtime.getRuntime().addShutdownHook(cl.shutdownHook);
         try {
             if (o.ipc) {
                 cl.startIpc(logs);
@@ -531,7 +541,9 @@ public final class LocalCluster implements AutoCloseable {
             cmd.addAll(List.of("--metrics-port", "0"));
         }
         Path log = logs.resolve(role + "-" + id + ".log");
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+        pb.environment().put(TerminationSignals.PARENT_PID_ENV, String.valueOf(ProcessHandle.current().pid()));
+        Process p = pb.start();
         Worker w = new Worker(role, id, p, log, endpoint, cmd);
         Thread pump = new Thread(() -> pump(w, p.getInputStream()), "epserve-log-" + role + "-" + id);
         pump.setDaemon(true);
@@ -631,9 +643,22 @@ public final class LocalCluster implements AutoCloseable {
         }
     }
 
-    /** SIGTERM to every process (attention workers first), SIGKILL to those still running after 20 s. */
+    /**
+     * SIGTERM to every process (attention workers first), SIGKILL to those still running after 20 s. Idempotent; also
+     * run by a shutdown hook if this JVM ends first.
+     */
     @Override
     public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
+        if (Thread.currentThread() != shutdownHook) {
+            try {
+                Runtime.getRuntime().removeShutdownHook(shutdownHook);
+            } catch (IllegalStateException shuttingDown) {
+                // the hook runs or has run: this close is the only one that does anything
+            }
+        }
         for (ManagedChannel ch : channels) {
             ch.shutdownNow();
         }
