@@ -198,6 +198,7 @@ public final class LocalCluster implements AutoCloseable {
      * the workers then see their parent gone ({@link TerminationSignals#PARENT_PID_ENV}).
      */
     private final Thread shutdownHook = new Thread(this::close, "epserve-local-cluster-stop");
+    private static volatile boolean closedByShutdown;
 
     private LocalCluster(Options o) {
         this.o = o;
@@ -644,6 +645,14 @@ public final class LocalCluster implements AutoCloseable {
     }
 
     /**
+     * Whether a cluster of this JVM was closed by its shutdown hook: a request that then fails failed because this
+     * process is stopping (a signal), not because a worker did.
+     */
+    public static boolean closedByShutdown() {
+        return closedByShutdown;
+    }
+
+    /**
      * SIGTERM to every process (attention workers first), SIGKILL to those still running after 20 s. Idempotent; also
      * run by a shutdown hook if this JVM ends first.
      */
@@ -652,7 +661,9 @@ public final class LocalCluster implements AutoCloseable {
         if (!closed.compareAndSet(false, true)) {
             return;
         }
-        if (Thread.currentThread() != shutdownHook) {
+        if (Thread.currentThread() == shutdownHook) {
+            closedByShutdown = true;
+        } else {
             try {
                 Runtime.getRuntime().removeShutdownHook(shutdownHook);
             } catch (IllegalStateException shuttingDown) {

@@ -270,6 +270,10 @@ public final class BenchClusterCommand implements Callable<Integer> {
                 }
             }
         } catch (StatusRuntimeException e) {
+            if (LocalCluster.closedByShutdown()) {
+                System.err.println("epserve bench-cluster: stopped (this process is shutting down; its cluster was closed)");
+                return 1;
+            }
             System.err.println("epserve bench-cluster: the attention worker failed: " + e.getStatus());
             return 1;
         } catch (IllegalStateException e) {

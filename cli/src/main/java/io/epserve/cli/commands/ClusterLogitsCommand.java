@@ -113,6 +113,10 @@ public final class ClusterLogitsCommand implements Callable<Integer> {
                     tokens.length, vocab, mode, kernels, expertWorkers, microBatches, microBatches == 1 ? "" : "es", out);
             return 0;
         } catch (StatusRuntimeException e) {
+            if (LocalCluster.closedByShutdown()) {
+                System.err.println("epserve cluster-logits: stopped (this process is shutting down; its cluster was closed)");
+                return 1;
+            }
             System.err.println("epserve cluster-logits: the attention worker failed: " + e.getStatus());
             return 1;
         } catch (IllegalStateException e) {
