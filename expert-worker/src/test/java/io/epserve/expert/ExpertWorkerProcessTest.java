@@ -47,9 +47,7 @@ class ExpertWorkerProcessTest {
         Path aeronDir = null;
         try {
             String ready = awaitLine(log, "expert-worker 3 ready:", child);
-            Matcher m = AERON_DIR.matcher(ready);
-            assertTrue(m.find(), ready);
-            aeronDir = Path.of(m.group(1));
+            aeronDir = aeronDir(ready);
             assertTrue(Files.isDirectory(aeronDir), aeronDir + " exists while serving");
             assertTrue(ready.contains("pid " + child.pid()), ready);
 
@@ -100,10 +98,7 @@ class ExpertWorkerProcessTest {
         Process child = pb.start();
         Path aeronDir = null;
         try {
-            String ready = awaitLine(log, "expert-worker 3 ready:", child);
-            Matcher m = AERON_DIR.matcher(ready);
-            assertTrue(m.find(), ready);
-            aeronDir = Path.of(m.group(1));
+            aeronDir = aeronDir(awaitLine(log, "expert-worker 3 ready:", child));
             Thread.sleep(1_000);
             assertTrue(child.isAlive(), "the worker serves while its parent lives");
 
@@ -125,6 +120,13 @@ class ExpertWorkerProcessTest {
                 IoUtil.delete(aeronDir.toFile(), true);
             }
         }
+    }
+
+    /** The embedded driver's directory named in the worker's ready line. */
+    private static Path aeronDir(String ready) {
+        Matcher m = AERON_DIR.matcher(ready);
+        assertTrue(m.find(), ready);
+        return Path.of(m.group(1));
     }
 
     private static String awaitLine(Path log, String prefix, Process child) throws Exception {

@@ -21,6 +21,7 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -191,7 +192,7 @@ public final class LocalCluster implements AutoCloseable {
     private int clusterPort;
     private Path logs;
 
-    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+    private final AtomicBoolean closed = new AtomicBoolean();
     /**
      * Stops the workers when this JVM ends without {@link #close()} (SIGTERM or Ctrl-C of a command that does not
      * take the signals over itself, an uncaught error): they would outlive it otherwise. A SIGKILL runs no hook;
