@@ -66,6 +66,21 @@ class MetricsEndpointTest {
     }
 
     /** What the router must report after {@link #workload} plus one bad Generate and one Tokenize. */
+    /**
+     * The router's scrape once its gauge of requests waiting at the worker (the worker's Status as the router last
+     * polled it, every Router.POLL_MS) has caught up with the finished workload: a poll made while the workload ran
+     * may still say 1 (seen in CI). At most 10 s; assertRouter then checks the gauge like every other figure.
+     */
+    static MetricsScrape settledRouterScrape(int routerPort, String worker) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        MetricsScrape s = MetricsScrape.fetch("127.0.0.1", routerPort);
+        while (s.value(Metrics.ROUTER_WORKER_WAITING, "worker", worker) != 0 && System.nanoTime() < deadline) {
+            Thread.sleep(50);
+            s = MetricsScrape.fetch("127.0.0.1", routerPort);
+        }
+        return s;
+    }
+
     static void assertRouter(MetricsScrape s, long[] w, String worker) {
         int n = PROMPTS.length;
         assertEquals(n, s.value(Metrics.ROUTER_REQUESTS, "rpc", "Generate", "code", "OK"));
@@ -164,7 +179,8 @@ class MetricsEndpointTest {
             assertEquals(Status.Code.INVALID_ARGUMENT, bad.status().getCode());
             InferenceGrpc.newBlockingStub(ch).tokenize(TokenizeRequest.newBuilder().setText("hello").build());
 
-            assertRouter(MetricsScrape.fetch("127.0.0.1", routerPort), w, "127.0.0.1:" + aw.grpcPort());
+            String target = "127.0.0.1:" + aw.grpcPort();
+            assertRouter(settledRouterScrape(routerPort, target), w, target);
 
             MetricsScrape a = MetricsScrape.fetch("127.0.0.1", aw.metricsPort());
             assertAttentionSteps(a, w);
@@ -290,7 +306,8 @@ class MetricsEndpointTest {
                         SamplingParams.newBuilder().setMaxTokens(0).build()));
                 assertEquals(Status.Code.INVALID_ARGUMENT, bad.status().getCode());
                 InferenceGrpc.newBlockingStub(ch).tokenize(TokenizeRequest.newBuilder().setText("hello").build());
-                assertRouter(MetricsScrape.fetch("127.0.0.1", routerPort), w, "127.0.0.1:" + worker.port());
+                String target = "127.0.0.1:" + worker.port();
+                assertRouter(settledRouterScrape(routerPort, target), w, target);
                 worker.metrics().placementEpoch(7);
                 MetricsScrape a = MetricsScrape.fetch("127.0.0.1", workerPort);
                 assertEquals(7, a.value(Metrics.ATTENTION_PLACEMENT_EPOCH));
