@@ -106,6 +106,8 @@ class ContainerClusterIT {
                 var admin = AdminGrpc.newBlockingStub(ch);
                 ElasticClusterIT.waitFor("a placement over expert workers 1 and 2", 60_000,
                         () -> placementOver(admin, "[1, 2]"));
+                // The router learns of the attention worker apart from the placement, and says UNAVAILABLE until then.
+                ElasticClusterIT.awaitReadyAttentionWorkers(admin, 1);
                 List<GenerateRequest> reqs = ElasticClusterIT.requests(24);
                 List<List<Integer>> reference = ElasticClusterIT.awaitAll(ElasticClusterIT.startAll(ch, reqs));
 

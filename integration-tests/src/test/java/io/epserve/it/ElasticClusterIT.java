@@ -145,6 +145,20 @@ class ElasticClusterIT {
         });
     }
 
+    /** Until the router counts {@code n} attention workers as ready: before that it answers UNAVAILABLE, as it
+     *  should, and the router learns of them through Hazelcast independently of the placement. */
+    static void awaitReadyAttentionWorkers(AdminGrpc.AdminBlockingStub admin, int n) throws InterruptedException {
+        waitFor(n + " attention worker(s) ready at the router", 60_000, () -> {
+            try {
+                return admin.withDeadlineAfter(5, TimeUnit.SECONDS).status(StatusRequest.getDefaultInstance())
+                        .getMembersList().stream().filter(m -> m.getRole().equals("attention-worker")
+                                && m.getState().equals("ready")).count() == n;
+            } catch (StatusRuntimeException e) {
+                return false;
+            }
+        });
+    }
+
     static void waitFor(String what, long timeoutMs, BooleanSupplier cond) throws InterruptedException {
         long until = System.currentTimeMillis() + timeoutMs;
         while (!cond.getAsBoolean()) {
@@ -306,14 +320,7 @@ class ElasticClusterIT {
             ManagedChannel ch2 = ManagedChannelBuilder.forAddress("127.0.0.1", router.grpcPort()).usePlaintext()
                     .build();
             try {
-                waitFor("the new router to see the attention worker", 30_000, () -> {
-                    try {
-                        return admin(ch2).status(StatusRequest.getDefaultInstance()).getMembersList().stream()
-                                .anyMatch(m -> m.getRole().equals("attention-worker") && m.getState().equals("ready"));
-                    } catch (StatusRuntimeException e) {
-                        return false;
-                    }
-                });
+                awaitReadyAttentionWorkers(admin(ch2), 1);
                 assertEquals(reference.subList(0, 2), awaitAll(startAll(ch2, reqs.subList(0, 2))));
             } finally {
                 ch2.shutdownNow();
@@ -371,9 +378,7 @@ class ElasticClusterIT {
                 .attentionWorkers(2).microBatches(2).router(0))) {
             Channel ch = cluster.routerChannel();
             var admin = AdminGrpc.newBlockingStub(ch);
-            waitFor("both attention workers ready at the router", 60_000, () -> admin.status(
-                    StatusRequest.getDefaultInstance()).getMembersList().stream().filter(m ->
-                    m.getRole().equals("attention-worker") && m.getState().equals("ready")).count() == 2);
+            awaitReadyAttentionWorkers(admin, 2);
             List<GenerateRequest> reqs = new ArrayList<>(requests(40));
             reqs.addAll(requests(40));
             List<List<Integer>> reference = awaitAll(startAll(ch, reqs));

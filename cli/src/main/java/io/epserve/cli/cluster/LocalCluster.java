@@ -2,8 +2,11 @@ package io.epserve.cli.cluster;
 
 import io.epserve.cluster.TerminationSignals;
 import io.epserve.model.config.ModelConfig;
+import io.epserve.proto.admin.v1.AdminGrpc;
+import io.epserve.proto.admin.v1.StatusRequest;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
+import io.grpc.StatusRuntimeException;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
@@ -326,7 +329,52 @@ public final class LocalCluster implements AutoCloseable {
         }
         router = launch("router", 0, "", args, logs, 0);
         awaitPort(router, ROUTER_PORT);
+        if (clusterName != null) {
+            awaitRouterSeesAttentionWorkers();
+        }
         return router;
+    }
+
+    /**
+     * A clustered router learns of the attention workers through Hazelcast, after its own ready line, and answers
+     * UNAVAILABLE until it has one: the cluster is ready for its users only when the router counts every live
+     * attention worker as ready.
+     */
+    private void awaitRouterSeesAttentionWorkers() {
+        long live = attention.stream().filter(w -> w.process.isAlive()).count();
+        ManagedChannel ch = ManagedChannelBuilder.forAddress("127.0.0.1", router.grpcPort).usePlaintext().build();
+        try {
+            var admin = AdminGrpc.newBlockingStub(ch);
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(o.readyTimeoutMs);
+            long seen = -1;
+            while (true) {
+                try {
+                    seen = admin.withDeadlineAfter(5, TimeUnit.SECONDS)
+                            .status(StatusRequest.getDefaultInstance()).getMembersList()
+                            .stream().filter(m -> m.getRole().equals("attention-worker")
+                                    && m.getState().equals("ready")).count();
+                } catch (StatusRuntimeException e) {
+                    // not answering yet: try again until the deadline
+                }
+                if (seen >= live) {
+                    return;
+                }
+                if (!router.process.isAlive()) {
+                    throw new IllegalStateException(router + " exited with code " + router.process.exitValue()
+                            + ":\n" + router.logTail(20));
+                }
+                if (System.nanoTime() > deadline) {
+                    throw new IllegalStateException(router + " saw " + Math.max(seen, 0) + " of " + live
+                            + " attention workers ready within " + o.readyTimeoutMs + " ms:\n" + router.logTail(20));
+                }
+                Thread.sleep(50);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for " + router);
+        } finally {
+            ch.shutdownNow();
+        }
     }
 
     /** Starts the expert workers, waits for them, then the attention workers; throws (after stopping all) on failure. */
