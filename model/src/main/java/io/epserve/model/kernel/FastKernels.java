@@ -326,7 +326,7 @@ public final class FastKernels implements Kernels {
         PanelJob j = panels;
         int cols = w8 != null ? w8.cols() : w4.cols();
         long stripBytes = w8 != null ? (long) L * cols : (long) L * cols / 2;
-        int group = w8 != null ? Fp8PanelKernels.GROUP_STRIPS : Fp4PanelKernels.GROUP_STRIPS;
+        int group = w8 != null ? Fp8PanelKernels.GROUP_STRIPS : Fp4PanelKernels.chunkMultiple(tokens);
         int k0 = rowStart / L;
         int k1 = (rowStart + rowCount + L - 1) / L;
         int strips = k1 - k0;
