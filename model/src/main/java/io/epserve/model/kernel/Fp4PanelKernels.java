@@ -413,7 +413,8 @@ final class Fp4PanelKernels {
     /**
      * Eight strips, one token: 8 chains per code load and broadcast, twice x1's, so a strip of a short row (16 KiB at
      * 2048 columns) restarts its stream half as often per byte. The running sums go through a as in x4 (16 more
-     * registers would spill); each strip's chain is x1's, so the bits are too. Cold 4096x2048 in the probe: +13 %.
+     * registers would spill); each strip's chain is x1's, so the bits are too. Cold 4096x2048, one thread: 1.21-1.31x
+     * x1 (bench/LLAMACPP.md, 2026-12-04).
      */
     static void x1s8(MemorySegment w, MemorySegment s, long[] off, long[] soff, int j0, int b0, int b1, float[] x,
             int xi, float[] a, int[] slot, int tl) {
