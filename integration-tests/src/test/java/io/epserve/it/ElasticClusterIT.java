@@ -148,15 +148,8 @@ class ElasticClusterIT {
     /** Until the router counts {@code n} attention workers as ready: before that it answers UNAVAILABLE, as it
      *  should, and the router learns of them through Hazelcast independently of the placement. */
     static void awaitReadyAttentionWorkers(AdminGrpc.AdminBlockingStub admin, int n) throws InterruptedException {
-        waitFor(n + " attention worker(s) ready at the router", 60_000, () -> {
-            try {
-                return admin.withDeadlineAfter(5, TimeUnit.SECONDS).status(StatusRequest.getDefaultInstance())
-                        .getMembersList().stream().filter(m -> m.getRole().equals("attention-worker")
-                                && m.getState().equals("ready")).count() == n;
-            } catch (StatusRuntimeException e) {
-                return false;
-            }
-        });
+        waitFor(n + " attention worker(s) ready at the router", 60_000,
+                () -> LocalCluster.readyAttentionWorkers(admin) == n);
     }
 
     static void waitFor(String what, long timeoutMs, BooleanSupplier cond) throws InterruptedException {

@@ -346,16 +346,9 @@ public final class LocalCluster implements AutoCloseable {
         try {
             var admin = AdminGrpc.newBlockingStub(ch);
             long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(o.readyTimeoutMs);
-            long seen = -1;
+            long seen;
             while (true) {
-                try {
-                    seen = admin.withDeadlineAfter(5, TimeUnit.SECONDS)
-                            .status(StatusRequest.getDefaultInstance()).getMembersList()
-                            .stream().filter(m -> m.getRole().equals("attention-worker")
-                                    && m.getState().equals("ready")).count();
-                } catch (StatusRuntimeException e) {
-                    // not answering yet: try again until the deadline
-                }
+                seen = readyAttentionWorkers(admin);
                 if (seen >= live) {
                     return;
                 }
@@ -374,6 +367,17 @@ public final class LocalCluster implements AutoCloseable {
             throw new IllegalStateException("interrupted while waiting for " + router);
         } finally {
             ch.shutdownNow();
+        }
+    }
+
+    /** How many attention workers the router behind admin counts as ready; -1 while it does not answer. */
+    public static long readyAttentionWorkers(AdminGrpc.AdminBlockingStub admin) {
+        try {
+            return admin.withDeadlineAfter(5, TimeUnit.SECONDS).status(StatusRequest.getDefaultInstance())
+                    .getMembersList().stream().filter(m -> m.getRole().equals("attention-worker")
+                            && m.getState().equals("ready")).count();
+        } catch (StatusRuntimeException e) {
+            return -1;
         }
     }
 
