@@ -25,6 +25,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.BooleanSupplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -345,26 +346,8 @@ public final class LocalCluster implements AutoCloseable {
         ManagedChannel ch = ManagedChannelBuilder.forAddress("127.0.0.1", router.grpcPort).usePlaintext().build();
         try {
             var admin = AdminGrpc.newBlockingStub(ch);
-            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(o.readyTimeoutMs);
-            long seen;
-            while (true) {
-                seen = readyAttentionWorkers(admin);
-                if (seen >= live) {
-                    return;
-                }
-                if (!router.process.isAlive()) {
-                    throw new IllegalStateException(router + " exited with code " + router.process.exitValue()
-                            + ":\n" + router.logTail(20));
-                }
-                if (System.nanoTime() > deadline) {
-                    throw new IllegalStateException(router + " saw " + Math.max(seen, 0) + " of " + live
-                            + " attention workers ready within " + o.readyTimeoutMs + " ms:\n" + router.logTail(20));
-                }
-                Thread.sleep(50);
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for " + router);
+            awaitWhileAlive(router, "its count of ready attention workers to reach " + live,
+                    () -> readyAttentionWorkers(admin) >= live);
         } finally {
             ch.shutdownNow();
         }
@@ -507,19 +490,8 @@ public final class LocalCluster implements AutoCloseable {
         }
         attention.add(launch("attention-worker", 100, "ipc", aw, logs, 0));
         // The expert worker needs the driver the attention worker starts: wait for its directory to be usable.
-        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(o.readyTimeoutMs);
-        while (!java.nio.file.Files.exists(Path.of(dir, "cnc.dat"))) {
-            if (!attention.get(0).process.isAlive() || System.nanoTime() > deadline) {
-                throw new IllegalStateException(attention.get(0) + " did not start its media driver:\n"
-                        + attention.get(0).logTail(20));
-            }
-            try {
-                Thread.sleep(20);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException("interrupted");
-            }
-        }
+        awaitWhileAlive(attention.get(0), "its media driver (cnc.dat)",
+                () -> java.nio.file.Files.exists(Path.of(dir, "cnc.dat")));
         List<String> ew = new ArrayList<>(List.of("expert-worker", "--model", o.model.toString(), "--experts", "all",
                 "--listen", "ipc", "--external-driver", dir, "--worker-id", "1", "--kernels", o.kernels,
                 "--wave-experts", String.valueOf(o.waveExperts), "--idle", o.idle));
@@ -635,26 +607,31 @@ public final class LocalCluster implements AutoCloseable {
     }
 
     private void awaitReady(Worker w) {
+        awaitWhileAlive(w, "its ready line", () -> w.readyLine != null);
+        Matcher m = METRICS_PORT.matcher(w.readyLine);
+        if (m.find()) {
+            w.metricsPort = Integer.parseInt(m.group(1));
+        }
+    }
+
+    /** Polls done every 20 ms until it holds; fails, with w's log tail, if w exits first or the ready timeout passes. */
+    private void awaitWhileAlive(Worker w, String what, BooleanSupplier done) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(o.readyTimeoutMs);
-        while (w.readyLine == null) {
+        while (!done.getAsBoolean()) {
             if (!w.process.isAlive()) {
                 throw new IllegalStateException(w + " exited with code " + w.process.exitValue()
-                        + " before it was ready:\n" + w.logTail(20));
+                        + " while waiting for " + what + ":\n" + w.logTail(20));
             }
             if (System.nanoTime() > deadline) {
-                throw new IllegalStateException(w + " was not ready within " + o.readyTimeoutMs + " ms:\n"
-                        + w.logTail(20));
+                throw new IllegalStateException(w + ": waited " + o.readyTimeoutMs + " ms for " + what
+                        + ", in vain:\n" + w.logTail(20));
             }
             try {
                 Thread.sleep(20);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                throw new IllegalStateException("interrupted while starting " + w);
+                throw new IllegalStateException("interrupted while waiting for " + what + " of " + w);
             }
-        }
-        Matcher m = METRICS_PORT.matcher(w.readyLine);
-        if (m.find()) {
-            w.metricsPort = Integer.parseInt(m.group(1));
         }
     }
 
