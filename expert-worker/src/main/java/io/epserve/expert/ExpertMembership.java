@@ -8,6 +8,7 @@ import io.epserve.cluster.PlacementTable;
 import io.epserve.cluster.Ticker;
 import io.epserve.model.config.ModelConfig;
 import io.epserve.model.weights.ExpertWeights;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -18,8 +19,9 @@ import java.util.function.Consumer;
 /**
  * An expert worker's part in the control plane. Every 50 ms it reads the placement tables and makes the worker hold
  * what the current and the target table give it — plus what it held before, until every attention worker steps with
- * the current epoch (an attention worker finishing a step under the old table may still send those experts). It
- * reports what it holds, so the coordinator can flip the epoch, and a few gauges for the operator.
+ * the current epoch (an attention worker finishing a step under the old table may still send those experts); the
+ * rule, over reads of the tables that are not one snapshot, is {@link PlacementFollower}'s. It reports what it
+ * holds, so the coordinator can flip the epoch, and a few gauges for the operator.
  *
  * <p>Draining ({@code admin drain} or SIGTERM): it asks the coordinator to move its experts away, and is done once no
  * table gives it anything and every attention worker has switched: then nothing can be sent to it any more.
@@ -33,15 +35,13 @@ final class ExpertMembership implements AutoCloseable {
     private final ClusterNode node;
     private final Consumer<String> log;
     private final int id;
-    private final int layers;
-    private final boolean mtp;
-    private final int experts;
     private final CountDownLatch drained = new CountDownLatch(1);
     private final Ticker ticker;
     private volatile boolean draining;
     private long lastGaugesMs;
-    /** The newest current table read so far (ticker thread only); see {@link #tick}. */
-    private PlacementTable newestCurrent;
+    /** Ticker thread only. */
+    private final PlacementFollower follower;
+    private long[] attentionEpochs = new long[4];
 
     private ExpertMembership(ExpertWorker worker, ControlPlane plane, Consumer<String> log) {
         this.worker = worker;
@@ -50,9 +50,8 @@ final class ExpertMembership implements AutoCloseable {
         this.log = log;
         this.id = worker.workerId();
         ModelConfig c = worker.config();
-        this.layers = ExpertWeights.layerCount(c);
-        this.mtp = c.nMtpLayers() > 0;
-        this.experts = c.nRoutedExperts();
+        this.follower = new PlacementFollower(id, ExpertWeights.layerCount(c), c.nMtpLayers() > 0,
+                c.nRoutedExperts());
         this.ticker = new Ticker("epserve-expert-membership-" + id, TICK_MS, this::tick,
                 p -> log.accept("membership: " + p));
     }
@@ -78,32 +77,22 @@ final class ExpertMembership implements AutoCloseable {
     }
 
     private void tick() {
-        // Epochs only grow. A read that goes back (seen once in CI, right after an expert worker was killed: epoch 1
-        // read again after epoch 2, which made this worker drop experts that attention workers stepping with epoch 2
-        // still sent it) is not the placement: keep the newest table seen.
-        PlacementTable read = node.current();
-        if (read != null && (newestCurrent == null || read.epoch() >= newestCurrent.epoch())) {
-            newestCurrent = read;
-        }
-        PlacementTable current = newestCurrent;
+        // Target first: see PlacementFollower#read.
         PlacementTable target = node.target();
+        follower.read(target, node.current(), System.currentTimeMillis());
+        PlacementTable current = follower.current();
         List<MemberInfo> live = node.liveMembers();
-        boolean allSwitched = true;
+        int attention = 0;
         for (MemberInfo m : live) {
-            if (m.isAttentionWorker() && current != null && m.epoch() < current.epoch()) {
-                allSwitched = false;
+            if (m.isAttentionWorker()) {
+                if (attention == attentionEpochs.length) {
+                    attentionEpochs = Arrays.copyOf(attentionEpochs, attention * 2);
+                }
+                attentionEpochs[attention++] = m.epoch();
             }
         }
-        Placement need = Placement.none(layers, mtp, experts);
-        if (current != null) {
-            need = need.union(current.assignment(id));
-        }
-        if (target != null) {
-            need = need.union(target.assignment(id));
-        }
-        if (!allSwitched) {
-            need = need.union(worker.placement());
-        }
+        boolean allSwitched = follower.allSwitched(attentionEpochs, attention);
+        Placement need = follower.need(worker.placement(), allSwitched);
         if (!need.equals(worker.placement())) {
             worker.hold(need);
         }
@@ -118,21 +107,18 @@ final class ExpertMembership implements AutoCloseable {
             log.accept("draining: the coordinator moves this worker's experts away");
         }
         if (draining && drained.getCount() > 0) {
-            boolean attention = false;
             boolean heir = false;
             for (MemberInfo m : live) {
-                attention |= m.isAttentionWorker();
                 heir |= m.isExpertWorker() && m.id() != id && !m.draining();
             }
-            if ((current == null || !current.contains(id)) && (target == null || !target.contains(id))
-                    && allSwitched) {
+            if (!follower.placed() && (target == null || !target.contains(id)) && allSwitched) {
                 log.accept("drained: no placement uses this worker"
                         + (current == null ? "" : " (epoch " + current.epoch() + ")")
                         + " and every attention worker has switched");
                 drained.countDown();
-            } else if (!attention || !heir) {
+            } else if (attention == 0 || !heir) {
                 // Nothing in flight can be lost: nobody sends to it, or nobody could take its experts anyway.
-                log.accept("drained: " + (!attention ? "no attention worker is left" : "no other expert worker can"
+                log.accept("drained: " + (attention == 0 ? "no attention worker is left" : "no other expert worker can"
                         + " take its experts") + "; stopping with its experts placed");
                 drained.countDown();
             }
