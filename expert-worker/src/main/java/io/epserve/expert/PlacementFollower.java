@@ -11,10 +11,10 @@ import io.epserve.cluster.PlacementTable;
  * gave only once every attention worker steps with the current epoch. The reads are not one snapshot, and that must
  * never make the worker drop what an attention worker may send it:
  * <ul>
- *   <li>The coordinator's flip writes the new current table, then deletes the target: a tick that reads between the
- *       two writes sees the old current and no target. CI caught that (a drain, twice): the worker dropped the experts
- *       the new table had just moved to it while the attention worker switched to that table, and a step failed with
- *       UNKNOWN_EXPERT. So the share of a target seen before stays held until a current table at least as new is
+ *   <li>The coordinator's flip writes the new current table, then deletes the target: a tick that reads the current
+ *       table before the flip and the target after it sees the old current and no target. CI caught that in a drain:
+ *       the worker dropped the experts the new table had just moved to it while the attention worker switched to that
+ *       table, and a step failed with UNKNOWN_EXPERT. So the share of a target seen before stays held until a current table at least as new is
  *       read. No flip can miss it: the coordinator flips only after this worker reported holding the target's share,
  *       which it did after reading that target.</li>
  *   <li>A read may go back (seen in CI right after an expert worker was killed: epoch 1 read after epoch 2): the
@@ -108,6 +108,7 @@ final class PlacementFollower {
 
     /** Whether a table this worker follows still gives it experts. */
     boolean placed() {
-        return newestCurrent != null && newestCurrent.contains(id) || pendingTarget != null && pendingTarget.contains(id);
+        return newestCurrent != null && newestCurrent.contains(id)
+                || pendingTarget != null && pendingTarget.contains(id);
     }
 }
