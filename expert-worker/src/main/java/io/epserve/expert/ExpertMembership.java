@@ -8,7 +8,6 @@ import io.epserve.cluster.PlacementTable;
 import io.epserve.cluster.Ticker;
 import io.epserve.model.config.ModelConfig;
 import io.epserve.model.weights.ExpertWeights;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -41,7 +40,6 @@ final class ExpertMembership implements AutoCloseable {
     private long lastGaugesMs;
     /** Ticker thread only. */
     private final PlacementFollower follower;
-    private long[] attentionEpochs = new long[4];
 
     private ExpertMembership(ExpertWorker worker, ControlPlane plane, Consumer<String> log) {
         this.worker = worker;
@@ -78,20 +76,11 @@ final class ExpertMembership implements AutoCloseable {
 
     private void tick() {
         // Target first: see PlacementFollower#read.
-        PlacementTable target = node.target();
-        follower.read(target, node.current(), System.currentTimeMillis());
+        follower.read(node.target(), node.current(), System.currentTimeMillis());
         PlacementTable current = follower.current();
         List<MemberInfo> live = node.liveMembers();
-        int attention = 0;
-        for (MemberInfo m : live) {
-            if (m.isAttentionWorker()) {
-                if (attention == attentionEpochs.length) {
-                    attentionEpochs = Arrays.copyOf(attentionEpochs, attention * 2);
-                }
-                attentionEpochs[attention++] = m.epoch();
-            }
-        }
-        boolean allSwitched = follower.allSwitched(attentionEpochs, attention);
+        boolean allSwitched = follower.allSwitched(live.stream().filter(MemberInfo::isAttentionWorker)
+                .mapToLong(MemberInfo::epoch).toArray());
         Placement need = follower.need(worker.placement(), allSwitched);
         if (!need.equals(worker.placement())) {
             worker.hold(need);
@@ -107,18 +96,20 @@ final class ExpertMembership implements AutoCloseable {
             log.accept("draining: the coordinator moves this worker's experts away");
         }
         if (draining && drained.getCount() > 0) {
+            boolean attention = false;
             boolean heir = false;
             for (MemberInfo m : live) {
+                attention |= m.isAttentionWorker();
                 heir |= m.isExpertWorker() && m.id() != id && !m.draining();
             }
-            if (!follower.placed() && (target == null || !target.contains(id)) && allSwitched) {
+            if (!follower.placed() && allSwitched) {
                 log.accept("drained: no placement uses this worker"
                         + (current == null ? "" : " (epoch " + current.epoch() + ")")
                         + " and every attention worker has switched");
                 drained.countDown();
-            } else if (attention == 0 || !heir) {
+            } else if (!attention || !heir) {
                 // Nothing in flight can be lost: nobody sends to it, or nobody could take its experts anyway.
-                log.accept("drained: " + (attention == 0 ? "no attention worker is left" : "no other expert worker can"
+                log.accept("drained: " + (!attention ? "no attention worker is left" : "no other expert worker can"
                         + " take its experts") + "; stopping with its experts placed");
                 drained.countDown();
             }

@@ -84,10 +84,10 @@ final class PlacementFollower {
     }
 
     /** Whether every attention worker, given by the epochs it announces, steps with exactly the current epoch. */
-    boolean allSwitched(long[] attentionEpochs, int count) {
+    boolean allSwitched(long... attentionEpochs) {
         long cur = currentEpoch();
-        for (int i = 0; i < count; i++) {
-            if (attentionEpochs[i] != cur) {
+        for (long e : attentionEpochs) {
+            if (e != cur) {
                 return false;
             }
         }

@@ -50,13 +50,13 @@ class PlacementFollowerTest {
         // (current read before the target, or a read that goes back) while the attention worker switches to e2.
         f.read(null, e1, 100);
         assertSame(e2, f.target(), "a target read before stays until a current as new is read");
-        held = f.need(held, f.allSwitched(new long[] {1}, 1));
+        held = f.need(held, f.allSwitched(1));
         assertTrue(held.wants(1, 3), "dropped the expert the new table gives it: " + held);
-        held = f.need(held, f.allSwitched(new long[] {2}, 1));
+        held = f.need(held, f.allSwitched(2));
         assertTrue(held.wants(1, 3), "dropped the expert the new table gives it: " + held);
         f.read(null, e2, 150);
         assertNull(f.target());
-        held = f.need(held, f.allSwitched(new long[] {2}, 1));
+        held = f.need(held, f.allSwitched(2));
         assertEquals(e2.assignment(ME), held);
     }
 
@@ -64,10 +64,10 @@ class PlacementFollowerTest {
     void anAttentionWorkerAheadOfThisWorkersReadsHasNotSwitched() {
         PlacementFollower f = follower();
         f.read(null, table(1, 0, 1), 0);
-        assertTrue(f.allSwitched(new long[] {1, 1}, 2));
-        assertFalse(f.allSwitched(new long[] {1, 2}, 2), "an attention worker on epoch 2 read more than this worker");
-        assertFalse(f.allSwitched(new long[] {0, 1}, 2), "one still on no table");
-        assertTrue(f.allSwitched(new long[] {9}, 0), "no attention worker");
+        assertTrue(f.allSwitched(1, 1));
+        assertFalse(f.allSwitched(1, 2), "an attention worker on epoch 2 read more than this worker");
+        assertFalse(f.allSwitched(0, 1), "one still on no table");
+        assertTrue(f.allSwitched(), "no attention worker");
         Placement held = table(1, 0, 1, 2).assignment(ME);
         assertEquals(held, f.need(held, false), "keeps everything until all switched");
         assertEquals(table(1, 0, 1).assignment(ME), f.need(held, true));
@@ -80,7 +80,7 @@ class PlacementFollowerTest {
         f.read(null, e2, 0);
         f.read(null, table(1, 0), 50);
         assertSame(e2, f.current());
-        assertTrue(f.allSwitched(new long[] {2}, 1));
+        assertTrue(f.allSwitched(2));
         assertEquals(e2.assignment(ME), f.need(table(1, 0).assignment(ME), true));
     }
 
